@@ -1,0 +1,225 @@
+//! The replicated data's vocabulary: node ids, HLC timestamps, operations, WAL entries and
+//! version vectors. Shared by the wire messages, the WAL and replication; owns no behaviour
+//! beyond ordering and small conversions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Largest key accepted from a local write or the wire.
+pub const KEY_BYTES_MAX: usize = 1024;
+/// Largest value accepted from a local write or the wire. One entry therefore always fits in
+/// one WalPush batch (see `message::WAL_PUSH_BYTES_MAX`).
+pub const VALUE_BYTES_MAX: usize = 32 * 1024;
+
+/// A node's 64-bit identity in entries and version vectors.
+///
+/// Derived from the node's unique name with [`NodeId::from_name`] (FNV-1a 64). Names must be
+/// unique in a cluster; two nodes with the same id refuse each other at the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub u64);
+
+impl NodeId {
+    /// The stable id of a node name: FNV-1a 64 over its UTF-8 bytes.
+    #[must_use]
+    pub fn from_name(name: &str) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in name.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Self(hash)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{:016x}", self.0)
+    }
+}
+
+/// A hybrid logical clock timestamp: milliseconds of physical time in the high 48 bits and a
+/// logical counter in the low 16 bits, so plain `u64` order is HLC order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// Bits of the logical counter.
+    pub const LOGICAL_BITS: u32 = 16;
+
+    /// Builds a timestamp from its parts; `physical_ms` is truncated to 48 bits.
+    #[must_use]
+    pub const fn new(physical_ms: u64, logical: u16) -> Self {
+        Self((physical_ms << Self::LOGICAL_BITS) | logical as u64)
+    }
+
+    /// Physical milliseconds.
+    #[must_use]
+    pub const fn physical_ms(self) -> u64 {
+        self.0 >> Self::LOGICAL_BITS
+    }
+
+    /// Logical counter.
+    #[must_use]
+    pub const fn logical(self) -> u16 {
+        (self.0 & 0xffff) as u16
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}.{}", self.physical_ms(), self.logical())
+    }
+}
+
+/// What a write does to its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The new value.
+        value: Bytes,
+    },
+    /// Removes `key` (recorded as a tombstone so it wins over older puts).
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl Operation {
+    /// The key written.
+    #[must_use]
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } => key,
+        }
+    }
+
+    /// The value written, `None` for a delete.
+    #[must_use]
+    pub fn value(&self) -> Option<&Bytes> {
+        match self {
+            Self::Put { value, .. } => Some(value),
+            Self::Delete { .. } => None,
+        }
+    }
+}
+
+/// One replicated write: the unit stored in the WAL and carried by WalPush.
+///
+/// `(origin, sequence)` identifies it; sequences start at 1 and have no gaps per origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WalEntry {
+    /// The node that accepted the write.
+    pub origin: NodeId,
+    /// Position in the origin's own sequence, from 1.
+    pub sequence: u64,
+    /// HLC time of the write at its origin; decides last-writer-wins.
+    pub timestamp: Timestamp,
+    /// The write.
+    pub operation: Operation,
+}
+
+impl WalEntry {
+    /// The total order used by last-writer-wins: timestamp, then origin.
+    #[must_use]
+    pub fn version(&self) -> (Timestamp, NodeId) {
+        (self.timestamp, self.origin)
+    }
+}
+
+/// Per-origin count of contiguous entries held: `vector[o] = n` means entries `1..=n` of
+/// origin `o` are all present. Missing origins count as 0.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct VersionVector(BTreeMap<NodeId, u64>);
+
+impl VersionVector {
+    /// An empty vector.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Entries of `origin` held contiguously from 1.
+    #[must_use]
+    pub fn get(&self, origin: NodeId) -> u64 {
+        self.0.get(&origin).copied().unwrap_or(0)
+    }
+
+    /// Sets the position of `origin`; a zero position is not stored.
+    pub fn set(&mut self, origin: NodeId, position: u64) {
+        if position == 0 {
+            self.0.remove(&origin);
+        } else {
+            self.0.insert(origin, position);
+        }
+    }
+
+    /// Raises the position of `origin` to at least `position`.
+    pub fn raise(&mut self, origin: NodeId, position: u64) {
+        if position > self.get(origin) {
+            self.set(origin, position);
+        }
+    }
+
+    /// `(origin, position)` pairs in ascending origin order, zero positions omitted.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.0.iter().map(|(origin, position)| (*origin, *position))
+    }
+
+    /// Number of origins with a non-zero position.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no origin has a non-zero position.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(NodeId, u64)> for VersionVector {
+    fn from_iter<I: IntoIterator<Item = (NodeId, u64)>>(iter: I) -> Self {
+        let mut vector = Self::new();
+        for (origin, position) in iter {
+            vector.raise(origin, position);
+        }
+        vector
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_is_fnv1a() {
+        // FNV-1a 64 of the empty string is the offset basis; of "a" the published vector.
+        assert_eq!(NodeId::from_name("").0, 0xcbf2_9ce4_8422_2325);
+        assert_eq!(NodeId::from_name("a").0, 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn timestamp_parts() {
+        let timestamp = Timestamp::new(1_700_000_000_000, 7);
+        assert_eq!(timestamp.physical_ms(), 1_700_000_000_000);
+        assert_eq!(timestamp.logical(), 7);
+        assert!(Timestamp::new(5, u16::MAX) < Timestamp::new(6, 0));
+    }
+
+    #[test]
+    fn version_vector_omits_zero() {
+        let mut vector = VersionVector::new();
+        vector.set(NodeId(1), 0);
+        assert!(vector.is_empty());
+        vector.raise(NodeId(1), 3);
+        vector.raise(NodeId(1), 2);
+        assert_eq!(vector.get(NodeId(1)), 3);
+    }
+}

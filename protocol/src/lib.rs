@@ -1,0 +1,21 @@
+//! ferry's protocol as a sans-IO state machine.
+//!
+//! This crate owns the bytes on the wire and the replication logic behind them. It never
+//! opens a socket or a file, spawns a thread, reads a clock or asks the OS for randomness:
+//! time, randomness and I/O completions are inputs, and everything it wants done is an
+//! output the caller drains.
+//!
+//! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod entry;
+pub mod envelope;
+pub mod frame;
+pub mod message;
+pub mod varint;
+
+pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
+pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
+pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
+pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use varint::VarintError;

@@ -1,0 +1,619 @@
+//! Typed messages and their payload encoding.
+//!
+//! Payloads are hand-written: unsigned LEB128 varints for integers, `varint(length) | bytes`
+//! for byte strings, fields in a fixed order, nothing optional, no trailing bytes. That
+//! keeps the format byte-exact across implementations and versions (no serializer's
+//! defaults can drift), canonical (one value, one encoding, so traces hash stably) and
+//! cheap to parse without allocating for keys and values, which share the frame's buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
+use crate::envelope::MessageType;
+use crate::varint::{self, VarintError};
+
+/// Largest encoded WalPush payload a sender builds. Noise caps a transport message at
+/// 65,535 bytes; batches stay under it with room for header and tag.
+pub const WAL_PUSH_BYTES_MAX: usize = 60 * 1024;
+/// Largest number of origins in one version vector message.
+pub const VECTOR_ORIGINS_MAX: usize = 4096;
+/// Largest number of routes in one RouteAnnounce.
+pub const ROUTES_MAX: usize = 4096;
+/// Largest Close reason text.
+pub const CLOSE_REASON_BYTES_MAX: usize = 512;
+/// Largest Noise handshake message (the Noise specification's limit).
+pub const NOISE_MESSAGE_BYTES_MAX: usize = 65_535;
+
+const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + 64 < WAL_PUSH_BYTES_MAX);
+const _: () = assert!(WAL_PUSH_BYTES_MAX < NOISE_MESSAGE_BYTES_MAX - 64);
+
+/// Why a Close was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum CloseCode {
+    /// No reason given.
+    Unspecified = 0,
+    /// No protocol version in common.
+    VersionMismatch = 1,
+    /// The peer's static key is not in the expected set.
+    PeerKeyRejected = 2,
+    /// The peer broke the protocol.
+    ProtocolError = 3,
+    /// The sender is shutting down.
+    Shutdown = 4,
+    /// The sender has no session for this link; the receiver should handshake again.
+    NoSession = 5,
+    /// The peer has the same node id as the sender.
+    DuplicateNodeId = 6,
+}
+
+impl CloseCode {
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Unspecified,
+            1 => Self::VersionMismatch,
+            2 => Self::PeerKeyRejected,
+            3 => Self::ProtocolError,
+            4 => Self::Shutdown,
+            5 => Self::NoSession,
+            6 => Self::DuplicateNodeId,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of a RouteAnnounce: "I reach `target` in `distance` hops".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination node.
+    pub target: NodeId,
+    /// Hops from the announcer; the routing layer's "infinity" marks a withdrawn route.
+    pub distance: u8,
+}
+
+/// The content of a Routed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutedBody {
+    /// Echo request; `token` comes back in the Pong.
+    Ping {
+        /// Correlates the answer.
+        token: u64,
+    },
+    /// Echo answer.
+    Pong {
+        /// The Ping's token.
+        token: u64,
+    },
+}
+
+/// Every message ferry sends, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Noise XX message 1.
+    Hello {
+        /// The raw Noise message.
+        noise: Bytes,
+    },
+    /// Noise XX message 2.
+    HelloAck {
+        /// The raw Noise message.
+        noise: Bytes,
+    },
+    /// Noise XX message 3.
+    HelloFinish {
+        /// The raw Noise message.
+        noise: Bytes,
+    },
+    /// Liveness probe.
+    Ping {
+        /// Echoed by the Pong.
+        token: u64,
+    },
+    /// Answer to a Ping.
+    Pong {
+        /// The Ping's token.
+        token: u64,
+    },
+    /// WAL entries, in the order the sender holds them.
+    WalPush {
+        /// The entries.
+        entries: Vec<WalEntry>,
+    },
+    /// The sender's durable contiguous position per origin.
+    WalAck {
+        /// Durable positions.
+        positions: VersionVector,
+    },
+    /// The sender's version vector; the receiver pushes what lies beyond it.
+    OutboxPull {
+        /// What the sender holds.
+        vector: VersionVector,
+    },
+    /// The sender ends the session or refuses the handshake.
+    Close {
+        /// Machine-readable reason.
+        code: CloseCode,
+        /// Human-readable detail.
+        reason: String,
+    },
+    /// Distance-vector routes.
+    RouteAnnounce {
+        /// Routes, ascending by target.
+        routes: Vec<Route>,
+    },
+    /// A message for a node that may be several hops away.
+    Routed {
+        /// Original sender.
+        source: NodeId,
+        /// Final recipient.
+        target: NodeId,
+        /// Hops it may still take; a relay drops it at 0.
+        hops_left: u8,
+        /// The content.
+        body: RoutedBody,
+    },
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The payload ended inside a field.
+    #[error("payload truncated in {field}")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A varint field is malformed.
+    #[error("invalid varint in {field}: {error}")]
+    Varint {
+        /// The field being read.
+        field: &'static str,
+        /// What was wrong with it.
+        error: VarintError,
+    },
+    /// Bytes remain after the last field.
+    #[error("{count} trailing bytes after {message_type:?} payload")]
+    TrailingBytes {
+        /// Type being decoded.
+        message_type: MessageType,
+        /// Bytes left over.
+        count: usize,
+    },
+    /// A length field exceeds its bound.
+    #[error("{field} of {length} exceeds maximum {maximum}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Length found.
+        length: u64,
+        /// Its bound.
+        maximum: usize,
+    },
+    /// An operation code other than put (0) or delete (1).
+    #[error("unknown operation code {code}")]
+    UnknownOperation {
+        /// The code.
+        code: u8,
+    },
+    /// A routed body code other than ping (0) or pong (1).
+    #[error("unknown routed body code {code}")]
+    UnknownRoutedBody {
+        /// The code.
+        code: u8,
+    },
+    /// An unknown Close code.
+    #[error("unknown close code {code}")]
+    UnknownCloseCode {
+        /// The code.
+        code: u8,
+    },
+    /// A WAL entry with sequence 0 (sequences start at 1).
+    #[error("wal entry with sequence 0")]
+    ZeroSequence,
+    /// A version vector, ack or route list not in strictly ascending order, or with a zero
+    /// position: the canonical form has neither.
+    #[error("{field} not strictly ascending or has a zero position")]
+    NotCanonical {
+        /// The field.
+        field: &'static str,
+    },
+    /// Close reason text is not UTF-8.
+    #[error("close reason is not valid utf-8")]
+    InvalidUtf8,
+    /// A handshake message with an empty Noise payload.
+    #[error("empty noise message")]
+    EmptyNoise,
+}
+
+/// Reads fields from a payload, sharing its buffer.
+struct Reader {
+    bytes: Bytes,
+    position: usize,
+}
+
+impl Reader {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
+    }
+
+    fn varint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        match varint::decode(&self.bytes[self.position..]) {
+            Ok((value, used)) => {
+                self.position += used;
+                Ok(value)
+            }
+            Err(VarintError::Truncated) => Err(DecodeError::Truncated { field }),
+            Err(error) => Err(DecodeError::Varint { field, error }),
+        }
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        let byte = *self.bytes.get(self.position).ok_or(DecodeError::Truncated { field })?;
+        self.position += 1;
+        Ok(byte)
+    }
+
+    fn bytes(&mut self, field: &'static str, maximum: usize) -> Result<Bytes, DecodeError> {
+        let length = self.varint(field)?;
+        if length > maximum as u64 {
+            return Err(DecodeError::TooLong { field, length, maximum });
+        }
+        // Cannot truncate: length <= maximum, a usize.
+        let length = length as usize;
+        if length > self.remaining() {
+            return Err(DecodeError::Truncated { field });
+        }
+        let slice = self.bytes.slice(self.position..self.position + length);
+        self.position += length;
+        Ok(slice)
+    }
+
+    /// Reads a count and bounds it by both `maximum` and what the remaining bytes could
+    /// hold at `bytes_each_min` per item, so a hostile count never drives an allocation.
+    fn count(
+        &mut self,
+        field: &'static str,
+        maximum: usize,
+        bytes_each_min: usize,
+    ) -> Result<usize, DecodeError> {
+        let count = self.varint(field)?;
+        if count > maximum as u64 {
+            return Err(DecodeError::TooLong { field, length: count, maximum });
+        }
+        // Cannot truncate: count <= maximum, a usize.
+        let count = count as usize;
+        if count.saturating_mul(bytes_each_min) > self.remaining() {
+            return Err(DecodeError::Truncated { field });
+        }
+        Ok(count)
+    }
+
+    fn vector(&mut self, field: &'static str) -> Result<VersionVector, DecodeError> {
+        let count = self.count(field, VECTOR_ORIGINS_MAX, 2)?;
+        let mut vector = VersionVector::new();
+        let mut previous: Option<u64> = None;
+        for _ in 0..count {
+            let origin = self.varint(field)?;
+            let position = self.varint(field)?;
+            if previous.is_some_and(|previous| origin <= previous) || position == 0 {
+                return Err(DecodeError::NotCanonical { field });
+            }
+            previous = Some(origin);
+            vector.set(NodeId(origin), position);
+        }
+        Ok(vector)
+    }
+
+    fn finish(self, message_type: MessageType) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(DecodeError::TrailingBytes { message_type, count }),
+        }
+    }
+}
+
+fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
+    varint::encode(bytes.len() as u64, out);
+    out.put_slice(bytes);
+}
+
+fn put_vector(out: &mut BytesMut, vector: &VersionVector) {
+    varint::encode(vector.len() as u64, out);
+    for (origin, position) in vector.iter() {
+        varint::encode(origin.0, out);
+        varint::encode(position, out);
+    }
+}
+
+/// Appends the encoding of one WAL entry (shared with the WAL record format).
+pub fn encode_entry(entry: &WalEntry, out: &mut BytesMut) {
+    varint::encode(entry.origin.0, out);
+    varint::encode(entry.sequence, out);
+    varint::encode(entry.timestamp.0, out);
+    match &entry.operation {
+        Operation::Put { key, value } => {
+            out.put_u8(0);
+            put_bytes(out, key);
+            put_bytes(out, value);
+        }
+        Operation::Delete { key } => {
+            out.put_u8(1);
+            put_bytes(out, key);
+        }
+    }
+}
+
+/// Encoded length of one WAL entry, as [`encode_entry`] writes it.
+#[must_use]
+pub fn entry_encoded_len(entry: &WalEntry) -> usize {
+    let key = entry.operation.key().len();
+    let value =
+        entry.operation.value().map_or(0, |value| varint::encoded_len(value.len() as u64) + value.len());
+    varint::encoded_len(entry.origin.0)
+        + varint::encoded_len(entry.sequence)
+        + varint::encoded_len(entry.timestamp.0)
+        + 1
+        + varint::encoded_len(key as u64)
+        + key
+        + value
+}
+
+fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
+    let origin = NodeId(reader.varint("entry origin")?);
+    let sequence = reader.varint("entry sequence")?;
+    if sequence == 0 {
+        return Err(DecodeError::ZeroSequence);
+    }
+    let timestamp = Timestamp(reader.varint("entry timestamp")?);
+    let operation = match reader.u8("entry operation")? {
+        0 => {
+            let key = reader.bytes("entry key", KEY_BYTES_MAX)?;
+            let value = reader.bytes("entry value", VALUE_BYTES_MAX)?;
+            Operation::Put { key, value }
+        }
+        1 => Operation::Delete { key: reader.bytes("entry key", KEY_BYTES_MAX)? },
+        code => return Err(DecodeError::UnknownOperation { code }),
+    };
+    Ok(WalEntry { origin, sequence, timestamp, operation })
+}
+
+/// Decodes one WAL entry that fills `bytes` exactly (the WAL record body).
+///
+/// # Errors
+/// Any [`DecodeError`] for a malformed entry or trailing bytes.
+pub fn decode_entry(bytes: Bytes) -> Result<WalEntry, DecodeError> {
+    let mut reader = Reader { bytes, position: 0 };
+    let entry = read_entry(&mut reader)?;
+    reader.finish(MessageType::WalPush)?;
+    Ok(entry)
+}
+
+impl Message {
+    /// The envelope type code for this message.
+    #[must_use]
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Hello { .. } => MessageType::Hello,
+            Self::HelloAck { .. } => MessageType::HelloAck,
+            Self::HelloFinish { .. } => MessageType::HelloFinish,
+            Self::Ping { .. } => MessageType::Ping,
+            Self::Pong { .. } => MessageType::Pong,
+            Self::WalPush { .. } => MessageType::WalPush,
+            Self::WalAck { .. } => MessageType::WalAck,
+            Self::OutboxPull { .. } => MessageType::OutboxPull,
+            Self::Close { .. } => MessageType::Close,
+            Self::RouteAnnounce { .. } => MessageType::RouteAnnounce,
+            Self::Routed { .. } => MessageType::Routed,
+        }
+    }
+
+    /// Appends this message's payload encoding to `out`.
+    pub fn encode_payload(&self, out: &mut BytesMut) {
+        match self {
+            Self::Hello { noise } | Self::HelloAck { noise } | Self::HelloFinish { noise } => {
+                out.put_slice(noise);
+            }
+            Self::Ping { token } | Self::Pong { token } => varint::encode(*token, out),
+            Self::WalPush { entries } => {
+                varint::encode(entries.len() as u64, out);
+                for entry in entries {
+                    encode_entry(entry, out);
+                }
+            }
+            Self::WalAck { positions: vector } | Self::OutboxPull { vector } => put_vector(out, vector),
+            Self::Close { code, reason } => {
+                out.put_u8(*code as u8);
+                let mut end = reason.len().min(CLOSE_REASON_BYTES_MAX);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                put_bytes(out, &reason.as_bytes()[..end]);
+            }
+            Self::RouteAnnounce { routes } => {
+                varint::encode(routes.len() as u64, out);
+                for route in routes {
+                    varint::encode(route.target.0, out);
+                    out.put_u8(route.distance);
+                }
+            }
+            Self::Routed { source, target, hops_left, body } => {
+                varint::encode(source.0, out);
+                varint::encode(target.0, out);
+                out.put_u8(*hops_left);
+                let (code, token) = match body {
+                    RoutedBody::Ping { token } => (0, token),
+                    RoutedBody::Pong { token } => (1, token),
+                };
+                out.put_u8(code);
+                varint::encode(*token, out);
+            }
+        }
+    }
+
+    /// This message's payload encoding as a new buffer.
+    #[must_use]
+    pub fn payload_bytes(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode_payload(&mut out);
+        out.freeze()
+    }
+}
+
+/// Decodes the payload of a message of type `message_type`.
+///
+/// # Errors
+/// A [`DecodeError`] naming the first bad field; never panics on any input.
+pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Message, DecodeError> {
+    let mut reader = Reader { bytes: payload, position: 0 };
+    let message = match message_type {
+        MessageType::Hello | MessageType::HelloAck | MessageType::HelloFinish => {
+            let noise = reader.bytes.clone();
+            if noise.is_empty() {
+                return Err(DecodeError::EmptyNoise);
+            }
+            if noise.len() > NOISE_MESSAGE_BYTES_MAX {
+                return Err(DecodeError::TooLong {
+                    field: "noise message",
+                    length: noise.len() as u64,
+                    maximum: NOISE_MESSAGE_BYTES_MAX,
+                });
+            }
+            reader.position = noise.len();
+            match message_type {
+                MessageType::Hello => Message::Hello { noise },
+                MessageType::HelloAck => Message::HelloAck { noise },
+                _ => Message::HelloFinish { noise },
+            }
+        }
+        MessageType::Ping => Message::Ping { token: reader.varint("ping token")? },
+        MessageType::Pong => Message::Pong { token: reader.varint("pong token")? },
+        MessageType::WalPush => {
+            // The smallest entry (delete of an empty key) takes 5 bytes.
+            let count = reader.count("wal push count", WAL_PUSH_BYTES_MAX, 5)?;
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                entries.push(read_entry(&mut reader)?);
+            }
+            Message::WalPush { entries }
+        }
+        MessageType::WalAck => Message::WalAck { positions: reader.vector("wal ack positions")? },
+        MessageType::OutboxPull => Message::OutboxPull { vector: reader.vector("outbox pull vector")? },
+        MessageType::Close => {
+            let code = reader.u8("close code")?;
+            let code = CloseCode::from_code(code).ok_or(DecodeError::UnknownCloseCode { code })?;
+            let reason = reader.bytes("close reason", CLOSE_REASON_BYTES_MAX)?;
+            let reason = String::from_utf8(reason.to_vec()).map_err(|_| DecodeError::InvalidUtf8)?;
+            Message::Close { code, reason }
+        }
+        MessageType::RouteAnnounce => {
+            let count = reader.count("route count", ROUTES_MAX, 2)?;
+            let mut routes = Vec::with_capacity(count);
+            for _ in 0..count {
+                let target = NodeId(reader.varint("route target")?);
+                let distance = reader.u8("route distance")?;
+                if routes.last().is_some_and(|last: &Route| target <= last.target) {
+                    return Err(DecodeError::NotCanonical { field: "routes" });
+                }
+                routes.push(Route { target, distance });
+            }
+            Message::RouteAnnounce { routes }
+        }
+        MessageType::Routed => {
+            let source = NodeId(reader.varint("routed source")?);
+            let target = NodeId(reader.varint("routed target")?);
+            let hops_left = reader.u8("routed hops")?;
+            let body = match reader.u8("routed body")? {
+                0 => RoutedBody::Ping { token: reader.varint("routed token")? },
+                1 => RoutedBody::Pong { token: reader.varint("routed token")? },
+                code => return Err(DecodeError::UnknownRoutedBody { code }),
+            };
+            Message::Routed { source, target, hops_left, body }
+        }
+    };
+    reader.finish(message_type)?;
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(message_type: MessageType, bytes: &[u8]) -> Result<Message, DecodeError> {
+        decode_payload(message_type, Bytes::copy_from_slice(bytes))
+    }
+
+    #[test]
+    fn wal_push_round_trip_and_length() {
+        let entry = WalEntry {
+            origin: NodeId(3),
+            sequence: 1,
+            timestamp: Timestamp::new(1000, 2),
+            operation: Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v") },
+        };
+        let message = Message::WalPush { entries: vec![entry.clone()] };
+        let bytes = message.payload_bytes();
+        assert_eq!(bytes.len(), 1 + entry_encoded_len(&entry));
+        assert_eq!(decode_payload(MessageType::WalPush, bytes), Ok(message));
+    }
+
+    #[test]
+    fn exact_errors() {
+        assert_eq!(decode(MessageType::Ping, &[]), Err(DecodeError::Truncated { field: "ping token" }));
+        assert_eq!(
+            decode(MessageType::Ping, &[1, 2]),
+            Err(DecodeError::TrailingBytes { message_type: MessageType::Ping, count: 1 })
+        );
+        assert_eq!(
+            decode(MessageType::Pong, &[0x80, 0]),
+            Err(DecodeError::Varint { field: "pong token", error: VarintError::NonCanonical })
+        );
+        assert_eq!(decode(MessageType::Hello, &[]), Err(DecodeError::EmptyNoise));
+        assert_eq!(
+            decode(MessageType::WalPush, &[1, 1, 0, 1]),
+            Err(DecodeError::Truncated { field: "wal push count" })
+        );
+        assert_eq!(decode(MessageType::WalPush, &[1, 1, 0, 1, 2, 0]), Err(DecodeError::ZeroSequence));
+        assert_eq!(
+            decode(MessageType::WalPush, &[1, 1, 1, 1, 2, 0]),
+            Err(DecodeError::UnknownOperation { code: 2 })
+        );
+        assert_eq!(
+            decode(MessageType::WalAck, &[2, 5, 1, 5, 1]),
+            Err(DecodeError::NotCanonical { field: "wal ack positions" })
+        );
+        assert_eq!(
+            decode(MessageType::OutboxPull, &[1, 5, 0]),
+            Err(DecodeError::NotCanonical { field: "outbox pull vector" })
+        );
+        assert_eq!(decode(MessageType::Close, &[99, 0]), Err(DecodeError::UnknownCloseCode { code: 99 }));
+        assert_eq!(decode(MessageType::Close, &[1, 1, 0xff]), Err(DecodeError::InvalidUtf8));
+        assert_eq!(
+            decode(MessageType::WalPush, &[1, 1, 1, 1, 0, 0x81, 0x08]),
+            Err(DecodeError::TooLong { field: "entry key", length: 1025, maximum: KEY_BYTES_MAX })
+        );
+        assert_eq!(
+            decode(MessageType::Routed, &[1, 2, 3, 7, 0]),
+            Err(DecodeError::UnknownRoutedBody { code: 7 })
+        );
+    }
+
+    #[test]
+    fn hostile_count_does_not_allocate() {
+        // Claims 60 Ki entries in 3 bytes: rejected before Vec::with_capacity.
+        assert_eq!(
+            decode(MessageType::WalPush, &[0x80, 0xe0, 0x03]),
+            Err(DecodeError::Truncated { field: "wal push count" })
+        );
+    }
+
+    #[test]
+    fn close_reason_is_truncated_on_a_char_boundary() {
+        let reason = "é".repeat(CLOSE_REASON_BYTES_MAX);
+        let bytes = Message::Close { code: CloseCode::Shutdown, reason }.payload_bytes();
+        match decode_payload(MessageType::Close, bytes) {
+            Ok(Message::Close { reason, .. }) => assert_eq!(reason.len(), CLOSE_REASON_BYTES_MAX),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Argument parsing and command dispatch.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: every expectation held.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: an expectation failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: bad input or usage.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Peer-to-peer sync for offline-first apps, and its deterministic simulator"
+)]
+struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario with one seed.
+    Run {
+        /// Scenario file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Runs the CLI on `args` and returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let arguments = match Arguments::try_parse_from(args) {
+        Ok(arguments) => arguments,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = error.print();
+            return code;
+        }
+    };
+    match arguments.command {
+        Command::Run { file } => {
+            eprintln!("ferry run {}: not yet implemented", file.display());
+            EXIT_USAGE
+        }
+    }
+}
