@@ -1,0 +1,347 @@
+//! The network model: topology, per-link behaviour, partitions, one-way cuts and stream
+//! connections. It decides whether and when a message arrives; the event loop carries it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// How a link carries messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Each message independently lost, duplicated or reordered.
+    #[default]
+    Datagram,
+    /// Ordered and reliable until a fault breaks the connection.
+    Stream,
+}
+
+/// Behaviour of one link direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkParams {
+    /// Smallest one-way latency.
+    pub latency_ns_min: u64,
+    /// Largest one-way latency (uniform in between).
+    pub latency_ns_max: u64,
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability a datagram gets an extra delay of up to `latency_ns_max`.
+    pub reorder: f64,
+    /// Serialisation rate; `None` for unlimited.
+    pub bandwidth_bytes_per_second: Option<u64>,
+}
+
+impl Default for LinkParams {
+    fn default() -> Self {
+        Self {
+            latency_ns_min: 1_000_000,
+            latency_ns_max: 10_000_000,
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            bandwidth_bytes_per_second: None,
+        }
+    }
+}
+
+/// Which node pairs have a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// Every pair.
+    FullMesh,
+    /// Only these undirected edges (node indices).
+    Edges(Vec<(u32, u32)>),
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// Random loss on the link.
+    Loss,
+    /// Sender and receiver are in different partition groups.
+    Partition,
+    /// A one-way cut from sender to receiver.
+    Cut,
+    /// The receiver is crashed, or restarted since the message was sent.
+    Crashed,
+    /// The sender crashed while the message was in flight.
+    SenderCrashed,
+    /// The topology has no link between the two nodes.
+    NoLink,
+    /// A stream send with no open connection.
+    NotConnected,
+    /// The stream connection it was sent on broke.
+    ConnectionBroken,
+}
+
+impl DropReason {
+    /// The stable name used in traces and coverage.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Loss => "loss",
+            Self::Partition => "partition",
+            Self::Cut => "cut",
+            Self::Crashed => "crashed",
+            Self::SenderCrashed => "sender-crashed",
+            Self::NoLink => "no-link",
+            Self::NotConnected => "not-connected",
+            Self::ConnectionBroken => "connection-broken",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// A per-link override from a `link` fault; unset fields keep the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LinkOverride {
+    /// New latency range.
+    pub latency_ns: Option<(u64, u64)>,
+    /// New loss probability.
+    pub loss: Option<f64>,
+    /// New duplication probability.
+    pub duplicate: Option<f64>,
+}
+
+/// An open stream connection between two nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Connection {
+    /// Distinguishes this connection from earlier ones between the same pair.
+    pub(crate) epoch: u64,
+    /// Latest delivery time scheduled in each direction (low → high, high → low), so
+    /// the stream stays ordered.
+    pub(crate) last_delivery_ns: [u64; 2],
+}
+
+/// The network's state.
+#[derive(Debug, Clone)]
+pub struct Network {
+    transport: Transport,
+    defaults: LinkParams,
+    /// Sorted neighbour lists; `None` for a full mesh.
+    adjacency: Option<Vec<Vec<u32>>>,
+    nodes_count: u32,
+    /// Partition group of each node; all zero when healed.
+    groups: Vec<u32>,
+    /// One-way cuts `(from, to)`.
+    cuts: BTreeSet<(u32, u32)>,
+    /// Overrides keyed by the unordered pair `(low, high)`.
+    overrides: BTreeMap<(u32, u32), LinkParams>,
+    pub(crate) connections: BTreeMap<(u32, u32), Connection>,
+    pub(crate) next_epoch: u64,
+}
+
+fn pair(first: u32, second: u32) -> (u32, u32) {
+    (first.min(second), first.max(second))
+}
+
+impl Network {
+    /// A healed network of `nodes_count` nodes.
+    #[must_use]
+    pub fn new(nodes_count: u32, topology: &Topology, transport: Transport, defaults: LinkParams) -> Self {
+        let adjacency = match topology {
+            Topology::FullMesh => None,
+            Topology::Edges(edges) => {
+                let mut adjacency = vec![BTreeSet::new(); nodes_count as usize];
+                for &(first, second) in edges {
+                    if first != second && first < nodes_count && second < nodes_count {
+                        adjacency[first as usize].insert(second);
+                        adjacency[second as usize].insert(first);
+                    }
+                }
+                Some(adjacency.into_iter().map(|set| set.into_iter().collect()).collect())
+            }
+        };
+        Self {
+            transport,
+            defaults,
+            adjacency,
+            nodes_count,
+            groups: vec![0; nodes_count as usize],
+            cuts: BTreeSet::new(),
+            overrides: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            next_epoch: 1,
+        }
+    }
+
+    /// The transport every link uses.
+    #[must_use]
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// True when the topology links `first` and `second`.
+    #[must_use]
+    pub fn is_edge(&self, first: u32, second: u32) -> bool {
+        if first == second || first >= self.nodes_count || second >= self.nodes_count {
+            return false;
+        }
+        match &self.adjacency {
+            None => true,
+            Some(adjacency) => adjacency[first as usize].binary_search(&second).is_ok(),
+        }
+    }
+
+    /// The topology neighbours of `node`, ascending.
+    #[must_use]
+    pub fn neighbours(&self, node: u32) -> Vec<u32> {
+        match &self.adjacency {
+            None => (0..self.nodes_count).filter(|peer| *peer != node).collect(),
+            Some(adjacency) => adjacency.get(node as usize).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Whether a message from `from` to `to` can pass right now (ignoring loss).
+    ///
+    /// # Errors
+    /// The reason it cannot.
+    pub fn check_path(&self, from: u32, to: u32) -> Result<(), DropReason> {
+        if !self.is_edge(from, to) {
+            return Err(DropReason::NoLink);
+        }
+        if self.groups[from as usize] != self.groups[to as usize] {
+            return Err(DropReason::Partition);
+        }
+        if !self.cuts.is_empty() && self.cuts.contains(&(from, to)) {
+            return Err(DropReason::Cut);
+        }
+        Ok(())
+    }
+
+    /// Parameters of the link from `from` to `to`.
+    #[must_use]
+    pub fn params(&self, from: u32, to: u32) -> &LinkParams {
+        if self.overrides.is_empty() {
+            return &self.defaults;
+        }
+        self.overrides.get(&pair(from, to)).unwrap_or(&self.defaults)
+    }
+
+    /// Splits the nodes into `groups`; nodes listed nowhere form one more group together.
+    pub fn partition(&mut self, groups: &[Vec<u32>]) {
+        let rest = groups.len() as u32 + 1;
+        self.groups.iter_mut().for_each(|group| *group = rest);
+        for (index, members) in groups.iter().enumerate() {
+            for node in members {
+                if let Some(group) = self.groups.get_mut(*node as usize) {
+                    *group = index as u32 + 1;
+                }
+            }
+        }
+    }
+
+    /// Puts `node` alone in a group of its own.
+    pub fn isolate(&mut self, node: u32) {
+        let fresh = self.groups.iter().copied().max().unwrap_or(0) + 1;
+        if let Some(group) = self.groups.get_mut(node as usize) {
+            *group = fresh;
+        }
+    }
+
+    /// Blocks messages from `from` to `to` (only that direction).
+    pub fn cut(&mut self, from: u32, to: u32) {
+        self.cuts.insert((from, to));
+    }
+
+    /// Overrides the link between `first` and `second` (both directions).
+    pub fn set_override(&mut self, first: u32, second: u32, change: LinkOverride) {
+        let mut params = *self.params(first, second);
+        if let Some((minimum, maximum)) = change.latency_ns {
+            params.latency_ns_min = minimum;
+            params.latency_ns_max = maximum;
+        }
+        if let Some(loss) = change.loss {
+            params.loss = loss;
+        }
+        if let Some(duplicate) = change.duplicate {
+            params.duplicate = duplicate;
+        }
+        self.overrides.insert(pair(first, second), params);
+    }
+
+    /// Removes every partition, cut and override.
+    pub fn heal(&mut self) {
+        self.groups.iter_mut().for_each(|group| *group = 0);
+        self.cuts.clear();
+        self.overrides.clear();
+    }
+
+    /// Open connections whose path is now blocked in either direction.
+    pub(crate) fn blocked_connections(&self) -> Vec<(u32, u32)> {
+        self.connections
+            .keys()
+            .copied()
+            .filter(|&(low, high)| self.check_path(low, high).is_err() || self.check_path(high, low).is_err())
+            .collect()
+    }
+
+    /// Open connections that involve `node`.
+    pub(crate) fn connections_of(&self, node: u32) -> Vec<(u32, u32)> {
+        self.connections.keys().copied().filter(|&(low, high)| low == node || high == node).collect()
+    }
+
+    /// The open connection between two nodes, if any.
+    pub(crate) fn connection(&self, first: u32, second: u32) -> Option<&Connection> {
+        self.connections.get(&pair(first, second))
+    }
+
+    pub(crate) fn connection_mut(&mut self, first: u32, second: u32) -> Option<&mut Connection> {
+        self.connections.get_mut(&pair(first, second))
+    }
+
+    pub(crate) fn open_connection(&mut self, first: u32, second: u32) -> u64 {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        self.connections.insert(pair(first, second), Connection { epoch, last_delivery_ns: [0, 0] });
+        epoch
+    }
+
+    pub(crate) fn close_connection(&mut self, first: u32, second: u32) -> bool {
+        self.connections.remove(&pair(first, second)).is_some()
+    }
+}
+
+/// Index of the direction `from → to` in [`Connection::last_delivery_ns`].
+pub(crate) fn direction(from: u32, to: u32) -> usize {
+    usize::from(from > to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_partition_cut_heal() {
+        let mut network =
+            Network::new(4, &Topology::Edges(vec![(0, 1), (1, 2), (2, 3)]), Transport::Datagram, LinkParams::default());
+        assert_eq!(network.check_path(0, 1), Ok(()));
+        assert_eq!(network.check_path(0, 2), Err(DropReason::NoLink));
+        assert_eq!(network.neighbours(1), vec![0, 2]);
+        network.partition(&[vec![0, 1]]);
+        assert_eq!(network.check_path(1, 2), Err(DropReason::Partition));
+        assert_eq!(network.check_path(2, 3), Ok(()), "unlisted nodes share a group");
+        network.heal();
+        network.cut(1, 2);
+        assert_eq!(network.check_path(1, 2), Err(DropReason::Cut));
+        assert_eq!(network.check_path(2, 1), Ok(()), "cuts are one-way");
+        network.isolate(3);
+        assert_eq!(network.check_path(2, 3), Err(DropReason::Partition));
+        network.heal();
+        assert_eq!(network.check_path(1, 2), Ok(()));
+    }
+
+    #[test]
+    fn overrides_apply_to_both_directions() {
+        let mut network = Network::new(3, &Topology::FullMesh, Transport::Datagram, LinkParams::default());
+        network.set_override(2, 0, LinkOverride { loss: Some(0.5), ..LinkOverride::default() });
+        assert!((network.params(0, 2).loss - 0.5).abs() < f64::EPSILON);
+        assert!((network.params(2, 0).loss - 0.5).abs() < f64::EPSILON);
+        assert!(network.params(0, 1).loss.abs() < f64::EPSILON);
+    }
+}

@@ -1,0 +1,141 @@
+//! The interface between the simulator and whatever it hosts.
+//!
+//! A process is a sans-IO state machine. The simulator calls one of its `on_*` methods with a
+//! [`Context`] that shows the node's own clock and collects what the process wants done
+//! (sends, a timer, disk appends and syncs, connection attempts, trace events). Nothing in
+//! the simulator core knows what a ferry node is.
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+
+use crate::trace::TraceRecord;
+
+/// Something the simulator can host on every node.
+///
+/// Call order: [`boot`](Self::boot) once at start and after every restart (with the
+/// node's durable disk contents), then any number of the `on_*` callbacks. A crash simply
+/// drops the value: anything not on the disk is gone.
+pub trait Process: Sized {
+    /// Shared configuration every instance is booted with.
+    type Config;
+    /// Workload input (e.g. a write).
+    type Command: TraceRecord;
+    /// What the process reports to the trace and the checkers.
+    type Event: TraceRecord;
+
+    /// Creates the process on node `context.node()` from its disk contents.
+    fn boot(config: &Self::Config, context: &mut Context<'_, Self::Event>, disk: &[u8]) -> Self;
+
+    /// A message from `from` arrived.
+    fn on_message(&mut self, context: &mut Context<'_, Self::Event>, from: u32, bytes: Bytes);
+
+    /// The timer set with [`Context::set_timer`] expired.
+    fn on_timer(&mut self, context: &mut Context<'_, Self::Event>);
+
+    /// The sync `sync_id` completed: everything appended before it is durable.
+    fn on_disk_synced(&mut self, context: &mut Context<'_, Self::Event>, sync_id: u64);
+
+    /// A link to `peer` is usable. `initiator` tells which side should start a handshake
+    /// (the connecting side of a stream, the lower index of a datagram link).
+    fn on_link_up(&mut self, context: &mut Context<'_, Self::Event>, peer: u32, initiator: bool);
+
+    /// The stream connection to `peer` broke or could not be opened.
+    fn on_link_down(&mut self, context: &mut Context<'_, Self::Event>, peer: u32);
+
+    /// A workload command.
+    fn on_command(&mut self, context: &mut Context<'_, Self::Event>, command: Self::Command);
+
+    /// A short description of a message for trace lines (e.g. its type).
+    fn describe_message(bytes: &[u8]) -> String {
+        format!("{}B", bytes.len())
+    }
+}
+
+/// One request from a process, in the order it was made.
+#[derive(Debug)]
+pub(crate) enum Action<E> {
+    Send { to: u32, bytes: Bytes },
+    Append(Bytes),
+    Sync(u64),
+    Truncate(u64),
+    Connect(u32),
+    Emit(E),
+}
+
+/// What one callback asked for.
+#[derive(Debug)]
+pub(crate) struct Outputs<E> {
+    pub(crate) actions: Vec<Action<E>>,
+    /// `Some(deadline)` when the callback set or cleared the timer.
+    pub(crate) timer: Option<Option<u64>>,
+}
+
+impl<E> Default for Outputs<E> {
+    fn default() -> Self {
+        Self { actions: Vec::new(), timer: None }
+    }
+}
+
+/// The node's view of the world during one callback.
+#[derive(Debug)]
+pub struct Context<'a, E> {
+    pub(crate) node: u32,
+    pub(crate) local_ns: u64,
+    pub(crate) outputs: &'a mut Outputs<E>,
+    pub(crate) rng: &'a mut ChaCha8Rng,
+}
+
+impl<E> Context<'_, E> {
+    /// This node's index.
+    #[must_use]
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// This node's clock (skewed, drifting, possibly jumped), in nanoseconds.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
+        self.local_ns
+    }
+
+    /// This node's random stream (seeded from the run seed and the node index).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        self.rng
+    }
+
+    /// Sends `bytes` to `to`.
+    pub fn send(&mut self, to: u32, bytes: Bytes) {
+        self.outputs.actions.push(Action::Send { to, bytes });
+    }
+
+    /// Sets the node's single timer to local time `deadline_ns`, or clears it with `None`.
+    pub fn set_timer(&mut self, deadline_ns: Option<u64>) {
+        self.outputs.timer = Some(deadline_ns);
+    }
+
+    /// Appends to the node's disk (not durable until a later sync completes).
+    pub fn append(&mut self, bytes: Bytes) {
+        self.outputs.actions.push(Action::Append(bytes));
+    }
+
+    /// Asks for everything appended so far to be made durable; completes with
+    /// [`Process::on_disk_synced`].
+    pub fn sync(&mut self, sync_id: u64) {
+        self.outputs.actions.push(Action::Sync(sync_id));
+    }
+
+    /// Cuts the disk log to `length_bytes` (recovery of a torn tail).
+    pub fn truncate(&mut self, length_bytes: u64) {
+        self.outputs.actions.push(Action::Truncate(length_bytes));
+    }
+
+    /// Opens a stream connection to `peer` (stream transport only).
+    pub fn connect(&mut self, peer: u32) {
+        self.outputs.actions.push(Action::Connect(peer));
+    }
+
+    /// Reports an event to the trace and the checkers.
+    pub fn emit(&mut self, event: E) {
+        self.outputs.actions.push(Action::Emit(event));
+    }
+}

@@ -1,0 +1,921 @@
+//! The discrete-event loop: virtual time, the event queue, and how process outputs,
+//! network delivery, disk syncs and faults turn into events.
+//!
+//! Events are ordered by `(virtual time, insertion sequence)`, so ties resolve the same way
+//! on every run. Virtual time jumps from event to event; there is no tick. Everything is
+//! single-threaded and every random draw comes from a stream of the run seed.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::NodeClock;
+use crate::disk::{DiskConfig, VirtualDisk};
+use crate::fault::{Fault, Named};
+use crate::network::{self, DropReason, LinkParams, Network, Topology, Transport};
+use crate::process::{Action, Context, Outputs, Process};
+use crate::random::{self, Stream};
+use crate::trace::{Trace, TraceRecord};
+
+/// Default bound on events per run: a runaway protocol stops instead of spinning forever.
+pub const EVENTS_MAX_DEFAULT: u64 = 2_000_000_000;
+
+/// Directed pairs tracked for reorder detection.
+pub const REORDER_PAIRS_MAX: usize = 1 << 18;
+
+/// Everything that shapes a run except the hosted process.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The run seed; every random choice derives from it.
+    pub seed: u64,
+    /// Node names, by index.
+    pub names: Vec<String>,
+    /// Which pairs are linked.
+    pub topology: Topology,
+    /// How links carry messages.
+    pub transport: Transport,
+    /// Default link behaviour.
+    pub link: LinkParams,
+    /// Disk behaviour.
+    pub disk: DiskConfig,
+    /// Each clock starts off by a uniform amount in `±clock_skew_ns`.
+    pub clock_skew_ns: u64,
+    /// Each clock runs fast or slow by a uniform amount in `±clock_drift_ppm`.
+    pub clock_drift_ppm: u64,
+    /// Stop after this many events.
+    pub events_max: u64,
+}
+
+impl SimConfig {
+    /// A healthy full mesh of `names` with default links and disks.
+    #[must_use]
+    pub fn new(seed: u64, names: Vec<String>) -> Self {
+        Self {
+            seed,
+            names,
+            topology: Topology::FullMesh,
+            transport: Transport::Datagram,
+            link: LinkParams::default(),
+            disk: DiskConfig::default(),
+            clock_skew_ns: 0,
+            clock_drift_ppm: 0,
+            events_max: EVENTS_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Messages handed to the network (duplicates not counted).
+    pub sent: u64,
+    /// Messages delivered to a process (duplicates counted).
+    pub delivered: u64,
+    /// Messages dropped, for any reason.
+    pub dropped: u64,
+    /// Extra copies the network made.
+    pub duplicated: u64,
+    /// Messages delivered after one sent later on the same directed link.
+    pub reordered: u64,
+    /// Drops by reason name.
+    pub drops_by_reason: BTreeMap<&'static str, u64>,
+    /// Scripted or chaos faults applied, by kind.
+    pub faults_by_kind: BTreeMap<&'static str, u64>,
+    /// Crashes that lost unsynced bytes.
+    pub crashes_losing_writes: u64,
+    /// Crashes that left a torn tail.
+    pub crashes_torn: u64,
+    /// Restarts that read a flipped bit.
+    pub corrupt_reads: u64,
+}
+
+impl Stats {
+    /// Which fault kinds actually happened, for coverage reports: network effects
+    /// (`loss`, `duplicate`, `reorder`, `partition`, `cut`, ...), disk effects
+    /// (`lost-unsynced`, `torn-write`, `corrupt-read`) and applied faults.
+    #[must_use]
+    pub fn coverage(&self) -> BTreeMap<&'static str, u64> {
+        let mut coverage = BTreeMap::new();
+        for (reason, count) in &self.drops_by_reason {
+            coverage.insert(*reason, *count);
+        }
+        for (kind, count) in &self.faults_by_kind {
+            *coverage.entry(*kind).or_insert(0) += *count;
+        }
+        let extra = [
+            ("duplicate", self.duplicated),
+            ("reorder", self.reordered),
+            ("lost-unsynced", self.crashes_losing_writes),
+            ("torn-write", self.crashes_torn),
+            ("corrupt-read", self.corrupt_reads),
+        ];
+        for (name, count) in extra {
+            if count > 0 {
+                *coverage.entry(name).or_insert(0) += count;
+            }
+        }
+        coverage
+    }
+}
+
+enum Event<C> {
+    Deliver {
+        from: u32,
+        to: u32,
+        message_id: u64,
+        bytes: Bytes,
+        from_incarnation: u64,
+        to_incarnation: u64,
+        /// Stream connection epoch; 0 for datagrams.
+        epoch: u64,
+    },
+    Timer {
+        node: u32,
+        generation: u64,
+    },
+    Synced {
+        node: u32,
+        incarnation: u64,
+        sync_id: u64,
+        length_bytes: usize,
+    },
+    Connect {
+        from: u32,
+        to: u32,
+        from_incarnation: u64,
+        to_incarnation: u64,
+    },
+    Command {
+        node: u32,
+        command: C,
+    },
+    Fault(Fault),
+}
+
+struct Scheduled<C> {
+    at_ns: u64,
+    sequence: u64,
+    event: Event<C>,
+}
+
+impl<C> PartialEq for Scheduled<C> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ns, self.sequence) == (other.at_ns, other.sequence)
+    }
+}
+impl<C> Eq for Scheduled<C> {}
+impl<C> PartialOrd for Scheduled<C> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<C> Ord for Scheduled<C> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at_ns, self.sequence).cmp(&(other.at_ns, other.sequence))
+    }
+}
+
+/// A fixed, seedless hasher for maps whose iteration order never escapes.
+#[derive(Default, Clone, Copy)]
+struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+}
+
+type PairMap = hashbrown::HashMap<(u32, u32), u64, BuildHasherDefault<PairHasher>>;
+
+struct Slot<P> {
+    process: Option<P>,
+    incarnation: u64,
+    clock: NodeClock,
+    disk: VirtualDisk,
+    rng: ChaCha8Rng,
+    timer_at_ns: Option<u64>,
+    timer_generation: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Virtual time reached the requested end.
+    Reached,
+    /// No events were left.
+    Idle,
+    /// The observer asked to stop.
+    Stopped,
+    /// `events_max` was reached.
+    EventLimit,
+}
+
+/// What an observer wants after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Keep going.
+    Continue,
+    /// Stop the run now.
+    Stop,
+}
+
+/// A simulation of many nodes running process `P`.
+///
+/// Call order: [`new`](Self::new), schedule faults and commands, then
+/// [`run_until`](Self::run_until) (any number of times, with increasing ends).
+pub struct Simulation<P: Process> {
+    config: SimConfig,
+    process_config: P::Config,
+    now_ns: u64,
+    sequence: u64,
+    queue: BinaryHeap<Reverse<Scheduled<P::Command>>>,
+    slots: Vec<Slot<P>>,
+    network: Network,
+    network_rng: ChaCha8Rng,
+    disk_rng: ChaCha8Rng,
+    outputs: Outputs<P::Event>,
+    next_message_id: u64,
+    last_delivered: PairMap,
+    trace: Trace,
+    stats: Stats,
+    events_last: Vec<(u32, P::Event)>,
+}
+
+impl<P: Process> std::fmt::Debug for Simulation<P> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Simulation")
+            .field("now_ns", &self.now_ns)
+            .field("nodes", &self.slots.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+const TAG_SEND: u64 = 1;
+const TAG_DELIVER: u64 = 2;
+const TAG_DROP: u64 = 3;
+const TAG_DUPLICATE: u64 = 4;
+const TAG_TIMER: u64 = 5;
+const TAG_APPEND: u64 = 6;
+const TAG_SYNC: u64 = 7;
+const TAG_SYNCED: u64 = 8;
+const TAG_TRUNCATE: u64 = 9;
+const TAG_CRASH: u64 = 10;
+const TAG_LINK_UP: u64 = 12;
+const TAG_LINK_DOWN: u64 = 13;
+const TAG_CONNECT: u64 = 14;
+const TAG_FAULT: u64 = 15;
+const TAG_COMMAND: u64 = 16;
+const TAG_PROCESS: u64 = 17;
+const TAG_NOTE: u64 = 18;
+const TAG_BOOT: u64 = 19;
+
+impl<P: Process> Simulation<P> {
+    /// Builds the simulation and boots every node at virtual time 0.
+    pub fn new(config: SimConfig, process_config: P::Config, trace: Trace) -> Self {
+        let nodes_count = u32::try_from(config.names.len()).unwrap_or(u32::MAX);
+        let network = Network::new(nodes_count, &config.topology, config.transport, config.link);
+        let mut clock_rng = random::stream(config.seed, Stream::Clock);
+        let slots = (0..nodes_count)
+            .map(|node| {
+                let offset_ns = random::signed(&mut clock_rng, config.clock_skew_ns);
+                let drift_ppm = random::signed(&mut clock_rng, config.clock_drift_ppm);
+                Slot {
+                    process: None,
+                    incarnation: 0,
+                    clock: NodeClock::new(offset_ns, drift_ppm),
+                    disk: VirtualDisk::default(),
+                    rng: random::stream(config.seed, Stream::Node(node)),
+                    timer_at_ns: None,
+                    timer_generation: 0,
+                }
+            })
+            .collect();
+        let mut simulation = Self {
+            network_rng: random::stream(config.seed, Stream::Network),
+            disk_rng: random::stream(config.seed, Stream::Disk),
+            config,
+            process_config,
+            now_ns: 0,
+            sequence: 0,
+            queue: BinaryHeap::new(),
+            slots,
+            network,
+            outputs: Outputs::default(),
+            next_message_id: 1,
+            last_delivered: PairMap::default(),
+            trace,
+            stats: Stats::default(),
+            events_last: Vec::new(),
+        };
+        for node in 0..nodes_count {
+            simulation.trace_clock(node);
+        }
+        for node in 0..nodes_count {
+            simulation.boot(node);
+        }
+        simulation
+    }
+
+    fn trace_clock(&mut self, node: u32) {
+        let clock = self.slots[node as usize].clock;
+        let hasher = self.trace.hasher();
+        hasher.word(0);
+        hasher.word(TAG_NOTE);
+        hasher.word(u64::from(node));
+        hasher.word(clock.offset_ns as u64);
+        hasher.word(clock.drift_ppm as u64);
+        self.trace.count_event();
+        if self.trace.wants_text() {
+            let name = self.config.names[node as usize].clone();
+            self.trace.line(
+                0,
+                format_args!("{name} clock offset={}ns drift={}ppm", clock.offset_ns, clock.drift_ppm),
+            );
+        }
+    }
+
+    /// Current virtual time.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// The run's configuration.
+    #[must_use]
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The trace (hash, event count).
+    #[must_use]
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Mutable trace access, to finish it or add notes.
+    pub fn trace_mut(&mut self) -> &mut Trace {
+        &mut self.trace
+    }
+
+    /// The network state.
+    #[must_use]
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Number of nodes.
+    #[must_use]
+    pub fn nodes_count(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// The process on `node`, or `None` while it is crashed.
+    #[must_use]
+    pub fn process(&self, node: u32) -> Option<&P> {
+        self.slots.get(node as usize).and_then(|slot| slot.process.as_ref())
+    }
+
+    /// True while `node` is crashed.
+    #[must_use]
+    pub fn is_crashed(&self, node: u32) -> bool {
+        self.process(node).is_none()
+    }
+
+    /// `node`'s clock reading now.
+    #[must_use]
+    pub fn local_ns(&self, node: u32) -> u64 {
+        self.slots[node as usize].clock.local_ns(self.now_ns)
+    }
+
+    /// The events processes emitted during the last step (and, before the first step, while
+    /// booting), with their nodes.
+    #[must_use]
+    pub fn events_last(&self) -> &[(u32, P::Event)] {
+        &self.events_last
+    }
+
+    /// Schedules `fault` at virtual time `at_ns`.
+    pub fn schedule_fault(&mut self, at_ns: u64, fault: Fault) {
+        self.push(at_ns, Event::Fault(fault));
+    }
+
+    /// Schedules a workload `command` on `node` at virtual time `at_ns`.
+    pub fn schedule_command(&mut self, at_ns: u64, node: u32, command: P::Command) {
+        self.push(at_ns, Event::Command { node, command });
+    }
+
+    /// Adds a free-form line to the trace (hashed too).
+    pub fn note(&mut self, text: &str) {
+        let hasher = self.trace.hasher();
+        hasher.word(self.now_ns);
+        hasher.word(TAG_NOTE);
+        hasher.bytes(text.as_bytes());
+        self.trace.count_event();
+        self.trace.line(self.now_ns, format_args!("note {text}"));
+    }
+
+    /// The liveness phase: heals the network and restarts every crashed node, now.
+    pub fn heal_and_restart_all(&mut self) {
+        self.apply_fault(Fault::HealAll);
+        for node in 0..self.nodes_count() {
+            if self.is_crashed(node) {
+                self.apply_fault(Fault::Restart { node });
+            }
+        }
+    }
+
+    fn push(&mut self, at_ns: u64, event: Event<P::Command>) {
+        let sequence = self.sequence;
+        self.sequence += 1;
+        self.queue.push(Reverse(Scheduled { at_ns: at_ns.max(self.now_ns), sequence, event }));
+    }
+
+    /// Runs events up to and including virtual time `end_ns`, calling `observer` after each.
+    pub fn run_until(&mut self, end_ns: u64, mut observer: impl FnMut(&Self) -> Control) -> RunEnd {
+        loop {
+            if self.stats.events >= self.config.events_max {
+                return RunEnd::EventLimit;
+            }
+            let Some(Reverse(next)) = self.queue.peek() else {
+                self.now_ns = self.now_ns.max(end_ns);
+                return RunEnd::Idle;
+            };
+            if next.at_ns > end_ns {
+                self.now_ns = self.now_ns.max(end_ns);
+                return RunEnd::Reached;
+            }
+            let Some(Reverse(scheduled)) = self.queue.pop() else { return RunEnd::Idle };
+            self.now_ns = scheduled.at_ns;
+            if self.handle(scheduled.event) {
+                self.stats.events += 1;
+                let control = observer(self);
+                // Cleared after the observer, so it also sees what the initial boot emitted.
+                self.events_last.clear();
+                if control == Control::Stop {
+                    return RunEnd::Stopped;
+                }
+            }
+        }
+    }
+
+    /// Handles one event; returns false for stale timers, which do not count.
+    fn handle(&mut self, event: Event<P::Command>) -> bool {
+        match event {
+            Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch } => {
+                self.deliver(from, to, message_id, bytes, from_incarnation, to_incarnation, epoch);
+            }
+            Event::Timer { node, generation } => {
+                let slot = &mut self.slots[node as usize];
+                if slot.timer_generation != generation || slot.process.is_none() {
+                    return false;
+                }
+                slot.timer_at_ns = None;
+                self.record(TAG_TIMER, node, &[], |names| format!("{} timer", names[node as usize]));
+                self.call(node, |process, context| process.on_timer(context));
+            }
+            Event::Synced { node, incarnation, sync_id, length_bytes } => {
+                let slot = &mut self.slots[node as usize];
+                if slot.incarnation != incarnation || slot.process.is_none() {
+                    return false;
+                }
+                slot.disk.synced(length_bytes);
+                let durable = slot.disk.durable_bytes() as u64;
+                self.record(TAG_SYNCED, node, &[sync_id, durable], |names| {
+                    format!("{} disk synced #{sync_id} durable={durable}B", names[node as usize])
+                });
+                self.call(node, |process, context| process.on_disk_synced(context, sync_id));
+            }
+            Event::Connect { from, to, from_incarnation, to_incarnation } => {
+                self.finish_connect(from, to, from_incarnation, to_incarnation);
+            }
+            Event::Command { node, command } => {
+                let hasher = self.trace.hasher();
+                hasher.word(self.now_ns);
+                hasher.word(TAG_COMMAND);
+                hasher.word(u64::from(node));
+                command.hash_into(hasher);
+                self.trace.count_event();
+                if self.process(node).is_none() {
+                    let name = &self.config.names[node as usize];
+                    self.trace.line(self.now_ns, format_args!("{name} command {command} ignored: node is crashed"));
+                    return true;
+                }
+                if self.trace.wants_text() {
+                    let name = &self.config.names[node as usize];
+                    self.trace.line(self.now_ns, format_args!("{name} command {command}"));
+                }
+                self.call(node, |process, context| process.on_command(context, command));
+            }
+            Event::Fault(fault) => self.apply_fault(fault),
+        }
+        true
+    }
+
+    /// Hashes an event `(time, tag, node, words...)` and writes its line if text is on.
+    fn record(&mut self, tag: u64, node: u32, words: &[u64], text: impl FnOnce(&[String]) -> String) {
+        let hasher = self.trace.hasher();
+        hasher.word(self.now_ns);
+        hasher.word(tag);
+        hasher.word(u64::from(node));
+        for word in words {
+            hasher.word(*word);
+        }
+        self.trace.count_event();
+        if self.trace.wants_text() {
+            let line = text(&self.config.names);
+            self.trace.line(self.now_ns, format_args!("{line}"));
+        }
+    }
+
+    fn drop_message(&mut self, from: u32, to: u32, message_id: u64, reason: DropReason) {
+        self.stats.dropped += 1;
+        *self.stats.drops_by_reason.entry(reason.name()).or_insert(0) += 1;
+        self.record(TAG_DROP, from, &[u64::from(to), message_id, reason as u64], |names| {
+            format!("{} -> {} #{message_id} dropped: {reason}", names[from as usize], names[to as usize])
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        from: u32,
+        to: u32,
+        message_id: u64,
+        bytes: Bytes,
+        from_incarnation: u64,
+        to_incarnation: u64,
+        epoch: u64,
+    ) {
+        let source = &self.slots[from as usize];
+        if source.incarnation != from_incarnation {
+            return self.drop_message(from, to, message_id, DropReason::SenderCrashed);
+        }
+        let target = &self.slots[to as usize];
+        if target.process.is_none() || target.incarnation != to_incarnation {
+            return self.drop_message(from, to, message_id, DropReason::Crashed);
+        }
+        if epoch != 0 {
+            if self.network.connection(from, to).is_none_or(|connection| connection.epoch != epoch) {
+                return self.drop_message(from, to, message_id, DropReason::ConnectionBroken);
+            }
+        } else if let Err(reason) = self.network.check_path(from, to) {
+            return self.drop_message(from, to, message_id, reason);
+        }
+        self.stats.delivered += 1;
+        // Reorder detection keeps one word per directed pair, up to a bound; past it, new
+        // pairs are not tracked (the counter is coverage information, not an invariant).
+        if let Some(highest) = self.last_delivered.get_mut(&(from, to)) {
+            if message_id < *highest {
+                self.stats.reordered += 1;
+            } else {
+                *highest = message_id;
+            }
+        } else if self.last_delivered.len() < REORDER_PAIRS_MAX {
+            self.last_delivered.insert((from, to), message_id);
+        }
+        self.record(TAG_DELIVER, to, &[u64::from(from), message_id], |names| {
+            format!("{} -> {} #{message_id} delivered", names[from as usize], names[to as usize])
+        });
+        self.call(to, |process, context| process.on_message(context, from, bytes));
+    }
+
+    /// Runs one process callback and applies its outputs.
+    fn call(&mut self, node: u32, callback: impl FnOnce(&mut P, &mut Context<'_, P::Event>)) {
+        let slot = &mut self.slots[node as usize];
+        let Some(process) = slot.process.as_mut() else { return };
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let mut context =
+            Context { node, local_ns: slot.clock.local_ns(self.now_ns), outputs: &mut outputs, rng: &mut slot.rng };
+        callback(process, &mut context);
+        self.apply_outputs(node, &mut outputs);
+        self.outputs = outputs;
+    }
+
+    fn apply_outputs(&mut self, node: u32, outputs: &mut Outputs<P::Event>) {
+        for action in outputs.actions.drain(..) {
+            match action {
+                Action::Send { to, bytes } => self.send(node, to, bytes),
+                Action::Append(bytes) => {
+                    let length = bytes.len() as u64;
+                    self.slots[node as usize].disk.append(&bytes);
+                    self.record(TAG_APPEND, node, &[length], |names| {
+                        format!("{} disk append {length}B", names[node as usize])
+                    });
+                }
+                Action::Sync(sync_id) => {
+                    let length_bytes = self.slots[node as usize].disk.length_bytes();
+                    let latency = random::uniform(
+                        &mut self.disk_rng,
+                        self.config.disk.fsync_latency_ns_min,
+                        self.config.disk.fsync_latency_ns_max,
+                    );
+                    let incarnation = self.slots[node as usize].incarnation;
+                    self.record(TAG_SYNC, node, &[sync_id, latency], |names| {
+                        format!("{} disk sync #{sync_id} ({latency}ns)", names[node as usize])
+                    });
+                    self.push(self.now_ns + latency, Event::Synced { node, incarnation, sync_id, length_bytes });
+                }
+                Action::Truncate(length_bytes) => {
+                    self.slots[node as usize].disk.truncate(length_bytes);
+                    self.record(TAG_TRUNCATE, node, &[length_bytes], |names| {
+                        format!("{} disk truncate to {length_bytes}B", names[node as usize])
+                    });
+                }
+                Action::Connect(peer) => self.start_connect(node, peer),
+                Action::Emit(event) => {
+                    let hasher = self.trace.hasher();
+                    hasher.word(self.now_ns);
+                    hasher.word(TAG_PROCESS);
+                    hasher.word(u64::from(node));
+                    event.hash_into(hasher);
+                    self.trace.count_event();
+                    if self.trace.wants_text() {
+                        let name = &self.config.names[node as usize];
+                        self.trace.line(self.now_ns, format_args!("{name} {event}"));
+                    }
+                    self.events_last.push((node, event));
+                }
+            }
+        }
+        if let Some(deadline) = outputs.timer.take() {
+            self.set_timer(node, deadline);
+        }
+    }
+
+    fn set_timer(&mut self, node: u32, deadline_ns: Option<u64>) {
+        let now_ns = self.now_ns;
+        let slot = &mut self.slots[node as usize];
+        let at_ns = deadline_ns.map(|deadline| {
+            let local_now = slot.clock.local_ns(now_ns);
+            now_ns.saturating_add(slot.clock.virtual_delta_ns(deadline.saturating_sub(local_now)))
+        });
+        if at_ns == slot.timer_at_ns {
+            return;
+        }
+        slot.timer_generation += 1;
+        slot.timer_at_ns = at_ns;
+        let generation = slot.timer_generation;
+        if let Some(at_ns) = at_ns {
+            self.push(at_ns, Event::Timer { node, generation });
+        }
+    }
+
+    fn send(&mut self, from: u32, to: u32, bytes: Bytes) {
+        let message_id = self.next_message_id;
+        self.next_message_id += 1;
+        self.stats.sent += 1;
+        {
+            let hasher = self.trace.hasher();
+            hasher.word(self.now_ns);
+            hasher.word(TAG_SEND);
+            hasher.word(u64::from(from));
+            hasher.word(u64::from(to));
+            hasher.word(message_id);
+            hasher.bytes(&bytes);
+            self.trace.count_event();
+        }
+        if self.trace.wants_text() {
+            let (source, target) = (&self.config.names[from as usize], &self.config.names[to as usize]);
+            let description = P::describe_message(&bytes);
+            self.trace.line(
+                self.now_ns,
+                format_args!("{source} -> {target} #{message_id} send {description} {}B", bytes.len()),
+            );
+        }
+        if to as usize >= self.slots.len() {
+            return self.drop_message(from, to, message_id, DropReason::NoLink);
+        }
+        let from_incarnation = self.slots[from as usize].incarnation;
+        let to_incarnation = self.slots[to as usize].incarnation;
+        let params = *self.network.params(from, to);
+        let transmit_ns = params
+            .bandwidth_bytes_per_second
+            .map_or(0, |rate| (bytes.len() as u64).saturating_mul(1_000_000_000) / rate.max(1));
+        match self.network.transport() {
+            Transport::Stream => {
+                let latency =
+                    random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+                let now_ns = self.now_ns;
+                let Some(connection) = self.network.connection_mut(from, to) else {
+                    return self.drop_message(from, to, message_id, DropReason::NotConnected);
+                };
+                let direction = network::direction(from, to);
+                // Stream order: never deliver before an earlier message of this direction.
+                let at_ns = (now_ns + latency + transmit_ns).max(connection.last_delivery_ns[direction]);
+                connection.last_delivery_ns[direction] = at_ns;
+                let epoch = connection.epoch;
+                self.push(at_ns, Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch });
+            }
+            Transport::Datagram => {
+                if let Err(reason) = self.network.check_path(from, to) {
+                    return self.drop_message(from, to, message_id, reason);
+                }
+                if random::chance(&mut self.network_rng, params.loss) {
+                    return self.drop_message(from, to, message_id, DropReason::Loss);
+                }
+                let copies = if random::chance(&mut self.network_rng, params.duplicate) { 2 } else { 1 };
+                for copy in 0..copies {
+                    let mut latency =
+                        random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+                    if random::chance(&mut self.network_rng, params.reorder) {
+                        latency += random::uniform(&mut self.network_rng, 0, params.latency_ns_max);
+                    }
+                    if copy == 1 {
+                        self.stats.duplicated += 1;
+                        self.record(TAG_DUPLICATE, from, &[u64::from(to), message_id], |names| {
+                            format!("{} -> {} #{message_id} duplicated", names[from as usize], names[to as usize])
+                        });
+                    }
+                    let at_ns = self.now_ns + latency + transmit_ns;
+                    let bytes = bytes.clone();
+                    self.push(
+                        at_ns,
+                        Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch: 0 },
+                    );
+                }
+            }
+        }
+    }
+
+    fn start_connect(&mut self, from: u32, to: u32) {
+        if self.network.transport() != Transport::Stream
+            || to as usize >= self.slots.len()
+            || self.network.connection(from, to).is_some()
+        {
+            return;
+        }
+        let params = *self.network.params(from, to);
+        let latency = random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+        self.record(TAG_CONNECT, from, &[u64::from(to)], |names| {
+            format!("{} -> {} connect", names[from as usize], names[to as usize])
+        });
+        let (from_incarnation, to_incarnation) =
+            (self.slots[from as usize].incarnation, self.slots[to as usize].incarnation);
+        self.push(self.now_ns + latency, Event::Connect { from, to, from_incarnation, to_incarnation });
+    }
+
+    fn finish_connect(&mut self, from: u32, to: u32, from_incarnation: u64, to_incarnation: u64) {
+        let from_alive = self.slots[from as usize].incarnation == from_incarnation && !self.is_crashed(from);
+        if !from_alive {
+            return;
+        }
+        let to_alive = self.slots[to as usize].incarnation == to_incarnation && !self.is_crashed(to);
+        let path = self.network.check_path(from, to).and(self.network.check_path(to, from));
+        if !to_alive || path.is_err() || self.network.connection(from, to).is_some() {
+            self.link_down(from, to);
+            return;
+        }
+        let epoch = self.network.open_connection(from, to);
+        self.record(TAG_LINK_UP, from, &[u64::from(to), epoch], |names| {
+            format!("{} <-> {} connected (epoch {epoch})", names[from as usize], names[to as usize])
+        });
+        self.call(from, |process, context| process.on_link_up(context, to, true));
+        self.call(to, |process, context| process.on_link_up(context, from, false));
+    }
+
+    fn link_down(&mut self, node: u32, peer: u32) {
+        if self.is_crashed(node) {
+            return;
+        }
+        self.record(TAG_LINK_DOWN, node, &[u64::from(peer)], |names| {
+            format!("{} link to {} down", names[node as usize], names[peer as usize])
+        });
+        self.call(node, |process, context| process.on_link_down(context, peer));
+    }
+
+    fn break_connection(&mut self, first: u32, second: u32) {
+        if self.network.close_connection(first, second) {
+            self.link_down(first, second);
+            self.link_down(second, first);
+        }
+    }
+
+    fn boot(&mut self, node: u32) {
+        let slot = &mut self.slots[node as usize];
+        let (disk, flipped) = slot.disk.read_all(&self.config.disk, &mut self.disk_rng);
+        if flipped.is_some() {
+            self.stats.corrupt_reads += 1;
+        }
+        let disk_bytes = disk.len() as u64;
+        self.record(TAG_BOOT, node, &[disk_bytes, flipped.map_or(u64::MAX, |bit| bit)], |names| match flipped {
+            Some(bit) => format!("{} boot from {disk_bytes}B of disk (bit {bit} flipped)", names[node as usize]),
+            None => format!("{} boot from {disk_bytes}B of disk", names[node as usize]),
+        });
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let slot = &mut self.slots[node as usize];
+        let mut context =
+            Context { node, local_ns: slot.clock.local_ns(self.now_ns), outputs: &mut outputs, rng: &mut slot.rng };
+        let process = P::boot(&self.process_config, &mut context, &disk);
+        slot.process = Some(process);
+        self.apply_outputs(node, &mut outputs);
+        self.outputs = outputs;
+        if self.network.transport() == Transport::Datagram {
+            for peer in self.network.neighbours(node) {
+                self.call(node, |process, context| process.on_link_up(context, peer, node < peer));
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, fault: Fault) {
+        *self.stats.faults_by_kind.entry(fault.kind()).or_insert(0) += 1;
+        let text = Named(&fault, &self.config.names).to_string();
+        {
+            let hasher = self.trace.hasher();
+            hasher.word(self.now_ns);
+            hasher.word(TAG_FAULT);
+            hasher.bytes(text.as_bytes());
+            self.trace.count_event();
+        }
+        self.trace.line(self.now_ns, format_args!("fault {text}"));
+        match fault {
+            Fault::Partition { groups } => {
+                self.network.partition(&groups);
+                self.break_blocked();
+            }
+            Fault::Cut { from, to } => {
+                self.network.cut(from, to);
+                self.break_blocked();
+            }
+            Fault::Link { first, second, change } => self.network.set_override(first, second, change),
+            Fault::Isolate { node } => {
+                self.network.isolate(node);
+                self.break_blocked();
+            }
+            Fault::Break { first, second } => self.break_connection(first, second),
+            Fault::HealAll => self.network.heal(),
+            Fault::ClockJump { node, by_ns } => {
+                if let Some(slot) = self.slots.get_mut(node as usize) {
+                    slot.clock.jump(by_ns);
+                }
+            }
+            Fault::Crash { node } => self.crash(node),
+            Fault::Restart { node } => {
+                if self.is_crashed(node) {
+                    self.slots[node as usize].incarnation += 1;
+                    self.boot(node);
+                }
+            }
+        }
+    }
+
+    fn break_blocked(&mut self) {
+        for (first, second) in self.network.blocked_connections() {
+            self.break_connection(first, second);
+        }
+    }
+
+    fn crash(&mut self, node: u32) {
+        if self.is_crashed(node) {
+            return;
+        }
+        let slot = &mut self.slots[node as usize];
+        slot.process = None;
+        // A new incarnation makes every message, sync and timer of the old one stale.
+        slot.incarnation += 1;
+        slot.timer_at_ns = None;
+        slot.timer_generation += 1;
+        let damage = slot.disk.crash(&self.config.disk, &mut self.disk_rng);
+        if damage.lost_bytes > 0 {
+            self.stats.crashes_losing_writes += 1;
+        }
+        if damage.torn_bytes > 0 {
+            self.stats.crashes_torn += 1;
+        }
+        self.record(TAG_CRASH, node, &[damage.lost_bytes, damage.torn_bytes], |names| {
+            format!(
+                "{} crashed: lost {}B unsynced, kept {}B torn",
+                names[node as usize], damage.lost_bytes, damage.torn_bytes
+            )
+        });
+        for (first, second) in self.network.connections_of(node) {
+            self.network.close_connection(first, second);
+            let peer = if first == node { second } else { first };
+            self.link_down(peer, node);
+        }
+    }
+
+}
