@@ -60,6 +60,11 @@ pub enum Fault {
     },
     /// Remove every partition, cut, isolation and link override.
     HealAll,
+    /// Restore every link touching these nodes.
+    HealNodes {
+        /// The nodes.
+        nodes: Vec<u32>,
+    },
 }
 
 impl Fault {
@@ -75,7 +80,7 @@ impl Fault {
             Self::Isolate { .. } => "isolate",
             Self::ClockJump { .. } => "clock-jump",
             Self::Break { .. } => "break",
-            Self::HealAll => "heal",
+            Self::HealAll | Self::HealNodes { .. } => "heal",
         }
     }
 }
@@ -115,6 +120,10 @@ impl fmt::Display for Named<'_> {
             Fault::ClockJump { node, by_ns } => write!(formatter, "clock-jump {} by {by_ns}ns", name(node)),
             Fault::Break { first, second } => write!(formatter, "break {} <-> {}", name(first), name(second)),
             Fault::HealAll => formatter.write_str("heal all"),
+            Fault::HealNodes { nodes } => {
+                let names: Vec<&str> = nodes.iter().map(name).collect();
+                write!(formatter, "heal [{}]", names.join(" "))
+            }
         }
     }
 }

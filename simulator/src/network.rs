@@ -130,6 +130,8 @@ pub struct Network {
     groups: Vec<u32>,
     /// One-way cuts `(from, to)`.
     cuts: BTreeSet<(u32, u32)>,
+    /// Nodes healed individually: partitions do not apply to them.
+    bridged: BTreeSet<u32>,
     /// Overrides keyed by the unordered pair `(low, high)`.
     overrides: BTreeMap<(u32, u32), LinkParams>,
     pub(crate) connections: BTreeMap<(u32, u32), Connection>,
@@ -164,6 +166,7 @@ impl Network {
             nodes_count,
             groups: vec![0; nodes_count as usize],
             cuts: BTreeSet::new(),
+            bridged: BTreeSet::new(),
             overrides: BTreeMap::new(),
             connections: BTreeMap::new(),
             next_epoch: 1,
@@ -205,7 +208,9 @@ impl Network {
         if !self.is_edge(from, to) {
             return Err(DropReason::NoLink);
         }
-        if self.groups[from as usize] != self.groups[to as usize] {
+        if self.groups[from as usize] != self.groups[to as usize]
+            && !(self.bridged.contains(&from) || self.bridged.contains(&to))
+        {
             return Err(DropReason::Partition);
         }
         if !self.cuts.is_empty() && self.cuts.contains(&(from, to)) {
@@ -225,6 +230,7 @@ impl Network {
 
     /// Splits the nodes into `groups`; nodes listed nowhere form one more group together.
     pub fn partition(&mut self, groups: &[Vec<u32>]) {
+        self.bridged.clear();
         let rest = groups.len() as u32 + 1;
         self.groups.iter_mut().for_each(|group| *group = rest);
         for (index, members) in groups.iter().enumerate() {
@@ -238,6 +244,7 @@ impl Network {
 
     /// Puts `node` alone in a group of its own.
     pub fn isolate(&mut self, node: u32) {
+        self.bridged.remove(&node);
         let fresh = self.groups.iter().copied().max().unwrap_or(0) + 1;
         if let Some(group) = self.groups.get_mut(node as usize) {
             *group = fresh;
@@ -265,8 +272,17 @@ impl Network {
         self.overrides.insert(pair(first, second), params);
     }
 
+    /// Restores every link touching `node`: partitions no longer apply to it, and its cuts
+    /// and overrides are removed.
+    pub fn heal_node(&mut self, node: u32) {
+        self.bridged.insert(node);
+        self.cuts.retain(|&(from, to)| from != node && to != node);
+        self.overrides.retain(|&(low, high), _| low != node && high != node);
+    }
+
     /// Removes every partition, cut and override.
     pub fn heal(&mut self) {
+        self.bridged.clear();
         self.groups.iter_mut().for_each(|group| *group = 0);
         self.cuts.clear();
         self.overrides.clear();
@@ -334,6 +350,12 @@ mod tests {
         assert_eq!(network.check_path(2, 3), Err(DropReason::Partition));
         network.heal();
         assert_eq!(network.check_path(1, 2), Ok(()));
+        network.partition(&[vec![0], vec![1], vec![2, 3]]);
+        network.cut(2, 3);
+        network.heal_node(2);
+        assert_eq!(network.check_path(1, 2), Ok(()), "a healed node reaches every group");
+        assert_eq!(network.check_path(2, 3), Ok(()), "its cuts are gone");
+        assert_eq!(network.check_path(0, 1), Err(DropReason::Partition), "others stay split");
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub enum Stream {
     Chaos,
     /// The process on node `index` (its handshake keys, jitter, ...).
     Node(u32),
+    /// The static identity key of node `index`.
+    Identity(u32),
+    /// Workload item `index` (so adding an item leaves the others' draws alone).
+    WorkloadItem(u32),
+    /// Chaos fault kind `index`.
+    ChaosKind(u32),
     /// Anything else a caller wants, keyed by a number of its choosing.
     Custom(u32),
 }
@@ -36,6 +42,9 @@ impl Stream {
             Self::Chaos => 5,
             Self::Node(index) => (1 << 32) | u64::from(index),
             Self::Custom(index) => (2 << 32) | u64::from(index),
+            Self::Identity(index) => (3 << 32) | u64::from(index),
+            Self::WorkloadItem(index) => (4 << 32) | u64::from(index),
+            Self::ChaosKind(index) => (5 << 32) | u64::from(index),
         }
     }
 }

@@ -867,6 +867,7 @@ impl<P: Process> Simulation<P> {
             }
             Fault::Break { first, second } => self.break_connection(first, second),
             Fault::HealAll => self.network.heal(),
+            Fault::HealNodes { nodes } => nodes.iter().for_each(|node| self.network.heal_node(*node)),
             Fault::ClockJump { node, by_ns } => {
                 if let Some(slot) = self.slots.get_mut(node as usize) {
                     slot.clock.jump(by_ns);

@@ -1,0 +1,462 @@
+//! The adapter that hosts ferry's sans-IO [`Node`] as a simulator [`Process`], and the
+//! checker that watches a ferry cluster for lost writes and convergence.
+//!
+//! Links are named by the peer's node index. With the datagram transport every topology edge
+//! is a link from the start; with the stream transport the lower-indexed node dials and
+//! redials with backoff after every break.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+use ferry_protocol::node::{Event, LinkKind, Node, NodeConfig, Output};
+use ferry_protocol::session::{Identity, Role, SessionConfig};
+use ferry_protocol::storage::DiskRequest;
+use ferry_protocol::store::Digest;
+use ferry_protocol::{Envelope, NodeId, Operation, Timestamp, WalEntry};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+use crate::network::Transport;
+use crate::process::{Context, Process};
+use crate::random::{self, Stream};
+use crate::sim::Simulation;
+use crate::trace::{TraceHasher, TraceRecord};
+
+/// First delay before redialling a broken stream connection.
+pub const REDIAL_NS_INITIAL: u64 = 100_000_000;
+/// Largest redial delay.
+pub const REDIAL_NS_MAX: u64 = 2_000_000_000;
+
+/// What every ferry node in a run shares.
+#[derive(Debug, Clone)]
+pub struct FerryConfig {
+    /// Node names by index.
+    pub names: Vec<String>,
+    /// Static identities by index (a real node persists its key; here the seed fixes it).
+    pub identities: Vec<Identity>,
+    /// How links behave.
+    pub transport: Transport,
+    /// Anti-entropy interval.
+    pub pull_interval_ns: u64,
+}
+
+impl FerryConfig {
+    /// Identities drawn from the run seed, one stream per node.
+    #[must_use]
+    pub fn new(seed: u64, names: Vec<String>, transport: Transport) -> Self {
+        let identities = (0..names.len())
+            .map(|index| Identity::generate(&mut random::stream(seed, Stream::Identity(index as u32))))
+            .collect();
+        Self { names, identities, transport, pull_interval_ns: 1_000_000_000 }
+    }
+}
+
+/// A workload write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Set a key.
+    Put {
+        /// Key.
+        key: Bytes,
+        /// Value.
+        value: Bytes,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key.
+        key: Bytes,
+    },
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Put { key, value } => {
+                write!(formatter, "put {}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(value))
+            }
+            Self::Delete { key } => write!(formatter, "delete {}", String::from_utf8_lossy(key)),
+        }
+    }
+}
+
+impl TraceRecord for Write {
+    fn hash_into(&self, hasher: &mut TraceHasher) {
+        match self {
+            Self::Put { key, value } => {
+                hasher.word(1);
+                hasher.bytes(key);
+                hasher.bytes(value);
+            }
+            Self::Delete { key } => {
+                hasher.word(2);
+                hasher.bytes(key);
+            }
+        }
+    }
+}
+
+/// What a ferry node reports to the trace and the checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FerryEvent {
+    /// A protocol event.
+    Node(Event),
+    /// A workload write the node refused.
+    WriteRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The node could not start from its disk (corruption before the tail).
+    StartFailed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for FerryEvent {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Node(event) => write!(formatter, "{event}"),
+            Self::WriteRefused { reason } => write!(formatter, "write refused: {reason}"),
+            Self::StartFailed { reason } => write!(formatter, "start failed: {reason}"),
+        }
+    }
+}
+
+impl TraceRecord for FerryEvent {
+    fn hash_into(&self, hasher: &mut TraceHasher) {
+        hasher.bytes(self.to_string().as_bytes());
+    }
+}
+
+/// One ferry node inside the simulator.
+pub struct FerryNode {
+    node: Option<Node>,
+    stream: bool,
+    /// Stream peers this node dials: next attempt time and current backoff.
+    redial: BTreeMap<u32, (Option<u64>, u64)>,
+}
+
+impl FerryNode {
+    /// The protocol node, unless it failed to start.
+    #[must_use]
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    fn drain(&mut self, context: &mut Context<'_, FerryEvent>) {
+        let Some(node) = self.node.as_mut() else { return };
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Send { link, frame } => context.send(link as u32, frame),
+                Output::Close { link } => {
+                    // The simulator's streams carry whole frames, so this cannot happen
+                    // there; treat it as the link breaking and redial.
+                    self.link_broken(context.now_ns(), link as u32);
+                }
+                Output::Disk(DiskRequest::Append { bytes }) => context.append(bytes),
+                Output::Disk(DiskRequest::Sync { sync_id }) => context.sync(sync_id),
+                Output::Disk(DiskRequest::Truncate { length_bytes }) => context.truncate(length_bytes),
+                Output::Event(event) => context.emit(FerryEvent::Node(event)),
+            }
+        }
+        let redial = self.redial.values().filter_map(|(at, _)| *at).min();
+        let deadline = [node_deadline(self.node.as_ref()), redial].into_iter().flatten().min();
+        context.set_timer(deadline);
+    }
+
+    fn link_broken(&mut self, now_ns: u64, peer: u32) {
+        if let Some((at, backoff)) = self.redial.get_mut(&peer) {
+            *at = Some(now_ns + *backoff);
+            *backoff = (*backoff * 2).min(REDIAL_NS_MAX);
+        }
+    }
+}
+
+fn node_deadline(node: Option<&Node>) -> Option<u64> {
+    node.and_then(Node::poll_timeout)
+}
+
+impl Process for FerryNode {
+    type Config = FerryConfig;
+    type Command = Write;
+    type Event = FerryEvent;
+
+    fn boot(config: &FerryConfig, context: &mut Context<'_, FerryEvent>, disk: &[u8]) -> Self {
+        let index = context.node() as usize;
+        let name = config.names[index].clone();
+        let mut session = SessionConfig::new(name, config.identities[index].clone());
+        session.node_id = NodeId::from_name(&session.name);
+        let mut node_config = NodeConfig::new(session);
+        node_config.pull_interval_ns = config.pull_interval_ns;
+        let mut seed = [0u8; 32];
+        context.rng().fill_bytes(&mut seed);
+        let rng = Box::new(ChaCha8Rng::from_seed(seed));
+        let stream = config.transport == Transport::Stream;
+        let mut process = match Node::recover(node_config, disk, rng) {
+            Ok(node) => Self { node: Some(node), stream, redial: BTreeMap::new() },
+            Err(error) => {
+                context.emit(FerryEvent::StartFailed { reason: error.to_string() });
+                Self { node: None, stream, redial: BTreeMap::new() }
+            }
+        };
+        if stream && process.node.is_some() {
+            for peer in (context.node() + 1)..config.names.len() as u32 {
+                process.redial.insert(peer, (None, REDIAL_NS_INITIAL));
+                context.connect(peer);
+            }
+        }
+        process.drain(context);
+        process
+    }
+
+    fn on_message(&mut self, context: &mut Context<'_, FerryEvent>, from: u32, bytes: Bytes) {
+        let now_ns = context.now_ns();
+        if let Some(node) = self.node.as_mut() {
+            if self.stream {
+                node.handle_stream(now_ns, u64::from(from), &bytes);
+            } else {
+                node.handle_datagram(now_ns, u64::from(from), bytes);
+            }
+        }
+        self.drain(context);
+    }
+
+    fn on_timer(&mut self, context: &mut Context<'_, FerryEvent>) {
+        let now_ns = context.now_ns();
+        for (peer, (at, _)) in &mut self.redial {
+            if at.is_some_and(|at| at <= now_ns) {
+                *at = None;
+                context.connect(*peer);
+            }
+        }
+        if let Some(node) = self.node.as_mut() {
+            node.handle_timeout(now_ns);
+        }
+        self.drain(context);
+    }
+
+    fn on_disk_synced(&mut self, context: &mut Context<'_, FerryEvent>, sync_id: u64) {
+        let now_ns = context.now_ns();
+        if let Some(node) = self.node.as_mut() {
+            node.handle_synced(now_ns, sync_id);
+        }
+        self.drain(context);
+    }
+
+    fn on_link_up(&mut self, context: &mut Context<'_, FerryEvent>, peer: u32, initiator: bool) {
+        let now_ns = context.now_ns();
+        if let Some((at, backoff)) = self.redial.get_mut(&peer) {
+            *at = None;
+            *backoff = REDIAL_NS_INITIAL;
+        }
+        let kind = if self.stream { LinkKind::Stream } else { LinkKind::Datagram };
+        let role = if initiator { Role::Initiator } else { Role::Responder };
+        if let Some(node) = self.node.as_mut() {
+            node.link_up(now_ns, u64::from(peer), kind, role);
+        }
+        self.drain(context);
+    }
+
+    fn on_link_down(&mut self, context: &mut Context<'_, FerryEvent>, peer: u32) {
+        let now_ns = context.now_ns();
+        if let Some(node) = self.node.as_mut() {
+            node.link_down(now_ns, u64::from(peer));
+        }
+        self.link_broken(now_ns, peer);
+        self.drain(context);
+    }
+
+    fn on_command(&mut self, context: &mut Context<'_, FerryEvent>, command: Write) {
+        let now_ns = context.now_ns();
+        let Some(node) = self.node.as_mut() else { return };
+        let result = match command {
+            Write::Put { key, value } => node.put(now_ns, key, value),
+            Write::Delete { key } => node.delete(now_ns, key),
+        };
+        if let Err(error) = result {
+            context.emit(FerryEvent::WriteRefused { reason: error.to_string() });
+        }
+        self.drain(context);
+    }
+
+    fn describe_message(bytes: &[u8]) -> String {
+        // Skip the varint length prefix; the envelope header names the type in clear.
+        let start = bytes.iter().position(|byte| byte & 0x80 == 0).map_or(bytes.len(), |index| index + 1);
+        match Envelope::decode(Bytes::copy_from_slice(&bytes[start.min(bytes.len())..])) {
+            Ok(envelope) => format!("{:?}", envelope.header.message_type),
+            Err(_) => "invalid".to_owned(),
+        }
+    }
+}
+
+/// An acknowledged write the checker holds every node to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedWrite {
+    /// The entry.
+    pub entry: WalEntry,
+    /// The node that acknowledged it.
+    pub node: u32,
+    /// When.
+    pub at_ns: u64,
+}
+
+/// A violated expectation, with enough detail to find it in the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time.
+    pub at_ns: u64,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// Watches a ferry cluster: records acknowledged writes and checks invariants.
+#[derive(Debug, Default)]
+pub struct FerryChecker {
+    /// Every acknowledged write, by `(origin, sequence)`.
+    pub acked: BTreeMap<(NodeId, u64), AckedWrite>,
+    /// Continuous invariant violations seen so far.
+    pub violations: Vec<Violation>,
+}
+
+impl FerryChecker {
+    /// Looks at the events of the last step. Call after every event.
+    pub fn observe(&mut self, simulation: &Simulation<FerryNode>) {
+        for (node, event) in simulation.events_last() {
+            match event {
+                FerryEvent::Node(Event::Acked { entry }) => {
+                    let key = (entry.origin, entry.sequence);
+                    let write = AckedWrite { entry: entry.clone(), node: *node, at_ns: simulation.now_ns() };
+                    if let Some(previous) = self.acked.insert(key, write) {
+                        if previous.entry != entry.clone() {
+                            self.violations.push(Violation {
+                                at_ns: simulation.now_ns(),
+                                detail: format!(
+                                    "node {} acknowledged {}#{} twice with different contents",
+                                    simulation.config().names[*node as usize],
+                                    entry.origin,
+                                    entry.sequence
+                                ),
+                            });
+                        }
+                    }
+                }
+                FerryEvent::Node(Event::Recovered { .. }) => self.check_origin_durable(simulation, *node),
+                FerryEvent::StartFailed { reason } => self.violations.push(Violation {
+                    at_ns: simulation.now_ns(),
+                    detail: format!(
+                        "node {} could not start: {reason}",
+                        simulation.config().names[*node as usize]
+                    ),
+                }),
+                _ => {}
+            }
+        }
+    }
+
+    /// Invariant: a restarted origin still holds every write it acknowledged.
+    fn check_origin_durable(&mut self, simulation: &Simulation<FerryNode>, node: u32) {
+        let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else { return };
+        let origin = protocol.node_id();
+        let durable = protocol.durable_vector().get(origin);
+        let highest_acked = self.acked.range((origin, 0)..=(origin, u64::MAX)).next_back().map(|(key, _)| key.1);
+        if let Some(highest) = highest_acked {
+            if durable < highest {
+                self.violations.push(Violation {
+                    at_ns: simulation.now_ns(),
+                    detail: format!(
+                        "node {} restarted holding {durable} of its own writes but had acknowledged #{highest}",
+                        simulation.config().names[node as usize]
+                    ),
+                });
+            }
+        }
+    }
+
+    /// The digests of every running node, or `None` when one is down.
+    #[must_use]
+    pub fn digests(simulation: &Simulation<FerryNode>) -> Option<Vec<Digest>> {
+        (0..simulation.nodes_count())
+            .map(|node| simulation.process(node).and_then(FerryNode::node).map(Node::digest))
+            .collect()
+    }
+
+    /// True when every node runs and all digests are equal.
+    #[must_use]
+    pub fn converged(simulation: &Simulation<FerryNode>) -> bool {
+        let mut digest: Option<Digest> = None;
+        for node in 0..simulation.nodes_count() {
+            let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else { return false };
+            let current = protocol.digest();
+            match digest {
+                None => digest = Some(current),
+                Some(first) if first != current => return false,
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    /// No data loss: every acknowledged write is on every node, unless a later write to the
+    /// same key superseded it under last-writer-wins. Returns one line per violation.
+    #[must_use]
+    pub fn data_loss(&self, simulation: &Simulation<FerryNode>) -> Vec<String> {
+        let mut problems = Vec::new();
+        for node in 0..simulation.nodes_count() {
+            let name = &simulation.config().names[node as usize];
+            let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else {
+                problems.push(format!("node {name} is not running"));
+                continue;
+            };
+            for write in self.acked.values() {
+                let entry = &write.entry;
+                let key = entry.operation.key();
+                let found = protocol.store().version(key);
+                let ok = match found {
+                    Some((timestamp, origin)) if (timestamp, origin) > entry.version() => true,
+                    Some((timestamp, origin)) if (timestamp, origin) == entry.version() => {
+                        protocol.get(key) == entry.operation.value()
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    problems.push(format!(
+                        "node {name} lacks acknowledged write {}#{} ({}) to key {:?}, acknowledged by {} at {}",
+                        entry.origin,
+                        entry.sequence,
+                        describe_version(found),
+                        String::from_utf8_lossy(key),
+                        simulation.config().names[write.node as usize],
+                        format_ns(write.at_ns),
+                    ));
+                    if problems.len() >= 20 {
+                        return problems;
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn describe_version(found: Option<(Timestamp, NodeId)>) -> String {
+    match found {
+        Some((timestamp, origin)) => format!("node holds older version {timestamp} from {origin}"),
+        None => "key absent".to_owned(),
+    }
+}
+
+/// `12.345s`-style rendering of a virtual time.
+#[must_use]
+pub fn format_ns(at_ns: u64) -> String {
+    format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
+}
+
+/// The operation of a write as a protocol [`Operation`].
+#[must_use]
+pub fn operation(write: &Write) -> Operation {
+    match write {
+        Write::Put { key, value } => Operation::Put { key: key.clone(), value: value.clone() },
+        Write::Delete { key } => Operation::Delete { key: key.clone() },
+    }
+}
