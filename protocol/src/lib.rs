@@ -8,12 +8,14 @@
 //! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod clock;
 pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
 pub mod varint;
 
+pub use clock::{ClockError, HybridClock};
 pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
