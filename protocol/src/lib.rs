@@ -13,6 +13,7 @@ pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod store;
 pub mod varint;
 
 pub use clock::{ClockError, HybridClock};
@@ -20,4 +21,5 @@ pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use store::{Applied, Digest, Register, Store};
 pub use varint::VarintError;
