@@ -13,6 +13,7 @@ pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod storage;
 pub mod store;
 pub mod varint;
 
@@ -21,5 +22,6 @@ pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
 pub use store::{Applied, Digest, Register, Store};
 pub use varint::VarintError;
