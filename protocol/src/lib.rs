@@ -6,6 +6,9 @@
 //! output the caller drains.
 //!
 //! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
+//! Storage side: [`clock`] stamps writes, [`wal`] turns entries into log records and back,
+//! [`storage`] names the disk requests that carry them, and [`store`] merges entries into the
+//! replicated map.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod clock;
@@ -16,6 +19,7 @@ pub mod message;
 pub mod storage;
 pub mod store;
 pub mod varint;
+pub mod wal;
 
 pub use clock::{ClockError, HybridClock};
 pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
@@ -25,3 +29,4 @@ pub use message::{CloseCode, DecodeError, Message, decode_payload};
 pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
 pub use store::{Applied, Digest, Register, Store};
 pub use varint::VarintError;
+pub use wal::{DamageKind, Recovery, TailDamage, WAL_RECORD_BYTES_MAX, WalError};
