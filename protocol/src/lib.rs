@@ -6,16 +6,27 @@
 //! output the caller drains.
 //!
 //! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
+//! Storage side: [`clock`] stamps writes, [`wal`] turns entries into log records and back,
+//! [`storage`] names the disk requests that carry them, and [`store`] merges entries into the
+//! replicated map.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod clock;
 pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod storage;
+pub mod store;
 pub mod varint;
+pub mod wal;
 
+pub use clock::{ClockError, HybridClock};
 pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
+pub use store::{Applied, Digest, Register, Store};
 pub use varint::VarintError;
+pub use wal::{DamageKind, Recovery, TailDamage, WAL_RECORD_BYTES_MAX, WalError};
