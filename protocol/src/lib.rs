@@ -5,17 +5,22 @@
 //! time, randomness and I/O completions are inputs, and everything it wants done is an
 //! output the caller drains.
 //!
-//! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
+//! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`] → [`session`].
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod session;
 pub mod varint;
 
 pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use session::{
+    Connection, ConnectionEvent, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
+    VersionRange,
+};
 pub use varint::VarintError;
