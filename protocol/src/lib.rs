@@ -5,10 +5,10 @@
 //! time, randomness and I/O completions are inputs, and everything it wants done is an
 //! output the caller drains.
 //!
-//! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`].
-//! Storage side: [`clock`] stamps writes, [`wal`] turns entries into log records and back,
-//! [`storage`] names the disk requests that carry them, and [`store`] merges entries into the
-//! replicated map.
+//! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`] → [`session`] →
+//! [`node`]. Storage side: [`clock`] stamps writes, [`wal`] turns entries into log records
+//! and back, [`storage`] names the disk requests that carry them, and [`store`] merges
+//! entries into the replicated map. [`node`] ties everything into one state machine.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod clock;
@@ -16,6 +16,7 @@ pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod session;
 pub mod storage;
 pub mod store;
 pub mod varint;
@@ -26,6 +27,10 @@ pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use session::{
+    Connection, ConnectionEvent, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
+    VersionRange,
+};
 pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
 pub use store::{Applied, Digest, Register, Store};
 pub use varint::VarintError;

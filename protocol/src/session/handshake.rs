@@ -1,0 +1,251 @@
+//! One Noise XX handshake attempt, and the checks each side makes on what the other proves.
+//!
+//! ```text
+//! initiator                                   responder
+//! Hello       -> e, payload(versions)                         (cleartext payload)
+//!             <- e, ee, s, es, payload(identity)  HelloAck    (encrypted payload)
+//! HelloFinish -> s, se, payload(identity)                     (encrypted payload)
+//! ```
+//!
+//! This module drives snow and validates payloads; it keeps no timers, retransmits nothing and
+//! never touches an envelope. A Noise failure while reading leaves the attempt exactly as it
+//! was (snow restores its symmetric state), so a stale or forged message cannot kill it.
+
+use bytes::Bytes;
+use rand_core::RngCore;
+use snow::HandshakeState;
+
+use super::identity::{SeededResolver, noise_params};
+use super::payload::{self, IdentityPayload};
+use super::{HandshakeError, KEY_BYTES, PROLOGUE, PeerInfo, SessionConfig, VersionRange};
+use crate::envelope::MessageType;
+
+/// Bytes a Noise XX message adds around its payload, at most: an ephemeral key, an encrypted
+/// static key with its tag, and the payload's tag.
+const NOISE_OVERHEAD_BYTES_MAX: usize = KEY_BYTES + (KEY_BYTES + 16) + 16;
+
+/// The two transport keys a finished handshake yields, from this side's point of view.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// Key of the direction we send in.
+    pub(crate) send: [u8; KEY_BYTES],
+    /// Key of the direction we receive in.
+    pub(crate) receive: [u8; KEY_BYTES],
+}
+
+/// A message read by Noise: its decrypted payload and the peer's static key.
+pub(crate) struct Received {
+    payload: Vec<u8>,
+    remote_static: [u8; KEY_BYTES],
+}
+
+fn build(config: &SessionConfig, initiator: bool, rng: &mut dyn RngCore) -> Box<HandshakeState> {
+    let builder = snow::Builder::with_resolver(noise_params(), Box::new(SeededResolver::from_rng(rng)))
+        .local_private_key(&config.identity.secret)
+        .and_then(|builder| builder.prologue(PROLOGUE))
+        .expect("each builder setting is given once");
+    let state = if initiator { builder.build_initiator() } else { builder.build_responder() };
+    Box::new(state.expect("the local key is set and the seeded resolver provides every primitive"))
+}
+
+fn write(state: &mut HandshakeState, payload: &[u8]) -> Bytes {
+    let mut message = vec![0; payload.len() + NOISE_OVERHEAD_BYTES_MAX];
+    let length = state
+        .write_message(payload, &mut message)
+        .expect("it is our turn, the buffer fits the message and payloads stay far below 64 KiB");
+    message.truncate(length);
+    Bytes::from(message)
+}
+
+fn read(
+    state: &mut HandshakeState,
+    message_type: MessageType,
+    noise: &[u8],
+) -> Result<Received, HandshakeError> {
+    let mut payload = vec![0; noise.len()];
+    let length = state
+        .read_message(noise, &mut payload)
+        .map_err(|error| HandshakeError::noise(message_type, &error))?;
+    payload.truncate(length);
+    let mut remote_static = [0; KEY_BYTES];
+    if let Some(key) = state.get_remote_static() {
+        remote_static.copy_from_slice(key);
+    }
+    Ok(Received { payload, remote_static })
+}
+
+fn split(state: &mut HandshakeState, initiator: bool) -> Keys {
+    debug_assert!(state.is_handshake_finished());
+    let (initiator_to_responder, responder_to_initiator) = state.dangerously_get_raw_split();
+    if initiator {
+        Keys { send: initiator_to_responder, receive: responder_to_initiator }
+    } else {
+        Keys { send: responder_to_initiator, receive: initiator_to_responder }
+    }
+}
+
+fn identity_payload(config: &SessionConfig, version: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(config.name.len() + 40);
+    payload::encode_identity(
+        &IdentityPayload {
+            name: config.name.clone(),
+            node_id: config.node_id,
+            versions: config.versions,
+            version,
+            capabilities: config.capabilities,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// Checks the parts of a peer's identity both sides check alike: key and node id.
+fn check_peer(
+    config: &SessionConfig,
+    message_type: MessageType,
+    received: &Received,
+) -> Result<IdentityPayload, HandshakeError> {
+    let identity = payload::decode_identity(message_type, &received.payload)?;
+    if let Some(expected) = &config.expected_peer_keys
+        && !expected.contains(&received.remote_static)
+    {
+        return Err(HandshakeError::PeerKeyRejected { key: received.remote_static });
+    }
+    if identity.node_id == config.node_id {
+        return Err(HandshakeError::DuplicateNodeId { node_id: identity.node_id });
+    }
+    Ok(identity)
+}
+
+fn peer_info(identity: IdentityPayload, static_key: [u8; KEY_BYTES]) -> PeerInfo {
+    PeerInfo {
+        name: identity.name,
+        node_id: identity.node_id,
+        static_key,
+        versions: identity.versions,
+        version: identity.version,
+        capabilities: identity.capabilities,
+    }
+}
+
+/// The initiator's side of one attempt, between Hello and HelloAck.
+pub(crate) struct Initiation {
+    state: Box<HandshakeState>,
+}
+
+impl Initiation {
+    /// Starts an attempt with 32 bytes of `rng`; returns it and the Noise bytes of Hello.
+    pub(crate) fn start(config: &SessionConfig, rng: &mut dyn RngCore) -> (Self, Bytes) {
+        let mut state = build(config, true, rng);
+        let mut hello_payload = Vec::with_capacity(6);
+        payload::encode_hello(config.versions, &mut hello_payload);
+        let noise = write(&mut state, &hello_payload);
+        (Self { state }, noise)
+    }
+
+    /// Reads HelloAck.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Noise`] when Noise rejects it; the attempt is then unchanged.
+    pub(crate) fn read_ack(&mut self, noise: &[u8]) -> Result<Received, HandshakeError> {
+        read(&mut self.state, MessageType::HelloAck, noise)
+    }
+
+    /// Checks the responder's HelloAck.
+    ///
+    /// # Errors
+    /// A payload error, [`HandshakeError::PeerKeyRejected`],
+    /// [`HandshakeError::DuplicateNodeId`], [`HandshakeError::VersionMismatch`] or
+    /// [`HandshakeError::VersionChoiceInvalid`].
+    pub(crate) fn check_responder(
+        config: &SessionConfig,
+        received: &Received,
+    ) -> Result<PeerInfo, HandshakeError> {
+        let identity = check_peer(config, MessageType::HelloAck, received)?;
+        let (ours, theirs) = (config.versions, identity.versions);
+        match ours.highest_common(theirs) {
+            None => Err(HandshakeError::VersionMismatch { ours, theirs }),
+            Some(version) if version != identity.version => {
+                Err(HandshakeError::VersionChoiceInvalid { chosen: identity.version, ours, theirs })
+            }
+            Some(_) => Ok(peer_info(identity, received.remote_static)),
+        }
+    }
+
+    /// Writes HelloFinish for a checked responder; returns its Noise bytes and the keys.
+    pub(crate) fn finish(mut self, config: &SessionConfig, peer: &PeerInfo) -> (Bytes, Keys) {
+        let noise = write(&mut self.state, &identity_payload(config, peer.version));
+        let keys = split(&mut self.state, true);
+        (noise, keys)
+    }
+}
+
+/// The responder's side of one attempt, between HelloAck and HelloFinish.
+pub(crate) struct Response {
+    state: Box<HandshakeState>,
+    /// The initiator's range from Hello.
+    peer_versions: VersionRange,
+    /// The version we chose.
+    version: u16,
+}
+
+impl Response {
+    /// Reads Hello with 32 bytes of `rng`, negotiates the version and writes HelloAck;
+    /// returns the attempt and the Noise bytes of HelloAck.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Noise`] for a Hello Noise cannot read, a payload error, or
+    /// [`HandshakeError::VersionMismatch`].
+    pub(crate) fn accept(
+        config: &SessionConfig,
+        noise: &[u8],
+        rng: &mut dyn RngCore,
+    ) -> Result<(Self, Bytes), HandshakeError> {
+        let mut state = build(config, false, rng);
+        let received = read(&mut state, MessageType::Hello, noise)?;
+        let peer_versions = payload::decode_hello(&received.payload)?;
+        let version = config
+            .versions
+            .highest_common(peer_versions)
+            .ok_or(HandshakeError::VersionMismatch { ours: config.versions, theirs: peer_versions })?;
+        let noise = write(&mut state, &identity_payload(config, version));
+        Ok((Self { state, peer_versions, version }, noise))
+    }
+
+    /// Reads HelloFinish; returns what it proved and the keys.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Noise`] when Noise rejects it; the attempt is then unchanged.
+    pub(crate) fn read_finish(&mut self, noise: &[u8]) -> Result<(Received, Keys), HandshakeError> {
+        let received = read(&mut self.state, MessageType::HelloFinish, noise)?;
+        Ok((received, split(&mut self.state, false)))
+    }
+
+    /// Checks the initiator's HelloFinish against its Hello and our choice.
+    ///
+    /// # Errors
+    /// A payload error, [`HandshakeError::PeerKeyRejected`],
+    /// [`HandshakeError::DuplicateNodeId`], [`HandshakeError::VersionRangeChanged`] or
+    /// [`HandshakeError::VersionChoiceInvalid`].
+    pub(crate) fn check_initiator(
+        &self,
+        config: &SessionConfig,
+        received: &Received,
+    ) -> Result<PeerInfo, HandshakeError> {
+        let identity = check_peer(config, MessageType::HelloFinish, received)?;
+        if identity.versions != self.peer_versions {
+            return Err(HandshakeError::VersionRangeChanged {
+                hello: self.peer_versions,
+                finish: identity.versions,
+            });
+        }
+        if identity.version != self.version {
+            return Err(HandshakeError::VersionChoiceInvalid {
+                chosen: identity.version,
+                ours: config.versions,
+                theirs: identity.versions,
+            });
+        }
+        Ok(peer_info(identity, received.remote_static))
+    }
+}
