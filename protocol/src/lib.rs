@@ -16,6 +16,7 @@ pub mod entry;
 pub mod envelope;
 pub mod frame;
 pub mod message;
+pub mod node;
 pub mod session;
 pub mod storage;
 pub mod store;
@@ -27,6 +28,7 @@ pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
+pub use node::{Event, LinkId, LinkKind, Node, NodeConfig, NodeError, Output};
 pub use session::{
     Connection, ConnectionEvent, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
     VersionRange,

@@ -22,7 +22,9 @@ fn peak_rss_kib() -> u64 {
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let parse = |index: usize, default: u64| arguments.get(index).and_then(|text| text.parse().ok()).unwrap_or(default);
+    let parse = |index: usize, default: u64| {
+        arguments.get(index).and_then(|text| text.parse().ok()).unwrap_or(default)
+    };
     let nodes_count = parse(0, 100) as u32;
     let virtual_seconds = parse(1, 60);
     let seed = parse(2, 42);

@@ -146,19 +146,23 @@ impl FerryNode {
 
     fn drain(&mut self, context: &mut Context<'_, FerryEvent>) {
         let Some(node) = self.node.as_mut() else { return };
+        let mut broken = Vec::new();
         while let Some(output) = node.poll() {
             match output {
                 Output::Send { link, frame } => context.send(link as u32, frame),
                 Output::Close { link } => {
                     // The simulator's streams carry whole frames, so this cannot happen
                     // there; treat it as the link breaking and redial.
-                    self.link_broken(context.now_ns(), link as u32);
+                    broken.push(link as u32);
                 }
                 Output::Disk(DiskRequest::Append { bytes }) => context.append(bytes),
                 Output::Disk(DiskRequest::Sync { sync_id }) => context.sync(sync_id),
                 Output::Disk(DiskRequest::Truncate { length_bytes }) => context.truncate(length_bytes),
                 Output::Event(event) => context.emit(FerryEvent::Node(event)),
             }
+        }
+        for peer in broken {
+            self.link_broken(context.now_ns(), peer);
         }
         let redial = self.redial.values().filter_map(|(at, _)| *at).min();
         let deadline = [node_deadline(self.node.as_ref()), redial].into_iter().flatten().min();
@@ -213,11 +217,7 @@ impl Process for FerryNode {
     fn on_message(&mut self, context: &mut Context<'_, FerryEvent>, from: u32, bytes: Bytes) {
         let now_ns = context.now_ns();
         if let Some(node) = self.node.as_mut() {
-            if self.stream {
-                node.handle_stream(now_ns, u64::from(from), &bytes);
-            } else {
-                node.handle_datagram(now_ns, u64::from(from), bytes);
-            }
+            node.handle_received(now_ns, u64::from(from), bytes);
         }
         self.drain(context);
     }
@@ -359,7 +359,8 @@ impl FerryChecker {
         let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else { return };
         let origin = protocol.node_id();
         let durable = protocol.durable_vector().get(origin);
-        let highest_acked = self.acked.range((origin, 0)..=(origin, u64::MAX)).next_back().map(|(key, _)| key.1);
+        let highest_acked =
+            self.acked.range((origin, 0)..=(origin, u64::MAX)).next_back().map(|(key, _)| key.1);
         if let Some(highest) = highest_acked {
             if durable < highest {
                 self.violations.push(Violation {

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod determinism;
 pub mod disk;
 pub mod fault;
+pub mod ferry;
 pub mod network;
 pub mod ping;
 pub mod process;

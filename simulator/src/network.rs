@@ -334,8 +334,12 @@ mod tests {
 
     #[test]
     fn topology_partition_cut_heal() {
-        let mut network =
-            Network::new(4, &Topology::Edges(vec![(0, 1), (1, 2), (2, 3)]), Transport::Datagram, LinkParams::default());
+        let mut network = Network::new(
+            4,
+            &Topology::Edges(vec![(0, 1), (1, 2), (2, 3)]),
+            Transport::Datagram,
+            LinkParams::default(),
+        );
         assert_eq!(network.check_path(0, 1), Ok(()));
         assert_eq!(network.check_path(0, 2), Err(DropReason::NoLink));
         assert_eq!(network.neighbours(1), vec![0, 2]);

@@ -521,7 +521,8 @@ impl<P: Process> Simulation<P> {
                 self.trace.count_event();
                 if self.process(node).is_none() {
                     let name = &self.config.names[node as usize];
-                    self.trace.line(self.now_ns, format_args!("{name} command {command} ignored: node is crashed"));
+                    self.trace
+                        .line(self.now_ns, format_args!("{name} command {command} ignored: node is crashed"));
                     return true;
                 }
                 if self.trace.wants_text() {
@@ -608,8 +609,12 @@ impl<P: Process> Simulation<P> {
         let slot = &mut self.slots[node as usize];
         let Some(process) = slot.process.as_mut() else { return };
         let mut outputs = std::mem::take(&mut self.outputs);
-        let mut context =
-            Context { node, local_ns: slot.clock.local_ns(self.now_ns), outputs: &mut outputs, rng: &mut slot.rng };
+        let mut context = Context {
+            node,
+            local_ns: slot.clock.local_ns(self.now_ns),
+            outputs: &mut outputs,
+            rng: &mut slot.rng,
+        };
         callback(process, &mut context);
         self.apply_outputs(node, &mut outputs);
         self.outputs = outputs;
@@ -637,7 +642,10 @@ impl<P: Process> Simulation<P> {
                     self.record(TAG_SYNC, node, &[sync_id, latency], |names| {
                         format!("{} disk sync #{sync_id} ({latency}ns)", names[node as usize])
                     });
-                    self.push(self.now_ns + latency, Event::Synced { node, incarnation, sync_id, length_bytes });
+                    self.push(
+                        self.now_ns + latency,
+                        Event::Synced { node, incarnation, sync_id, length_bytes },
+                    );
                 }
                 Action::Truncate(length_bytes) => {
                     self.slots[node as usize].disk.truncate(length_bytes);
@@ -728,7 +736,10 @@ impl<P: Process> Simulation<P> {
                 let at_ns = (now_ns + latency + transmit_ns).max(connection.last_delivery_ns[direction]);
                 connection.last_delivery_ns[direction] = at_ns;
                 let epoch = connection.epoch;
-                self.push(at_ns, Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch });
+                self.push(
+                    at_ns,
+                    Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch },
+                );
             }
             Transport::Datagram => {
                 if let Err(reason) = self.network.check_path(from, to) {
@@ -747,14 +758,25 @@ impl<P: Process> Simulation<P> {
                     if copy == 1 {
                         self.stats.duplicated += 1;
                         self.record(TAG_DUPLICATE, from, &[u64::from(to), message_id], |names| {
-                            format!("{} -> {} #{message_id} duplicated", names[from as usize], names[to as usize])
+                            format!(
+                                "{} -> {} #{message_id} duplicated",
+                                names[from as usize], names[to as usize]
+                            )
                         });
                     }
                     let at_ns = self.now_ns + latency + transmit_ns;
                     let bytes = bytes.clone();
                     self.push(
                         at_ns,
-                        Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch: 0 },
+                        Event::Deliver {
+                            from,
+                            to,
+                            message_id,
+                            bytes,
+                            from_incarnation,
+                            to_incarnation,
+                            epoch: 0,
+                        },
                     );
                 }
             }
@@ -821,14 +843,25 @@ impl<P: Process> Simulation<P> {
             self.stats.corrupt_reads += 1;
         }
         let disk_bytes = disk.len() as u64;
-        self.record(TAG_BOOT, node, &[disk_bytes, flipped.map_or(u64::MAX, |bit| bit)], |names| match flipped {
-            Some(bit) => format!("{} boot from {disk_bytes}B of disk (bit {bit} flipped)", names[node as usize]),
-            None => format!("{} boot from {disk_bytes}B of disk", names[node as usize]),
-        });
+        self.record(
+            TAG_BOOT,
+            node,
+            &[disk_bytes, flipped.map_or(u64::MAX, |bit| bit)],
+            |names| match flipped {
+                Some(bit) => {
+                    format!("{} boot from {disk_bytes}B of disk (bit {bit} flipped)", names[node as usize])
+                }
+                None => format!("{} boot from {disk_bytes}B of disk", names[node as usize]),
+            },
+        );
         let mut outputs = std::mem::take(&mut self.outputs);
         let slot = &mut self.slots[node as usize];
-        let mut context =
-            Context { node, local_ns: slot.clock.local_ns(self.now_ns), outputs: &mut outputs, rng: &mut slot.rng };
+        let mut context = Context {
+            node,
+            local_ns: slot.clock.local_ns(self.now_ns),
+            outputs: &mut outputs,
+            rng: &mut slot.rng,
+        };
         let process = P::boot(&self.process_config, &mut context, &disk);
         slot.process = Some(process);
         self.apply_outputs(node, &mut outputs);
@@ -918,5 +951,4 @@ impl<P: Process> Simulation<P> {
             self.link_down(peer, node);
         }
     }
-
 }

@@ -10,7 +10,8 @@ use ferry_simulator::disk::DiskConfig;
 use ferry_simulator::ping::{PingConfig, PingNode};
 use ferry_simulator::trace::SharedBuffer;
 use ferry_simulator::{
-    Context, Control, Fault, LinkParams, Process, SimConfig, Simulation, Trace, TraceHasher, TraceRecord, Transport,
+    Context, Control, Fault, LinkParams, Process, SimConfig, Simulation, Trace, TraceHasher, TraceRecord,
+    Transport,
 };
 
 const MS: u64 = 1_000_000;
@@ -131,7 +132,13 @@ struct Run {
     stats: ferry_simulator::Stats,
 }
 
-fn run(config: SimConfig, stream: bool, faults: &[(u64, Fault)], writes: &[(u64, u32, u8)], end_ns: u64) -> Run {
+fn run(
+    config: SimConfig,
+    stream: bool,
+    faults: &[(u64, Fault)],
+    writes: &[(u64, u32, u8)],
+    end_ns: u64,
+) -> Run {
     let buffer = SharedBuffer::default();
     let nodes_count = config.names.len() as u32;
     let mut simulation: Simulation<Probe> =
@@ -149,7 +156,12 @@ fn run(config: SimConfig, stream: bool, faults: &[(u64, Fault)], writes: &[(u64,
         }
         Control::Continue
     });
-    Run { text: buffer.text(), hash: simulation.trace().hash_hex(), events, stats: simulation.stats().clone() }
+    Run {
+        text: buffer.text(),
+        hash: simulation.trace().hash_hex(),
+        events,
+        stats: simulation.stats().clone(),
+    }
 }
 
 fn lossy(seed: u64) -> SimConfig {
@@ -207,11 +219,14 @@ fn partition_cut_isolate_and_heal() {
         (700 * MS, Fault::Isolate { node: 3 }),
         (900 * MS, Fault::HealAll),
     ];
-    let result = run(SimConfig::new(2, names(4)), false, &[faults[0].clone(), faults[1].clone()], &[], 350 * MS);
+    let result =
+        run(SimConfig::new(2, names(4)), false, &[faults[0].clone(), faults[1].clone()], &[], 350 * MS);
     assert!(result.stats.drops_by_reason["partition"] > 0);
     let received = |from: u32, to: u32, start: u64, end: u64| {
         result.events.iter().any(|(at, node, event)| {
-            *node == to && (start..end).contains(at) && matches!(event, ProbeEvent::Received { from: f, .. } if *f == from)
+            *node == to
+                && (start..end).contains(at)
+                && matches!(event, ProbeEvent::Received { from: f, .. } if *f == from)
         })
     };
     assert!(received(0, 1, 150 * MS, 300 * MS), "same group still talks");
@@ -219,7 +234,9 @@ fn partition_cut_isolate_and_heal() {
     let result = run(SimConfig::new(2, names(4)), false, &faults, &[], 1_000 * MS);
     let received = |from: u32, to: u32, start: u64, end: u64| {
         result.events.iter().any(|(at, node, event)| {
-            *node == to && (start..end).contains(at) && matches!(event, ProbeEvent::Received { from: f, .. } if *f == from)
+            *node == to
+                && (start..end).contains(at)
+                && matches!(event, ProbeEvent::Received { from: f, .. } if *f == from)
         })
     };
     assert!(!received(0, 1, 450 * MS, 600 * MS), "cut direction blocked");
@@ -275,8 +292,10 @@ fn clocks_skew_drift_and_jump() {
             _ => None,
         })
         .collect();
-    let offset_before = clocks.iter().rev().find(|(at, _)| *at < 500 * MS).map(|(at, local)| *local as i64 - *at as i64);
-    let offset_after = clocks.iter().find(|(at, _)| *at > 600 * MS).map(|(at, local)| *local as i64 - *at as i64);
+    let offset_before =
+        clocks.iter().rev().find(|(at, _)| *at < 500 * MS).map(|(at, local)| *local as i64 - *at as i64);
+    let offset_after =
+        clocks.iter().find(|(at, _)| *at > 600 * MS).map(|(at, local)| *local as i64 - *at as i64);
     let (before, after) = (offset_before.expect("ticks before"), offset_after.expect("ticks after"));
     assert_ne!(before, 0, "skewed");
     assert_eq!(before - after, 300_000_000, "jumped back by 300ms");

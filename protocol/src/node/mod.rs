@@ -1,0 +1,710 @@
+//! The sans-IO ferry node: sessions, dispatch, the WAL and replication in one state machine.
+//!
+//! Call order (quinn-proto style): create with [`Node::recover`] from the WAL's bytes, then
+//! feed inputs — [`link_up`](Node::link_up), [`link_down`](Node::link_down),
+//! [`handle_datagram`](Node::handle_datagram) / [`handle_stream`](Node::handle_stream),
+//! [`handle_timeout`](Node::handle_timeout), [`handle_synced`](Node::handle_synced),
+//! [`put`](Node::put) / [`delete`](Node::delete) — each with the caller's clock reading
+//! `now_ns`; after every input drain [`poll`](Node::poll) until `None` and re-arm the timer
+//! from [`poll_timeout`](Node::poll_timeout).
+//!
+//! Replication in one paragraph: every write is a WAL entry `(origin, sequence, HLC
+//! timestamp, operation)`. A node applies an entry to its last-writer-wins store when it is
+//! the next in its origin's sequence (gaps wait in a bounded buffer), appends its record to
+//! the WAL, and syncs. Only durable entries are pushed to peers, so an entry that a crash
+//! can erase never leaves the node; a local write is acknowledged (`Event::Acked`) only once
+//! durable. Peers exchange version vectors (OutboxPull) on connect and periodically; each side
+//! pushes what the other lacks (WalPush), the receiver acknowledges its durable positions
+//! (WalAck), and unacknowledged pushes are resent with exponential backoff. Nodes relay
+//! entries of every origin, so the cluster converges through any connected topology.
+
+mod event;
+mod log;
+mod peer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rand_core::RngCore;
+use thiserror::Error;
+
+pub use event::{Event, LinkId, Output};
+pub use log::PENDING_ENTRIES_MAX;
+pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
+
+use self::log::{Log, Offer};
+use self::peer::Peer;
+use crate::clock::HybridClock;
+use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, VALUE_BYTES_MAX, VersionVector, WalEntry};
+use crate::envelope::Envelope;
+use crate::frame::{self, Decoded, FRAME_BYTES_MAX_DEFAULT};
+use crate::message::{self, Message, WAL_PUSH_BYTES_MAX};
+use crate::session::{Connection, ConnectionEvent, Role, SessionConfig, SessionError};
+use crate::storage::DiskRequest;
+use crate::store::{Digest, Store};
+use crate::wal::{self, WalError};
+
+/// Node settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Session settings: name, node id, identity, versions, expected peers.
+    pub session: SessionConfig,
+    /// Largest frame accepted.
+    pub frame_bytes_max: u32,
+    /// First retransmission timeout of an unacknowledged push.
+    pub retransmit_ns_initial: u64,
+    /// Largest retransmission timeout (backoff doubles up to it).
+    pub retransmit_ns_max: u64,
+    /// Interval between anti-entropy OutboxPulls to each connected peer.
+    pub pull_interval_ns: u64,
+    /// A received HLC timestamp more than this far ahead of our clock does not move it.
+    pub clock_drift_ms_max: u64,
+}
+
+impl NodeConfig {
+    /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
+    /// 1 s anti-entropy, 60 s drift bound.
+    #[must_use]
+    pub fn new(session: SessionConfig) -> Self {
+        Self {
+            session,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            retransmit_ns_initial: 200_000_000,
+            retransmit_ns_max: 5_000_000_000,
+            pull_interval_ns: 1_000_000_000,
+            clock_drift_ms_max: 60_000,
+        }
+    }
+}
+
+/// Why the node cannot start or a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NodeError {
+    /// The WAL is damaged before its tail.
+    #[error("wal is corrupt: {0}")]
+    Wal(#[from] WalError),
+    /// The session settings are invalid.
+    #[error("invalid session settings: {0}")]
+    Session(#[from] SessionError),
+    /// A key longer than [`KEY_BYTES_MAX`].
+    #[error("key of {length_bytes} bytes exceeds maximum {KEY_BYTES_MAX}")]
+    KeyTooLong {
+        /// Its length.
+        length_bytes: usize,
+    },
+    /// A value longer than [`VALUE_BYTES_MAX`].
+    #[error("value of {length_bytes} bytes exceeds maximum {VALUE_BYTES_MAX}")]
+    ValueTooLong {
+        /// Its length.
+        length_bytes: usize,
+    },
+}
+
+/// Counters for benchmarks and diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Entries applied to the store (local and remote).
+    pub entries_applied: u64,
+    /// Entries received that were already held.
+    pub entries_duplicate: u64,
+    /// Entries dropped because the gap buffer was full.
+    pub entries_dropped: u64,
+    /// WalPush messages sent.
+    pub pushes_sent: u64,
+    /// Retransmission timeouts that rewound an outbox.
+    pub retransmits: u64,
+    /// Frames rejected.
+    pub frames_rejected: u64,
+    /// Received timestamps too far ahead to merge into the HLC.
+    pub clock_rejections: u64,
+}
+
+/// One ferry node. See the module docs for the call order.
+pub struct Node {
+    config: Arc<NodeConfig>,
+    session: Arc<SessionConfig>,
+    rng: Box<dyn RngCore + Send>,
+    clock: HybridClock,
+    store: Store,
+    log: Log,
+    peers: BTreeMap<LinkId, Peer>,
+    outputs: VecDeque<Output>,
+    /// Records appended since the last sync request.
+    appended: bool,
+    sync_next_id: u64,
+    /// The sync in flight and the held vector it will make durable.
+    sync_inflight: Option<(u64, VersionVector)>,
+    msg_id_next: u32,
+    stats: NodeStats,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Node")
+            .field("name", &self.session.name)
+            .field("held", self.log.held())
+            .field("durable", self.log.durable())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node from the bytes of its WAL (empty for a new node). A torn or corrupt tail
+    /// is cut off (an `Output::Disk(Truncate)` and an `Event::Recovered` are queued).
+    ///
+    /// # Errors
+    /// [`NodeError::Wal`] when the log is damaged before its tail: the node refuses to start
+    /// rather than silently lose entries. [`NodeError::Session`] for invalid settings.
+    pub fn recover(
+        config: NodeConfig,
+        wal_bytes: &[u8],
+        rng: Box<dyn RngCore + Send>,
+    ) -> Result<Self, NodeError> {
+        config.session.validate()?;
+        let recovery = wal::recover(wal_bytes)?;
+        let session = Arc::new(config.session.clone());
+        let mut node = Self {
+            clock: HybridClock::new(config.clock_drift_ms_max),
+            config: Arc::new(config),
+            session,
+            rng,
+            store: Store::default(),
+            log: Log::default(),
+            peers: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            appended: false,
+            sync_next_id: 1,
+            sync_inflight: None,
+            msg_id_next: 1,
+            stats: NodeStats::default(),
+        };
+        let entries_count = recovery.entries.len() as u64;
+        for entry in recovery.entries {
+            node.clock.restore(entry.timestamp);
+            // The log only ever receives contiguous entries, so recovery replays cleanly;
+            // anything else (a duplicate) is ignored rather than trusted.
+            if node.log.offer(entry) == Offer::Accepted {
+                for accepted in node.log.take_accepted() {
+                    node.store.apply(&accepted);
+                }
+            }
+        }
+        let held = node.log.held().clone();
+        node.log.mark_durable(&held);
+        let truncated_bytes = (wal_bytes.len() as u64).saturating_sub(recovery.valid_bytes);
+        if truncated_bytes > 0 {
+            node.outputs
+                .push_back(Output::Disk(DiskRequest::Truncate { length_bytes: recovery.valid_bytes }));
+        }
+        node.outputs.push_back(Output::Event(Event::Recovered { entries_count, truncated_bytes }));
+        Ok(node)
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn node_id(&self) -> NodeId {
+        self.session.node_id
+    }
+
+    /// This node's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.session.name
+    }
+
+    /// The current value of `key` (`None` if absent or deleted).
+    #[must_use]
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.store.get(key)
+    }
+
+    /// The live key/value pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.store.iter()
+    }
+
+    /// The replicated store.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A digest of the replicated state: equal on two nodes exactly when their states are.
+    #[must_use]
+    pub fn digest(&self) -> Digest {
+        self.store.digest()
+    }
+
+    /// Entries held per origin.
+    #[must_use]
+    pub fn version_vector(&self) -> &VersionVector {
+        self.log.held()
+    }
+
+    /// Entries durable per origin.
+    #[must_use]
+    pub fn durable_vector(&self) -> &VersionVector {
+        self.log.durable()
+    }
+
+    /// Entry `sequence` of `origin`, if held.
+    #[must_use]
+    pub fn entry(&self, origin: NodeId, sequence: u64) -> Option<&WalEntry> {
+        self.log.get(origin, sequence)
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Links with an established session, with the peer's name.
+    pub fn connected_peers(&self) -> impl Iterator<Item = (LinkId, &str)> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.node_id.is_some())
+            .map(|(link, peer)| (*link, peer.name.as_str()))
+    }
+
+    /// The next output, if any.
+    #[must_use]
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called, on the caller's clock.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.peers
+            .values()
+            .flat_map(|peer| [peer.connection.poll_timeout(), peer.deadline_ns()])
+            .flatten()
+            .min()
+    }
+
+    /// A link to a peer is usable. The `Initiator` side starts the handshake at once.
+    pub fn link_up(&mut self, now_ns: u64, link: LinkId, kind: LinkKind, role: Role) {
+        let connection = match Connection::new(Arc::clone(&self.session), role, now_ns, &mut *self.rng) {
+            Ok(connection) => connection,
+            // `recover` validated the settings, so this cannot happen; report it anyway.
+            Err(error) => return self.reject(link, error.to_string()),
+        };
+        let peer =
+            Peer::new(kind, connection, self.config.frame_bytes_max, self.config.retransmit_ns_initial);
+        if let Some(old) = self.peers.insert(link, peer) {
+            if old.node_id.is_some() {
+                let reason = "replaced by a new link".to_owned();
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+            }
+        }
+        self.drain_connection(now_ns, link);
+    }
+
+    /// A link went away (a stream closed).
+    pub fn link_down(&mut self, _now_ns: u64, link: LinkId) {
+        if let Some(peer) = self.peers.remove(&link) {
+            if peer.node_id.is_some() {
+                let reason = "link down".to_owned();
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+            }
+        }
+    }
+
+    /// Bytes arrived on `link`: one datagram or a piece of a stream, by the link's kind.
+    pub fn handle_received(&mut self, now_ns: u64, link: LinkId, bytes: Bytes) {
+        match self.peers.get(&link).map(|peer| peer.kind) {
+            Some(LinkKind::Datagram) => self.handle_datagram(now_ns, link, bytes),
+            Some(LinkKind::Stream) => self.handle_stream(now_ns, link, &bytes),
+            None => {}
+        }
+    }
+
+    /// Entries waiting in the gap buffer for their predecessors.
+    #[must_use]
+    pub fn pending_entries_count(&self) -> usize {
+        self.log.pending_count()
+    }
+
+    /// One datagram arrived on `link`: it must hold exactly one frame.
+    pub fn handle_datagram(&mut self, now_ns: u64, link: LinkId, datagram: Bytes) {
+        if !self.peers.contains_key(&link) {
+            return;
+        }
+        let mut decoder = frame::FrameDecoder::new(self.config.frame_bytes_max);
+        decoder.push(&datagram);
+        match decoder.next_frame() {
+            Ok(Decoded::Frame(contents)) if decoder.buffered_bytes() == 0 => {
+                self.handle_contents(now_ns, link, contents);
+            }
+            Ok(_) => self.reject(link, "datagram does not hold exactly one frame".to_owned()),
+            Err(error) => self.reject(link, error.to_string()),
+        }
+        self.finish_input(now_ns);
+    }
+
+    /// Bytes arrived on stream `link`, split anywhere. A framing error closes the link.
+    pub fn handle_stream(&mut self, now_ns: u64, link: LinkId, bytes: &[u8]) {
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        peer.decoder.push(bytes);
+        loop {
+            let Some(peer) = self.peers.get_mut(&link) else { break };
+            match peer.decoder.next_frame() {
+                Ok(Decoded::NeedMore) => break,
+                Ok(Decoded::Frame(contents)) => self.handle_contents(now_ns, link, contents),
+                Err(error) => {
+                    self.peers.remove(&link);
+                    self.stats.frames_rejected += 1;
+                    let reason = format!("framing error: {error}");
+                    self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+                    self.outputs.push_back(Output::Close { link });
+                    break;
+                }
+            }
+        }
+        self.finish_input(now_ns);
+    }
+
+    /// The caller's timer expired.
+    pub fn handle_timeout(&mut self, now_ns: u64) {
+        let links: Vec<LinkId> = self.peers.keys().copied().collect();
+        for link in links {
+            let Some(peer) = self.peers.get_mut(&link) else { continue };
+            if peer.connection.poll_timeout().is_some_and(|deadline| deadline <= now_ns) {
+                peer.connection.handle_timeout(now_ns);
+            }
+            self.drain_connection(now_ns, link);
+            let Some(peer) = self.peers.get_mut(&link) else { continue };
+            if peer.node_id.is_none() {
+                continue;
+            }
+            if peer.retransmit_at_ns.is_some_and(|deadline| deadline <= now_ns) {
+                peer.retransmit_at_ns = None;
+                if peer.inflight_count() > 0 {
+                    self.stats.retransmits += 1;
+                    peer.rewind();
+                    peer.backoff_ns = (peer.backoff_ns * 2).min(self.config.retransmit_ns_max);
+                }
+                self.pump(now_ns, link);
+            }
+            let Some(peer) = self.peers.get_mut(&link) else { continue };
+            if peer.next_pull_ns.is_some_and(|deadline| deadline <= now_ns) {
+                self.send_pull(now_ns, link);
+            }
+        }
+        self.finish_input(now_ns);
+    }
+
+    /// A sync requested with `DiskRequest::Sync { sync_id }` completed.
+    pub fn handle_synced(&mut self, now_ns: u64, sync_id: u64) {
+        let Some((inflight_id, vector)) = self.sync_inflight.take() else { return };
+        if inflight_id != sync_id {
+            self.sync_inflight = Some((inflight_id, vector));
+            return;
+        }
+        let own = self.node_id();
+        let acked_from = self.log.durable().get(own) + 1;
+        self.log.mark_durable(&vector);
+        let acked_to = self.log.durable().get(own);
+        for sequence in acked_from..=acked_to {
+            let entry = self.log.get(own, sequence).cloned();
+            // Durable implies held: the log holds every sequence up to `acked_to`.
+            let entry = entry.expect("durable entries are held");
+            self.outputs.push_back(Output::Event(Event::Acked { entry }));
+        }
+        let durable = self.log.durable().clone();
+        let links: Vec<LinkId> = self.peers.keys().copied().collect();
+        for link in links {
+            let Some(peer) = self.peers.get_mut(&link) else { continue };
+            if peer.ack_due && peer.node_id.is_some() {
+                peer.ack_due = false;
+                self.send_message(link, &Message::WalAck { positions: durable.clone() });
+            }
+            self.pump(now_ns, link);
+        }
+        self.finish_input(now_ns);
+    }
+
+    /// A local put. The write is applied at once (reads see it) and acknowledged with
+    /// `Event::Acked` once durable.
+    ///
+    /// # Errors
+    /// [`NodeError::KeyTooLong`] or [`NodeError::ValueTooLong`].
+    pub fn put(&mut self, now_ns: u64, key: Bytes, value: Bytes) -> Result<u64, NodeError> {
+        if value.len() > VALUE_BYTES_MAX {
+            return Err(NodeError::ValueTooLong { length_bytes: value.len() });
+        }
+        self.write(now_ns, Operation::Put { key, value })
+    }
+
+    /// A local delete; see [`put`](Self::put).
+    ///
+    /// # Errors
+    /// [`NodeError::KeyTooLong`].
+    pub fn delete(&mut self, now_ns: u64, key: Bytes) -> Result<u64, NodeError> {
+        self.write(now_ns, Operation::Delete { key })
+    }
+
+    fn write(&mut self, now_ns: u64, operation: Operation) -> Result<u64, NodeError> {
+        if operation.key().len() > KEY_BYTES_MAX {
+            return Err(NodeError::KeyTooLong { length_bytes: operation.key().len() });
+        }
+        let origin = self.node_id();
+        let sequence = self.log.held().get(origin) + 1;
+        let entry = WalEntry { origin, sequence, timestamp: self.clock.now(now_ns), operation };
+        let offer = self.log.offer(entry);
+        assert_eq!(offer, Offer::Accepted, "a local write is always the next of its origin");
+        self.apply_accepted();
+        self.finish_input(now_ns);
+        Ok(sequence)
+    }
+
+    /// Applies and logs everything the log accepted.
+    fn apply_accepted(&mut self) {
+        for entry in self.log.take_accepted() {
+            self.store.apply(&entry);
+            self.stats.entries_applied += 1;
+            let mut record = BytesMut::with_capacity(wal::record_len(&entry));
+            wal::encode_record(&entry, &mut record);
+            self.outputs.push_back(Output::Disk(DiskRequest::Append { bytes: record.freeze() }));
+            self.appended = true;
+        }
+    }
+
+    /// Group commit: one sync in flight at a time, covering everything appended before it.
+    fn finish_input(&mut self, _now_ns: u64) {
+        if self.appended && self.sync_inflight.is_none() {
+            self.appended = false;
+            let sync_id = self.sync_next_id;
+            self.sync_next_id += 1;
+            self.sync_inflight = Some((sync_id, self.log.held().clone()));
+            self.outputs.push_back(Output::Disk(DiskRequest::Sync { sync_id }));
+        }
+    }
+
+    fn reject(&mut self, link: LinkId, reason: String) {
+        self.stats.frames_rejected += 1;
+        self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
+    }
+
+    fn handle_contents(&mut self, now_ns: u64, link: LinkId, contents: Bytes) {
+        let envelope = match Envelope::decode(contents) {
+            Ok(envelope) => envelope,
+            Err(error) => return self.reject(link, error.to_string()),
+        };
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        match peer.connection.handle_envelope(now_ns, envelope, &mut *self.rng) {
+            Ok(Some((msg_id, message))) => {
+                self.drain_connection(now_ns, link);
+                self.handle_message(now_ns, link, msg_id, message);
+            }
+            Ok(None) => self.drain_connection(now_ns, link),
+            Err(SessionError::NoSession) => {
+                // The peer has a session we lost (we restarted): handshake again.
+                peer.connection.start_handshake(now_ns, &mut *self.rng);
+                self.drain_connection(now_ns, link);
+            }
+            Err(SessionError::HandshakeInProgress) => self.drain_connection(now_ns, link),
+            Err(error) => {
+                self.drain_connection(now_ns, link);
+                self.reject(link, error.to_string());
+            }
+        }
+    }
+
+    /// Sends queued handshake envelopes and handles connection events.
+    fn drain_connection(&mut self, now_ns: u64, link: LinkId) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&link) else { return };
+            if let Some(contents) = peer.connection.poll_transmit() {
+                self.send_contents(link, &contents);
+                continue;
+            }
+            let Some(event) = peer.connection.poll_event() else { return };
+            match event {
+                ConnectionEvent::Established(info) | ConnectionEvent::Replaced { current: info, .. } => {
+                    if peer.node_id != Some(info.node_id) {
+                        // A different peer on this link: forget what we knew of the old one.
+                        peer.acked = VersionVector::new();
+                    }
+                    peer.node_id = Some(info.node_id);
+                    peer.name.clone_from(&info.name);
+                    peer.rewind();
+                    peer.backoff_ns = self.config.retransmit_ns_initial;
+                    peer.retransmit_at_ns = None;
+                    let event = Event::PeerConnected { link, name: info.name, node_id: info.node_id };
+                    self.outputs.push_back(Output::Event(event));
+                    self.send_pull(now_ns, link);
+                }
+                ConnectionEvent::HandshakeFailed(error) => {
+                    let reason = error.to_string();
+                    self.outputs.push_back(Output::Event(Event::HandshakeFailed { link, reason }));
+                }
+                ConnectionEvent::Closed { code, reason } => {
+                    peer.node_id = None;
+                    peer.retransmit_at_ns = None;
+                    peer.next_pull_ns = None;
+                    let reason = format!("peer closed the session ({code:?}): {reason}");
+                    self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+                }
+            }
+        }
+    }
+
+    fn send_contents(&mut self, link: LinkId, contents: &[u8]) {
+        let mut frame = BytesMut::with_capacity(contents.len() + 4);
+        match frame::encode(contents, self.config.frame_bytes_max, &mut frame) {
+            Ok(()) => self.outputs.push_back(Output::Send { link, frame: frame.freeze() }),
+            // Our own messages are bounded far below any sane maximum; a tiny configured
+            // maximum is reported rather than panicking.
+            Err(error) => self.reject(link, format!("cannot send: {error}")),
+        }
+    }
+
+    fn send_message(&mut self, link: LinkId, message: &Message) {
+        let msg_id = self.msg_id_next;
+        self.msg_id_next = self.msg_id_next.wrapping_add(1);
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        match peer.connection.send(msg_id, message) {
+            Ok(contents) => self.send_contents(link, &contents),
+            Err(error) => self.reject(link, format!("cannot send {:?}: {error}", message.message_type())),
+        }
+    }
+
+    fn send_pull(&mut self, now_ns: u64, link: LinkId) {
+        let vector = self.log.held().clone();
+        self.send_message(link, &Message::OutboxPull { vector });
+        // A little jitter keeps a cluster's pulls from marching in lockstep.
+        let jitter_ns = self.rng.next_u64() % (self.config.pull_interval_ns / 4 + 1);
+        if let Some(peer) = self.peers.get_mut(&link) {
+            peer.next_pull_ns = Some(now_ns + self.config.pull_interval_ns + jitter_ns);
+        }
+    }
+
+    fn handle_message(&mut self, now_ns: u64, link: LinkId, _msg_id: u32, message: Message) {
+        match message {
+            Message::Ping { token } => self.send_message(link, &Message::Pong { token }),
+            Message::Pong { token } => {
+                let Some(peer) = self.peers.get_mut(&link) else { return };
+                if let Some((expected, sent_ns)) = peer.ping {
+                    if expected == token {
+                        peer.ping = None;
+                        let round_trip_ns = now_ns.saturating_sub(sent_ns);
+                        self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
+                    }
+                }
+            }
+            Message::WalPush { entries } => self.handle_push(now_ns, link, entries),
+            Message::WalAck { positions } => {
+                let Some(peer) = self.peers.get_mut(&link) else { return };
+                if peer.acknowledge(&positions) {
+                    peer.backoff_ns = self.config.retransmit_ns_initial;
+                    peer.retransmit_at_ns = None;
+                }
+                self.pump(now_ns, link);
+            }
+            Message::OutboxPull { vector } => {
+                let Some(peer) = self.peers.get_mut(&link) else { return };
+                peer.acknowledge(&vector);
+                // Push again from what the peer says it holds: anything in flight beyond it
+                // was lost or is waiting in its gap buffer.
+                for (origin, _) in peer.sent.clone().iter() {
+                    peer.sent.set(origin, vector.get(origin).max(peer.acked.get(origin)));
+                }
+                self.pump(now_ns, link);
+            }
+            Message::Close { code, reason } => {
+                let reason = format!("peer closed ({code:?}): {reason}");
+                self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
+            }
+            Message::Hello { .. }
+            | Message::HelloAck { .. }
+            | Message::HelloFinish { .. }
+            | Message::RouteAnnounce { .. }
+            | Message::Routed { .. } => {}
+        }
+    }
+
+    fn handle_push(&mut self, now_ns: u64, link: LinkId, entries: Vec<WalEntry>) {
+        let mut accepted_any = false;
+        for entry in entries {
+            if entry.origin == self.node_id() {
+                // Our own entries come back through relays; we are their source of truth.
+                self.stats.entries_duplicate += 1;
+                continue;
+            }
+            if self.clock.observe(entry.timestamp, now_ns).is_err() {
+                self.stats.clock_rejections += 1;
+            }
+            match self.log.offer(entry) {
+                Offer::Accepted => accepted_any = true,
+                Offer::Duplicate => self.stats.entries_duplicate += 1,
+                Offer::Buffered => {}
+                Offer::Dropped => self.stats.entries_dropped += 1,
+            }
+        }
+        self.apply_accepted();
+        if accepted_any {
+            if let Some(peer) = self.peers.get_mut(&link) {
+                peer.ack_due = true;
+            }
+        } else {
+            // Nothing new: tell the sender where we stand so it stops resending.
+            let positions = self.log.durable().clone();
+            self.send_message(link, &Message::WalAck { positions });
+        }
+    }
+
+    /// Pushes durable entries the peer lacks, in bounded batches, within its in-flight limit.
+    fn pump(&mut self, now_ns: u64, link: LinkId) {
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        let Some(peer_id) = peer.node_id else { return };
+        let mut budget = PEER_INFLIGHT_ENTRIES_MAX.saturating_sub(peer.inflight_count());
+        let mut batches: Vec<Vec<WalEntry>> = Vec::new();
+        let mut batch: Vec<WalEntry> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for (origin, durable) in self.log.durable().iter() {
+            if origin == peer_id || budget == 0 {
+                continue;
+            }
+            let from = peer.sent.get(origin).max(peer.acked.get(origin)) + 1;
+            if from > durable {
+                continue;
+            }
+            let to = durable.min(from + budget - 1);
+            for entry in self.log.range(origin, from, to) {
+                let entry_bytes = message::entry_encoded_len(entry);
+                if batch_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 16 && !batch.is_empty() {
+                    batches.push(std::mem::take(&mut batch));
+                    batch_bytes = 0;
+                }
+                batch_bytes += entry_bytes;
+                batch.push(entry.clone());
+            }
+            budget -= to - from + 1;
+            peer.sent.set(origin, to);
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        if peer.inflight_count() > 0 && peer.retransmit_at_ns.is_none() {
+            peer.retransmit_at_ns = Some(now_ns + peer.backoff_ns);
+        }
+        for entries in batches {
+            self.stats.pushes_sent += 1;
+            self.send_message(link, &Message::WalPush { entries });
+        }
+    }
+
+    /// Sends a Ping on `link`; the answer arrives as `Event::Pong`.
+    pub fn ping(&mut self, now_ns: u64, link: LinkId) {
+        let token = self.rng.next_u64();
+        if let Some(peer) = self.peers.get_mut(&link) {
+            peer.ping = Some((token, now_ns));
+            self.send_message(link, &Message::Ping { token });
+        }
+    }
+}
