@@ -298,7 +298,7 @@ impl Connection {
         Ok(bytes)
     }
 
-    /// The next plaintext handshake or Close envelope to send, as a frame's contents.
+    /// The next handshake message or handshake refusal (Close) to send, as a frame's contents.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmits.pop_front()
