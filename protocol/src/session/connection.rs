@@ -78,6 +78,8 @@ struct Retry {
 /// We sent Hello and wait for HelloAck.
 struct Initiating {
     initiation: Initiation,
+    /// The Noise bytes of our Hello, to recognise it reflected back at us.
+    hello_noise: Bytes,
     retry: Retry,
 }
 
@@ -105,8 +107,9 @@ impl Pending {
 
 /// How a session came about: what identifies repeats of its handshake messages.
 enum Origin {
-    /// We initiated. A repeat of `hello_ack_noise` means the responder lacks our HelloFinish.
-    Initiated { hello_ack_noise: Bytes, hello_finish: Bytes },
+    /// We initiated. A repeat of `hello_ack_noise` means the responder lacks our HelloFinish;
+    /// `hello_noise` is our own Hello, which we never answer.
+    Initiated { hello_noise: Bytes, hello_ack_noise: Bytes, hello_finish: Bytes },
     /// We responded. Repeats of either message are stale.
     Responded { hello_noise: Bytes, hello_finish_noise: Bytes },
 }
@@ -212,7 +215,7 @@ impl Connection {
     pub fn start_handshake(&mut self, now_ns: u64, rng: &mut dyn RngCore) {
         let (initiation, noise) = Initiation::start(&self.config, rng);
         let retry = self.retry(now_ns, plain_envelope(MessageType::Hello, &noise));
-        self.pending = Some(Pending::Initiating(Initiating { initiation, retry }));
+        self.pending = Some(Pending::Initiating(Initiating { initiation, hello_noise: noise, retry }));
     }
 
     /// Decodes a frame's contents as an envelope and handles it; see
@@ -295,7 +298,7 @@ impl Connection {
         Ok(bytes)
     }
 
-    /// The next plaintext handshake or Close envelope to send, as a frame's contents.
+    /// The next handshake message or handshake refusal (Close) to send, as a frame's contents.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmits.pop_front()
@@ -421,14 +424,23 @@ impl Connection {
     }
 
     fn on_hello(&mut self, now_ns: u64, noise: Bytes, rng: &mut dyn RngCore) -> Result<(), SessionError> {
-        if let Some(Session { origin: Origin::Responded { hello_noise, .. }, .. }) = &self.session
-            && *hello_noise == noise
-        {
-            // A late copy of the Hello behind this session: the initiator already has our
-            // HelloAck, since it sent the HelloFinish that completed the session.
-            return Ok(());
+        match &self.session {
+            Some(Session { origin: Origin::Responded { hello_noise, .. }, .. }) if *hello_noise == noise => {
+                // A late copy of the Hello behind this session: the initiator already has our
+                // HelloAck, since it sent the HelloFinish that completed the session.
+                return Ok(());
+            }
+            Some(Session { origin: Origin::Initiated { hello_noise, .. }, .. }) if *hello_noise == noise => {
+                // Our own Hello, reflected back at us.
+                return Ok(());
+            }
+            _ => {}
         }
         match &self.pending {
+            Some(Pending::Initiating(initiating)) if initiating.hello_noise == noise => {
+                // Our own Hello, reflected back at us: answering it would abandon our attempt.
+                return Ok(());
+            }
             Some(Pending::Responding(responding)) if responding.hello_noise == noise => {
                 // The initiator repeats Hello because our HelloAck was lost: answer again.
                 let message = responding.retry.message.clone();
@@ -458,7 +470,7 @@ impl Connection {
 
     fn on_hello_ack(&mut self, noise: Bytes) -> Result<(), SessionError> {
         if let Some(session) = &self.session
-            && let Origin::Initiated { hello_ack_noise, hello_finish } = &session.origin
+            && let Origin::Initiated { hello_ack_noise, hello_finish, .. } = &session.origin
             && *hello_ack_noise == noise
         {
             // The responder repeats HelloAck: it lacks our HelloFinish, unless it has since
@@ -497,7 +509,11 @@ impl Connection {
         self.install(Session {
             transport: Transport::new(&keys),
             peer,
-            origin: Origin::Initiated { hello_ack_noise: noise, hello_finish },
+            origin: Origin::Initiated {
+                hello_noise: initiating.hello_noise,
+                hello_ack_noise: noise,
+                hello_finish,
+            },
             received_any: false,
         });
         Ok(())

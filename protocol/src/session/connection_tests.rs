@@ -520,6 +520,59 @@ fn restarted_peer_replaces_the_session() {
     );
 }
 
+/// Goal: a Responder-role peer that lost its session recovers it by initiating, as the call
+/// order prescribes after NoSession, and the Initiator-role end answers while established.
+/// Method: replace the responder with a fresh one, deliver old-session traffic to it, follow
+/// the NoSession advice and drive.
+#[test]
+fn restarted_responder_recovers_through_no_session() {
+    let alpha = config("alpha", 1);
+    let bravo = config("bravo", 2);
+    let mut pair = Pair::new(alpha, bravo.clone(), [11, 12]);
+    pair.drive();
+    let side = &mut pair.sides[RESPONDER];
+    side.connection =
+        Connection::new(Arc::new(bravo.clone()), Role::Responder, 0, &mut side.rng).expect("valid");
+    side.events.clear();
+    let ping = pair.send(INITIATOR, 1, &Message::Ping { token: 1 });
+    assert_eq!(pair.deliver(RESPONDER, ping), Err(SessionError::NoSession));
+    let now_ns = pair.now_ns;
+    let side = &mut pair.sides[RESPONDER];
+    side.connection.start_handshake(now_ns, &mut side.rng);
+    pair.collect(RESPONDER);
+    pair.drive();
+    assert_eq!(pair.sides[RESPONDER].events.len(), 1);
+    assert!(matches!(pair.sides[RESPONDER].events[0], ConnectionEvent::Established(_)));
+    assert_eq!(
+        pair.sides[INITIATOR].events.last(),
+        Some(&ConnectionEvent::Replaced { previous: peer_of(&bravo), current: peer_of(&bravo) })
+    );
+    assert_eq!(pair.sent(INITIATOR, MessageType::HelloAck), 1, "the Initiator answered as responder");
+    pair.assert_ping_both_ways();
+}
+
+/// Goal: our own Hello reflected back at us is never answered, during an attempt or after.
+/// Method: hand the initiator its own Hello before and after establishment.
+#[test]
+fn reflected_hello_is_ignored() {
+    let mut pair = Pair::default_pair();
+    let hello = pair.in_flight[RESPONDER].front().cloned().expect("hello");
+    assert_eq!(pair.deliver(INITIATOR, hello.clone()), Ok(None));
+    assert!(pair.in_flight[RESPONDER].len() == 1 && pair.in_flight[INITIATOR].is_empty());
+    pair.drive();
+    assert_eq!(pair.deliver(INITIATOR, hello), Ok(None));
+    assert!(pair.in_flight.iter().all(VecDeque::is_empty));
+    assert!(!pair.connection(INITIATOR).is_handshaking());
+    pair.assert_ping_both_ways();
+}
+
+/// Goal: a Connection can move between threads (the TCP node runs links on tasks).
+#[test]
+fn connection_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Connection>();
+}
+
 /// Goal: repeats of handshake messages never disturb an established session.
 /// Method: deliver every handshake frame of the transcript again to its receiver after
 /// establishment; only a HelloAck repeat before the responder has spoken earns a HelloFinish
