@@ -2,10 +2,11 @@
 //!
 //! This module owns the text forms of time. It works on one scalar's text and returns an
 //! [`ErrorKind`] without a position; the caller adds the position. Arithmetic is exact
-//! (`u128`, no floating point), so `0.1s` is exactly 100,000,000 ns on every machine.
+//! (see `quantity::scale_decimal`), so `0.1s` is exactly 100,000,000 ns on every machine.
 
 use super::error::{ErrorKind, shorten};
 use super::model::{RangeNs, SignedRangeNs};
+use super::quantity::{DECIMAL_SCALE_MAX, DecimalError, scale_decimal};
 
 /// What an unparseable duration is reported as expecting.
 pub(crate) const EXPECTED_DURATION: &str = "a duration like 250ms";
@@ -20,11 +21,7 @@ pub(crate) const EXPECTED_SIGNED_RANGE: &str = "a duration or a range like -2s..
 /// also fits a signed offset and adding two of them cannot overflow a `u64`.
 pub const DURATION_NS_MAX: u64 = i64::MAX as u64;
 
-/// Longest run of digits read before or after the decimal point; more would only be zeros
-/// or sub-nanosecond digits, and this keeps the `u128` arithmetic from overflowing.
-const DIGITS_MAX: usize = 24;
-
-/// Units, longest suffix first so that `ms` is not read as `m` followed by junk.
+/// Units, two-letter suffixes first so that `ms` is not read as `m` followed by junk.
 const UNITS: [(&str, u128); 8] = [
     ("ns", 1),
     ("us", 1_000),
@@ -35,6 +32,7 @@ const UNITS: [(&str, u128); 8] = [
     ("h", 3_600_000_000_000),
     ("d", 86_400_000_000_000),
 ];
+const _: () = assert!(86_400_000_000_000 <= DECIMAL_SCALE_MAX);
 
 /// A parse failure before it is given its final wording.
 enum Failure {
@@ -136,32 +134,11 @@ fn parse_signed(text: &str) -> Result<(bool, u64), Failure> {
         .iter()
         .find_map(|&(suffix, unit_ns)| unsigned.strip_suffix(suffix).map(|number| (number, unit_ns)))
         .ok_or(Failure::Syntax)?;
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let is_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
-    if whole.is_empty()
-        || !is_digits(whole)
-        || !is_digits(fraction)
-        || (number.contains('.') && fraction.is_empty())
-    {
-        return Err(Failure::Syntax);
-    }
-    let whole = whole.trim_start_matches('0');
-    let fraction = fraction.trim_end_matches('0');
-    if whole.len() > DIGITS_MAX {
-        return Err(Failure::Kind(too_large(text)));
-    }
-    if fraction.len() > DIGITS_MAX {
-        return Err(Failure::Kind(ErrorKind::SubNanosecond { text: shorten(text) }));
-    }
-    // At most 24 digits each: 10^24 * 8.64e13 < 2^128, so nothing below overflows.
-    let whole_value: u128 = whole.parse().unwrap_or(0);
-    let fraction_value: u128 = fraction.parse().unwrap_or(0);
-    let fraction_scale = 10u128.pow(fraction.len() as u32);
-    let fraction_ns = fraction_value * unit_ns;
-    if !fraction_ns.is_multiple_of(fraction_scale) {
-        return Err(Failure::Kind(ErrorKind::SubNanosecond { text: shorten(text) }));
-    }
-    let total_ns = whole_value * unit_ns + fraction_ns / fraction_scale;
+    let total_ns = scale_decimal(number, unit_ns).map_err(|error| match error {
+        DecimalError::Malformed => Failure::Syntax,
+        DecimalError::NotWhole => Failure::Kind(ErrorKind::SubNanosecond { text: shorten(text) }),
+        DecimalError::TooLarge => Failure::Kind(too_large(text)),
+    })?;
     match u64::try_from(total_ns) {
         Ok(total_ns) if total_ns <= DURATION_NS_MAX => Ok((negative, total_ns)),
         _ => Err(Failure::Kind(too_large(text))),

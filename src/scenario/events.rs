@@ -163,13 +163,7 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
                 return Err(not_applicable(entry, WORKLOAD_KEYS, "a `rate` item"));
             }
             "from" => from = Some((context.time_before_end(value, "from")?, value)),
-            "until" => {
-                let until_ns = context.time_until_end(value, "until")?;
-                if let Some((from_ns, from_node)) = from {
-                    check_window(from_ns, from_node, until_ns, value)?;
-                }
-                until = Some((until_ns, value));
-            }
+            "until" => until = Some((context.time_until_end(value, "until")?, value)),
             "rate" => rate = Some(scalar(value, EXPECTED_RATE, parse_rate)?),
             "keys" => {
                 keys_count = Some(scalar(value, EXPECTED_WHOLE, |text| {
@@ -184,7 +178,6 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
             }
         }
     }
-    // `until` written before `from`: check the window once both are known.
     if let (Some((from_ns, from_node)), Some((until_ns, until_node))) = (from, until) {
         check_window(from_ns, from_node, until_ns, until_node)?;
     }
@@ -363,20 +356,20 @@ pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
         match entry.key.as_str() {
             "until" => until_ns = Some(context.time_until_end(value, "until")?),
             "crash" => {
-                let (every_ns, downtime_ns) = periodic(value, "downtime", range)?;
+                let (every_ns, downtime_ns) = periodic(value, &["every", "downtime"], range)?;
                 chaos.crash = Some(ChaosCrash { every_ns, downtime_ns });
             }
             "partition" => {
-                let (every_ns, duration_ns) = periodic(value, "duration", range)?;
+                let (every_ns, duration_ns) = periodic(value, &["every", "duration"], range)?;
                 chaos.partition = Some(ChaosWindow { every_ns, duration_ns });
             }
             "cut" => {
-                let (every_ns, duration_ns) = periodic(value, "duration", range)?;
+                let (every_ns, duration_ns) = periodic(value, &["every", "duration"], range)?;
                 chaos.cut = Some(ChaosWindow { every_ns, duration_ns });
             }
             "clock_jump" => {
                 let signed_range = |node: &Node| scalar(node, EXPECTED_SIGNED_RANGE, parse_signed_range_ns);
-                let (every_ns, by_ns) = periodic(value, "by", signed_range)?;
+                let (every_ns, by_ns) = periodic(value, &["every", "by"], signed_range)?;
                 chaos.clock_jump = Some(ChaosClockJump { every_ns, by_ns });
             }
             "swarm" => chaos.swarm = boolean(value)?,
@@ -387,17 +380,14 @@ pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
     Ok(chaos)
 }
 
-/// Reads `{every, SIZE}` where SIZE is read by `read_size`; both are required.
+/// Reads `{every, SIZE}`, where `keys` is `["every", SIZE]` and SIZE is read by
+/// `read_size`; both are required.
 fn periodic<T>(
     node: &Node,
-    size_key: &'static str,
+    keys: &'static [&'static str; 2],
     read_size: impl Fn(&Node) -> Result<T>,
 ) -> Result<(u64, T)> {
-    let keys: &'static [&'static str] = match size_key {
-        "downtime" => &["every", "downtime"],
-        "duration" => &["every", "duration"],
-        _ => &["every", "by"],
-    };
+    let size_key = keys[1];
     let mut every_ns = None;
     let mut size = None;
     for entry in mapping(node, "a mapping like {every: 10s, duration: 1s..5s}")? {

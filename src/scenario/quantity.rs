@@ -112,36 +112,69 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, ErrorKind> {
 }
 
 /// Parses a bandwidth such as `10mbps`, `1.5gbps`, `64kbps` or `9600bps` into bits per
-/// second (decimal prefixes, case-insensitive). Must be at least 1 bit per second.
+/// second (decimal prefixes, case-insensitive): a whole number of bits, at least 1.
 pub(crate) fn parse_bandwidth(text: &str) -> Result<u64, ErrorKind> {
     let lower = text.to_ascii_lowercase();
     let (number, scale) = [("gbps", 1_000_000_000u128), ("mbps", 1_000_000), ("kbps", 1_000), ("bps", 1)]
         .iter()
         .find_map(|&(suffix, scale)| lower.strip_suffix(suffix).map(|number| (number, scale)))
         .ok_or_else(|| wrong(EXPECTED_BANDWIDTH, text))?;
+    let out_of_range = || ErrorKind::BandwidthOutOfRange { text: shorten(text) };
+    match scale_decimal(number, scale) {
+        Ok(bits) => u64::try_from(bits).ok().filter(|&bits| bits >= 1).ok_or_else(out_of_range),
+        Err(DecimalError::TooLarge) => Err(out_of_range()),
+        Err(DecimalError::Malformed | DecimalError::NotWhole) => Err(wrong(EXPECTED_BANDWIDTH, text)),
+    }
+}
+
+/// Why a decimal could not be scaled to a whole number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecimalError {
+    /// Not `DIGITS[.DIGITS]`.
+    Malformed,
+    /// The result would have a fractional part (`1.5ns`).
+    NotWhole,
+    /// More whole digits than [`DECIMAL_DIGITS_MAX`].
+    TooLarge,
+}
+
+/// Longest run of significant digits read before or after the decimal point. With a scale
+/// of at most [`DECIMAL_SCALE_MAX`], 10^24 · 10^14 < 2^128, so the arithmetic cannot overflow;
+/// more fraction digits could never give a whole result at such a scale.
+const DECIMAL_DIGITS_MAX: usize = 24;
+/// Largest `scale` for [`scale_decimal`]: more than a day in nanoseconds.
+pub(crate) const DECIMAL_SCALE_MAX: u128 = 100_000_000_000_000;
+
+/// `DIGITS[.DIGITS]` times `scale` (at most [`DECIMAL_SCALE_MAX`]), exactly: no floating
+/// point, so `0.1` times 10^9 is exactly 100,000,000 on every machine.
+pub(crate) fn scale_decimal(number: &str, scale: u128) -> Result<u128, DecimalError> {
+    debug_assert!(scale <= DECIMAL_SCALE_MAX);
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    let is_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
     if whole.is_empty()
-        || !digits(whole)
-        || !digits(fraction)
+        || !is_digits(whole)
+        || !is_digits(fraction)
         || (number.contains('.') && fraction.is_empty())
     {
-        return Err(wrong(EXPECTED_BANDWIDTH, text));
+        return Err(DecimalError::Malformed);
     }
     let whole = whole.trim_start_matches('0');
     let fraction = fraction.trim_end_matches('0');
-    let out_of_range = || ErrorKind::BandwidthOutOfRange { text: shorten(text) };
-    // Nine fraction digits resolve a bit at gbps; 20 whole digits already exceed u64.
-    if whole.len() > 20 || fraction.len() > 9 {
-        return Err(out_of_range());
+    if whole.len() > DECIMAL_DIGITS_MAX {
+        return Err(DecimalError::TooLarge);
     }
+    if fraction.len() > DECIMAL_DIGITS_MAX {
+        return Err(DecimalError::NotWhole);
+    }
+    // Empty parts (all zeros, trimmed) are zero.
     let whole_value: u128 = whole.parse().unwrap_or(0);
     let fraction_value: u128 = fraction.parse().unwrap_or(0);
-    let bits = whole_value * scale + fraction_value * scale / 10u128.pow(fraction.len() as u32);
-    match u64::try_from(bits) {
-        Ok(bits) if bits >= 1 => Ok(bits),
-        _ => Err(out_of_range()),
+    let fraction_scale = 10u128.pow(fraction.len() as u32);
+    let fraction_scaled = fraction_value * scale;
+    if !fraction_scaled.is_multiple_of(fraction_scale) {
+        return Err(DecimalError::NotWhole);
     }
+    Ok(whole_value * scale + fraction_scaled / fraction_scale)
 }
 
 #[cfg(test)]
@@ -209,5 +242,27 @@ mod tests {
         assert_eq!(parse_bandwidth("0.0bps"), Err(ErrorKind::BandwidthOutOfRange { text: "0.0bps".into() }));
         let huge = "99999999999999999999gbps";
         assert_eq!(parse_bandwidth(huge), Err(ErrorKind::BandwidthOutOfRange { text: huge.into() }));
+        assert_eq!(parse_bandwidth("1.5bps"), Err(wrong(EXPECTED_BANDWIDTH, "1.5bps")));
+    }
+
+    /// Goal: decimals scale exactly or say why not. Method: table.
+    #[test]
+    fn decimals() {
+        assert_eq!(scale_decimal("0.1", 1_000_000_000), Ok(100_000_000));
+        assert_eq!(scale_decimal("007.50", 10), Ok(75));
+        assert_eq!(scale_decimal("0", 10), Ok(0));
+        assert_eq!(scale_decimal("1.05", 10), Err(DecimalError::NotWhole));
+        assert_eq!(
+            scale_decimal(&format!("0.{}1", "0".repeat(30)), DECIMAL_SCALE_MAX),
+            Err(DecimalError::NotWhole)
+        );
+        assert_eq!(scale_decimal(&"9".repeat(25), 1), Err(DecimalError::TooLarge));
+        assert_eq!(
+            scale_decimal(&"9".repeat(24), DECIMAL_SCALE_MAX),
+            Ok(DECIMAL_SCALE_MAX * (10u128.pow(24) - 1))
+        );
+        for malformed in ["", ".", ".5", "5.", "1.2.3", "1e3", "-1", " 1"] {
+            assert_eq!(scale_decimal(malformed, 10), Err(DecimalError::Malformed), "{malformed:?}");
+        }
     }
 }
