@@ -1,0 +1,411 @@
+//! The timeline sections: `workload`, `faults` and `chaos`.
+//!
+//! This module reads each item on its own: its keys, node references and times against
+//! `duration`. It must not reason across items; the crash/restart walk over all faults is
+//! `validate`'s job, which is why each fault comes back with a [`FaultSource`].
+
+use super::duration::{
+    EXPECTED_SIGNED_DURATION, EXPECTED_SIGNED_RANGE, parse_signed_duration_ns, parse_signed_range_ns,
+};
+use super::error::{ErrorKind, Located, Span, shorten};
+use super::model::{
+    Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Fault, FaultKind, LinkOverride, NodeIndex, NodeSelection,
+    RandomPuts, Transport, WorkloadItem,
+};
+use super::parse::{
+    Context, Result, boolean, duration, mapping, probability, range, required, scalar, sequence, text,
+    unknown_key,
+};
+use super::quantity::{EXPECTED_RATE, EXPECTED_WHOLE, parse_rate, parse_whole};
+use super::yaml::{Entry, Node};
+use super::{CHAOS_EVERY_NS_MIN, KEYS_COUNT_MAX, VALUE_BYTES_MAX};
+
+const WORKLOAD_KEYS: &[&str] =
+    &["at", "node", "put", "delete", "from", "until", "rate", "keys", "nodes", "value_bytes"];
+const WORKLOAD_KINDS: &[&str] = &["put", "delete", "rate"];
+const PUT_KEYS: &[&str] = &["at", "node", "put"];
+const DELETE_KEYS: &[&str] = &["at", "node", "delete"];
+const RANDOM_KEYS: &[&str] = &["from", "until", "rate", "keys", "nodes", "value_bytes"];
+const FAULT_KINDS: &[&str] =
+    &["partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
+const FAULT_KEYS: &[&str] =
+    &["at", "partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
+const CHAOS_KEYS: &[&str] = &["until", "crash", "partition", "cut", "clock_jump", "swarm"];
+const EXPECTED_TEXT: &str = "text";
+const EXPECTED_KEY: &str = "a non-empty key";
+/// `CHAOS_EVERY_NS_MIN` as written in messages.
+const CHAOS_EVERY_MIN_TEXT: &str = "1ms";
+const _: () = assert!(CHAOS_EVERY_NS_MIN == 1_000_000);
+
+/// Where a fault came from, for the checks that need the whole timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FaultSource {
+    /// Position of the fault's subject: the node name of `crash` and `restart`, the value of
+    /// the kind key otherwise.
+    pub(crate) subject_span: Span,
+    /// `at` as written.
+    pub(crate) at_text: String,
+}
+
+// ----- workload -----
+
+pub(crate) fn workload(node: &Node, context: &Context<'_>) -> Result<Vec<WorkloadItem>> {
+    sequence(node, "a list of workload items")?.iter().map(|item| workload_item(item, context)).collect()
+}
+
+/// The first key of `kinds` in `entries`; a second one is a conflict, none at all an error.
+fn kind_key(
+    node: &Node,
+    entries: &[Entry],
+    item: &'static str,
+    all_keys: &'static [&'static str],
+    kinds: &'static [&'static str],
+    needs: &'static str,
+) -> Result<&'static str> {
+    let mut found: Option<&'static str> = None;
+    for entry in entries {
+        let Some(&key) = all_keys.iter().find(|&&key| key == entry.key) else {
+            return Err(unknown_key(entry, all_keys));
+        };
+        if kinds.contains(&key) {
+            if let Some(first) = found {
+                return Err(Located::new(entry.key_span, ErrorKind::Conflict { item, first, second: key }));
+            }
+            found = Some(key);
+        }
+    }
+    found.ok_or(Located::new(node.span, ErrorKind::NeedsOneOf { item, keys: needs }))
+}
+
+/// Refuses a known key that belongs to another kind of item.
+fn not_applicable(entry: &Entry, all_keys: &'static [&'static str], item: &'static str) -> Located {
+    match all_keys.iter().find(|&&key| key == entry.key) {
+        Some(&key) => Located::new(entry.key_span, ErrorKind::KeyNotApplicable { key, item }),
+        None => unknown_key(entry, all_keys),
+    }
+}
+
+fn workload_item(node: &Node, context: &Context<'_>) -> Result<WorkloadItem> {
+    let entries = mapping(node, "a workload item like {at: 1s, node: a, put: {key: k, value: v}}")?;
+    let kind =
+        kind_key(node, entries, "workload item", WORKLOAD_KEYS, WORKLOAD_KINDS, "`put`, `delete` or `rate`")?;
+    match kind {
+        "put" | "delete" => point_item(node, entries, context, kind),
+        _ => random_puts(node, entries, context).map(WorkloadItem::Random),
+    }
+}
+
+/// A `put` or `delete` item.
+fn point_item(node: &Node, entries: &[Entry], context: &Context<'_>, kind: &str) -> Result<WorkloadItem> {
+    let (keys, item) =
+        if kind == "put" { (PUT_KEYS, "a `put` item") } else { (DELETE_KEYS, "a `delete` item") };
+    let mut at_ns = None;
+    let mut target = None;
+    let mut operation = None;
+    for entry in entries {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            key if !keys.contains(&key) => return Err(not_applicable(entry, WORKLOAD_KEYS, item)),
+            "at" => at_ns = Some(context.time_before_end(value, "at")?),
+            "node" => target = Some(context.node(value)?),
+            "put" => operation = Some(Operation::Put(put_body(value)?)),
+            _ => operation = Some(Operation::Delete(non_empty_key(value)?)),
+        }
+    }
+    let at_ns = required(at_ns, node.span, "at")?;
+    let node_index = required(target, node.span, "node")?;
+    let kind_key = if kind == "put" { "put" } else { "delete" };
+    Ok(match required(operation, node.span, kind_key)? {
+        Operation::Put((key, value)) => WorkloadItem::Put { at_ns, node: node_index, key, value },
+        Operation::Delete(key) => WorkloadItem::Delete { at_ns, node: node_index, key },
+    })
+}
+
+/// The body of a point item, before its time and node are known.
+enum Operation {
+    Put((String, String)),
+    Delete(String),
+}
+
+fn put_body(node: &Node) -> Result<(String, String)> {
+    const KEYS: &[&str] = &["key", "value"];
+    let mut key = None;
+    let mut value = None;
+    for entry in mapping(node, "a mapping like {key: k, value: v}")? {
+        match entry.key.as_str() {
+            "key" => key = Some(non_empty_key(&entry.value)?),
+            "value" => value = Some(text(&entry.value, EXPECTED_TEXT)?.to_owned()),
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    Ok((required(key, node.span, "key")?, required(value, node.span, "value")?))
+}
+
+fn non_empty_key(node: &Node) -> Result<String> {
+    let key = text(node, EXPECTED_KEY)?;
+    if key.is_empty() {
+        return Err(super::parse::wrong_type(node, EXPECTED_KEY));
+    }
+    Ok(key.to_owned())
+}
+
+fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<RandomPuts> {
+    let mut from: Option<(u64, &Node)> = None;
+    let mut until: Option<(u64, &Node)> = None;
+    let mut rate = None;
+    let mut keys_count = None;
+    let mut nodes = NodeSelection::All;
+    let mut value_bytes = 8;
+    for entry in entries {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            key if !RANDOM_KEYS.contains(&key) => {
+                return Err(not_applicable(entry, WORKLOAD_KEYS, "a `rate` item"));
+            }
+            "from" => from = Some((context.time_before_end(value, "from")?, value)),
+            "until" => until = Some((context.time_until_end(value, "until")?, value)),
+            "rate" => rate = Some(scalar(value, EXPECTED_RATE, parse_rate)?),
+            "keys" => {
+                keys_count = Some(scalar(value, EXPECTED_WHOLE, |text| {
+                    parse_whole(text, "`keys`", 1, KEYS_COUNT_MAX)
+                })?);
+            }
+            "nodes" => nodes = context.selection(value, "`nodes`")?,
+            _ => {
+                let parse = |text: &str| parse_whole(text, "`value_bytes`", 0, u64::from(VALUE_BYTES_MAX));
+                // The limit fits u32, so the conversion cannot fail.
+                value_bytes = u32::try_from(scalar(value, EXPECTED_WHOLE, parse)?).unwrap_or(VALUE_BYTES_MAX);
+            }
+        }
+    }
+    if let (Some((from_ns, from_node)), Some((until_ns, until_node))) = (from, until) {
+        check_window(from_ns, from_node, until_ns, until_node)?;
+    }
+    Ok(RandomPuts {
+        from_ns: from.map_or(0, |(from_ns, _)| from_ns),
+        until_ns: until.map_or(context.duration_ns, |(until_ns, _)| until_ns),
+        rate: required(rate, node.span, "rate")?,
+        keys_count: required(keys_count, node.span, "keys")?,
+        nodes,
+        value_bytes,
+    })
+}
+
+fn check_window(from_ns: u64, from_node: &Node, until_ns: u64, until_node: &Node) -> Result<()> {
+    if until_ns <= from_ns {
+        let from = shorten(text(from_node, "").unwrap_or_default());
+        let until = shorten(text(until_node, "").unwrap_or_default());
+        return Err(Located::new(until_node.span, ErrorKind::UntilNotAfterFrom { from, until }));
+    }
+    Ok(())
+}
+
+// ----- faults -----
+
+pub(crate) fn faults(node: &Node, context: &Context<'_>) -> Result<Vec<(Fault, FaultSource)>> {
+    sequence(node, "a list of faults")?.iter().map(|item| fault(item, context)).collect()
+}
+
+fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
+    let entries = mapping(node, "a fault like {at: 10s, crash: a}")?;
+    let kind_name = kind_key(
+        node,
+        entries,
+        "fault",
+        FAULT_KEYS,
+        FAULT_KINDS,
+        "`partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, `heal` or `break`",
+    )?;
+    let mut at: Option<(u64, &str)> = None;
+    let mut kind: Option<(FaultKind, Span)> = None;
+    for entry in entries {
+        let value = &entry.value;
+        if entry.key == "at" {
+            at = Some((context.time_before_end(value, "at")?, text(value, "")?));
+            continue;
+        }
+        let fault_kind = match kind_name {
+            "partition" => FaultKind::Partition { groups: partition(value, context)? },
+            "cut" => cut(value, context)?,
+            "link" => FaultKind::Link(link(value, context)?),
+            "crash" => FaultKind::Crash { node: context.node(value)? },
+            "restart" => FaultKind::Restart { node: context.node(value)? },
+            "isolate" => FaultKind::Isolate { node: context.node(value)? },
+            "clock_jump" => clock_jump(value, context)?,
+            "heal" => FaultKind::Heal { nodes: context.selection(value, "`heal`")? },
+            _ => {
+                if context.transport == Some(Transport::Datagram) {
+                    return Err(Located::new(entry.key_span, ErrorKind::BreakNeedsStream));
+                }
+                FaultKind::Break { between: between(value, context)? }
+            }
+        };
+        kind = Some((fault_kind, value.span));
+    }
+    let (at_ns, at_text) = required(at, node.span, "at")?;
+    let (kind, subject_span) = required(kind, node.span, kind_name)?;
+    Ok((Fault { at_ns, kind }, FaultSource { subject_span, at_text: at_text.to_owned() }))
+}
+
+/// Groups as written, then the unlisted nodes as one more group.
+fn partition(node: &Node, context: &Context<'_>) -> Result<Vec<Vec<NodeIndex>>> {
+    let groups = sequence(node, "a list of node groups like [[a, b], [c]]")?;
+    if groups.is_empty() {
+        return Err(Located::new(node.span, ErrorKind::EmptyList { what: "partition" }));
+    }
+    let mut listed = vec![false; context.nodes.names.len()];
+    let mut result = Vec::with_capacity(groups.len() + 1);
+    for group in groups {
+        let members = sequence(group, "a list of node names")?;
+        if members.is_empty() {
+            return Err(Located::new(group.span, ErrorKind::EmptyList { what: "partition group" }));
+        }
+        let mut indices = Vec::with_capacity(members.len());
+        for member in members {
+            let index = context.node(member)?;
+            if listed[index] {
+                return Err(context.listed_twice(member, index));
+            }
+            listed[index] = true;
+            indices.push(index);
+        }
+        result.push(indices);
+    }
+    let rest: Vec<NodeIndex> = (0..listed.len()).filter(|&index| !listed[index]).collect();
+    if !rest.is_empty() {
+        result.push(rest);
+    }
+    Ok(result)
+}
+
+fn cut(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["from", "to"];
+    let mut from = None;
+    let mut to = None;
+    for entry in mapping(node, "a mapping like {from: a, to: b}")? {
+        match entry.key.as_str() {
+            "from" => from = Some(context.node(&entry.value)?),
+            "to" => to = Some((context.node(&entry.value)?, &entry.value)),
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    let from = required(from, node.span, "from")?;
+    let (to, to_node) = required(to, node.span, "to")?;
+    if from == to {
+        return Err(context.self_link(to_node, to));
+    }
+    Ok(FaultKind::Cut { from, to })
+}
+
+fn link(node: &Node, context: &Context<'_>) -> Result<LinkOverride> {
+    const KEYS: &[&str] = &["between", "latency", "loss", "duplicate", "reorder"];
+    let mut between = None;
+    let mut link =
+        LinkOverride { between: [0, 0], latency_ns: None, loss: None, duplicate: None, reorder: None };
+    for entry in mapping(node, "a mapping like {between: [a, b], loss: 0.5}")? {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "between" => between = Some(context.pair(value)?),
+            "latency" => link.latency_ns = Some(range(value)?),
+            "loss" => link.loss = Some(probability(value, "loss")?),
+            "duplicate" => link.duplicate = Some(probability(value, "duplicate")?),
+            "reorder" => link.reorder = Some(probability(value, "reorder")?),
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    link.between = required(between, node.span, "between")?;
+    Ok(link)
+}
+
+fn between(node: &Node, context: &Context<'_>) -> Result<[NodeIndex; 2]> {
+    let mut between = None;
+    for entry in mapping(node, "a mapping like {between: [a, b]}")? {
+        match entry.key.as_str() {
+            "between" => between = Some(context.pair(&entry.value)?),
+            _ => return Err(unknown_key(entry, &["between"])),
+        }
+    }
+    required(between, node.span, "between")
+}
+
+fn clock_jump(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["node", "by"];
+    let mut target = None;
+    let mut by_ns = None;
+    for entry in mapping(node, "a mapping like {node: a, by: -2s}")? {
+        match entry.key.as_str() {
+            "node" => target = Some(context.node(&entry.value)?),
+            "by" => by_ns = Some(scalar(&entry.value, EXPECTED_SIGNED_DURATION, parse_signed_duration_ns)?),
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    Ok(FaultKind::ClockJump {
+        node: required(target, node.span, "node")?,
+        by_ns: required(by_ns, node.span, "by")?,
+    })
+}
+
+// ----- chaos -----
+
+pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
+    let mut until_ns = None;
+    let mut chaos =
+        Chaos { until_ns: 0, crash: None, partition: None, cut: None, clock_jump: None, swarm: false };
+    for entry in mapping(node, "a mapping of random faults")? {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "until" => until_ns = Some(context.time_until_end(value, "until")?),
+            "crash" => {
+                let (every_ns, downtime_ns) = periodic(value, &["every", "downtime"], range)?;
+                chaos.crash = Some(ChaosCrash { every_ns, downtime_ns });
+            }
+            "partition" => {
+                let (every_ns, duration_ns) = periodic(value, &["every", "duration"], range)?;
+                chaos.partition = Some(ChaosWindow { every_ns, duration_ns });
+            }
+            "cut" => {
+                let (every_ns, duration_ns) = periodic(value, &["every", "duration"], range)?;
+                chaos.cut = Some(ChaosWindow { every_ns, duration_ns });
+            }
+            "clock_jump" => {
+                let signed_range = |node: &Node| scalar(node, EXPECTED_SIGNED_RANGE, parse_signed_range_ns);
+                let (every_ns, by_ns) = periodic(value, &["every", "by"], signed_range)?;
+                chaos.clock_jump = Some(ChaosClockJump { every_ns, by_ns });
+            }
+            "swarm" => chaos.swarm = boolean(value)?,
+            _ => return Err(unknown_key(entry, CHAOS_KEYS)),
+        }
+    }
+    chaos.until_ns = required(until_ns, node.span, "until")?;
+    Ok(chaos)
+}
+
+/// Reads `{every, SIZE}`, where `keys` is `["every", SIZE]` and SIZE is read by
+/// `read_size`; both are required.
+fn periodic<T>(
+    node: &Node,
+    keys: &'static [&'static str; 2],
+    read_size: impl Fn(&Node) -> Result<T>,
+) -> Result<(u64, T)> {
+    let size_key = keys[1];
+    let mut every_ns = None;
+    let mut size = None;
+    for entry in mapping(node, "a mapping like {every: 10s, duration: 1s..5s}")? {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "every" => {
+                let interval_ns = duration(value)?;
+                if interval_ns < CHAOS_EVERY_NS_MIN {
+                    let text = shorten(text(value, "")?);
+                    let kind =
+                        ErrorKind::DurationTooShort { key: "every", text, minimum: CHAOS_EVERY_MIN_TEXT };
+                    return Err(Located::new(value.span, kind));
+                }
+                every_ns = Some(interval_ns);
+            }
+            key if key == size_key => size = Some(read_size(value)?),
+            _ => return Err(unknown_key(entry, keys)),
+        }
+    }
+    Ok((required(every_ns, node.span, "every")?, required(size, node.span, size_key)?))
+}

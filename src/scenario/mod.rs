@@ -1,0 +1,235 @@
+//! Scenario files: the YAML a user writes, read into a typed, validated [`Scenario`].
+//!
+//! This module owns the file format (the schema fixed in CONTRACT.md plus the extra keys
+//! below), its limits and its error messages. It must not run anything: the simulator
+//! consumes the [`Scenario`] it returns. Entry points: [`load`] (a path) and [`parse()`] (a
+//! text with a label for messages). Code map: `yaml` (bounded tree with positions) →
+//! `parse` and `events` (typed sections) → `validate` (crash/restart order); `duration` and
+//! `quantity` read single values; `model` holds the public types; `error` the messages.
+//!
+//! # Why `saphyr-parser`
+//! We read YAML with `saphyr-parser`'s event stream and build a small positioned tree by
+//! hand. `serde_yaml` is archived; `serde_norway` (its fork, over `unsafe-libyaml`) and
+//! `serde-saphyr` (far more dependencies) go through serde, which reports the position of
+//! the error but not of the value a *semantic* check rejects (an undeclared node in a
+//! workload item, `5s..1s`, a fault after `duration`). The event stream gives every value
+//! its line and column, lets us stop at each budget before building more (depth, scalar
+//! length, value count), and refuses aliases outright, so "billion laughs" cannot expand.
+//! It adds two small crates (`saphyr-parser`, `arraydeque`) and no `unsafe` of ours.
+//!
+//! # Writing a scenario
+//! A scenario is one YAML mapping. Keys are snake_case; an unknown key is an error (with a
+//! "did you mean" hint for typos). Only `name`, `duration` and `nodes` are required; every
+//! other section and key has the default given below, and an optional section left empty
+//! (`faults:` with nothing under it) is the same as leaving it out.
+//!
+//! **Values.** A *duration* is a number and a unit: `250ms`, `3s`, `2m`, `1h`, `1d`,
+//! `500us` (or `µs`), `10ns`, also with decimals (`1.5s`); the unit is required, even for
+//! `0s`, and digits finer than a nanosecond are an error. Only offsets (`by`) may be
+//! negative (`-2s`). A *range* `A..B` is drawn uniformly from A to B, both included, and
+//! needs A < B; a single duration `A` means always A. A *probability* is a number in
+//! [0, 1]. Node names match `[A-Za-z0-9_-]{1,64}`; `all` is reserved.
+//!
+//! ```yaml
+//! name: partition-heal      # required, non-empty
+//! seed: 7                   # default seed when the command line gives none; default 0
+//! duration: 120s            # required: virtual time at which the run stops (> 0)
+//! nodes: [a, b, c, d, e]    # required: unique names, or a count: `nodes: 5` is n0..n4
+//! topology: full-mesh       # full-mesh (default) | ring | line | star (first node is the
+//!                           # hub) | {edges: [[a, b], [b, c]]} (undirected links)
+//! routing: false            # relay for unlinked peers (for a later issue); default false
+//! network:                  # every link, unless a `link` fault overrides it
+//!   transport: datagram     # datagram (default): lossy, may duplicate and reorder
+//!                           # | stream: ordered and reliable until a fault breaks it
+//!   latency: 1ms..20ms      # one-way delay per message; default 1ms..10ms
+//!   loss: 0.05              # probability a message is dropped; default 0
+//!   duplicate: 0.01         # probability a message arrives twice; default 0
+//!   reorder: 0.1            # probability of an extra delay draw; default 0
+//!   bandwidth: 10mbps       # bits per second per direction (bps, kbps, mbps, gbps);
+//!                           # default unlimited
+//! clock:
+//!   skew: 200ms             # each clock starts off by up to ±skew; default 0s
+//!   drift_ppm: 100          # each clock runs fast/slow by up to ±drift_ppm; default 0
+//!                           # (at most 100000)
+//! disk:
+//!   fsync_latency: 1ms..5ms # default 1ms..5ms
+//!   lose_unsynced: true     # a crash loses writes not yet fsynced; default true
+//!   torn_writes: true       # a crash may tear the last unsynced record; default false
+//!   corrupt_read: 0.001     # probability a read returns a flipped bit; default 0
+//! workload:                 # default: none
+//!   - {at: 1s, node: a, put: {key: x, value: "1"}}
+//!   - {at: 2s, node: b, delete: x}
+//!   - {from: 0s, until: 60s, rate: 50/s, keys: 100, nodes: all, value_bytes: 8}
+//! faults:                   # default: none; applied in time order, ties in file order
+//!   - {at: 10s, partition: [[a, b], [c, d]]}   # unlisted nodes (e) form one more group
+//!   - {at: 12s, cut: {from: a, to: b}}          # one way: a's messages to b are dropped
+//!   - {at: 13s, link: {between: [a, c], loss: 0.5, latency: 100ms}}
+//!   - {at: 15s, crash: c}
+//!   - {at: 20s, restart: c}
+//!   - {at: 21s, isolate: d}
+//!   - {at: 22s, clock_jump: {node: b, by: -2s}}
+//!   - {at: 23s, break: {between: [a, b]}}      # needs transport: stream
+//!   - {at: 40s, heal: all}                      # or heal: [a, d]
+//! chaos:                    # random faults from the seed; default: none
+//!   until: 60s              # required in `chaos`
+//!   crash: {every: 10s, downtime: 100ms..5s}
+//!   partition: {every: 15s, duration: 1s..10s}
+//!   cut: {every: 20s, duration: 1s..3s}
+//!   clock_jump: {every: 30s, by: -1s..1s}
+//!   swarm: false            # per seed, leave out a random subset of the kinds above
+//! expect:
+//!   converged: true         # all nodes end with identical state; default true
+//!   within: 30s             # ...this long after the faults end; default 30s
+//!   no_data_loss: true      # every acknowledged write survives; default true
+//! ```
+//!
+//! **Workload.** `put` and `delete` items need `at` (before `duration`) and `node`. A
+//! random item needs `rate` (`N/s`, `N/ms` or `N/m`, at most 100,000 per second, for all its
+//! nodes together) and `keys` (1 to 1,000,000); `from` defaults to 0s, `until` to
+//! `duration` (`from` < `until` ≤ `duration`), `nodes` to `all`, `value_bytes` to 8 (at
+//! most 65,536).
+//!
+//! **Faults.** Each has `at` (before `duration`) and exactly one kind. A `partition` lists
+//! groups; links between groups are blocked both ways, and nodes not listed form one more
+//! group together. `link` overrides `latency`, `loss`, `duplicate` and `reorder` (all
+//! optional) on one link, both ways. `isolate` blocks every link of a node. Network faults
+//! add up until `heal`: `heal: all` restores every link to the `network` defaults, and
+//! `heal: [a, d]` every link to or from a listed node; neither restarts crashed nodes nor
+//! undoes clock jumps. A `crash` needs a running node and a `restart` a crashed one, in
+//! time order. After the last fault and after `chaos.until`, the simulator heals every
+//! link and restarts every crashed node, then checks `expect`.
+//!
+//! **Chaos.** Each kind present fires on average once `every` (at least 1ms) until
+//! `until` (≤ `duration`): `crash` restarts the node after `downtime`; `partition` splits
+//! the nodes into two random groups for `duration`; `cut` blocks one direction of a random
+//! link for `duration`; `clock_jump` jumps a random clock by a value drawn from `by`.
+//!
+//! **Limits.** A file is at most 4 MiB, nests at most 64 levels, holds at most 250,000
+//! YAML values and no scalar over 64 KiB; a flow collection (`[...]`, `{...}`) at the top
+//! level or right after `- ` is at most 128 Ki characters (write longer lists in block
+//! style); aliases (`*a`), tags (`!t`) and more than one document are refused. Errors read `FILE:LINE:COLUMN: message`, pointing at the
+//! offending value (for an unknown key, the key; for a missing key, its mapping).
+
+mod duration;
+mod error;
+mod events;
+mod model;
+mod parse;
+mod quantity;
+mod validate;
+mod yaml;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use duration::DURATION_NS_MAX;
+pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
+pub use model::{
+    Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Clock, Disk, Expect, Fault, FaultKind, LinkOverride,
+    Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs, Topology,
+    Transport, WorkloadItem,
+};
+
+/// Largest scenario file, in bytes (4 MiB); a longer file is refused before parsing.
+pub const FILE_BYTES_MAX: u64 = 4 << 20;
+/// Deepest nesting of sequences and mappings; the schema itself needs 5.
+pub const DEPTH_MAX: usize = 64;
+/// Longest single scalar, in bytes (64 KiB).
+pub const SCALAR_BYTES_MAX: usize = 64 << 10;
+/// Furthest the YAML scanner may read ahead of the last complete value, in characters
+/// (128 Ki). A longer scalar, or a longer flow collection where a key could start (the top
+/// level, after `- `), is refused; this keeps the scanner's token buffer to a few MiB.
+pub const LOOKAHEAD_CHARS_MAX: usize = 128 << 10;
+/// Most YAML values (scalars, sequences, mappings) in one file; bounds the tree's memory
+/// to a few tens of MiB.
+pub const YAML_VALUES_MAX: usize = 250_000;
+/// Most nodes in a scenario.
+pub const NODE_COUNT_MAX: usize = 10_000;
+/// Longest node name, in bytes (names are ASCII).
+pub const NODE_NAME_BYTES_MAX: usize = 64;
+/// Largest key space of a random workload item (`keys`).
+pub const KEYS_COUNT_MAX: u64 = 1_000_000;
+/// Largest `value_bytes` of a random workload item.
+pub const VALUE_BYTES_MAX: u32 = 64 << 10;
+/// Highest rate of a random workload item, in operations per second.
+pub const RATE_PER_SECOND_MAX: u64 = 100_000;
+/// Largest `clock.drift_ppm` (10%).
+pub const DRIFT_PPM_MAX: u64 = 100_000;
+/// Shortest `every` of a chaos kind (1ms), so chaos cannot flood the event queue.
+pub const CHAOS_EVERY_NS_MIN: u64 = 1_000_000;
+
+const _: () = assert!(SCALAR_BYTES_MAX as u64 <= FILE_BYTES_MAX);
+// A scalar over the byte limit but within the lookahead gets the more precise message.
+const _: () = assert!(SCALAR_BYTES_MAX < LOOKAHEAD_CHARS_MAX);
+const _: () = assert!(NODE_COUNT_MAX <= YAML_VALUES_MAX);
+const _: () = assert!(VALUE_BYTES_MAX as usize <= SCALAR_BYTES_MAX);
+
+/// Reads, parses and validates the scenario file at `path`; messages name the file as
+/// `path` displays.
+///
+/// At most [`FILE_BYTES_MAX`] + 1 bytes are read, whatever the file claims to be.
+///
+/// # Errors
+/// [`ErrorKind::Read`] (without a position) when the file cannot be read,
+/// [`ErrorKind::FileTooLarge`], [`ErrorKind::NotUtf8`], and everything [`parse()`] reports.
+pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+    let path = path.as_ref();
+    let file_label = path.display().to_string();
+    let read_error = |error: std::io::Error| ScenarioError {
+        file: file_label.clone(),
+        span: None,
+        kind: ErrorKind::Read { message: lowercase_first(&error.to_string()) },
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    let length_bytes = bytes.len() as u64;
+    if length_bytes > FILE_BYTES_MAX {
+        let length_bytes =
+            std::fs::metadata(path).map_or(length_bytes, |metadata| metadata.len().max(length_bytes));
+        let kind = ErrorKind::FileTooLarge { length_bytes, maximum_bytes: FILE_BYTES_MAX };
+        return Err(ScenarioError { file: file_label, span: Some(Span::START), kind });
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+            // The prefix is valid UTF-8 by construction.
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let span = Span::at_byte(valid, valid.len());
+            return Err(ScenarioError { file: file_label, span: Some(span), kind: ErrorKind::NotUtf8 });
+        }
+    };
+    parse(&file_label, &text)
+}
+
+/// Parses and validates scenario `text`; `file_label` is the `FILE` part of messages.
+///
+/// # Errors
+/// The first problem in document order (sections are checked independently, and the
+/// earliest position wins; the crash/restart walk comes last), as a [`ScenarioError`]
+/// whose span points at the offending value. Never panics, whatever `text` holds.
+pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let length_bytes = text.len() as u64;
+    if length_bytes > FILE_BYTES_MAX {
+        let kind = ErrorKind::FileTooLarge { length_bytes, maximum_bytes: FILE_BYTES_MAX };
+        return Err(ScenarioError { file: file_label.to_owned(), span: Some(Span::START), kind });
+    }
+    let located = |error: error::Located| error.into_error(file_label);
+    let tree = yaml::parse_tree(text).map_err(located)?;
+    let (mut scenario, fault_sources) = parse::scenario(&tree).map_err(located)?;
+    validate::faults(&mut scenario, &fault_sources).map_err(located)?;
+    Ok(scenario)
+}
+
+/// OS messages start with a capital ("No such file"); ours are lowercase.
+fn lowercase_first(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

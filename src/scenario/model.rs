@@ -1,0 +1,523 @@
+//! The typed scenario: what the simulator consumes once a file has been parsed and validated.
+//!
+//! Every value here has already been checked: node references are indices into
+//! [`Scenario::nodes`], ranges are ordered, probabilities lie in [0, 1], times lie within
+//! the run, and a `restart` always follows a `crash` of the same node. Durations are `u64`
+//! nanoseconds (`_ns`), signed offsets `i64` nanoseconds. This module must not parse or
+//! print anything.
+
+/// Index of a node in [`Scenario::nodes`] (`0..nodes.len()`).
+pub type NodeIndex = usize;
+
+/// A parsed and validated scenario file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// `name`: the scenario's name, non-empty (reported as `scenario` in `--json` output).
+    pub name: String,
+    /// `seed`: the seed used when the command line gives none; `None` means 0.
+    pub seed: Option<u64>,
+    /// `duration`: virtual time at which the run stops, whatever else is pending; > 0.
+    pub duration_ns: u64,
+    /// `nodes`: node names in declaration order; a count N gives `n0`..`n{N-1}`. Between
+    /// 1 and [`NODE_COUNT_MAX`](super::NODE_COUNT_MAX) unique names, each matching
+    /// `[A-Za-z0-9_-]{1,64}` and never `all`.
+    pub nodes: Vec<String>,
+    /// `topology`: which pairs of nodes have a link; default [`Topology::FullMesh`].
+    pub topology: Topology,
+    /// `network`: properties of every link unless a fault overrides them.
+    pub network: Network,
+    /// `clock`: how far each node's clock is off.
+    pub clock: Clock,
+    /// `disk`: each node's simulated disk.
+    pub disk: Disk,
+    /// `workload`: client operations, in document order (not sorted by time).
+    pub workload: Vec<WorkloadItem>,
+    /// `faults`: scripted faults, sorted by `at_ns`; faults at the same time keep their
+    /// document order and apply in that order.
+    pub faults: Vec<Fault>,
+    /// `chaos`: random faults drawn from the seed; `None` when the section is absent.
+    pub chaos: Option<Chaos>,
+    /// `expect`: what must hold at the end of the run.
+    pub expect: Expect,
+    /// `routing`: whether nodes relay writes for peers they have no direct link to
+    /// (reserved for a later issue); default `false`.
+    pub routing: bool,
+}
+
+impl Scenario {
+    /// The index of the node called `name`, if declared. Linear in the node count.
+    #[must_use]
+    pub fn node_index(&self, name: &str) -> Option<NodeIndex> {
+        self.nodes.iter().position(|node| node == name)
+    }
+
+    /// The undirected links of [`Scenario::topology`]; see [`Topology::edges`].
+    #[must_use]
+    pub fn edges(&self) -> Vec<(NodeIndex, NodeIndex)> {
+        self.topology.edges(self.nodes.len())
+    }
+
+    /// When the scripted and random faults are over: the later of the last fault's `at_ns`
+    /// and `chaos.until_ns` (0 when there are neither). The liveness phase (heal every
+    /// link, restart every crashed node) starts here, and `expect.within_ns` counts from here.
+    #[must_use]
+    pub fn faults_end_ns(&self) -> u64 {
+        let last_fault_ns = self.faults.last().map_or(0, |fault| fault.at_ns);
+        let chaos_end_ns = self.chaos.as_ref().map_or(0, |chaos| chaos.until_ns);
+        last_fault_ns.max(chaos_end_ns)
+    }
+}
+
+/// Which pairs of nodes are linked. Links are undirected: a link carries messages both ways
+/// (a `cut` fault can block one direction).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// `full-mesh` (the default): every pair of nodes.
+    #[default]
+    FullMesh,
+    /// `ring`: node i to node i+1, and the last node back to the first.
+    Ring,
+    /// `line`: node i to node i+1.
+    Line,
+    /// `star`: the first node (the hub) to every other node.
+    Star,
+    /// `{edges: [[a, b], ...]}`: exactly these links. Stored normalised: each pair as
+    /// `(smaller, larger)` index, sorted, without duplicates; never a node to itself.
+    Edges(Vec<(NodeIndex, NodeIndex)>),
+}
+
+impl Topology {
+    /// Every link as `(smaller, larger)` index pairs, sorted, without duplicates, so the
+    /// order is deterministic. A ring of two nodes is one link; fewer than two nodes have
+    /// none. A full mesh has n·(n-1)/2 links (50 million for 10,000 nodes): use
+    /// [`Topology::connects`] to test one pair without building the list.
+    #[must_use]
+    pub fn edges(&self, node_count: usize) -> Vec<(NodeIndex, NodeIndex)> {
+        let mut edges: Vec<(NodeIndex, NodeIndex)> = match self {
+            Topology::FullMesh => {
+                (0..node_count).flat_map(|low| (low + 1..node_count).map(move |high| (low, high))).collect()
+            }
+            Topology::Line => (1..node_count).map(|high| (high - 1, high)).collect(),
+            Topology::Ring => {
+                let mut edges: Vec<_> = (1..node_count).map(|high| (high - 1, high)).collect();
+                if node_count > 2 {
+                    edges.push((0, node_count - 1));
+                }
+                edges
+            }
+            Topology::Star => (1..node_count).map(|leaf| (0, leaf)).collect(),
+            Topology::Edges(edges) => edges.clone(),
+        };
+        edges.sort_unstable();
+        edges.dedup();
+        edges
+    }
+
+    /// Whether nodes `a` and `b` (in either order) are linked, for `node_count` nodes.
+    #[must_use]
+    pub fn connects(&self, a: NodeIndex, b: NodeIndex, node_count: usize) -> bool {
+        let (low, high) = (a.min(b), a.max(b));
+        if low == high || high >= node_count {
+            return false;
+        }
+        match self {
+            Topology::FullMesh => true,
+            Topology::Line => high == low + 1,
+            Topology::Ring => high == low + 1 || (low == 0 && high == node_count - 1),
+            Topology::Star => low == 0,
+            Topology::Edges(edges) => edges.binary_search(&(low, high)).is_ok(),
+        }
+    }
+}
+
+/// A range of durations: a value is drawn uniformly from `min_ns..=max_ns` (both ends
+/// included). Written `A..B` with A strictly before B, or as one duration `A`, which gives
+/// `min_ns == max_ns`. Always `min_ns <= max_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RangeNs {
+    /// Shortest value, included.
+    pub min_ns: u64,
+    /// Longest value, included.
+    pub max_ns: u64,
+}
+
+impl RangeNs {
+    /// The range holding only `duration_ns`.
+    #[must_use]
+    pub const fn fixed(duration_ns: u64) -> RangeNs {
+        RangeNs { min_ns: duration_ns, max_ns: duration_ns }
+    }
+}
+
+/// A range of signed durations, drawn uniformly from `min_ns..=max_ns`; as [`RangeNs`], but
+/// the ends may be negative (`-2s..2s`). Always `min_ns <= max_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignedRangeNs {
+    /// Smallest value, included.
+    pub min_ns: i64,
+    /// Largest value, included.
+    pub max_ns: i64,
+}
+
+/// How links carry messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// `datagram` (the default): each message is delivered independently and may be lost,
+    /// duplicated or reordered.
+    #[default]
+    Datagram,
+    /// `stream`: ordered and reliable, like TCP, until a fault breaks the connection; `loss`,
+    /// `duplicate` and `reorder` do not apply to a stream.
+    Stream,
+}
+
+/// `network`: the properties of every link, unless a `link` fault overrides them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    /// `transport`: default [`Transport::Datagram`].
+    pub transport: Transport,
+    /// `latency`: one-way delay of each message, drawn per message; default `1ms..10ms`.
+    pub latency_ns: RangeNs,
+    /// `loss`: probability that a message is dropped; default 0.
+    pub loss: f64,
+    /// `duplicate`: probability that a message is delivered twice; default 0.
+    pub duplicate: f64,
+    /// `reorder`: probability that a message gets a second, extra latency draw, so that it
+    /// is likely overtaken by later ones; default 0.
+    pub reorder: f64,
+    /// `bandwidth` (`10mbps`, `64kbps`, `1.5gbps`, decimal prefixes): bits per second each
+    /// link carries in each direction; `None` (the default) means unlimited.
+    pub bandwidth_bits_per_second: Option<u64>,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        Network {
+            transport: Transport::Datagram,
+            latency_ns: RangeNs { min_ns: 1_000_000, max_ns: 10_000_000 },
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            bandwidth_bits_per_second: None,
+        }
+    }
+}
+
+/// `clock`: how each node's clock differs from virtual time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Clock {
+    /// `skew`: each node's clock starts off by a value drawn from `-skew..=skew`; default 0.
+    pub skew_ns: u64,
+    /// `drift_ppm`: each node's clock runs fast or slow by a rate drawn from
+    /// `-drift_ppm..=drift_ppm` parts per million; 0 to
+    /// [`DRIFT_PPM_MAX`](super::DRIFT_PPM_MAX), default 0.
+    pub drift_ppm: u64,
+}
+
+/// `disk`: each node's simulated disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    /// `fsync_latency`: time from an fsync request to its completion; default `1ms..5ms`.
+    pub fsync_latency_ns: RangeNs,
+    /// `lose_unsynced`: a crash loses writes that were not yet fsynced; default `true`.
+    pub lose_unsynced: bool,
+    /// `torn_writes`: a crash may leave the last, unsynced record partially written;
+    /// default `false`.
+    pub torn_writes: bool,
+    /// `corrupt_read`: probability that one read returns a flipped bit; default 0.
+    pub corrupt_read: f64,
+}
+
+impl Default for Disk {
+    fn default() -> Disk {
+        Disk {
+            fsync_latency_ns: RangeNs { min_ns: 1_000_000, max_ns: 5_000_000 },
+            lose_unsynced: true,
+            torn_writes: false,
+            corrupt_read: 0.0,
+        }
+    }
+}
+
+/// One `workload` item: client operations submitted to nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadItem {
+    /// `{at, node, put: {key, value}}`: one write at a fixed time. `at_ns` < `duration`.
+    Put {
+        /// `at`: when the client submits it.
+        at_ns: u64,
+        /// `node`: the node that receives it.
+        node: NodeIndex,
+        /// `put.key`: non-empty text.
+        key: String,
+        /// `put.value`: any text, possibly empty.
+        value: String,
+    },
+    /// `{at, node, delete: KEY}`: one delete at a fixed time. `at_ns` < `duration`.
+    Delete {
+        /// `at`: when the client submits it.
+        at_ns: u64,
+        /// `node`: the node that receives it.
+        node: NodeIndex,
+        /// `delete`: the key, non-empty text.
+        key: String,
+    },
+    /// `{from, until, rate, keys, nodes, value_bytes}`: random puts drawn from the seed.
+    Random(RandomPuts),
+}
+
+/// Random puts: during `from_ns..until_ns`, on average `rate` puts in total, each to a
+/// node drawn from `nodes`, of a key drawn uniformly from `keys_count` keys, with a random
+/// value of `value_bytes` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RandomPuts {
+    /// `from`: start of the window, included; default 0.
+    pub from_ns: u64,
+    /// `until`: end of the window, excluded; default `duration`. Always
+    /// `from_ns < until_ns <= duration`.
+    pub until_ns: u64,
+    /// `rate` (required): `N/s`, `N/ms` or `N/m`, for all the nodes together.
+    pub rate: Rate,
+    /// `keys` (required): size of the key space, 1 to [`KEYS_COUNT_MAX`](super::KEYS_COUNT_MAX).
+    pub keys_count: u64,
+    /// `nodes`: which nodes receive the puts; `all` (the default) or a list of names.
+    pub nodes: NodeSelection,
+    /// `value_bytes`: length of each value; 0 to [`VALUE_BYTES_MAX`](super::VALUE_BYTES_MAX),
+    /// default 8.
+    pub value_bytes: u32,
+}
+
+/// A rate: `operations_count` operations every `period_ns` on average. At most
+/// [`RATE_PER_SECOND_MAX`](super::RATE_PER_SECOND_MAX) per second, at least one per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Operations per period, ≥ 1.
+    pub operations_count: u64,
+    /// The period: 1ms for `N/ms`, 1s for `N/s`, 60s for `N/m`.
+    pub period_ns: u64,
+}
+
+impl Rate {
+    /// The mean time between two operations, rounded down (≥ 1µs given the rate limit).
+    #[must_use]
+    pub fn interval_ns_mean(&self) -> u64 {
+        self.period_ns / self.operations_count.max(1)
+    }
+}
+
+/// A set of nodes: `all`, or a non-empty list of names without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSelection {
+    /// `all`: every node.
+    All,
+    /// `[a, b]`: these nodes, in the order written.
+    Listed(Vec<NodeIndex>),
+}
+
+impl NodeSelection {
+    /// The selected indices, ascending for [`NodeSelection::All`], as written otherwise.
+    #[must_use]
+    pub fn indices(&self, node_count: usize) -> Vec<NodeIndex> {
+        match self {
+            NodeSelection::All => (0..node_count).collect(),
+            NodeSelection::Listed(nodes) => nodes.clone(),
+        }
+    }
+
+    /// Whether `node` is selected.
+    #[must_use]
+    pub fn contains(&self, node: NodeIndex) -> bool {
+        match self {
+            NodeSelection::All => true,
+            NodeSelection::Listed(nodes) => nodes.contains(&node),
+        }
+    }
+}
+
+/// One scripted fault: `{at: TIME, KIND: ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// `at`: when it happens; `at_ns` < `duration`.
+    pub at_ns: u64,
+    /// What happens.
+    pub kind: FaultKind,
+}
+
+/// What a scripted fault does. The network state is per directed link: a partition,
+/// cut or isolation blocks links, a `link` fault overrides their properties, and `heal`
+/// restores them to the `network` defaults. Nothing but `heal` (or the liveness phase)
+/// undoes a network fault; later faults add to earlier ones.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// `partition: [[a, b], [c, d, e]]`: links between different groups are blocked both
+    /// ways. Nodes the file does not list form one more group together, stored last, so the
+    /// groups always cover every node exactly once. Every listed group is non-empty.
+    Partition {
+        /// The groups, as written, then the group of unlisted nodes when there are any.
+        groups: Vec<Vec<NodeIndex>>,
+    },
+    /// `cut: {from: a, to: b}`: messages from `from` to `to` are dropped (one way).
+    Cut {
+        /// Sending side.
+        from: NodeIndex,
+        /// Receiving side.
+        to: NodeIndex,
+    },
+    /// `link: {between: [a, c], ...}`: overrides properties of one link, both ways.
+    Link(LinkOverride),
+    /// `crash: a`: the node stops; its unsynced writes follow the `disk` rules. Never a
+    /// node that is already crashed by an earlier scripted fault.
+    Crash {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// `restart: a`: a crashed node starts again from its disk. Always preceded by a
+    /// `crash` of the same node with no `restart` in between.
+    Restart {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// `isolate: a`: every link to and from the node is blocked.
+    Isolate {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// `clock_jump: {node: a, by: -2s}`: the node's clock jumps by a signed offset.
+    ClockJump {
+        /// The node.
+        node: NodeIndex,
+        /// `by`: the offset; negative jumps go back in time.
+        by_ns: i64,
+    },
+    /// `heal: all` or `heal: [a, b]`: `all` restores every link to the `network` defaults
+    /// (removing partitions, cuts, isolations and `link` overrides); a list restores every
+    /// link to or from a listed node. Crashed nodes stay crashed and clock jumps stay.
+    Heal {
+        /// Which nodes' links are restored.
+        nodes: NodeSelection,
+    },
+    /// `break: {between: [a, b]}`: the stream connection between the two nodes is reset;
+    /// the nodes may reconnect. Only with `network.transport: stream`.
+    Break {
+        /// The two nodes, distinct, as written.
+        between: [NodeIndex; 2],
+    },
+}
+
+/// A `link` fault: `between` two distinct nodes, each given property replaces the network
+/// default for that link (both directions); `None` keeps the current value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkOverride {
+    /// `between`: the two nodes, distinct, as written.
+    pub between: [NodeIndex; 2],
+    /// `latency`: a duration or range.
+    pub latency_ns: Option<RangeNs>,
+    /// `loss`: a probability.
+    pub loss: Option<f64>,
+    /// `duplicate`: a probability.
+    pub duplicate: Option<f64>,
+    /// `reorder`: a probability.
+    pub reorder: Option<f64>,
+}
+
+/// `chaos`: random faults drawn from the seed from time 0 until `until_ns`. Each present
+/// kind fires on average once every `every_ns` (the simulator draws the gaps from the seed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chaos {
+    /// `until` (required): no random fault starts at or after this time; ≤ `duration`.
+    pub until_ns: u64,
+    /// `crash: {every, downtime}`: crash a random node, restart it after `downtime`.
+    pub crash: Option<ChaosCrash>,
+    /// `partition: {every, duration}`: split the nodes into two random groups for `duration`.
+    pub partition: Option<ChaosWindow>,
+    /// `cut: {every, duration}`: cut one random direction of one link for `duration`.
+    pub cut: Option<ChaosWindow>,
+    /// `clock_jump: {every, by}`: jump a random node's clock by an offset drawn from `by`.
+    pub clock_jump: Option<ChaosClockJump>,
+    /// `swarm`: for each seed, disable a random subset of the kinds above, so that different
+    /// seeds explore different mixes of faults (swarm testing); default `false`.
+    pub swarm: bool,
+}
+
+/// `chaos.crash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosCrash {
+    /// `every` (required): mean interval, at least [`CHAOS_EVERY_NS_MIN`](super::CHAOS_EVERY_NS_MIN).
+    pub every_ns: u64,
+    /// `downtime` (required): how long the node stays down; a duration or range.
+    pub downtime_ns: RangeNs,
+}
+
+/// `chaos.partition` and `chaos.cut`: a fault that lasts a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosWindow {
+    /// `every` (required): mean interval, at least [`CHAOS_EVERY_NS_MIN`](super::CHAOS_EVERY_NS_MIN).
+    pub every_ns: u64,
+    /// `duration` (required): how long the fault lasts; a duration or range.
+    pub duration_ns: RangeNs,
+}
+
+/// `chaos.clock_jump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosClockJump {
+    /// `every` (required): mean interval, at least [`CHAOS_EVERY_NS_MIN`](super::CHAOS_EVERY_NS_MIN).
+    pub every_ns: u64,
+    /// `by` (required): the offset, a signed duration or range (`-2s..2s`).
+    pub by_ns: SignedRangeNs,
+}
+
+/// `expect`: what is checked at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// `converged`: all nodes end with identical replicated state; default `true`.
+    pub converged: bool,
+    /// `within`: convergence must happen at most this long after
+    /// [`Scenario::faults_end_ns`]; default 30s.
+    pub within_ns: u64,
+    /// `no_data_loss`: every acknowledged write is on every node at the end; default `true`.
+    pub no_data_loss: bool,
+}
+
+impl Default for Expect {
+    fn default() -> Expect {
+        Expect { converged: true, within_ns: 30_000_000_000, no_data_loss: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: each shape lists its links in one deterministic order. Method: small counts.
+    #[test]
+    fn topology_edges() {
+        assert_eq!(Topology::FullMesh.edges(3), vec![(0, 1), (0, 2), (1, 2)]);
+        assert_eq!(Topology::Ring.edges(4), vec![(0, 1), (0, 3), (1, 2), (2, 3)]);
+        assert_eq!(Topology::Ring.edges(2), vec![(0, 1)]);
+        assert_eq!(Topology::Ring.edges(1), vec![]);
+        assert_eq!(Topology::Line.edges(3), vec![(0, 1), (1, 2)]);
+        assert_eq!(Topology::Star.edges(4), vec![(0, 1), (0, 2), (0, 3)]);
+        assert_eq!(Topology::Edges(vec![(0, 2), (1, 2)]).edges(3), vec![(0, 2), (1, 2)]);
+    }
+
+    /// Goal: `connects` agrees with `edges` for every pair. Method: exhaustive on 5 nodes.
+    #[test]
+    fn topology_connects_matches_edges() {
+        let shapes = [
+            Topology::FullMesh,
+            Topology::Ring,
+            Topology::Line,
+            Topology::Star,
+            Topology::Edges(vec![(1, 3)]),
+        ];
+        for shape in shapes {
+            let edges = shape.edges(5);
+            for a in 0..6 {
+                for b in 0..6 {
+                    let expected = edges.contains(&(a.min(b), a.max(b)));
+                    assert_eq!(shape.connects(a, b, 5), expected, "{shape:?} {a} {b}");
+                }
+            }
+        }
+    }
+}
