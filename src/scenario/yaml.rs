@@ -114,11 +114,14 @@ pub(crate) fn parse_tree(text: &str) -> Result<Node, Located> {
     let emitted_index = Cell::new(0);
     let cut = Cell::new(false);
     let chars = BoundedChars { chars: text.chars(), read_count: 0, emitted_index: &emitted_index, cut: &cut };
+    let cut_error = || {
+        let kind = ErrorKind::ValueTooLong { chars_max: LOOKAHEAD_CHARS_MAX };
+        Located::new(next_value_at(text, emitted_index.get()), kind)
+    };
     for item in Parser::new_from_iter(chars) {
         // Whatever the parser made of a cut input is meaningless; report the cut instead.
         if cut.get() {
-            let kind = ErrorKind::ValueTooLong { chars_max: LOOKAHEAD_CHARS_MAX };
-            return Err(Located::new(next_value_at(text, emitted_index.get()), kind));
+            return Err(cut_error());
         }
         let (event, event_span) = item.map_err(|error| {
             let marker = error.marker();
@@ -203,6 +206,11 @@ pub(crate) fn parse_tree(text: &str) -> Result<Node, Located> {
                 },
             }
         }
+    }
+    // The parser always ends with `StreamEnd`, which the loop checks after any cut; this
+    // keeps a cut input from ever passing as a short file, whatever the parser does.
+    if cut.get() {
+        return Err(cut_error());
     }
     root.ok_or(Located::new(Span::START, ErrorKind::Empty))
 }
