@@ -1,5 +1,12 @@
 //! The `ferry` command-line tool: scenario runner, seed sweeper, validator and real node.
+//!
+//! Code map: [`cli`] parses arguments and prints; [`scenario`] turns YAML into a validated
+//! model; [`run`] drives one simulation and checks its expectations; [`chaos`] draws random
+//! fault schedules; [`node`] runs the protocol on real sockets.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod chaos;
 pub mod cli;
+pub mod node;
+pub mod run;
 pub mod scenario;
