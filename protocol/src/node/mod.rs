@@ -36,7 +36,7 @@ pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
 use self::log::{Log, Offer};
 use self::peer::Peer;
 use crate::clock::HybridClock;
-use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, VALUE_BYTES_MAX, VersionVector, WalEntry};
+use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
 use crate::envelope::Envelope;
 use crate::frame::{self, Decoded, FRAME_BYTES_MAX_DEFAULT};
 use crate::message::{self, Message, WAL_PUSH_BYTES_MAX};
@@ -137,6 +137,9 @@ pub struct Node {
     sync_inflight: Option<(u64, VersionVector)>,
     msg_id_next: u32,
     stats: NodeStats,
+    /// The newest remote timestamp read at recovery, merged into the clock (under the drift
+    /// bound) at the first input that brings a wall-clock reading.
+    recovered_remote_max: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Node {
@@ -180,10 +183,19 @@ impl Node {
             sync_inflight: None,
             msg_id_next: 1,
             stats: NodeStats::default(),
+            recovered_remote_max: None,
         };
         let entries_count = recovery.entries.len() as u64;
+        let own = node.session.node_id;
         for entry in recovery.entries {
-            node.clock.restore(entry.timestamp);
+            // Only our own timestamps may move the clock unconditionally: a stored remote
+            // entry from a node with a wild clock must not drag ours after a restart.
+            if entry.origin == own {
+                node.clock.restore(entry.timestamp);
+            } else {
+                let highest = node.recovered_remote_max.get_or_insert(entry.timestamp);
+                *highest = (*highest).max(entry.timestamp);
+            }
             // The log only ever receives contiguous entries, so recovery replays cleanly;
             // anything else (a duplicate) is ignored rather than trusted.
             if node.log.offer(entry) == Offer::Accepted {
@@ -452,6 +464,11 @@ impl Node {
         if operation.key().len() > KEY_BYTES_MAX {
             return Err(NodeError::KeyTooLong { length_bytes: operation.key().len() });
         }
+        if let Some(remote) = self.recovered_remote_max.take() {
+            if self.clock.observe(remote, now_ns).is_err() {
+                self.stats.clock_rejections += 1;
+            }
+        }
         let origin = self.node_id();
         let sequence = self.log.held().get(origin) + 1;
         let entry = WalEntry { origin, sequence, timestamp: self.clock.now(now_ns), operation };
@@ -639,7 +656,9 @@ impl Node {
             if self.clock.observe(entry.timestamp, now_ns).is_err() {
                 self.stats.clock_rejections += 1;
             }
-            match self.log.offer(entry) {
+            // Own the bytes: a slice would keep the whole received frame alive for as long
+            // as the entry lives (forever, in the log).
+            match self.log.offer(detach(entry)) {
                 Offer::Accepted => accepted_any = true,
                 Offer::Duplicate => self.stats.entries_duplicate += 1,
                 Offer::Buffered => {}
@@ -707,4 +726,15 @@ impl Node {
             self.send_message(link, &Message::Ping { token });
         }
     }
+}
+
+/// A copy of `entry` whose key and value own their bytes.
+fn detach(entry: WalEntry) -> WalEntry {
+    let operation = match entry.operation {
+        Operation::Put { key, value } => {
+            Operation::Put { key: Bytes::copy_from_slice(&key), value: Bytes::copy_from_slice(&value) }
+        }
+        Operation::Delete { key } => Operation::Delete { key: Bytes::copy_from_slice(&key) },
+    };
+    WalEntry { operation, ..entry }
 }
