@@ -87,8 +87,12 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes. Memory use stays bounded: the buffer never holds more than
-    /// one maximal frame plus what the caller pushed since the last `next_frame`.
+    /// one maximal frame plus what the caller pushed since the last `next_frame`. Once the
+    /// decoder has failed, pushed bytes are discarded, since no frame can follow.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
         self.buffer.extend_from_slice(bytes);
     }
 
@@ -199,6 +203,21 @@ mod tests {
         let mut decoder = FrameDecoder::new(u32::MAX);
         decoder.push(&[0xff; 11]);
         assert_eq!(decoder.next_frame(), Err(FrameError::Length(VarintError::TooLong)));
+    }
+
+    #[test]
+    fn failed_decoder_discards_pushed_bytes() {
+        // Goal: a failed decoder must not buffer without bound while a careless caller keeps
+        // pushing. Method: fail it, push more, and check nothing is kept.
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(&[0x11]);
+        assert!(decoder.next_frame().is_err());
+        decoder.push(&[0u8; 1000]);
+        assert_eq!(decoder.buffered_bytes(), 0);
+        assert_eq!(
+            decoder.next_frame(),
+            Err(FrameError::FrameTooLong { length_bytes: 17, maximum_bytes: 16 })
+        );
     }
 
     #[test]
