@@ -5,7 +5,7 @@
 //! buffer, so payloads are not copied. An announced length over the configured maximum is
 //! rejected as soon as the length prefix is complete, before any buffer of that size exists.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::varint::{self, VarintError};
@@ -111,33 +111,38 @@ impl FrameDecoder {
         if let Some(error) = self.failed {
             return Err(error);
         }
-        let length = match self.pending_length {
-            Some(length) => length,
-            None => match varint::decode(&self.buffer) {
-                Ok((length_bytes, prefix_bytes)) => {
-                    if length_bytes > u64::from(self.frame_bytes_max) {
-                        return Err(self.fail(FrameError::FrameTooLong {
-                            length_bytes,
-                            maximum_bytes: self.frame_bytes_max,
-                        }));
-                    }
-                    let _ = self.buffer.split_to(prefix_bytes);
-                    // Cannot truncate: length_bytes <= frame_bytes_max, a u32.
-                    let length = length_bytes as usize;
-                    self.pending_length = Some(length);
-                    // Reserve only what is bounded by the (checked) maximum.
-                    self.buffer.reserve(length.saturating_sub(self.buffer.len()));
-                    length
-                }
-                Err(VarintError::Truncated) => return Ok(Decoded::NeedMore),
-                Err(error) => return Err(self.fail(FrameError::Length(error))),
-            },
-        };
-        if self.buffer.len() < length {
-            return Ok(Decoded::NeedMore);
+        if let Some(length) = self.pending_length {
+            if self.buffer.len() < length {
+                return Ok(Decoded::NeedMore);
+            }
+            self.pending_length = None;
+            return Ok(Decoded::Frame(self.buffer.split_to(length).freeze()));
         }
-        self.pending_length = None;
-        Ok(Decoded::Frame(self.buffer.split_to(length).freeze()))
+        let (length_bytes, prefix_bytes) = match varint::decode(&self.buffer) {
+            Ok(decoded) => decoded,
+            Err(VarintError::Truncated) => return Ok(Decoded::NeedMore),
+            Err(error) => return Err(self.fail(FrameError::Length(error))),
+        };
+        if length_bytes > u64::from(self.frame_bytes_max) {
+            return Err(
+                self.fail(FrameError::FrameTooLong { length_bytes, maximum_bytes: self.frame_bytes_max })
+            );
+        }
+        // Advancing drops the prefix in place; `split_to` would clone and release a handle to
+        // the shared buffer, two atomic operations per frame.
+        self.buffer.advance(prefix_bytes);
+        // Cannot truncate: length_bytes <= frame_bytes_max, a u32.
+        let length = length_bytes as usize;
+        if self.buffer.len() >= length {
+            // The whole frame is here, as it mostly is on a busy stream: hand it out without
+            // recording a pending length or touching the buffer's capacity.
+            return Ok(Decoded::Frame(self.buffer.split_to(length).freeze()));
+        }
+        // Remember the length so the prefix is parsed once however many pushes the frame
+        // takes, and reserve the rest once, bounded by the checked maximum.
+        self.pending_length = Some(length);
+        self.buffer.reserve(length - self.buffer.len());
+        Ok(Decoded::NeedMore)
     }
 
     fn fail(&mut self, error: FrameError) -> FrameError {
