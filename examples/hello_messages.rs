@@ -31,7 +31,7 @@ fn main() {
             Envelope::encode(&Header::plain(message.message_type(), msg_id), &message.payload_bytes());
         frame::encode(&contents, FRAME_BYTES_MAX_DEFAULT, &mut link).expect("far below 1 MiB");
         println!(
-            "sent {:?} as {} bytes, header {}",
+            "sent {:?} in a {}-byte envelope, header {}",
             message.message_type(),
             contents.len(),
             hex(&contents[..9])
