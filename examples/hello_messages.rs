@@ -25,10 +25,10 @@ fn main() {
 
     // The initiator and the responder take turns; each message is one frame on the link.
     let mut link = BytesMut::new();
-    for (msg_id, message) in (1..).zip(&handshake) {
-        // Handshake envelopes travel in the clear: the Noise messages protect themselves.
-        let contents =
-            Envelope::encode(&Header::plain(message.message_type(), msg_id), &message.payload_bytes());
+    for message in &handshake {
+        // Handshake envelopes travel in the clear (the Noise messages protect themselves),
+        // with msg_id 0 (PROTOCOL.md 6.2).
+        let contents = Envelope::encode(&Header::plain(message.message_type(), 0), &message.payload_bytes());
         frame::encode(&contents, FRAME_BYTES_MAX_DEFAULT, &mut link).expect("far below 1 MiB");
         println!(
             "sent {:?} in a {}-byte envelope, header {}",
