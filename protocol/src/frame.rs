@@ -5,7 +5,7 @@
 //! buffer, so payloads are not copied. An announced length over the configured maximum is
 //! rejected as soon as the length prefix is complete, before any buffer of that size exists.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::varint::{self, VarintError};
@@ -41,7 +41,13 @@ pub fn encode(payload: &[u8], frame_bytes_max: u32, out: &mut BytesMut) -> Resul
         return Err(FrameError::FrameTooLong { length_bytes, maximum_bytes: frame_bytes_max });
     }
     out.reserve(varint::encoded_len(length_bytes) + payload.len());
-    varint::encode(length_bytes, out);
+    if length_bytes < 0x80 {
+        // The one-byte prefix of every frame under 128 bytes, written without a call to
+        // memcpy for a single byte.
+        out.put_u8(length_bytes as u8);
+    } else {
+        varint::encode(length_bytes, out);
+    }
     out.extend_from_slice(payload);
     Ok(())
 }
