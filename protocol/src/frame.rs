@@ -5,7 +5,7 @@
 //! buffer, so payloads are not copied. An announced length over the configured maximum is
 //! rejected as soon as the length prefix is complete, before any buffer of that size exists.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::varint::{self, VarintError};
@@ -41,7 +41,13 @@ pub fn encode(payload: &[u8], frame_bytes_max: u32, out: &mut BytesMut) -> Resul
         return Err(FrameError::FrameTooLong { length_bytes, maximum_bytes: frame_bytes_max });
     }
     out.reserve(varint::encoded_len(length_bytes) + payload.len());
-    varint::encode(length_bytes, out);
+    if length_bytes < 0x80 {
+        // The one-byte prefix of every frame under 128 bytes, written without a call to
+        // memcpy for a single byte.
+        out.put_u8(length_bytes as u8);
+    } else {
+        varint::encode(length_bytes, out);
+    }
     out.extend_from_slice(payload);
     Ok(())
 }
@@ -87,8 +93,12 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes. Memory use stays bounded: the buffer never holds more than
-    /// one maximal frame plus what the caller pushed since the last `next_frame`.
+    /// one maximal frame plus what the caller pushed since the last `next_frame`. Once the
+    /// decoder has failed, pushed bytes are discarded, since no frame can follow.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
         self.buffer.extend_from_slice(bytes);
     }
 
@@ -107,33 +117,38 @@ impl FrameDecoder {
         if let Some(error) = self.failed {
             return Err(error);
         }
-        let length = match self.pending_length {
-            Some(length) => length,
-            None => match varint::decode(&self.buffer) {
-                Ok((length_bytes, prefix_bytes)) => {
-                    if length_bytes > u64::from(self.frame_bytes_max) {
-                        return Err(self.fail(FrameError::FrameTooLong {
-                            length_bytes,
-                            maximum_bytes: self.frame_bytes_max,
-                        }));
-                    }
-                    let _ = self.buffer.split_to(prefix_bytes);
-                    // Cannot truncate: length_bytes <= frame_bytes_max, a u32.
-                    let length = length_bytes as usize;
-                    self.pending_length = Some(length);
-                    // Reserve only what is bounded by the (checked) maximum.
-                    self.buffer.reserve(length.saturating_sub(self.buffer.len()));
-                    length
-                }
-                Err(VarintError::Truncated) => return Ok(Decoded::NeedMore),
-                Err(error) => return Err(self.fail(FrameError::Length(error))),
-            },
-        };
-        if self.buffer.len() < length {
-            return Ok(Decoded::NeedMore);
+        if let Some(length) = self.pending_length {
+            if self.buffer.len() < length {
+                return Ok(Decoded::NeedMore);
+            }
+            self.pending_length = None;
+            return Ok(Decoded::Frame(self.buffer.split_to(length).freeze()));
         }
-        self.pending_length = None;
-        Ok(Decoded::Frame(self.buffer.split_to(length).freeze()))
+        let (length_bytes, prefix_bytes) = match varint::decode(&self.buffer) {
+            Ok(decoded) => decoded,
+            Err(VarintError::Truncated) => return Ok(Decoded::NeedMore),
+            Err(error) => return Err(self.fail(FrameError::Length(error))),
+        };
+        if length_bytes > u64::from(self.frame_bytes_max) {
+            return Err(
+                self.fail(FrameError::FrameTooLong { length_bytes, maximum_bytes: self.frame_bytes_max })
+            );
+        }
+        // Advancing drops the prefix in place; `split_to` would clone and release a handle to
+        // the shared buffer, two atomic operations per frame.
+        self.buffer.advance(prefix_bytes);
+        // Cannot truncate: length_bytes <= frame_bytes_max, a u32.
+        let length = length_bytes as usize;
+        if self.buffer.len() >= length {
+            // The whole frame is here, as it mostly is on a busy stream: hand it out without
+            // recording a pending length or touching the buffer's capacity.
+            return Ok(Decoded::Frame(self.buffer.split_to(length).freeze()));
+        }
+        // Remember the length so the prefix is parsed once however many pushes the frame
+        // takes, and reserve the rest once, bounded by the checked maximum.
+        self.pending_length = Some(length);
+        self.buffer.reserve(length - self.buffer.len());
+        Ok(Decoded::NeedMore)
     }
 
     fn fail(&mut self, error: FrameError) -> FrameError {
@@ -199,6 +214,21 @@ mod tests {
         let mut decoder = FrameDecoder::new(u32::MAX);
         decoder.push(&[0xff; 11]);
         assert_eq!(decoder.next_frame(), Err(FrameError::Length(VarintError::TooLong)));
+    }
+
+    #[test]
+    fn failed_decoder_discards_pushed_bytes() {
+        // Goal: a failed decoder must not buffer without bound while a careless caller keeps
+        // pushing. Method: fail it, push more, and check nothing is kept.
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(&[0x11]);
+        assert!(decoder.next_frame().is_err());
+        decoder.push(&[0u8; 1000]);
+        assert_eq!(decoder.buffered_bytes(), 0);
+        assert_eq!(
+            decoder.next_frame(),
+            Err(FrameError::FrameTooLong { length_bytes: 17, maximum_bytes: 16 })
+        );
     }
 
     #[test]
