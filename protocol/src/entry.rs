@@ -2,7 +2,6 @@
 //! version vectors. Shared by the wire messages, the WAL and replication; owns no behaviour
 //! beyond ordering and small conversions.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
@@ -134,8 +133,12 @@ impl WalEntry {
 
 /// Per-origin count of contiguous entries held: `vector[o] = n` means entries `1..=n` of
 /// origin `o` are all present. Missing origins count as 0.
+///
+/// Stored as a vector sorted by origin with no zero positions: replication merges whole
+/// vectors far more often than it looks up one origin, and a sorted vector merges in one
+/// linear pass.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
-pub struct VersionVector(BTreeMap<NodeId, u64>);
+pub struct VersionVector(Vec<(NodeId, u64)>);
 
 impl VersionVector {
     /// An empty vector.
@@ -147,16 +150,33 @@ impl VersionVector {
     /// Entries of `origin` held contiguously from 1.
     #[must_use]
     pub fn get(&self, origin: NodeId) -> u64 {
-        self.0.get(&origin).copied().unwrap_or(0)
+        match self.0.binary_search_by_key(&origin, |(origin, _)| *origin) {
+            Ok(index) => self.0[index].1,
+            Err(_) => 0,
+        }
     }
 
     /// Sets the position of `origin`; a zero position is not stored.
     pub fn set(&mut self, origin: NodeId, position: u64) {
-        if position == 0 {
-            self.0.remove(&origin);
-        } else {
-            self.0.insert(origin, position);
+        match self.0.binary_search_by_key(&origin, |(origin, _)| *origin) {
+            Ok(index) if position == 0 => {
+                self.0.remove(index);
+            }
+            Ok(index) => self.0[index].1 = position,
+            Err(_) if position == 0 => {}
+            Err(index) => self.0.insert(index, (origin, position)),
         }
+    }
+
+    /// Appends `(origin, position)` when `origin` is above every origin present, as a decoder
+    /// of the canonical (ascending) form does; returns false, changing nothing, otherwise or
+    /// for a zero position.
+    pub fn push_ascending(&mut self, origin: NodeId, position: u64) -> bool {
+        if position == 0 || self.0.last().is_some_and(|(last, _)| *last >= origin) {
+            return false;
+        }
+        self.0.push((origin, position));
+        true
     }
 
     /// Raises the position of `origin` to at least `position`.
@@ -166,9 +186,51 @@ impl VersionVector {
         }
     }
 
+    /// Raises every position to at least `other`'s (the pointwise maximum), in one pass.
+    /// Returns true when any position grew.
+    pub fn merge_max(&mut self, other: &Self) -> bool {
+        let mut grew = false;
+        let mut merged = Vec::with_capacity(self.0.len().max(other.0.len()));
+        let (mut left, mut right) = (self.0.iter().peekable(), other.0.iter().peekable());
+        loop {
+            let next = match (left.peek(), right.peek()) {
+                (None, None) => break,
+                (Some(_), None) => left.next().copied(),
+                (None, Some(_)) => {
+                    grew = true;
+                    right.next().copied()
+                }
+                (Some(mine), Some(theirs)) => match mine.0.cmp(&theirs.0) {
+                    std::cmp::Ordering::Less => left.next().copied(),
+                    std::cmp::Ordering::Greater => {
+                        grew = true;
+                        right.next().copied()
+                    }
+                    std::cmp::Ordering::Equal => {
+                        grew |= theirs.1 > mine.1;
+                        let position = mine.1.max(theirs.1);
+                        let origin = mine.0;
+                        left.next();
+                        right.next();
+                        Some((origin, position))
+                    }
+                },
+            };
+            merged.extend(next);
+        }
+        self.0 = merged;
+        grew
+    }
+
+    /// The sum of all positions: how many entries the vector covers.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, position)| *position).sum()
+    }
+
     /// `(origin, position)` pairs in ascending origin order, zero positions omitted.
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
-        self.0.iter().map(|(origin, position)| (*origin, *position))
+        self.0.iter().copied()
     }
 
     /// Number of origins with a non-zero position.
@@ -221,5 +283,19 @@ mod tests {
         vector.raise(NodeId(1), 3);
         vector.raise(NodeId(1), 2);
         assert_eq!(vector.get(NodeId(1)), 3);
+        vector.set(NodeId(1), 0);
+        assert!(vector.is_empty());
+    }
+
+    #[test]
+    fn merge_max_is_the_pointwise_maximum() {
+        let mut mine: VersionVector = [(NodeId(1), 5), (NodeId(3), 1), (NodeId(7), 2)].into_iter().collect();
+        let theirs: VersionVector = [(NodeId(0), 4), (NodeId(3), 9), (NodeId(7), 1)].into_iter().collect();
+        assert!(mine.merge_max(&theirs));
+        let expected: Vec<(NodeId, u64)> =
+            vec![(NodeId(0), 4), (NodeId(1), 5), (NodeId(3), 9), (NodeId(7), 2)];
+        assert_eq!(mine.iter().collect::<Vec<_>>(), expected);
+        assert!(!mine.merge_max(&theirs), "nothing grows the second time");
+        assert_eq!(mine.total(), 20);
     }
 }

@@ -292,15 +292,12 @@ impl Reader {
     fn vector(&mut self, field: &'static str) -> Result<VersionVector, DecodeError> {
         let count = self.count(field, VECTOR_ORIGINS_MAX, 2)?;
         let mut vector = VersionVector::new();
-        let mut previous: Option<u64> = None;
         for _ in 0..count {
             let origin = self.varint(field)?;
             let position = self.varint(field)?;
-            if previous.is_some_and(|previous| origin <= previous) || position == 0 {
+            if !vector.push_ascending(NodeId(origin), position) {
                 return Err(DecodeError::NotCanonical { field });
             }
-            previous = Some(origin);
-            vector.set(NodeId(origin), position);
         }
         Ok(vector)
     }

@@ -96,10 +96,8 @@ impl Log {
 
     /// Marks everything up to `vector` durable.
     pub(crate) fn mark_durable(&mut self, vector: &VersionVector) {
-        for (origin, position) in vector.iter() {
-            debug_assert!(position <= self.held.get(origin), "durable beyond held");
-            self.durable.raise(origin, position);
-        }
+        self.durable.merge_max(vector);
+        debug_assert!(self.durable.iter().all(|(origin, position)| position <= self.held.get(origin)));
     }
 
     /// Entries of `origin` in `from..=to` (1-based), clamped to what is held.

@@ -628,9 +628,9 @@ impl Node {
                 peer.acknowledge(&vector);
                 // Push again from what the peer says it holds: anything in flight beyond it
                 // was lost or is waiting in its gap buffer.
-                for (origin, _) in peer.sent.clone().iter() {
-                    peer.sent.set(origin, vector.get(origin).max(peer.acked.get(origin)));
-                }
+                let mut sent = vector;
+                sent.merge_max(&peer.acked);
+                peer.sent = sent;
                 self.pump(now_ns, link);
             }
             Message::Close { code, reason } => {
@@ -685,27 +685,42 @@ impl Node {
         let mut batches: Vec<Vec<WalEntry>> = Vec::new();
         let mut batch: Vec<WalEntry> = Vec::new();
         let mut batch_bytes = 0usize;
-        for (origin, durable) in self.log.durable().iter() {
-            if origin == peer_id || budget == 0 {
-                continue;
-            }
-            let from = peer.sent.get(origin).max(peer.acked.get(origin)) + 1;
-            if from > durable {
-                continue;
-            }
-            let to = durable.min(from + budget - 1);
-            for entry in self.log.range(origin, from, to) {
-                let entry_bytes = message::entry_encoded_len(entry);
-                if batch_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 16 && !batch.is_empty() {
-                    batches.push(std::mem::take(&mut batch));
-                    batch_bytes = 0;
+        // One linear merge of two origin-sorted vectors; `sent >= acked`, so `sent` alone
+        // says where the peer's copy ends.
+        let mut sent_updates = Vec::new();
+        {
+            let mut sent_positions = peer.sent.iter().peekable();
+            for (origin, durable) in self.log.durable().iter() {
+                if budget == 0 {
+                    break;
                 }
-                batch_bytes += entry_bytes;
-                batch.push(entry.clone());
+                while sent_positions.peek().is_some_and(|(sent_origin, _)| *sent_origin < origin) {
+                    sent_positions.next();
+                }
+                let sent = match sent_positions.peek() {
+                    Some((sent_origin, position)) if *sent_origin == origin => *position,
+                    _ => 0,
+                };
+                if origin == peer_id || sent >= durable {
+                    continue;
+                }
+                let from = sent + 1;
+                let to = durable.min(from + budget - 1);
+                for entry in self.log.range(origin, from, to) {
+                    let entry_bytes = message::entry_encoded_len(entry);
+                    if batch_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 16 && !batch.is_empty() {
+                        batches.push(std::mem::take(&mut batch));
+                        batch_bytes = 0;
+                    }
+                    batch_bytes += entry_bytes;
+                    batch.push(entry.clone());
+                }
+                budget -= to - from + 1;
+                sent_updates.push((origin, to));
             }
-            budget -= to - from + 1;
-            peer.sent.set(origin, to);
         }
+        let advanced: VersionVector = sent_updates.into_iter().collect();
+        peer.sent.merge_max(&advanced);
         if !batch.is_empty() {
             batches.push(batch);
         }

@@ -57,23 +57,16 @@ impl Peer {
         }
     }
 
-    /// Entries pushed and not acknowledged.
+    /// Entries pushed and not acknowledged. `sent >= acked` pointwise always holds (every
+    /// update of `acked` also raises `sent`), so this is a difference of totals.
     pub(crate) fn inflight_count(&self) -> u64 {
-        self.sent.iter().map(|(origin, sent)| sent.saturating_sub(self.acked.get(origin))).sum()
+        self.sent.total().saturating_sub(self.acked.total())
     }
 
     /// Records what the peer holds; returns true when anything advanced.
     pub(crate) fn acknowledge(&mut self, positions: &VersionVector) -> bool {
-        let mut progress = false;
-        for (origin, position) in positions.iter() {
-            if position > self.acked.get(origin) {
-                self.acked.set(origin, position);
-                progress = true;
-            }
-            if position > self.sent.get(origin) {
-                self.sent.set(origin, position);
-            }
-        }
+        let progress = self.acked.merge_max(positions);
+        self.sent.merge_max(positions);
         progress
     }
 
