@@ -40,10 +40,10 @@ fn select(chaos: &Chaos, seed: u64) -> Selection {
         scale[kind] = random::uniform(&mut rng, 500, 2000);
     }
     // At least one configured kind stays on, so no seed is fault-free by accident.
-    if !enabled.iter().any(|on| *on) {
-        if let Some(first) = configured.iter().position(|on| *on) {
-            enabled[first] = true;
-        }
+    if !enabled.iter().any(|on| *on)
+        && let Some(first) = configured.iter().position(|on| *on)
+    {
+        enabled[first] = true;
     }
     Selection { enabled, every_scale_per_mille: scale }
 }

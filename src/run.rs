@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
-use ferry_simulator::ferry::{FerryChecker, FerryConfig, FerryNode, Write, format_ns};
+use ferry_simulator::ferry::{Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, format_ns};
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
     Control, Fault, LinkOverride, LinkParams, SimConfig, Simulation, Stats, Trace, Transport,
@@ -134,13 +134,13 @@ fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
 
 const VALUE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Schedules the workload; returns the time of the last write.
+/// Schedules the workload; returns the time of the last command (write or ping).
 fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario, seed: u64) -> u64 {
     let mut last_write_ns = 0;
     for (item_index, item) in scenario.workload.iter().enumerate() {
         match item {
             WorkloadItem::Put { at_ns, node, key, value } => {
-                let write = Write::Put { key: Bytes::from(key.clone()), value: Bytes::from(value.clone()) };
+                let write = Command::Put { key: Bytes::from(key.clone()), value: Bytes::from(value.clone()) };
                 simulation.schedule_command(*at_ns, *node as u32, write);
                 last_write_ns = last_write_ns.max(*at_ns);
             }
@@ -148,8 +148,12 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
                 simulation.schedule_command(
                     *at_ns,
                     *node as u32,
-                    Write::Delete { key: Bytes::from(key.clone()) },
+                    Command::Delete { key: Bytes::from(key.clone()) },
                 );
+                last_write_ns = last_write_ns.max(*at_ns);
+            }
+            WorkloadItem::Ping { at_ns, node, target } => {
+                simulation.schedule_command(*at_ns, *node as u32, Command::Ping { target: *target as u32 });
                 last_write_ns = last_write_ns.max(*at_ns);
             }
             WorkloadItem::Random(puts) => {
@@ -168,7 +172,7 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
                     simulation.schedule_command(
                         at_ns,
                         node as u32,
-                        Write::Put { key: key.into(), value: value.into() },
+                        Command::Put { key: key.into(), value: value.into() },
                     );
                     last_write_ns = last_write_ns.max(at_ns);
                     at_ns += random::uniform(&mut rng, 0, 2 * interval_ns);
@@ -184,7 +188,8 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
 pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
     let nodes_count = scenario.nodes.len();
     let config = sim_config(scenario, seed);
-    let ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
+    let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
+    ferry_config.routing = scenario.routing;
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
     for item in &scenario.faults {
         simulation.schedule_fault(item.at_ns, fault(&item.kind, nodes_count));
@@ -227,11 +232,18 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
     let mut converged_ns = None;
     if simulation.now_ns() >= quiet_ns && FerryChecker::converged(&simulation) {
         converged_ns = Some(simulation.now_ns());
-    } else {
+    }
+    if converged_ns.is_none() || checker.pings_pending() {
         simulation.run_until(deadline_ns, |simulation| {
             checker.observe(simulation);
-            if simulation.now_ns() >= quiet_ns && FerryChecker::converged(simulation) {
+            if converged_ns.is_none()
+                && simulation.now_ns() >= quiet_ns
+                && FerryChecker::converged(simulation)
+            {
                 converged_ns = Some(simulation.now_ns());
+            }
+            // Stop at convergence, once no routed ping is still being tried.
+            if converged_ns.is_some() && !checker.pings_pending() {
                 return Control::Stop;
             }
             Control::Continue
@@ -265,6 +277,9 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
             .join("; ")
     };
     checks.push(Check { name: "invariants", ok: checker.violations.is_empty(), detail });
+    if !checker.pings.is_empty() {
+        checks.push(routing_check(&checker, &scenario.nodes));
+    }
     let _ = simulation.trace_mut().finish();
 
     Report {
@@ -279,6 +294,30 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
         converged_ns,
         writes_acked: checker.acked.len(),
         chaos_faults,
+    }
+}
+
+fn routing_check(checker: &FerryChecker, names: &[String]) -> Check {
+    let mut answered = Vec::new();
+    let mut missing = Vec::new();
+    for ((from, target), outcome) in &checker.pings {
+        let from = &names[*from as usize];
+        match outcome {
+            PingOutcome::Answered { round_trip_ns } => {
+                answered.push(format!("{from} -> {target} in {}ms", round_trip_ns / 1_000_000));
+            }
+            PingOutcome::Pending => missing.push(format!("{from} -> {target} still unanswered")),
+            PingOutcome::GaveUp => missing.push(format!("{from} -> {target} gave up unanswered")),
+        }
+    }
+    if missing.is_empty() {
+        Check {
+            name: "routing",
+            ok: true,
+            detail: format!("every routed ping answered: {}", answered.join(", ")),
+        }
+    } else {
+        Check { name: "routing", ok: false, detail: missing.join("; ") }
     }
 }
 

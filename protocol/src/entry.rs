@@ -137,8 +137,17 @@ impl WalEntry {
 /// Stored as a vector sorted by origin with no zero positions: replication merges whole
 /// vectors far more often than it looks up one origin, and a sorted vector merges in one
 /// linear pass.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+#[derive(Clone, PartialEq, Eq, Default, Hash)]
 pub struct VersionVector(Vec<(NodeId, u64)>);
+
+impl fmt::Debug for VersionVector {
+    /// Prints as a map, `VersionVector({NodeId(5): 2})`, whatever the storage.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("VersionVector(")?;
+        formatter.debug_map().entries(self.0.iter().map(|(origin, position)| (origin, position))).finish()?;
+        formatter.write_str(")")
+    }
+}
 
 impl VersionVector {
     /// An empty vector.

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod frame;
 pub mod message;
 pub mod node;
+pub mod router;
 pub mod session;
 pub mod storage;
 pub mod store;

@@ -27,18 +27,24 @@ use crate::trace::{TraceHasher, TraceRecord};
 pub const REDIAL_NS_INITIAL: u64 = 100_000_000;
 /// Largest redial delay.
 pub const REDIAL_NS_MAX: u64 = 2_000_000_000;
+/// Attempts of one routed ping before giving up.
+pub const PING_ATTEMPTS_MAX: u32 = 10;
+/// Time between attempts of an unanswered routed ping.
+pub const PING_RETRY_NS: u64 = 1_000_000_000;
 
 /// What every ferry node in a run shares.
 #[derive(Debug, Clone)]
 pub struct FerryConfig {
     /// Node names by index.
-    pub names: Vec<String>,
+    pub names: std::sync::Arc<Vec<String>>,
     /// Static identities by index (a real node persists its key; here the seed fixes it).
     pub identities: Vec<Identity>,
     /// How links behave.
     pub transport: Transport,
     /// Anti-entropy interval.
     pub pull_interval_ns: u64,
+    /// Build routing tables (needed for routed pings).
+    pub routing: bool,
 }
 
 impl FerryConfig {
@@ -48,13 +54,19 @@ impl FerryConfig {
         let identities = (0..names.len())
             .map(|index| Identity::generate(&mut random::stream(seed, Stream::Identity(index as u32))))
             .collect();
-        Self { names, identities, transport, pull_interval_ns: 1_000_000_000 }
+        Self {
+            names: std::sync::Arc::new(names),
+            identities,
+            transport,
+            pull_interval_ns: 1_000_000_000,
+            routing: false,
+        }
     }
 }
 
-/// A workload write.
+/// A workload command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub enum Command {
     /// Set a key.
     Put {
         /// Key.
@@ -67,20 +79,26 @@ pub enum Write {
         /// Key.
         key: Bytes,
     },
+    /// Ping node `target` over the routing table (retried until answered).
+    Ping {
+        /// The node index to reach.
+        target: u32,
+    },
 }
 
-impl fmt::Display for Write {
+impl fmt::Display for Command {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Put { key, value } => {
                 write!(formatter, "put {}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(value))
             }
             Self::Delete { key } => write!(formatter, "delete {}", String::from_utf8_lossy(key)),
+            Self::Ping { target } => write!(formatter, "route-ping node #{target}"),
         }
     }
 }
 
-impl TraceRecord for Write {
+impl TraceRecord for Command {
     fn hash_into(&self, hasher: &mut TraceHasher) {
         match self {
             Self::Put { key, value } => {
@@ -91,6 +109,10 @@ impl TraceRecord for Write {
             Self::Delete { key } => {
                 hasher.word(2);
                 hasher.bytes(key);
+            }
+            Self::Ping { target } => {
+                hasher.word(3);
+                hasher.word(u64::from(*target));
             }
         }
     }
@@ -106,6 +128,22 @@ pub enum FerryEvent {
         /// Why.
         reason: String,
     },
+    /// A routed ping was sent (attempt `attempt`, over `hops` hops) or could not be.
+    PingSent {
+        /// The node pinged.
+        target: String,
+        /// 1 for the first try.
+        attempt: u32,
+        /// Hops of the route used, or why none.
+        route: Result<u8, String>,
+    },
+    /// A routed ping was answered.
+    PingAnswered {
+        /// The node that answered.
+        target: String,
+        /// Round trip on the pinging node's clock.
+        round_trip_ns: u64,
+    },
     /// The node could not start from its disk (corruption before the tail).
     StartFailed {
         /// Why.
@@ -119,6 +157,15 @@ impl fmt::Display for FerryEvent {
             Self::Node(event) => write!(formatter, "{event}"),
             Self::WriteRefused { reason } => write!(formatter, "write refused: {reason}"),
             Self::StartFailed { reason } => write!(formatter, "start failed: {reason}"),
+            Self::PingSent { target, attempt, route: Ok(hops) } => {
+                write!(formatter, "route-ping {target} attempt {attempt} over {hops} hops")
+            }
+            Self::PingSent { target, attempt, route: Err(reason) } => {
+                write!(formatter, "route-ping {target} attempt {attempt} not sent: {reason}")
+            }
+            Self::PingAnswered { target, round_trip_ns } => {
+                write!(formatter, "route-ping {target} answered in {round_trip_ns}ns")
+            }
         }
     }
 }
@@ -135,6 +182,9 @@ pub struct FerryNode {
     stream: bool,
     /// Stream peers this node dials: next attempt time and current backoff.
     redial: BTreeMap<u32, (Option<u64>, u64)>,
+    /// Routed pings not yet answered: target → (attempts so far, next attempt time).
+    pings: BTreeMap<u32, (u32, u64)>,
+    names: std::sync::Arc<Vec<String>>,
 }
 
 impl FerryNode {
@@ -158,6 +208,16 @@ impl FerryNode {
                 Output::Disk(DiskRequest::Append { bytes }) => context.append(bytes),
                 Output::Disk(DiskRequest::Sync { sync_id }) => context.sync(sync_id),
                 Output::Disk(DiskRequest::Truncate { length_bytes }) => context.truncate(length_bytes),
+                Output::Event(Event::RoutedPong { target, round_trip_ns }) => {
+                    let answered = self.pings.keys().copied().find(|index| {
+                        self.names.get(*index as usize).is_some_and(|name| NodeId::from_name(name) == target)
+                    });
+                    if let Some(index) = answered {
+                        self.pings.remove(&index);
+                        let target = self.names[index as usize].clone();
+                        context.emit(FerryEvent::PingAnswered { target, round_trip_ns });
+                    }
+                }
                 Output::Event(event) => context.emit(FerryEvent::Node(event)),
             }
         }
@@ -165,8 +225,33 @@ impl FerryNode {
             self.link_broken(context.now_ns(), peer);
         }
         let redial = self.redial.values().filter_map(|(at, _)| *at).min();
-        let deadline = [node_deadline(self.node.as_ref()), redial].into_iter().flatten().min();
+        let ping = self.pings.values().map(|(_, at)| *at).min();
+        let deadline = [node_deadline(self.node.as_ref()), redial, ping].into_iter().flatten().min();
         context.set_timer(deadline);
+    }
+
+    /// Sends every routed ping whose next attempt is due; gives up after
+    /// [`PING_ATTEMPTS_MAX`] attempts.
+    fn retry_pings(&mut self, context: &mut Context<'_, FerryEvent>) {
+        let now_ns = context.now_ns();
+        let Some(node) = self.node.as_mut() else { return };
+        let due: Vec<u32> =
+            self.pings.iter().filter(|(_, (_, at))| *at <= now_ns).map(|(target, _)| *target).collect();
+        for index in due {
+            let Some(name) = self.names.get(index as usize).cloned() else { continue };
+            let Some((attempts, at)) = self.pings.get_mut(&index) else { continue };
+            *attempts += 1;
+            let attempt = *attempts;
+            *at = now_ns + PING_RETRY_NS;
+            if attempt > PING_ATTEMPTS_MAX {
+                self.pings.remove(&index);
+                let reason = format!("no answer after {PING_ATTEMPTS_MAX} attempts");
+                context.emit(FerryEvent::PingSent { target: name, attempt, route: Err(reason) });
+                continue;
+            }
+            let route = node.route_ping(now_ns, NodeId::from_name(&name)).map_err(|error| error.to_string());
+            context.emit(FerryEvent::PingSent { target: name, attempt, route });
+        }
     }
 
     fn link_broken(&mut self, now_ns: u64, peer: u32) {
@@ -183,7 +268,7 @@ fn node_deadline(node: Option<&Node>) -> Option<u64> {
 
 impl Process for FerryNode {
     type Config = FerryConfig;
-    type Command = Write;
+    type Command = Command;
     type Event = FerryEvent;
 
     fn boot(config: &FerryConfig, context: &mut Context<'_, FerryEvent>, disk: &[u8]) -> Self {
@@ -193,15 +278,28 @@ impl Process for FerryNode {
         session.node_id = NodeId::from_name(&session.name);
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
+        node_config.routing = config.routing;
         let mut seed = [0u8; 32];
         context.rng().fill_bytes(&mut seed);
         let rng = Box::new(ChaCha8Rng::from_seed(seed));
         let stream = config.transport == Transport::Stream;
         let mut process = match Node::recover(node_config, disk, rng) {
-            Ok(node) => Self { node: Some(node), stream, redial: BTreeMap::new() },
+            Ok(node) => Self {
+                node: Some(node),
+                stream,
+                redial: BTreeMap::new(),
+                pings: BTreeMap::new(),
+                names: std::sync::Arc::clone(&config.names),
+            },
             Err(error) => {
                 context.emit(FerryEvent::StartFailed { reason: error.to_string() });
-                Self { node: None, stream, redial: BTreeMap::new() }
+                Self {
+                    node: None,
+                    stream,
+                    redial: BTreeMap::new(),
+                    pings: BTreeMap::new(),
+                    names: std::sync::Arc::clone(&config.names),
+                }
             }
         };
         if stream && process.node.is_some() {
@@ -223,6 +321,7 @@ impl Process for FerryNode {
     }
 
     fn on_timer(&mut self, context: &mut Context<'_, FerryEvent>) {
+        self.retry_pings(context);
         let now_ns = context.now_ns();
         for (peer, (at, _)) in &mut self.redial {
             if at.is_some_and(|at| at <= now_ns) {
@@ -267,12 +366,17 @@ impl Process for FerryNode {
         self.drain(context);
     }
 
-    fn on_command(&mut self, context: &mut Context<'_, FerryEvent>, command: Write) {
+    fn on_command(&mut self, context: &mut Context<'_, FerryEvent>, command: Command) {
         let now_ns = context.now_ns();
         let Some(node) = self.node.as_mut() else { return };
         let result = match command {
-            Write::Put { key, value } => node.put(now_ns, key, value),
-            Write::Delete { key } => node.delete(now_ns, key),
+            Command::Put { key, value } => node.put(now_ns, key, value),
+            Command::Delete { key } => node.delete(now_ns, key),
+            Command::Ping { target } => {
+                self.pings.insert(target, (0, now_ns));
+                self.retry_pings(context);
+                Ok(0)
+            }
         };
         if let Err(error) = result {
             context.emit(FerryEvent::WriteRefused { reason: error.to_string() });
@@ -317,6 +421,22 @@ pub struct FerryChecker {
     pub acked: BTreeMap<(NodeId, u64), AckedWrite>,
     /// Continuous invariant violations seen so far.
     pub violations: Vec<Violation>,
+    /// Routed pings requested, answered and abandoned: `(from, to)` → state.
+    pub pings: BTreeMap<(u32, String), PingOutcome>,
+}
+
+/// What became of a routed ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingOutcome {
+    /// Still being tried.
+    Pending,
+    /// Answered after this round trip.
+    Answered {
+        /// Round trip on the pinging node's clock.
+        round_trip_ns: u64,
+    },
+    /// Abandoned.
+    GaveUp,
 }
 
 impl FerryChecker {
@@ -327,21 +447,38 @@ impl FerryChecker {
                 FerryEvent::Node(Event::Acked { entry }) => {
                     let key = (entry.origin, entry.sequence);
                     let write = AckedWrite { entry: entry.clone(), node: *node, at_ns: simulation.now_ns() };
-                    if let Some(previous) = self.acked.insert(key, write) {
-                        if previous.entry != entry.clone() {
-                            self.violations.push(Violation {
-                                at_ns: simulation.now_ns(),
-                                detail: format!(
-                                    "node {} acknowledged {}#{} twice with different contents",
-                                    simulation.config().names[*node as usize],
-                                    entry.origin,
-                                    entry.sequence
-                                ),
-                            });
-                        }
+                    if let Some(previous) = self.acked.insert(key, write)
+                        && previous.entry != entry.clone()
+                    {
+                        self.violations.push(Violation {
+                            at_ns: simulation.now_ns(),
+                            detail: format!(
+                                "node {} acknowledged {}#{} twice with different contents",
+                                simulation.config().names[*node as usize],
+                                entry.origin,
+                                entry.sequence
+                            ),
+                        });
                     }
                 }
                 FerryEvent::Node(Event::Recovered { .. }) => self.check_origin_durable(simulation, *node),
+                FerryEvent::PingSent { target, route, attempt } => {
+                    let outcome = if route.is_err() && *attempt > PING_ATTEMPTS_MAX {
+                        PingOutcome::GaveUp
+                    } else {
+                        PingOutcome::Pending
+                    };
+                    let entry = self.pings.entry((*node, target.clone())).or_insert(PingOutcome::Pending);
+                    if *entry == PingOutcome::Pending {
+                        *entry = outcome;
+                    }
+                }
+                FerryEvent::PingAnswered { target, round_trip_ns } => {
+                    self.pings.insert(
+                        (*node, target.clone()),
+                        PingOutcome::Answered { round_trip_ns: *round_trip_ns },
+                    );
+                }
                 FerryEvent::StartFailed { reason } => self.violations.push(Violation {
                     at_ns: simulation.now_ns(),
                     detail: format!(
@@ -361,17 +498,23 @@ impl FerryChecker {
         let durable = protocol.durable_vector().get(origin);
         let highest_acked =
             self.acked.range((origin, 0)..=(origin, u64::MAX)).next_back().map(|(key, _)| key.1);
-        if let Some(highest) = highest_acked {
-            if durable < highest {
-                self.violations.push(Violation {
-                    at_ns: simulation.now_ns(),
-                    detail: format!(
-                        "node {} restarted holding {durable} of its own writes but had acknowledged #{highest}",
-                        simulation.config().names[node as usize]
-                    ),
-                });
-            }
+        if let Some(highest) = highest_acked
+            && durable < highest
+        {
+            self.violations.push(Violation {
+                at_ns: simulation.now_ns(),
+                detail: format!(
+                    "node {} restarted holding {durable} of its own writes but had acknowledged #{highest}",
+                    simulation.config().names[node as usize]
+                ),
+            });
         }
+    }
+
+    /// True while some routed ping is neither answered nor abandoned.
+    #[must_use]
+    pub fn pings_pending(&self) -> bool {
+        self.pings.values().any(|outcome| *outcome == PingOutcome::Pending)
     }
 
     /// The digests of every running node, or `None` when one is down.
@@ -453,11 +596,12 @@ pub fn format_ns(at_ns: u64) -> String {
     format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
 }
 
-/// The operation of a write as a protocol [`Operation`].
+/// The operation of a write command as a protocol [`Operation`].
 #[must_use]
-pub fn operation(write: &Write) -> Operation {
-    match write {
-        Write::Put { key, value } => Operation::Put { key: key.clone(), value: value.clone() },
-        Write::Delete { key } => Operation::Delete { key: key.clone() },
+pub fn operation(command: &Command) -> Option<Operation> {
+    match command {
+        Command::Put { key, value } => Some(Operation::Put { key: key.clone(), value: value.clone() }),
+        Command::Delete { key } => Some(Operation::Delete { key: key.clone() }),
+        Command::Ping { .. } => None,
     }
 }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
-use ferry_simulator::ferry::{FerryChecker, FerryConfig, FerryNode, Write};
+use ferry_simulator::ferry::{Command, FerryChecker, FerryConfig, FerryNode};
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{Control, Fault, LinkParams, SimConfig, Simulation, Trace, Transport};
 
@@ -40,9 +40,9 @@ fn cluster(seed: u64, transport: Transport, loss: f64, duplicate: f64, crashes: 
         let node = random::uniform(&mut rng, 0, 4) as u32;
         let key = format!("k{}", random::uniform(&mut rng, 0, 29));
         let write = if index % 10 == 9 {
-            Write::Delete { key: Bytes::from(key) }
+            Command::Delete { key: Bytes::from(key) }
         } else {
-            Write::Put { key: Bytes::from(key), value: Bytes::from(format!("v{index}")) }
+            Command::Put { key: Bytes::from(key), value: Bytes::from(format!("v{index}")) }
         };
         simulation.schedule_command(index * 20 * MS, node, write);
     }

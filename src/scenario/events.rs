@@ -21,10 +21,11 @@ use super::yaml::{Entry, Node};
 use super::{CHAOS_EVERY_NS_MIN, KEYS_COUNT_MAX, VALUE_BYTES_MAX};
 
 const WORKLOAD_KEYS: &[&str] =
-    &["at", "node", "put", "delete", "from", "until", "rate", "keys", "nodes", "value_bytes"];
-const WORKLOAD_KINDS: &[&str] = &["put", "delete", "rate"];
+    &["at", "node", "put", "delete", "ping", "from", "until", "rate", "keys", "nodes", "value_bytes"];
+const WORKLOAD_KINDS: &[&str] = &["put", "delete", "ping", "rate"];
 const PUT_KEYS: &[&str] = &["at", "node", "put"];
 const DELETE_KEYS: &[&str] = &["at", "node", "delete"];
+const PING_KEYS: &[&str] = &["at", "node", "ping"];
 const RANDOM_KEYS: &[&str] = &["from", "until", "rate", "keys", "nodes", "value_bytes"];
 const FAULT_KINDS: &[&str] =
     &["partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
@@ -87,18 +88,27 @@ fn not_applicable(entry: &Entry, all_keys: &'static [&'static str], item: &'stat
 
 fn workload_item(node: &Node, context: &Context<'_>) -> Result<WorkloadItem> {
     let entries = mapping(node, "a workload item like {at: 1s, node: a, put: {key: k, value: v}}")?;
-    let kind =
-        kind_key(node, entries, "workload item", WORKLOAD_KEYS, WORKLOAD_KINDS, "`put`, `delete` or `rate`")?;
+    let kind = kind_key(
+        node,
+        entries,
+        "workload item",
+        WORKLOAD_KEYS,
+        WORKLOAD_KINDS,
+        "`put`, `delete`, `ping` or `rate`",
+    )?;
     match kind {
-        "put" | "delete" => point_item(node, entries, context, kind),
+        "put" | "delete" | "ping" => point_item(node, entries, context, kind),
         _ => random_puts(node, entries, context).map(WorkloadItem::Random),
     }
 }
 
-/// A `put` or `delete` item.
+/// A `put`, `delete` or `ping` item.
 fn point_item(node: &Node, entries: &[Entry], context: &Context<'_>, kind: &str) -> Result<WorkloadItem> {
-    let (keys, item) =
-        if kind == "put" { (PUT_KEYS, "a `put` item") } else { (DELETE_KEYS, "a `delete` item") };
+    let (keys, item) = match kind {
+        "put" => (PUT_KEYS, "a `put` item"),
+        "delete" => (DELETE_KEYS, "a `delete` item"),
+        _ => (PING_KEYS, "a `ping` item"),
+    };
     let mut at_ns = None;
     let mut target = None;
     let mut operation = None;
@@ -109,15 +119,21 @@ fn point_item(node: &Node, entries: &[Entry], context: &Context<'_>, kind: &str)
             "at" => at_ns = Some(context.time_before_end(value, "at")?),
             "node" => target = Some(context.node(value)?),
             "put" => operation = Some(Operation::Put(put_body(value)?)),
+            "ping" => operation = Some(Operation::Ping(context.node(value)?)),
             _ => operation = Some(Operation::Delete(non_empty_key(value)?)),
         }
     }
     let at_ns = required(at_ns, node.span, "at")?;
     let node_index = required(target, node.span, "node")?;
-    let kind_key = if kind == "put" { "put" } else { "delete" };
+    let kind_key = match kind {
+        "put" => "put",
+        "delete" => "delete",
+        _ => "ping",
+    };
     Ok(match required(operation, node.span, kind_key)? {
         Operation::Put((key, value)) => WorkloadItem::Put { at_ns, node: node_index, key, value },
         Operation::Delete(key) => WorkloadItem::Delete { at_ns, node: node_index, key },
+        Operation::Ping(target) => WorkloadItem::Ping { at_ns, node: node_index, target },
     })
 }
 
@@ -125,6 +141,7 @@ fn point_item(node: &Node, entries: &[Entry], context: &Context<'_>, kind: &str)
 enum Operation {
     Put((String, String)),
     Delete(String),
+    Ping(NodeIndex),
 }
 
 fn put_body(node: &Node) -> Result<(String, String)> {

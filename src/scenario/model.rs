@@ -264,6 +264,17 @@ pub enum WorkloadItem {
     },
     /// `{from, until, rate, keys, nodes, value_bytes}`: random puts drawn from the seed.
     Random(RandomPuts),
+    /// `{at, node, ping: TARGET}`: a routed ping from `node` to `target`, retried until
+    /// answered (up to 10 times, 1 s apart). Needs `routing: true` to cross more than one
+    /// hop.
+    Ping {
+        /// When, before `duration`.
+        at_ns: u64,
+        /// The pinging node.
+        node: NodeIndex,
+        /// The node to reach.
+        target: NodeIndex,
+    },
 }
 
 /// Random puts: during `from_ns..until_ns`, on average `rate` puts in total, each to a

@@ -78,6 +78,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A routed Pong came back from `target`.
+    RoutedPong {
+        /// The node that answered.
+        target: NodeId,
+        /// Round-trip time on the node's clock.
+        round_trip_ns: u64,
+    },
     /// A Pong answered our Ping.
     Pong {
         /// The link.
@@ -127,6 +134,9 @@ impl fmt::Display for Event {
             }
             Self::Rejected { link, reason } => write!(formatter, "rejected frame link={link}: {reason}"),
             Self::Pong { link, round_trip_ns } => write!(formatter, "pong link={link} rtt={round_trip_ns}ns"),
+            Self::RoutedPong { target, round_trip_ns } => {
+                write!(formatter, "routed pong from {target} rtt={round_trip_ns}ns")
+            }
         }
     }
 }

@@ -21,6 +21,7 @@
 mod event;
 mod log;
 mod peer;
+mod routing;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use thiserror::Error;
 pub use event::{Event, LinkId, Output};
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
+pub use routing::ROUTE_PINGS_MAX;
 
 use self::log::{Log, Offer};
 use self::peer::Peer;
@@ -60,6 +62,10 @@ pub struct NodeConfig {
     pub pull_interval_ns: u64,
     /// A received HLC timestamp more than this far ahead of our clock does not move it.
     pub clock_drift_ms_max: u64,
+    /// Build a routing table and forward routed messages (multi-hop `route_ping`).
+    pub routing: bool,
+    /// Interval between routing announcements to each neighbour.
+    pub route_interval_ns: u64,
 }
 
 impl NodeConfig {
@@ -74,6 +80,8 @@ impl NodeConfig {
             retransmit_ns_max: 5_000_000_000,
             pull_interval_ns: 1_000_000_000,
             clock_drift_ms_max: 60_000,
+            routing: false,
+            route_interval_ns: 1_000_000_000,
         }
     }
 }
@@ -92,6 +100,15 @@ pub enum NodeError {
     KeyTooLong {
         /// Its length.
         length_bytes: usize,
+    },
+    /// Routing is off in this node's configuration.
+    #[error("routing is disabled on this node")]
+    RoutingDisabled,
+    /// No route to the target is known.
+    #[error("no route to node {target}")]
+    NoRoute {
+        /// The unreachable node.
+        target: NodeId,
     },
     /// A value longer than [`VALUE_BYTES_MAX`].
     #[error("value of {length_bytes} bytes exceeds maximum {VALUE_BYTES_MAX}")]
@@ -140,6 +157,7 @@ pub struct Node {
     /// The newest remote timestamp read at recovery, merged into the clock (under the drift
     /// bound) at the first input that brings a wall-clock reading.
     recovered_remote_max: Option<Timestamp>,
+    routing: routing::Routing,
 }
 
 impl std::fmt::Debug for Node {
@@ -169,6 +187,7 @@ impl Node {
         config.session.validate()?;
         let recovery = wal::recover(wal_bytes)?;
         let session = Arc::new(config.session.clone());
+        let routing = routing::Routing::new(config.session.node_id, config.route_interval_ns);
         let mut node = Self {
             clock: HybridClock::new(config.clock_drift_ms_max),
             config: Arc::new(config),
@@ -184,6 +203,7 @@ impl Node {
             msg_id_next: 1,
             stats: NodeStats::default(),
             recovered_remote_max: None,
+            routing,
         };
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
@@ -291,9 +311,11 @@ impl Node {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, on the caller's clock.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
+        let routing = if self.config.routing { self.routing.deadline_ns() } else { None };
         self.peers
             .values()
             .flat_map(|peer| [peer.connection.poll_timeout(), peer.deadline_ns()])
+            .chain([routing])
             .flatten()
             .min()
     }
@@ -307,22 +329,23 @@ impl Node {
         };
         let peer =
             Peer::new(kind, connection, self.config.frame_bytes_max, self.config.retransmit_ns_initial);
-        if let Some(old) = self.peers.insert(link, peer) {
-            if old.node_id.is_some() {
-                let reason = "replaced by a new link".to_owned();
-                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
-            }
+        if let Some(old) = self.peers.insert(link, peer)
+            && old.node_id.is_some()
+        {
+            let reason = "replaced by a new link".to_owned();
+            self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
         }
         self.drain_connection(now_ns, link);
     }
 
     /// A link went away (a stream closed).
-    pub fn link_down(&mut self, _now_ns: u64, link: LinkId) {
-        if let Some(peer) = self.peers.remove(&link) {
-            if peer.node_id.is_some() {
-                let reason = "link down".to_owned();
-                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
-            }
+    pub fn link_down(&mut self, now_ns: u64, link: LinkId) {
+        self.routing_neighbour_down(now_ns, link);
+        if let Some(peer) = self.peers.remove(&link)
+            && peer.node_id.is_some()
+        {
+            let reason = "link down".to_owned();
+            self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
         }
     }
 
@@ -362,13 +385,13 @@ impl Node {
     pub fn handle_stream(&mut self, now_ns: u64, link: LinkId, bytes: &[u8]) {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         peer.decoder.push(bytes);
-        loop {
-            let Some(peer) = self.peers.get_mut(&link) else { break };
+        while let Some(peer) = self.peers.get_mut(&link) {
             match peer.decoder.next_frame() {
                 Ok(Decoded::NeedMore) => break,
                 Ok(Decoded::Frame(contents)) => self.handle_contents(now_ns, link, contents),
                 Err(error) => {
                     self.peers.remove(&link);
+                    self.routing_neighbour_down(now_ns, link);
                     self.stats.frames_rejected += 1;
                     let reason = format!("framing error: {error}");
                     self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
@@ -406,6 +429,9 @@ impl Node {
             if peer.next_pull_ns.is_some_and(|deadline| deadline <= now_ns) {
                 self.send_pull(now_ns, link);
             }
+        }
+        if self.config.routing && self.routing.deadline_ns().is_some_and(|deadline| deadline <= now_ns) {
+            self.announce_routes(now_ns);
         }
         self.finish_input(now_ns);
     }
@@ -464,10 +490,10 @@ impl Node {
         if operation.key().len() > KEY_BYTES_MAX {
             return Err(NodeError::KeyTooLong { length_bytes: operation.key().len() });
         }
-        if let Some(remote) = self.recovered_remote_max.take() {
-            if self.clock.observe(remote, now_ns).is_err() {
-                self.stats.clock_rejections += 1;
-            }
+        if let Some(remote) = self.recovered_remote_max.take()
+            && self.clock.observe(remote, now_ns).is_err()
+        {
+            self.stats.clock_rejections += 1;
         }
         let origin = self.node_id();
         let sequence = self.log.held().get(origin) + 1;
@@ -552,15 +578,20 @@ impl Node {
                     peer.rewind();
                     peer.backoff_ns = self.config.retransmit_ns_initial;
                     peer.retransmit_at_ns = None;
-                    let event = Event::PeerConnected { link, name: info.name, node_id: info.node_id };
+                    let node_id = info.node_id;
+                    let event = Event::PeerConnected { link, name: info.name, node_id };
                     self.outputs.push_back(Output::Event(event));
                     self.send_pull(now_ns, link);
+                    self.routing_neighbour_up(now_ns, link, node_id);
                 }
                 ConnectionEvent::HandshakeFailed(error) => {
                     let reason = error.to_string();
                     self.outputs.push_back(Output::Event(Event::HandshakeFailed { link, reason }));
                 }
                 ConnectionEvent::Closed { code, reason } => {
+                    if self.config.routing {
+                        self.routing.router.neighbour_down(link);
+                    }
                     peer.node_id = None;
                     peer.retransmit_at_ns = None;
                     peer.next_pull_ns = None;
@@ -606,12 +637,12 @@ impl Node {
             Message::Ping { token } => self.send_message(link, &Message::Pong { token }),
             Message::Pong { token } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
-                if let Some((expected, sent_ns)) = peer.ping {
-                    if expected == token {
-                        peer.ping = None;
-                        let round_trip_ns = now_ns.saturating_sub(sent_ns);
-                        self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
-                    }
+                if let Some((expected, sent_ns)) = peer.ping
+                    && expected == token
+                {
+                    peer.ping = None;
+                    let round_trip_ns = now_ns.saturating_sub(sent_ns);
+                    self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
                 }
             }
             Message::WalPush { entries } => self.handle_push(now_ns, link, entries),
@@ -637,11 +668,11 @@ impl Node {
                 let reason = format!("peer closed ({code:?}): {reason}");
                 self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
             }
-            Message::Hello { .. }
-            | Message::HelloAck { .. }
-            | Message::HelloFinish { .. }
-            | Message::RouteAnnounce { .. }
-            | Message::Routed { .. } => {}
+            Message::RouteAnnounce { routes } => self.handle_announce(now_ns, link, &routes),
+            Message::Routed { source, target, hops_left, body } => {
+                self.handle_routed(now_ns, source, target, hops_left, body);
+            }
+            Message::Hello { .. } | Message::HelloAck { .. } | Message::HelloFinish { .. } => {}
         }
     }
 

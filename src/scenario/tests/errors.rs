@@ -90,7 +90,7 @@ fn wrong_types() {
         ),
         (
             "workload: [{at: 1s, node: a}]\n",
-            "t.yaml:4:12: workload item needs one of `put`, `delete` or `rate`",
+            "t.yaml:4:12: workload item needs one of `put`, `delete`, `ping` or `rate`",
         ),
         (
             "workload: [{at: 1s, node: a, delete: \"\"}]\n",
