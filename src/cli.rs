@@ -145,6 +145,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match result {
         Ok(code) => code,
+        // A scenario error already reads `FILE:LINE:COLUMN: message`, the form CONTRACT.md
+        // fixes and editors jump to; `check` prints it the same way.
+        Err(error @ Error::Scenario(_)) => {
+            eprintln!("{error}");
+            error.exit_code()
+        }
         Err(error) => {
             eprintln!("error: {error}");
             error.exit_code()
