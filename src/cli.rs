@@ -168,6 +168,11 @@ fn trace_sink(path: &Path) -> Result<Trace, Error> {
     Ok(Trace::new(Some(Box::new(io::BufWriter::new(file)))))
 }
 
+/// A trace file that could not be written in full; the run itself was fine.
+fn trace_error(path: &Path, message: &str) -> Error {
+    Error::Io { path: path.display().to_string(), error: io::Error::other(message.to_owned()) }
+}
+
 fn run_command(
     file: &Path,
     seed: Option<u64>,
@@ -194,6 +199,9 @@ fn run_command(
         None => Trace::default(),
     };
     let report = run::run(&scenario, seed, trace);
+    if let (Some(path), Some(message)) = (trace_path, &report.trace_error) {
+        return Err(trace_error(path, message));
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let written = if json {
@@ -392,7 +400,10 @@ fn sweep_command(
         }
         if let Some(directory) = trace_dir {
             let path = directory.join(format!("{}.trace", report.seed));
-            let _ = run::run(&scenario, report.seed, trace_sink(&path)?);
+            let traced = run::run(&scenario, report.seed, trace_sink(&path)?);
+            if let Some(message) = &traced.trace_error {
+                return Err(trace_error(&path, message));
+            }
         }
     }
     let summary = format!("{passed} passed, {failed} failed");

@@ -279,6 +279,27 @@ fn trace_file_lines_start_with_virtual_time() {
     assert!(trace.contains("] a command put greeting=hello"), "the trace shows the workload");
 }
 
+/// Goal: a trace that cannot be written is an error (exit 2, the path and the reason), not
+/// a silently empty file. Method: `--trace /dev/full`, where every write fails, and a
+/// `--trace-dir` whose `1.trace` is a link to `/dev/full`.
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_trace_is_an_error() {
+    let outcome = ferry(&["run", "scenarios/quickstart.yaml", "--trace", "/dev/full"]);
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(outcome.stdout, "");
+    assert_eq!(outcome.stderr, "error: /dev/full: No space left on device (os error 28)\n");
+
+    let directory = fresh_directory("unwritable_trace");
+    write_file(&directory, "impatient.yaml", IMPATIENT);
+    std::fs::create_dir(directory.join("traces")).expect("the scratch directory is writable");
+    std::os::unix::fs::symlink("/dev/full", directory.join("traces/1.trace")).expect("symlinks work here");
+    let outcome =
+        ferry_in(&directory, &["sweep", "impatient.yaml", "--seeds", "1..2", "--trace-dir", "traces"]);
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(outcome.stderr, "error: traces/1.trace: No space left on device (os error 28)\n");
+}
+
 /// Goal: `--check-determinism` runs the seed twice on two threads, says so and passes.
 /// Method: run the quickstart with it and compare with a plain run.
 #[test]
