@@ -145,6 +145,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match result {
         Ok(code) => code,
+        // A scenario error already reads `FILE:LINE:COLUMN: message`, the form CONTRACT.md
+        // fixes and editors jump to; `check` prints it the same way.
+        Err(error @ Error::Scenario(_)) => {
+            eprintln!("{error}");
+            error.exit_code()
+        }
         Err(error) => {
             eprintln!("error: {error}");
             error.exit_code()
@@ -160,6 +166,11 @@ fn trace_sink(path: &Path) -> Result<Trace, Error> {
     let file =
         std::fs::File::create(path).map_err(|error| Error::Io { path: path.display().to_string(), error })?;
     Ok(Trace::new(Some(Box::new(io::BufWriter::new(file)))))
+}
+
+/// A trace file that could not be written in full; the run itself was fine.
+fn trace_error(path: &Path, message: &str) -> Error {
+    Error::Io { path: path.display().to_string(), error: io::Error::other(message.to_owned()) }
 }
 
 fn run_command(
@@ -188,6 +199,9 @@ fn run_command(
         None => Trace::default(),
     };
     let report = run::run(&scenario, seed, trace);
+    if let (Some(path), Some(message)) = (trace_path, &report.trace_error) {
+        return Err(trace_error(path, message));
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let written = if json {
@@ -386,7 +400,10 @@ fn sweep_command(
         }
         if let Some(directory) = trace_dir {
             let path = directory.join(format!("{}.trace", report.seed));
-            let _ = run::run(&scenario, report.seed, trace_sink(&path)?);
+            let traced = run::run(&scenario, report.seed, trace_sink(&path)?);
+            if let Some(message) = &traced.trace_error {
+                return Err(trace_error(&path, message));
+            }
         }
     }
     let summary = format!("{passed} passed, {failed} failed");

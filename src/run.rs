@@ -57,6 +57,9 @@ pub struct Report {
     pub writes_acked: usize,
     /// The chaos faults drawn for this seed.
     pub chaos_faults: usize,
+    /// The first error writing or flushing the text trace, if a sink was attached and
+    /// failed; the run and its hash are still complete.
+    pub trace_error: Option<String>,
 }
 
 impl Report {
@@ -280,7 +283,7 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
     if !checker.pings.is_empty() {
         checks.push(routing_check(&checker, &scenario.nodes));
     }
-    let _ = simulation.trace_mut().finish();
+    let trace_error = simulation.trace_mut().finish().err().map(|error| error.to_string());
 
     Report {
         scenario: scenario.name.clone(),
@@ -294,6 +297,7 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
         converged_ns,
         writes_acked: checker.acked.len(),
         chaos_faults,
+        trace_error,
     }
 }
 

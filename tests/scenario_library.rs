@@ -1,0 +1,150 @@
+//! The CI convergence test: every scenario in `scenarios/` passes every expectation over a
+//! bounded range of seeds.
+//!
+//! Goal: the library scenarios, which the README and users run first, keep converging with
+//! no data loss as the protocol and the simulator change, on more seeds than the file's own.
+//! Method: load each file with `ferry::scenario::load` and call `ferry::run::run` (the
+//! library, not the binary, so no process per seed) for seeds `0..N` and the file's own
+//! seed, on two worker threads that take (file, seed) jobs from a shared counter, longest
+//! scenarios first. A seed that fails or panics is reported with its failing checks and
+//! its replay command; the test fails once all jobs are done, listing every failure.
+//!
+//! Sizing: the whole file should stay well under two minutes in a debug build (the
+//! workspace's opt-level 1) on one core. Per-seed times measured with
+//! `target/debug/ferry sweep FILE --seeds 0..20 --jobs 1` on a shared, loaded machine:
+//! large-cluster 3.5 s, chaos-swarm 0.45 s, crash-restart 0.19 s, lossy-links 0.15 s,
+//! clock-skew 0.13 s, partition-heal 0.10 s, stream-transport 0.09 s, line-relay 0.03 s,
+//! quickstart 0.004 s. With the counts below that is about 25 s of work on one core. A new
+//! scenario gets [`SEEDS_DEFAULT`]; give a slow one an entry in [`SEEDS_BY_SCENARIO`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry::run::Report;
+use ferry::scenario::{self, Scenario};
+use ferry_simulator::Trace;
+
+/// Seeds run per scenario unless [`SEEDS_BY_SCENARIO`] says otherwise.
+const SEEDS_DEFAULT: u64 = 16;
+
+/// Seeds for the scenarios too slow for [`SEEDS_DEFAULT`], by file stem.
+const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[("large-cluster", 2), ("chaos-swarm", 12)];
+
+/// Worker threads; the CI machine has two cores.
+const WORKERS_COUNT: usize = 2;
+
+/// The `.yaml` files in `scenarios/`, sorted.
+fn library_files() -> Vec<PathBuf> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("scenarios/ is readable").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "the library has scenarios");
+    files
+}
+
+fn stem(path: &Path) -> &str {
+    path.file_stem().and_then(|stem| stem.to_str()).expect("scenario names are UTF-8")
+}
+
+fn seeds_count(path: &Path) -> u64 {
+    SEEDS_BY_SCENARIO.iter().find(|(name, _)| *name == stem(path)).map_or(SEEDS_DEFAULT, |(_, count)| *count)
+}
+
+/// One line per failing check, or the panic message.
+fn describe_failure(result: &Result<Report, String>) -> Option<String> {
+    match result {
+        Ok(report) if report.passed() => None,
+        Ok(report) => Some(
+            report
+                .checks
+                .iter()
+                .filter(|check| !check.ok)
+                .map(|check| format!("    FAILED {}: {}", check.name, check.detail))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        Err(panic) => Some(format!("    panicked: {panic}")),
+    }
+}
+
+/// Goal and method: see the module docs.
+#[test]
+fn every_library_scenario_passes_on_a_range_of_seeds() {
+    let files = library_files();
+    let scenarios: Vec<(String, Scenario)> = files
+        .iter()
+        .map(|path| {
+            let relative = format!("scenarios/{}.yaml", stem(path));
+            let scenario = scenario::load(path).unwrap_or_else(|error| panic!("{error}"));
+            (relative, scenario)
+        })
+        .collect();
+
+    // Jobs are (scenario index, seed), the scenarios with the fewest seeds (the slowest)
+    // first so that neither worker is left alone with a long run at the end.
+    let mut jobs: Vec<(usize, u64)> = Vec::new();
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&index| seeds_count(&files[index]));
+    for index in order {
+        let count = seeds_count(&files[index]);
+        jobs.extend((0..count).map(|seed| (index, seed)));
+        if let Some(own) = scenarios[index].1.seed.filter(|own| *own >= count) {
+            jobs.push((index, own));
+        }
+    }
+
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<(usize, u64, String)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS_COUNT {
+            scope.spawn(|| {
+                while let Some(&(index, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let scenario = &scenarios[index].1;
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| ferry::run::run(scenario, seed, Trace::default())))
+                            .map_err(|panic| {
+                                panic
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                                    .unwrap_or_else(|| "a panic without a message".to_owned())
+                            });
+                    if let Some(failure) = describe_failure(&result) {
+                        failures
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((index, seed, failure));
+                    }
+                }
+            });
+        }
+    });
+
+    let mut failures = failures.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    failures.sort_by_key(|(index, seed, _)| (*index, *seed));
+    let report: Vec<String> = failures
+        .iter()
+        .map(|(index, seed, failure)| {
+            let file = &scenarios[*index].0;
+            format!("{file} seed {seed}:\n{failure}\n    replay: ferry run {file} --seed {seed}")
+        })
+        .collect();
+    assert!(report.is_empty(), "{} of {} runs failed:\n{}", report.len(), jobs.len(), report.join("\n"));
+}
+
+/// Goal: the seed table names only scenarios that exist, so a renamed slow scenario does
+/// not silently fall back to [`SEEDS_DEFAULT`]. Method: look each name up in `scenarios/`.
+#[test]
+fn seed_table_names_existing_scenarios() {
+    let files = library_files();
+    for (name, count) in SEEDS_BY_SCENARIO {
+        assert!(files.iter().any(|path| stem(path) == *name), "scenarios/{name}.yaml does not exist");
+        assert!(*count >= 1, "{name} runs at least one seed");
+    }
+}
