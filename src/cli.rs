@@ -29,6 +29,10 @@ enum Command {
         /// Scenario file.
         file: std::path::PathBuf,
     },
+    /// Run a real node on TCP; commands on stdin, one answer per line on stdout.
+    Node(crate::node::NodeArguments),
+    /// Serve the HTTP registry nodes bootstrap from.
+    Registry(crate::node::RegistryArguments),
 }
 
 /// Runs the CLI on `args` and returns the process exit code.
@@ -46,5 +50,15 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             eprintln!("ferry run {}: not yet implemented", file.display());
             EXIT_USAGE
         }
+        Command::Node(arguments) => exit_code(crate::node::run_node(arguments)),
+        Command::Registry(arguments) => exit_code(crate::node::run_registry(arguments)),
     }
+}
+
+/// Prints a node error on stderr and turns the outcome into an exit code.
+fn exit_code(result: Result<i32, crate::node::NodeError>) -> i32 {
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        error.exit_code()
+    })
 }

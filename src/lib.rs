@@ -2,3 +2,4 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod cli;
+pub mod node;
