@@ -51,6 +51,9 @@ impl DataDirectory {
     pub(crate) fn open(path: &Path) -> Result<Self, NodeError> {
         let error = |source| NodeError::DataDirectory { path: path.to_owned(), source };
         let existed = path.is_dir();
+        if !existed && path.exists() {
+            return Err(error(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
+        }
         fs::create_dir_all(path).map_err(error)?;
         if !existed && let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             sync_directory(parent).map_err(error)?;
