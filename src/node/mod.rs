@@ -254,7 +254,7 @@ pub(crate) fn resolve_address(flag: &'static str, address: &str) -> Result<Socke
 /// A [`NodeError`] when the node cannot start or stops on a disk or stdout failure; see
 /// [`NodeError::exit_code`].
 pub fn run_node(arguments: NodeArguments) -> Result<i32, NodeError> {
-    let (runtime, commands) = Runtime::start(arguments, AnswerSink::stdout())?;
+    let (runtime, commands) = Runtime::start(arguments, AnswerSink::Stdout)?;
     runtime::spawn_stdin_reader(commands)
         .map_err(|source| NodeError::Resource { what: "stdin reader thread", source })?;
     runtime.run()

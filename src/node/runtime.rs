@@ -11,10 +11,11 @@
 //! It must not block on the network or the disk's fsync: both happen on other threads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -71,40 +72,93 @@ pub(crate) enum Input {
     SyncFailed { error: io::Error },
     /// Discovery or the registry heard of a peer.
     Learned { name: String, address: SocketAddr, via: &'static str },
+    /// Answers could not be written to stdout.
+    StdoutFailed { error: io::Error },
 }
 
 /// Where answers go.
 #[derive(Debug)]
 pub(crate) enum AnswerSink {
-    /// `ferry node`'s stdout.
-    Stdout(BufWriter<Stdout>),
+    /// `ferry node`'s stdout, written by a thread of its own so a slow reader of stdout
+    /// never stalls the event loop.
+    Stdout,
     /// A [`NodeHandle`](super::NodeHandle)'s channel.
     Channel(Sender<String>),
 }
 
-impl AnswerSink {
-    /// Stdout, buffered and flushed after each batch of answers.
-    pub(crate) fn stdout() -> Self {
-        Self::Stdout(BufWriter::new(io::stdout()))
-    }
+/// An [`AnswerSink`] in use.
+#[derive(Debug)]
+enum Answerer {
+    /// Lines for the stdout thread, which releases a command credit per line written, so
+    /// the lines waiting for it are bounded by [`COMMANDS_INFLIGHT_MAX`].
+    Stdout {
+        lines: Sender<String>,
+        thread: JoinHandle<io::Result<()>>,
+    },
+    Channel(Sender<String>),
+}
 
-    fn write(&mut self, answer: &str) -> io::Result<()> {
-        match self {
-            Self::Stdout(stdout) => writeln!(stdout, "{answer}"),
-            // A handle dropped without reading its answers does not stop the node.
-            Self::Channel(sender) => {
-                let _ = sender.send(answer.to_owned());
-                Ok(())
+impl Answerer {
+    fn start(sink: AnswerSink, credits: &Credits, inputs: SyncSender<Input>) -> io::Result<Self> {
+        match sink {
+            AnswerSink::Channel(sender) => Ok(Self::Channel(sender)),
+            AnswerSink::Stdout => {
+                let (lines, received) = mpsc::channel();
+                let credits = credits.clone();
+                let thread = std::thread::Builder::new()
+                    .name("ferry-stdout".to_owned())
+                    .spawn(move || write_stdout(&received, &credits, &inputs))?;
+                Ok(Self::Stdout { lines, thread })
             }
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn emit(&self, answer: String, credits: &Credits) {
         match self {
-            Self::Stdout(stdout) => stdout.flush(),
+            // A stopped writer already reported its error as an input.
+            Self::Stdout { lines, .. } => {
+                let _ = lines.send(answer);
+            }
+            // A handle dropped without reading its answers does not stop the node.
+            Self::Channel(sender) => {
+                let _ = sender.send(answer);
+                credits.release();
+            }
+        }
+    }
+
+    /// Waits until every answer emitted is written.
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Self::Stdout { lines, thread } => {
+                drop(lines);
+                thread.join().unwrap_or_else(|_| Err(io::Error::other("the stdout thread panicked")))
+            }
             Self::Channel(_) => Ok(()),
         }
     }
+}
+
+/// The stdout thread: writes answers, flushing whenever none is waiting.
+fn write_stdout(lines: &Receiver<String>, credits: &Credits, inputs: &SyncSender<Input>) -> io::Result<()> {
+    let result = write_lines(lines, credits, &mut BufWriter::new(io::stdout()));
+    if let Err(error) = &result {
+        let _ = inputs.send(Input::StdoutFailed { error: io::Error::new(error.kind(), error.to_string()) });
+    }
+    result
+}
+
+fn write_lines(lines: &Receiver<String>, credits: &Credits, out: &mut impl Write) -> io::Result<()> {
+    while let Ok(first) = lines.recv() {
+        writeln!(out, "{first}")?;
+        credits.release();
+        while let Ok(line) = lines.try_recv() {
+            writeln!(out, "{line}")?;
+            credits.release();
+        }
+        out.flush()?;
+    }
+    out.flush()
 }
 
 /// Feeds command lines to a runtime, at most [`COMMANDS_INFLIGHT_MAX`] unanswered.
@@ -194,7 +248,7 @@ pub(crate) struct Runtime {
     /// The WAL length a damaged tail was cut to at start, for the warning.
     truncated_to_bytes: Option<u64>,
     answers: Answers,
-    sink: AnswerSink,
+    answerer: Option<Answerer>,
     credits: Credits,
     quitting: bool,
 }
@@ -272,6 +326,8 @@ impl Runtime {
         }
         let durable_sequence = node.durable_vector().get(node.node_id());
         let credits = Credits::new(COMMANDS_INFLIGHT_MAX);
+        let answerer =
+            Answerer::start(sink, &credits, inputs_sender.clone()).map_err(resource("stdout thread"))?;
         let commands = CommandSource { inputs: inputs_sender.clone(), credits: credits.clone() };
         let mut runtime = Self {
             node,
@@ -288,7 +344,7 @@ impl Runtime {
             syncs,
             truncated_to_bytes: None,
             answers: Answers::new(durable_sequence),
-            sink,
+            answerer: Some(answerer),
             credits,
             quitting: false,
         };
@@ -312,15 +368,20 @@ impl Runtime {
         let result = self.run_loop();
         if let Err(error) = &result {
             self.answers.fail_pending(&error.to_string());
-            let _ = self.emit_answers();
+            self.emit_answers();
         }
-        result
+        let finished = self.answerer.take().map_or(Ok(()), Answerer::finish);
+        match (result, finished) {
+            (Ok(code), Ok(())) => Ok(code),
+            (Ok(_), Err(source)) => Err(NodeError::Stdout { source }),
+            (Err(error), _) => Err(error),
+        }
     }
 
     fn run_loop(&mut self) -> Result<i32, NodeError> {
         loop {
             self.handle_timers()?;
-            self.emit_answers()?;
+            self.emit_answers();
             if self.quitting && self.answers.is_empty() {
                 return Ok(super::EXIT_CLEAN);
             }
@@ -420,6 +481,7 @@ impl Runtime {
             Input::SyncFailed { error } => {
                 return Err(NodeError::Disk { path: self.wal.path().to_owned(), source: error });
             }
+            Input::StdoutFailed { error } => return Err(NodeError::Stdout { source: error }),
             Input::Learned { name, address, via } => {
                 // The lower name dials, so two nodes that hear of each other connect once.
                 if name.as_str() > self.node.name()
@@ -683,17 +745,11 @@ impl Runtime {
         }
     }
 
-    fn emit_answers(&mut self) -> Result<(), NodeError> {
-        let mut emitted = false;
+    fn emit_answers(&mut self) {
+        let Some(answerer) = &self.answerer else { return };
         while let Some(answer) = self.answers.pop() {
-            self.sink.write(&answer).map_err(|source| NodeError::Stdout { source })?;
-            self.credits.release();
-            emitted = true;
+            answerer.emit(answer, &self.credits);
         }
-        if emitted {
-            self.sink.flush().map_err(|source| NodeError::Stdout { source })?;
-        }
-        Ok(())
     }
 }
 
