@@ -7,7 +7,8 @@
 //! - `network`: the TCP listener, dial threads and per-connection reader/writer threads.
 //! - `dialer`: whom to dial and when, with exponential backoff.
 //! - `wal_file`: the data directory: its lock, the identity key and the WAL file.
-//! - `commands`: the stdin language and the in-order answer queue.
+//! - `commands`: the stdin language and the in-order answer queue; `stdio`: the threads
+//!   reading stdin and writing stdout.
 //! - `discovery`: UDP announces; `registry`: the HTTP registry and its client.
 //! - `log`: one-line diagnostics on stderr.
 //!
@@ -24,6 +25,7 @@ mod log;
 mod network;
 mod registry;
 mod runtime;
+mod stdio;
 mod wal_file;
 
 use std::io;
@@ -37,7 +39,8 @@ use thiserror::Error;
 pub use discovery::DISCOVERY_ADDRESS_DEFAULT;
 pub use wal_file::{IDENTITY_FILE_NAME, WAL_FILE_NAME};
 
-use self::runtime::{AnswerSink, CommandSource, Runtime};
+use self::runtime::Runtime;
+use self::stdio::{AnswerSink, CommandSource};
 
 /// Exit code of a clean shutdown.
 pub const EXIT_CLEAN: i32 = 0;
@@ -255,7 +258,7 @@ pub(crate) fn resolve_address(flag: &'static str, address: &str) -> Result<Socke
 /// [`NodeError::exit_code`].
 pub fn run_node(arguments: NodeArguments) -> Result<i32, NodeError> {
     let (runtime, commands) = Runtime::start(arguments, AnswerSink::Stdout)?;
-    runtime::spawn_stdin_reader(commands)
+    stdio::spawn_stdin_reader(commands)
         .map_err(|source| NodeError::Resource { what: "stdin reader thread", source })?;
     runtime.run()
 }

@@ -11,11 +11,10 @@
 //! It must not block on the network or the disk's fsync: both happen on other threads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -30,6 +29,7 @@ use super::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
 use super::log::Logger;
 use super::network::{self, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
+use super::stdio::{AnswerSink, Answerer, CommandSource};
 use super::wal_file::{DataDirectory, WalFile};
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
@@ -74,135 +74,6 @@ pub(crate) enum Input {
     Learned { name: String, address: SocketAddr, via: &'static str },
     /// Answers could not be written to stdout.
     StdoutFailed { error: io::Error },
-}
-
-/// Where answers go.
-#[derive(Debug)]
-pub(crate) enum AnswerSink {
-    /// `ferry node`'s stdout, written by a thread of its own so a slow reader of stdout
-    /// never stalls the event loop.
-    Stdout,
-    /// A [`NodeHandle`](super::NodeHandle)'s channel.
-    Channel(Sender<String>),
-}
-
-/// An [`AnswerSink`] in use.
-#[derive(Debug)]
-enum Answerer {
-    /// Lines for the stdout thread, which releases a command credit per line written, so
-    /// the lines waiting for it are bounded by [`COMMANDS_INFLIGHT_MAX`].
-    Stdout {
-        lines: Sender<String>,
-        thread: JoinHandle<io::Result<()>>,
-    },
-    Channel(Sender<String>),
-}
-
-impl Answerer {
-    fn start(sink: AnswerSink, credits: &Credits, inputs: SyncSender<Input>) -> io::Result<Self> {
-        match sink {
-            AnswerSink::Channel(sender) => Ok(Self::Channel(sender)),
-            AnswerSink::Stdout => {
-                let (lines, received) = mpsc::channel();
-                let credits = credits.clone();
-                let thread = std::thread::Builder::new()
-                    .name("ferry-stdout".to_owned())
-                    .spawn(move || write_stdout(&received, &credits, &inputs))?;
-                Ok(Self::Stdout { lines, thread })
-            }
-        }
-    }
-
-    fn emit(&self, answer: String, credits: &Credits) {
-        match self {
-            // A stopped writer already reported its error as an input.
-            Self::Stdout { lines, .. } => {
-                let _ = lines.send(answer);
-            }
-            // A handle dropped without reading its answers does not stop the node.
-            Self::Channel(sender) => {
-                let _ = sender.send(answer);
-                credits.release();
-            }
-        }
-    }
-
-    /// Waits until every answer emitted is written.
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Self::Stdout { lines, thread } => {
-                drop(lines);
-                thread.join().unwrap_or_else(|_| Err(io::Error::other("the stdout thread panicked")))
-            }
-            Self::Channel(_) => Ok(()),
-        }
-    }
-}
-
-/// The stdout thread: writes answers, flushing whenever none is waiting.
-fn write_stdout(lines: &Receiver<String>, credits: &Credits, inputs: &SyncSender<Input>) -> io::Result<()> {
-    let result = write_lines(lines, credits, &mut BufWriter::new(io::stdout()));
-    if let Err(error) = &result {
-        let _ = inputs.send(Input::StdoutFailed { error: io::Error::new(error.kind(), error.to_string()) });
-    }
-    result
-}
-
-fn write_lines(lines: &Receiver<String>, credits: &Credits, out: &mut impl Write) -> io::Result<()> {
-    while let Ok(first) = lines.recv() {
-        writeln!(out, "{first}")?;
-        credits.release();
-        while let Ok(line) = lines.try_recv() {
-            writeln!(out, "{line}")?;
-            credits.release();
-        }
-        out.flush()?;
-    }
-    out.flush()
-}
-
-/// Feeds command lines to a runtime, at most [`COMMANDS_INFLIGHT_MAX`] unanswered.
-#[derive(Debug, Clone)]
-pub(crate) struct CommandSource {
-    inputs: SyncSender<Input>,
-    credits: Credits,
-}
-
-impl CommandSource {
-    /// Sends one line; false once the runtime stopped.
-    pub(crate) fn send(&self, line: Line) -> bool {
-        self.credits.acquire();
-        self.inputs.send(Input::Command(line)).is_ok()
-    }
-
-    /// Sends one line of text.
-    pub(crate) fn send_text(&self, text: String) -> bool {
-        self.send(Line::Text(text))
-    }
-
-    /// Ends the command stream.
-    pub(crate) fn end(&self) {
-        let _ = self.inputs.send(Input::CommandsEnded);
-    }
-}
-
-/// Starts the thread reading commands from stdin.
-///
-/// # Errors
-/// When the thread cannot start.
-pub(crate) fn spawn_stdin_reader(commands: CommandSource) -> io::Result<()> {
-    std::thread::Builder::new().name("ferry-stdin".to_owned()).spawn(move || {
-        let mut stdin = io::stdin().lock();
-        let mut buffer = Vec::new();
-        // A read error ends the stream like end of input: the node shuts down cleanly.
-        while let Ok(Some(line)) = commands::read_line(&mut stdin, &mut buffer) {
-            if !commands.send(line) {
-                return;
-            }
-        }
-        commands.end();
-    })?;
-    Ok(())
 }
 
 /// The caller's clock for the protocol node: wall-clock nanoseconds at start plus a
