@@ -176,12 +176,27 @@ impl Drop for Process {
     }
 }
 
-/// A fresh directory for one test's data.
-fn scratch(test: &str) -> PathBuf {
+/// A fresh directory for one test's data, removed when dropped. Declare it before the
+/// processes using it, so they are killed (dropped) first.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Scratch {
     let path = std::env::temp_dir().join(format!("ferry-node-test-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     std::fs::create_dir_all(&path).expect("the temp directory is writable");
-    path
+    Scratch(path)
 }
 
 fn strings(arguments: &[&str]) -> Vec<String> {
@@ -498,7 +513,8 @@ fn write_three_keys(data: &Path) -> PathBuf {
 
 #[test]
 fn torn_wal_tail_is_cut_with_a_warning() {
-    let data = scratch("torn").join("w");
+    let scratch = scratch("torn");
+    let data = scratch.join("w");
     let wal = write_three_keys(&data);
     let valid_bytes = std::fs::metadata(&wal).expect("the wal exists").len();
     let mut file = std::fs::OpenOptions::new().append(true).open(&wal).expect("the wal is writable");
@@ -520,7 +536,8 @@ fn torn_wal_tail_is_cut_with_a_warning() {
 
 #[test]
 fn corrupt_wal_middle_refuses_to_start_naming_the_offset() {
-    let data = scratch("corrupt").join("w");
+    let scratch = scratch("corrupt");
+    let data = scratch.join("w");
     let wal = write_three_keys(&data);
     let mut bytes = std::fs::read(&wal).expect("the wal exists");
     let first_record_bytes = 8 + u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
