@@ -109,6 +109,9 @@ pub enum Error {
     /// The two runs of `--check-determinism` differed.
     #[error("{0}")]
     Nondeterministic(String),
+    /// The real node or registry failed.
+    #[error("{0}")]
+    Node(#[from] crate::node::NodeError),
 }
 
 impl Error {
@@ -117,6 +120,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Nondeterministic(_) => EXIT_FAILED,
+            Self::Node(error) => error.exit_code(),
             _ => EXIT_USAGE,
         }
     }
@@ -140,8 +144,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             sweep_command(&file, &seeds, jobs, shard.as_deref(), json, trace_dir.as_deref())
         }
         Command::Check { files } => Ok(check_command(&files)),
-        Command::Node(arguments) => crate::node::run_node(arguments),
-        Command::Registry(arguments) => crate::node::run_registry(arguments),
+        Command::Node(arguments) => crate::node::run_node(arguments).map_err(Error::from),
+        Command::Registry(arguments) => crate::node::run_registry(arguments).map_err(Error::from),
     };
     match result {
         Ok(code) => code,

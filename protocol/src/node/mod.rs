@@ -582,6 +582,9 @@ impl Node {
                     let event = Event::PeerConnected { link, name: info.name, node_id };
                     self.outputs.push_back(Output::Event(event));
                     self.send_pull(now_ns, link);
+                    // Push what the peer is known to lack at once: its own pull may be lost
+                    // or overtake the handshake's last message and be dropped.
+                    self.pump(now_ns, link);
                     self.routing_neighbour_up(now_ns, link, node_id);
                 }
                 ConnectionEvent::HandshakeFailed(error) => {

@@ -1,0 +1,213 @@
+//! TCP for the real node: the listener thread, dial threads, and one reader and one writer
+//! thread per connection.
+//!
+//! Threads here only move bytes and report to the runtime's input channel; they never touch
+//! the protocol node. A connection's writer drains a bounded queue, so a peer that stops
+//! reading fills the queue and is dropped instead of stalling the event loop.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_protocol::LinkId;
+
+use super::dialer::TargetKey;
+use super::log::Logger;
+use super::runtime::Input;
+
+/// Frames queued toward one peer, at most; a peer that lets the queue fill is dropped.
+pub(crate) const FRAMES_QUEUED_MAX: usize = 4096;
+/// Bytes read from a socket at a time.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes a writer gathers from its queue into one write.
+const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// How long one dial may take.
+pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// A write blocked this long means the peer is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (such as too many open files) before the next.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// [`FRAMES_QUEUED_MAX`] frames are waiting.
+    QueueFull,
+}
+
+/// The runtime's side of one TCP connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: TcpStream,
+    frames: SyncSender<Bytes>,
+    /// The peer's socket address.
+    pub(crate) address: SocketAddr,
+    /// The dial target this connection serves, when this side dialed.
+    pub(crate) target: Option<TargetKey>,
+    /// When the connection opened or its session last ended: the handshake deadline counts
+    /// from here.
+    pub(crate) opened_at_ns: u64,
+    /// The peer's name while a session is established.
+    pub(crate) peer_name: Option<String>,
+    /// Frames rejected while no session was established.
+    pub(crate) rejections_count: u32,
+    /// Why the protocol asked to close, kept for the log line.
+    pub(crate) close_reason: Option<String>,
+    /// Shut down, waiting for the reader to report the close.
+    pub(crate) closing: bool,
+}
+
+impl Connection {
+    /// Starts the reader and writer threads of `stream`, reporting to `inputs` as `link`.
+    ///
+    /// # Errors
+    /// When the socket cannot be configured or a thread cannot start.
+    pub(crate) fn open(
+        link: LinkId,
+        stream: TcpStream,
+        address: SocketAddr,
+        target: Option<TargetKey>,
+        now_ns: u64,
+        inputs: SyncSender<Input>,
+    ) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        let reader = stream.try_clone()?;
+        let writer = stream.try_clone()?;
+        let (frames, queued) = mpsc::sync_channel(FRAMES_QUEUED_MAX);
+        std::thread::Builder::new()
+            .name(format!("ferry-write-{link}"))
+            .spawn(move || write_frames(writer, &queued))?;
+        let spawned = std::thread::Builder::new()
+            .name(format!("ferry-read-{link}"))
+            .spawn(move || read_stream(link, reader, &inputs));
+        if let Err(error) = spawned {
+            // The writer ends once `frames` drops with this function's error return.
+            let _ = stream.shutdown(Shutdown::Both);
+            return Err(error);
+        }
+        Ok(Self {
+            stream,
+            frames,
+            address,
+            target,
+            opened_at_ns: now_ns,
+            peer_name: None,
+            rejections_count: 0,
+            close_reason: None,
+            closing: false,
+        })
+    }
+
+    /// Queues `frame` for the writer.
+    ///
+    /// # Errors
+    /// [`SendError::QueueFull`] when the peer is not keeping up.
+    pub(crate) fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        match self.frames.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SendError::QueueFull),
+            // The writer stopped on a write error; the reader reports the close.
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+        }
+    }
+
+    /// Shuts the socket down both ways: the reader then reports `Input::Closed`.
+    pub(crate) fn shutdown(&mut self) {
+        self.closing = true;
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Reads until end of stream or an error, then reports the close.
+fn read_stream(link: LinkId, mut stream: TcpStream, inputs: &SyncSender<Input>) {
+    let mut buffer = vec![0; READ_BUFFER_BYTES];
+    let reason = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break "connection closed by peer".to_owned(),
+            Ok(length) => {
+                let bytes = buffer[..length].to_vec();
+                if inputs.send(Input::Received { link, bytes }).is_err() {
+                    return;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => break super::describe_io(&error),
+        }
+    };
+    let _ = inputs.send(Input::Closed { link, reason });
+}
+
+/// Writes queued frames, gathering what is already queued into one write.
+fn write_frames(mut stream: TcpStream, queued: &Receiver<Bytes>) {
+    let mut batch = Vec::new();
+    while let Ok(first) = queued.recv() {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH_BYTES_MAX {
+            match queued.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if stream.write_all(&batch).is_err() {
+            // The reader sees the shutdown and reports the close.
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Starts the thread accepting connections on `listener`.
+///
+/// # Errors
+/// When the thread cannot start.
+pub(crate) fn spawn_listener(
+    listener: TcpListener,
+    inputs: SyncSender<Input>,
+    logger: Logger,
+) -> io::Result<()> {
+    std::thread::Builder::new().name("ferry-listen".to_owned()).spawn(move || {
+        for accepted in listener.incoming() {
+            match accepted.and_then(|stream| Ok((stream.peer_addr()?, stream))) {
+                Ok((address, stream)) => {
+                    if inputs.send(Input::Accepted { stream, address }).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    logger.debug(format_args!("accept failed: {}", super::describe_io(&error)));
+                    std::thread::sleep(ACCEPT_RETRY_PAUSE);
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Starts a thread dialing `address` for `key`; it reports `Input::Dialed`.
+///
+/// # Errors
+/// When the thread cannot start.
+pub(crate) fn spawn_dial(key: TargetKey, address: String, inputs: SyncSender<Input>) -> io::Result<()> {
+    std::thread::Builder::new().name("ferry-dial".to_owned()).spawn(move || {
+        let result = dial(&address);
+        let _ = inputs.send(Input::Dialed { key, result });
+    })?;
+    Ok(())
+}
+
+/// Connects to the first address `address` resolves to that answers.
+fn dial(address: &str) -> Result<(TcpStream, SocketAddr), String> {
+    let resolved = address.to_socket_addrs().map_err(|error| super::describe_io(&error))?;
+    let mut last_error = format!("{address} resolves to no address");
+    for candidate in resolved {
+        match TcpStream::connect_timeout(&candidate, DIAL_TIMEOUT) {
+            Ok(stream) => return Ok((stream, candidate)),
+            Err(error) => last_error = super::describe_io(&error),
+        }
+    }
+    Err(last_error)
+}

@@ -1,0 +1,725 @@
+//! The real node's event loop: one thread owns the sans-IO protocol [`Node`] and feeds it
+//! everything that happens, in the order it arrives on one bounded channel.
+//!
+//! Other threads (stdin, listener, connection readers, dials, the WAL syncer, discovery, the
+//! registry client) only send [`Input`]s. After every input the loop drains the node's
+//! outputs: frames go to connection writers, appends to the WAL buffer, a sync flushes that
+//! buffer and hands the fsync to the syncer thread, events become log lines and answers.
+//! The timer is the channel's receive timeout, re-armed from `Node::poll_timeout`, the
+//! dialer and the handshake deadlines.
+//!
+//! It must not block on the network or the disk's fsync: both happen on other threads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferry_protocol::NodeId;
+use ferry_protocol::session::NAME_BYTES_MAX;
+use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, RngCore, SeedableRng};
+
+use super::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line};
+use super::dialer::{Dialer, TargetKey};
+use super::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
+use super::log::Logger;
+use super::network::{self, Connection, SendError};
+use super::registry::{self, BootstrapUrl, PeerRecord};
+use super::stdio::{AnswerSink, Answerer, CommandSource};
+use super::wal_file::{DataDirectory, WalFile};
+use super::{NodeArguments, NodeError, describe_io, resolve_address};
+
+/// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
+/// sockets and stdin).
+pub(crate) const INPUTS_QUEUED_MAX: usize = 1024;
+/// Open connections, at most; further accepted ones are closed at once.
+pub(crate) const CONNECTIONS_MAX: usize = 64;
+/// A connection without an established session this long after opening is closed.
+pub(crate) const HANDSHAKE_DEADLINE_NS: u64 = 15_000_000_000;
+/// Invalid frames tolerated on a connection without a session before it is closed.
+pub(crate) const REJECTIONS_MAX: u32 = 16;
+/// Inputs handled back to back before answers are flushed and timers checked.
+const INPUTS_PER_TURN_MAX: usize = 256;
+/// Longest sleep of the loop, so housekeeping runs even when nothing happens.
+const WAIT_NS_MAX: u64 = 1_000_000_000;
+/// Shortest sleep of the loop: a deadline in the past must not make it spin.
+const WAIT_NS_MIN: u64 = 1_000_000;
+
+const _: () = assert!(ferry_protocol::session::HANDSHAKE_TIMEOUT_NS_DEFAULT < HANDSHAKE_DEADLINE_NS);
+
+/// Something for the event loop to handle.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A command line.
+    Command(Line),
+    /// The command stream ended: shut down once every answer is out.
+    CommandsEnded,
+    /// The listener accepted a connection.
+    Accepted { stream: TcpStream, address: SocketAddr },
+    /// A dial finished.
+    Dialed { key: TargetKey, result: Result<(TcpStream, SocketAddr), String> },
+    /// Bytes arrived on a connection.
+    Received { link: LinkId, bytes: Vec<u8> },
+    /// A connection's reader stopped.
+    Closed { link: LinkId, reason: String },
+    /// The WAL's fsync for `sync_id` returned.
+    Synced { sync_id: u64 },
+    /// The WAL's fsync failed.
+    SyncFailed { error: io::Error },
+    /// Discovery or the registry heard of a peer.
+    Learned { name: String, address: SocketAddr, via: &'static str },
+    /// Answers could not be written to stdout.
+    StdoutFailed { error: io::Error },
+}
+
+/// The caller's clock for the protocol node: wall-clock nanoseconds at start plus a
+/// monotonic elapsed time, so it never goes backwards within a run and its readings are
+/// comparable across nodes and restarts (the HLC stamps writes with it).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    epoch_ns: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let epoch_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX / 2));
+        Self { start: Instant::now(), epoch_ns }
+    }
+
+    fn now_ns(&self) -> u64 {
+        let elapsed_ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX / 2);
+        self.epoch_ns.saturating_add(elapsed_ns)
+    }
+}
+
+/// How long `ping NAME` waits for its pong.
+const PING_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// The event loop and everything it owns.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    node: Node,
+    logger: Logger,
+    clock: Clock,
+    listen_address: SocketAddr,
+    inputs: Receiver<Input>,
+    /// Cloned into threads started later (connections, dials).
+    inputs_sender: SyncSender<Input>,
+    connections: BTreeMap<LinkId, Connection>,
+    link_next: LinkId,
+    dialer: Dialer,
+    /// Held for the lock on the directory.
+    _directory: DataDirectory,
+    wal: WalFile,
+    syncs: Sender<u64>,
+    /// The WAL length a damaged tail was cut to at start, for the warning.
+    truncated_to_bytes: Option<u64>,
+    answers: Answers,
+    answerer: Option<Answerer>,
+    credits: Credits,
+    quitting: bool,
+    /// Names of nodes with routed pings in flight, by node id.
+    pings: BTreeMap<NodeId, String>,
+}
+
+impl Runtime {
+    /// Checks the arguments, opens the data directory, recovers the WAL, binds the sockets
+    /// and starts the helper threads. The loop itself runs in [`run`](Self::run).
+    ///
+    /// # Errors
+    /// A startup [`NodeError`] (exit code 2) naming the first problem.
+    pub(crate) fn start(
+        arguments: NodeArguments,
+        sink: AnswerSink,
+    ) -> Result<(Self, CommandSource), NodeError> {
+        validate_id(&arguments.id)?;
+        let logger = Logger::new(format!("ferry node {}", arguments.id), arguments.verbose);
+        let clock = Clock::new();
+        let listen = resolve_address("--listen", &arguments.listen)?;
+        for address in &arguments.connect {
+            validate_connect(address)?;
+        }
+        let bootstrap = arguments.bootstrap.as_deref().map(BootstrapUrl::parse).transpose()?;
+        let discovery_text =
+            arguments.discover_addr.clone().unwrap_or_else(|| DISCOVERY_ADDRESS_DEFAULT.to_owned());
+        let discovery_target =
+            arguments.discover.then(|| resolve_address("--discover-addr", &discovery_text)).transpose()?;
+        let listener = TcpListener::bind(listen)
+            .map_err(|source| NodeError::Listen { address: arguments.listen.clone(), source })?;
+        let listen_address = listener
+            .local_addr()
+            .map_err(|source| NodeError::Listen { address: arguments.listen.clone(), source })?;
+
+        let data_path = arguments.data.clone().unwrap_or_else(|| default_data_directory(&arguments.id));
+        if arguments.data.is_none() {
+            logger.info(format_args!("data directory {}", data_path.display()));
+        }
+        let directory = DataDirectory::open(&data_path)?;
+        let mut rng = os_seeded_rng()?;
+        let identity = directory.identity(&mut rng)?;
+        logger.debug(format_args!("data directory {} locked", directory.path().display()));
+        let (wal, wal_bytes) = directory.open_wal()?;
+        let mut config = NodeConfig::new(SessionConfig::new(arguments.id.clone(), identity.clone()));
+        // Routing tables are small and let `ping NAME` reach nodes several hops away.
+        config.routing = true;
+        let node = Node::recover(config, &wal_bytes, Box::new(rng)).map_err(|error| match error {
+            ferry_protocol::NodeError::Wal(source) => {
+                NodeError::WalCorrupt { path: wal.path().to_owned(), source }
+            }
+            other => NodeError::Protocol(other),
+        })?;
+
+        let (inputs_sender, inputs) = mpsc::sync_channel(INPUTS_QUEUED_MAX);
+        let resource = |what| move |source| NodeError::Resource { what, source };
+        let syncs = wal.spawn_syncer(inputs_sender.clone()).map_err(resource("wal sync thread"))?;
+        network::spawn_listener(listener, inputs_sender.clone(), logger.clone())
+            .map_err(resource("listener thread"))?;
+        if let Some(target) = discovery_target {
+            let socket = discovery::bind(target, &discovery_text)?;
+            let announce = Announce::new(&arguments.id, listen_address, &identity.public);
+            discovery::spawn(socket, target, &announce, inputs_sender.clone(), logger.clone())
+                .map_err(resource("discovery thread"))?;
+            logger.debug(format_args!("announcing to {target} as {}", announce.key_fingerprint));
+        }
+        if let Some(url) = bootstrap {
+            let host = if listen_address.ip().is_unspecified() {
+                String::new()
+            } else {
+                listen_address.ip().to_string()
+            };
+            let record = PeerRecord { host, tcp_port: listen_address.port(), node_id: arguments.id.clone() };
+            registry::spawn_client(url, record, inputs_sender.clone(), logger.clone())
+                .map_err(resource("registry thread"))?;
+        }
+        let mut dialer = Dialer::default();
+        for address in arguments.connect {
+            dialer.add_configured(address, clock.now_ns());
+        }
+        let durable_sequence = node.durable_vector().get(node.node_id());
+        let credits = Credits::new(COMMANDS_INFLIGHT_MAX);
+        let answerer =
+            Answerer::start(sink, &credits, inputs_sender.clone()).map_err(resource("stdout thread"))?;
+        let commands = CommandSource { inputs: inputs_sender.clone(), credits: credits.clone() };
+        let mut runtime = Self {
+            node,
+            logger,
+            clock,
+            listen_address,
+            inputs,
+            inputs_sender,
+            connections: BTreeMap::new(),
+            link_next: 1,
+            dialer,
+            _directory: directory,
+            wal,
+            syncs,
+            truncated_to_bytes: None,
+            answers: Answers::new(durable_sequence),
+            answerer: Some(answerer),
+            credits,
+            quitting: false,
+            pings: BTreeMap::new(),
+        };
+        // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
+        runtime.drain()?;
+        runtime.logger.info(format_args!("listening on {listen_address}"));
+        Ok((runtime, commands))
+    }
+
+    /// The address peers can dial.
+    pub(crate) fn listen_address(&self) -> SocketAddr {
+        self.listen_address
+    }
+
+    /// Runs until the command stream ends (exit code 0) or a disk or stdout failure.
+    ///
+    /// # Errors
+    /// [`NodeError::Disk`] or [`NodeError::Stdout`]; writes still waiting for durability
+    /// are answered `error: ...` first.
+    pub(crate) fn run(mut self) -> Result<i32, NodeError> {
+        let result = self.run_loop();
+        if let Err(error) = &result {
+            self.answers.fail_pending(&error.to_string());
+            self.emit_answers();
+        }
+        let finished = self.answerer.take().map_or(Ok(()), Answerer::finish);
+        match (result, finished) {
+            (Ok(code), Ok(())) => Ok(code),
+            (Ok(_), Err(source)) => Err(NodeError::Stdout { source }),
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<i32, NodeError> {
+        loop {
+            self.handle_timers()?;
+            self.answers.expire(self.clock.now_ns());
+            self.emit_answers();
+            if self.quitting && self.answers.is_empty() {
+                return Ok(super::EXIT_CLEAN);
+            }
+            let input = match self.inputs.recv_timeout(self.wait()) {
+                Ok(input) => input,
+                Err(RecvTimeoutError::Timeout) => continue,
+                // Unreachable while `self` holds a sender; stop cleanly rather than spin.
+                Err(RecvTimeoutError::Disconnected) => return Ok(super::EXIT_CLEAN),
+            };
+            self.handle_input(input)?;
+            for _ in 0..INPUTS_PER_TURN_MAX {
+                match self.inputs.try_recv() {
+                    Ok(input) => self.handle_input(input)?,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// How long to wait for the next input: until the earliest deadline, within bounds.
+    fn wait(&self) -> Duration {
+        let now_ns = self.clock.now_ns();
+        let handshake_deadlines = self
+            .connections
+            .values()
+            .filter(|connection| connection.peer_name.is_none() && !connection.closing)
+            .map(|connection| connection.opened_at_ns.saturating_add(HANDSHAKE_DEADLINE_NS));
+        let deadline_ns =
+            [self.node.poll_timeout(), self.dialer.next_deadline_ns(), self.answers.deadline_ns()]
+                .into_iter()
+                .flatten()
+                .chain(handshake_deadlines)
+                .min()
+                .unwrap_or(u64::MAX);
+        let wait_ns = deadline_ns.saturating_sub(now_ns).clamp(WAIT_NS_MIN, WAIT_NS_MAX);
+        Duration::from_nanos(wait_ns)
+    }
+
+    fn handle_timers(&mut self) -> Result<(), NodeError> {
+        let now_ns = self.clock.now_ns();
+        if self.node.poll_timeout().is_some_and(|deadline_ns| deadline_ns <= now_ns) {
+            self.node.handle_timeout(now_ns);
+        }
+        let expired: Vec<LinkId> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| {
+                connection.peer_name.is_none()
+                    && !connection.closing
+                    && now_ns.saturating_sub(connection.opened_at_ns) >= HANDSHAKE_DEADLINE_NS
+            })
+            .map(|(link, _)| *link)
+            .collect();
+        for link in expired {
+            self.close(link, "no session established within 15 s");
+        }
+        self.dialer.expire(now_ns);
+        let connected: BTreeSet<String> =
+            self.node.connected_peers().map(|(_, name)| name.to_owned()).collect();
+        for (key, address) in self.dialer.due(now_ns) {
+            if let TargetKey::Learned(name) = &key
+                && connected.contains(name)
+            {
+                self.dialer.postpone(&key, now_ns);
+                continue;
+            }
+            self.logger.debug(format_args!("dialing {address}"));
+            if let Err(error) = network::spawn_dial(key.clone(), address, self.inputs_sender.clone()) {
+                self.logger.info(format_args!("cannot start a dial: {}", describe_io(&error)));
+                self.dialer.failed(&key, now_ns);
+            }
+        }
+        self.drain()
+    }
+
+    fn handle_input(&mut self, input: Input) -> Result<(), NodeError> {
+        let now_ns = self.clock.now_ns();
+        match input {
+            Input::Command(line) => self.handle_command(now_ns, line),
+            Input::CommandsEnded => self.quitting = true,
+            Input::Accepted { stream, address } => {
+                if self.connections.len() >= CONNECTIONS_MAX {
+                    self.logger.info(format_args!(
+                        "refused connection from {address}: {CONNECTIONS_MAX} connections open"
+                    ));
+                } else {
+                    self.open_connection(now_ns, stream, address, Role::Responder, None);
+                }
+            }
+            Input::Dialed { key, result } => self.handle_dialed(now_ns, key, result),
+            Input::Received { link, bytes } => {
+                if self.connections.contains_key(&link) {
+                    self.node.handle_stream(now_ns, link, &bytes);
+                }
+            }
+            Input::Closed { link, reason } => self.connection_closed(now_ns, link, &reason),
+            Input::Synced { sync_id } => self.node.handle_synced(now_ns, sync_id),
+            Input::SyncFailed { error } => {
+                return Err(NodeError::Disk { path: self.wal.path().to_owned(), source: error });
+            }
+            Input::StdoutFailed { error } => return Err(NodeError::Stdout { source: error }),
+            Input::Learned { name, address, via } => {
+                // The lower name dials, so two nodes that hear of each other connect once.
+                if name.as_str() > self.node.name()
+                    && self.dialer.learn(name.clone(), address.to_string(), now_ns)
+                {
+                    self.logger.info(format_args!("learned peer {name} at {address} via {via}"));
+                }
+            }
+        }
+        self.drain()
+    }
+
+    fn handle_command(&mut self, now_ns: u64, line: Line) {
+        let parsed = match line {
+            Line::Text(text) => commands::parse(&text),
+            Line::Refused(error) => Err(error),
+        };
+        if self.quitting {
+            // Commands after `quit` are not executed, so they get no answer.
+            self.credits.release();
+            return;
+        }
+        let command = match parsed {
+            Ok(Some(command)) => command,
+            Ok(None) => return self.credits.release(),
+            Err(error) => return self.answers.push(format!("error: {error}")),
+        };
+        match command {
+            Command::Put { key, value } => {
+                match self.node.put(now_ns, Bytes::from(key), Bytes::from(value)) {
+                    Ok(sequence) => self.answers.push_durable(sequence),
+                    Err(error) => self.answers.push(format!("error: {error}")),
+                }
+            }
+            Command::Delete { key } => match self.node.delete(now_ns, Bytes::from(key)) {
+                Ok(sequence) => self.answers.push_durable(sequence),
+                Err(error) => self.answers.push(format!("error: {error}")),
+            },
+            Command::Get { key } => {
+                let answer = self
+                    .node
+                    .get(key.as_bytes())
+                    .map_or_else(|| "(nil)".to_owned(), |value| commands::display_value(value));
+                self.answers.push(answer);
+            }
+            Command::Peers => {
+                let names: BTreeSet<&str> = self.node.connected_peers().map(|(_, name)| name).collect();
+                let answer = if names.is_empty() {
+                    "peers: (none)".to_owned()
+                } else {
+                    format!("peers: {}", names.into_iter().collect::<Vec<_>>().join(" "))
+                };
+                self.answers.push(answer);
+            }
+            Command::Digest => self.answers.push(self.node.digest().to_string()),
+            Command::Ping { target } => match self.node.route_ping(now_ns, NodeId::from_name(&target)) {
+                Ok(_) => {
+                    self.pings.insert(NodeId::from_name(&target), target.clone());
+                    self.answers.push_ping(target, now_ns + PING_TIMEOUT_NS);
+                }
+                Err(error) => self.answers.push(format!("error: {error}")),
+            },
+            Command::Quit => {
+                // `quit` answers by exiting, once every earlier answer is out.
+                self.credits.release();
+                self.quitting = true;
+            }
+        }
+    }
+
+    fn handle_dialed(
+        &mut self,
+        now_ns: u64,
+        key: TargetKey,
+        result: Result<(TcpStream, SocketAddr), String>,
+    ) {
+        if !self.dialer.is_dialing(&key) {
+            return;
+        }
+        let address = self.dialer.address(&key).unwrap_or_default().to_owned();
+        match result {
+            Ok((stream, peer_address)) if self.connections.len() < CONNECTIONS_MAX => {
+                self.logger.debug(format_args!("connected to {address} ({peer_address})"));
+                self.open_connection(now_ns, stream, peer_address, Role::Initiator, Some(key));
+            }
+            Ok(_) => {
+                self.logger.debug(format_args!("not dialing {address}: {CONNECTIONS_MAX} connections open"));
+                self.dialer.failed(&key, now_ns);
+            }
+            Err(reason) => {
+                let failures_count = self.dialer.failed(&key, now_ns);
+                // Logged once per outage: the backoff keeps retrying quietly.
+                if failures_count == 1 {
+                    self.logger
+                        .info(format_args!("cannot connect to {address}: {reason}; retrying with backoff"));
+                } else {
+                    self.logger.debug(format_args!("cannot connect to {address}: {reason}"));
+                }
+            }
+        }
+    }
+
+    fn open_connection(
+        &mut self,
+        now_ns: u64,
+        stream: TcpStream,
+        address: SocketAddr,
+        role: Role,
+        target: Option<TargetKey>,
+    ) {
+        let link = self.link_next;
+        self.link_next += 1;
+        match Connection::open(link, stream, address, target.clone(), now_ns, self.inputs_sender.clone()) {
+            Ok(connection) => {
+                self.connections.insert(link, connection);
+                if let Some(key) = &target {
+                    self.dialer.connected(key, link);
+                }
+                self.logger.debug(format_args!("link {link} open with {address} as {role:?}"));
+                self.node.link_up(now_ns, link, LinkKind::Stream, role);
+            }
+            Err(error) => {
+                self.logger
+                    .info(format_args!("cannot set up connection with {address}: {}", describe_io(&error)));
+                if let Some(key) = &target {
+                    self.dialer.failed(key, now_ns);
+                }
+            }
+        }
+    }
+
+    fn connection_closed(&mut self, now_ns: u64, link: LinkId, reason: &str) {
+        let Some(connection) = self.connections.remove(&link) else { return };
+        self.node.link_down(now_ns, link);
+        match &connection.peer_name {
+            Some(name) => {
+                self.logger.info(format_args!("peer disconnected: {name} ({}): {reason}", connection.address))
+            }
+            None => {
+                self.logger.debug(format_args!("connection with {} closed: {reason}", connection.address))
+            }
+        }
+        if let Some(key) = &connection.target {
+            self.dialer.failed(key, now_ns);
+        }
+    }
+
+    /// Shuts a connection down; the reader's `Closed` then removes it.
+    fn close(&mut self, link: LinkId, reason: &str) {
+        let Some(connection) = self.connections.get_mut(&link) else { return };
+        if connection.closing {
+            return;
+        }
+        let reason = connection.close_reason.take().unwrap_or_else(|| reason.to_owned());
+        self.logger.info(format_args!("dropped connection with {}: {reason}", connection.address));
+        connection.shutdown();
+    }
+
+    /// Performs every output the node queued.
+    fn drain(&mut self) -> Result<(), NodeError> {
+        let now_ns = self.clock.now_ns();
+        while let Some(output) = self.node.poll() {
+            match output {
+                Output::Send { link, frame } => self.send(link, frame),
+                Output::Close { link } => self.close(link, "the protocol closed the link"),
+                Output::Disk(DiskRequest::Append { bytes }) => {
+                    self.wal.append(&bytes).map_err(|error| self.disk_error(error))?
+                }
+                Output::Disk(DiskRequest::Sync { sync_id }) => {
+                    // Every append before this sync must be in the file before the fsync starts.
+                    self.wal.flush().map_err(|error| self.disk_error(error))?;
+                    if self.syncs.send(sync_id).is_err() {
+                        let error = io::Error::other("the wal sync thread stopped");
+                        return Err(self.disk_error(error));
+                    }
+                }
+                Output::Disk(DiskRequest::Truncate { length_bytes }) => {
+                    self.wal.truncate(length_bytes).map_err(|error| self.disk_error(error))?;
+                    self.truncated_to_bytes = Some(length_bytes);
+                }
+                Output::Event(event) => self.handle_event(now_ns, event),
+            }
+        }
+        Ok(())
+    }
+
+    fn disk_error(&self, source: io::Error) -> NodeError {
+        NodeError::Disk { path: self.wal.path().to_owned(), source }
+    }
+
+    fn send(&mut self, link: LinkId, frame: Bytes) {
+        let Some(connection) = self.connections.get(&link) else { return };
+        if connection.closing {
+            return;
+        }
+        if connection.send(frame) == Err(SendError::QueueFull) {
+            self.close(link, "peer too slow: send queue full");
+        }
+    }
+
+    fn handle_event(&mut self, now_ns: u64, event: Event) {
+        match event {
+            Event::RoutedPong { target, round_trip_ns } => {
+                if let Some(name) = self.pings.get(&target) {
+                    self.answers.pong(name, round_trip_ns);
+                }
+            }
+            Event::Recovered { entries_count, truncated_bytes } => {
+                let path = self.wal.path().display();
+                if truncated_bytes > 0 {
+                    let offset = self.truncated_to_bytes.unwrap_or_default();
+                    self.logger.info(format_args!(
+                        "warning: wal {path} had a damaged tail: cut {truncated_bytes} bytes at offset {offset}, recovered {entries_count} entries"
+                    ));
+                } else {
+                    self.logger.debug(format_args!("recovered {entries_count} entries from {path}"));
+                }
+            }
+            Event::Acked { entry } => {
+                if entry.origin == self.node.node_id() {
+                    self.answers.acknowledge(entry.sequence);
+                }
+            }
+            Event::PeerConnected { link, name, .. } => {
+                let Some(connection) = self.connections.get_mut(&link) else { return };
+                connection.peer_name = Some(name.clone());
+                connection.rejections_count = 0;
+                let direction = if connection.target.is_some() { "dialed" } else { "accepted" };
+                self.logger
+                    .info(format_args!("peer connected: {name} ({}, {direction})", connection.address));
+                if let Some(key) = connection.target.clone() {
+                    self.dialer.established(&key);
+                }
+            }
+            Event::PeerDisconnected { link, reason } => {
+                let Some(connection) = self.connections.get_mut(&link) else { return };
+                match connection.peer_name.take() {
+                    Some(name) => {
+                        self.logger.info(format_args!(
+                            "peer disconnected: {name} ({}): {reason}",
+                            connection.address
+                        ));
+                        // The link stays; a new session must be established within the deadline.
+                        connection.opened_at_ns = now_ns;
+                    }
+                    None => connection.close_reason = Some(reason),
+                }
+            }
+            Event::HandshakeFailed { link, reason } => {
+                let Some(connection) = self.connections.get(&link) else { return };
+                self.logger.info(format_args!("handshake failed with {}: {reason}", connection.address));
+                // The protocol does not retry on its own; a dialed target redials with backoff.
+                if connection.peer_name.is_none() {
+                    self.close(link, "handshake failed");
+                }
+            }
+            Event::Rejected { link, reason } => {
+                let Some(connection) = self.connections.get_mut(&link) else { return };
+                self.logger.debug(format_args!("rejected frame from {}: {reason}", connection.address));
+                if connection.peer_name.is_none() {
+                    connection.rejections_count += 1;
+                    if connection.rejections_count > REJECTIONS_MAX {
+                        self.close(
+                            link,
+                            &format!("more than {REJECTIONS_MAX} invalid frames, last: {reason}"),
+                        );
+                    }
+                }
+            }
+            Event::Pong { link, round_trip_ns } => {
+                self.logger.debug(format_args!("pong on link {link}: {round_trip_ns} ns"));
+            }
+        }
+    }
+
+    fn emit_answers(&mut self) {
+        let Some(answerer) = &self.answerer else { return };
+        while let Some(answer) = self.answers.pop() {
+            answerer.emit(answer, &self.credits);
+        }
+    }
+}
+
+/// Checks `--id`: the handshake carries it, so it must fit [`NAME_BYTES_MAX`].
+fn validate_id(id: &str) -> Result<(), NodeError> {
+    let invalid = |reason: String| NodeError::InvalidId { id: id.to_owned(), reason };
+    if id.is_empty() {
+        return Err(invalid("it is empty".to_owned()));
+    }
+    if id.len() > NAME_BYTES_MAX {
+        return Err(invalid(format!("{} bytes exceed the maximum of {NAME_BYTES_MAX}", id.len())));
+    }
+    if id.chars().any(|character| character.is_whitespace() || character.is_control()) {
+        return Err(invalid("it contains whitespace or control characters".to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks a `--connect` value's form; resolution waits for the dial, so a name that does not
+/// resolve yet is retried like an unreachable peer.
+fn validate_connect(address: &str) -> Result<(), NodeError> {
+    let valid = address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0));
+    if valid {
+        Ok(())
+    } else {
+        let reason = "expected HOST:PORT".to_owned();
+        Err(NodeError::InvalidAddress { flag: "--connect", address: address.to_owned(), reason })
+    }
+}
+
+/// `ferry-node-ID` in the system's temp directory, with unusual characters replaced.
+fn default_data_directory(id: &str) -> PathBuf {
+    let safe: String = id
+        .chars()
+        .map(
+            |character| {
+                if character.is_ascii_alphanumeric() || "-_.".contains(character) { character } else { '_' }
+            },
+        )
+        .collect();
+    std::env::temp_dir().join(format!("ferry-node-{safe}"))
+}
+
+/// A ChaCha20 stream seeded from the OS: the node's only source of randomness.
+fn os_seeded_rng() -> Result<ChaCha20Rng, NodeError> {
+    let mut seed = [0; 32];
+    OsRng.try_fill_bytes(&mut seed).map_err(|error| NodeError::Resource {
+        what: "os randomness",
+        source: io::Error::other(error.to_string()),
+    })?;
+    Ok(ChaCha20Rng::from_seed(seed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_connect_addresses_are_checked() {
+        assert!(validate_id("node-1").is_ok());
+        assert_eq!(
+            validate_id("").map_err(|error| error.to_string()),
+            Err("invalid node id \"\": it is empty".to_owned())
+        );
+        assert_eq!(
+            validate_id("a b").map_err(|error| error.to_string()),
+            Err("invalid node id \"a b\": it contains whitespace or control characters".to_owned())
+        );
+        assert!(validate_connect("localhost:7001").is_ok());
+        assert!(validate_connect("[::1]:7001").is_ok());
+        assert_eq!(
+            validate_connect("7001").map_err(|error| error.to_string()),
+            Err("invalid --connect address \"7001\": expected HOST:PORT".to_owned())
+        );
+        assert_eq!(default_data_directory("a/b"), std::env::temp_dir().join("ferry-node-a_b"));
+    }
+}

@@ -1,0 +1,319 @@
+//! The node's data directory on disk: an exclusive lock, the static identity key and the
+//! append-only WAL file with real fsyncs.
+//!
+//! This module performs the protocol's [`DiskRequest`](ferry_protocol::DiskRequest)s on a
+//! real file. It does not decide when to append or sync (the protocol node does) and never
+//! interprets the WAL's bytes (`ferry_protocol::wal` does).
+//!
+//! Durability rules it keeps:
+//! - a new WAL file or identity key is followed by an fsync of the directory holding it,
+//!   so the name survives a crash along with the data;
+//! - a `Sync` is performed with `sync_data` only after every earlier append reached the
+//!   file, and completes (reported to the runtime) only after the fsync returned;
+//! - a `Truncate` (a torn tail cut at start) is synced before anything is appended.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender, SyncSender};
+
+use ferry_protocol::session::{Identity, KEY_BYTES};
+use rand_core::RngCore;
+
+use super::NodeError;
+use super::runtime::Input;
+
+/// The WAL's file name inside the data directory.
+pub const WAL_FILE_NAME: &str = "ferry.wal";
+/// The identity key's file name: the secret then the public key, raw.
+pub const IDENTITY_FILE_NAME: &str = "identity.key";
+/// The lock file's name: held exclusively while a node runs on the directory.
+pub(crate) const LOCK_FILE_NAME: &str = "ferry.lock";
+/// Bytes of an identity key file.
+const IDENTITY_FILE_BYTES: usize = 2 * KEY_BYTES;
+/// Appended bytes buffered before they are written out even without a sync request.
+pub(crate) const APPEND_BUFFER_BYTES_MAX: usize = 1 << 20;
+
+/// An opened, locked data directory.
+#[derive(Debug)]
+pub(crate) struct DataDirectory {
+    path: PathBuf,
+    /// Held open for the node's life: closing it releases the lock.
+    _lock: File,
+}
+
+impl DataDirectory {
+    /// Creates `path` if needed, checks it is writable and locks it.
+    ///
+    /// # Errors
+    /// [`NodeError::DataDirectory`] when it cannot be created, opened or locked;
+    /// [`NodeError::DataDirectoryLocked`] when another node holds it.
+    pub(crate) fn open(path: &Path) -> Result<Self, NodeError> {
+        let error = |source| NodeError::DataDirectory { path: path.to_owned(), source };
+        let existed = path.is_dir();
+        if !existed && path.exists() {
+            return Err(error(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
+        }
+        fs::create_dir_all(path).map_err(error)?;
+        if !existed && let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_directory(parent).map_err(error)?;
+        }
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path.join(LOCK_FILE_NAME))
+            .map_err(error)?;
+        if !lock_exclusive(&lock).map_err(error)? {
+            return Err(NodeError::DataDirectoryLocked { path: path.to_owned() });
+        }
+        Ok(Self { path: path.to_owned(), _lock: lock })
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored identity, or a new one from `rng` written with mode 0600.
+    ///
+    /// # Errors
+    /// [`NodeError::Identity`] when the key file is damaged; [`NodeError::DataDirectory`]
+    /// when it cannot be read or written.
+    pub(crate) fn identity(&self, rng: &mut dyn RngCore) -> Result<Identity, NodeError> {
+        let path = self.path.join(IDENTITY_FILE_NAME);
+        let error = |source| NodeError::DataDirectory { path: self.path.clone(), source };
+        match fs::read(&path) {
+            Ok(bytes) => {
+                parse_identity(&bytes).map_err(|reason| NodeError::Identity { path: path.clone(), reason })
+            }
+            Err(source) if source.kind() == io::ErrorKind::NotFound => {
+                let identity = Identity::generate(rng);
+                let mut bytes = Vec::with_capacity(IDENTITY_FILE_BYTES);
+                bytes.extend_from_slice(&identity.secret);
+                bytes.extend_from_slice(&identity.public);
+                // Write a temporary file and rename it, so a crash never leaves half a key.
+                let temporary = self.path.join(format!("{IDENTITY_FILE_NAME}.tmp"));
+                let mut file = private_file(&temporary).map_err(error)?;
+                file.write_all(&bytes).map_err(error)?;
+                file.sync_all().map_err(error)?;
+                fs::rename(&temporary, &path).map_err(error)?;
+                sync_directory(&self.path).map_err(error)?;
+                Ok(identity)
+            }
+            Err(source) => Err(error(source)),
+        }
+    }
+
+    /// Opens (creating if needed) the WAL and reads all of it.
+    ///
+    /// # Errors
+    /// [`NodeError::WalRead`] when it cannot be opened or read.
+    pub(crate) fn open_wal(&self) -> Result<(WalFile, Vec<u8>), NodeError> {
+        let path = self.path.join(WAL_FILE_NAME);
+        let error = |source| NodeError::WalRead { path: path.clone(), source };
+        let existed = path.is_file();
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(error)?;
+        if !existed {
+            sync_directory(&self.path).map_err(error)?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(error)?;
+        Ok((WalFile { file, path, buffered: Vec::new() }, bytes))
+    }
+}
+
+/// Parses a stored identity key file.
+fn parse_identity(bytes: &[u8]) -> Result<Identity, String> {
+    if bytes.len() != IDENTITY_FILE_BYTES {
+        return Err(format!("expected {IDENTITY_FILE_BYTES} bytes, found {}", bytes.len()));
+    }
+    let mut secret = [0; KEY_BYTES];
+    let mut public = [0; KEY_BYTES];
+    secret.copy_from_slice(&bytes[..KEY_BYTES]);
+    public.copy_from_slice(&bytes[KEY_BYTES..]);
+    Identity::from_keypair(secret, public).map_err(|_| "the public key does not match the secret".to_owned())
+}
+
+/// Creates (or truncates) a file readable only by its owner.
+fn private_file(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Makes the names in `directory` durable.
+fn sync_directory(directory: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(directory)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = directory;
+    Ok(())
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting; false when another holds it.
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor number, and `file` keeps it open for the call.
+    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if result == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.kind() == io::ErrorKind::WouldBlock { Ok(false) } else { Err(error) }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File) -> io::Result<bool> {
+    Ok(true)
+}
+
+/// The open WAL: appends are buffered in memory until a sync needs them on the file.
+#[derive(Debug)]
+pub(crate) struct WalFile {
+    file: File,
+    path: PathBuf,
+    buffered: Vec<u8>,
+}
+
+impl WalFile {
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `bytes` after everything appended before.
+    ///
+    /// # Errors
+    /// A write error when the buffer had to be written out.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buffered.extend_from_slice(bytes);
+        if self.buffered.len() >= APPEND_BUFFER_BYTES_MAX { self.flush() } else { Ok(()) }
+    }
+
+    /// Writes every buffered append to the file (not yet durable).
+    ///
+    /// # Errors
+    /// A write error.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if !self.buffered.is_empty() {
+            self.file.write_all(&self.buffered)?;
+            self.buffered.clear();
+        }
+        Ok(())
+    }
+
+    /// Cuts the file to `length_bytes` and makes that durable.
+    ///
+    /// # Errors
+    /// A write, truncate or sync error.
+    pub(crate) fn truncate(&mut self, length_bytes: u64) -> io::Result<()> {
+        self.flush()?;
+        self.file.set_len(length_bytes)?;
+        self.file.sync_data()
+    }
+
+    /// Starts the thread that performs syncs off the event loop. Send it a sync id only after
+    /// [`flush`](Self::flush); it answers `Input::Synced` once `sync_data` returned, or
+    /// `Input::SyncFailed`.
+    ///
+    /// # Errors
+    /// When the file handle cannot be cloned or the thread cannot start.
+    pub(crate) fn spawn_syncer(&self, inputs: SyncSender<Input>) -> io::Result<Sender<u64>> {
+        let file = self.file.try_clone()?;
+        let (requests, received) = mpsc::channel::<u64>();
+        std::thread::Builder::new().name("ferry-wal-sync".to_owned()).spawn(move || {
+            for sync_id in received {
+                let input = match file.sync_data() {
+                    Ok(()) => Input::Synced { sync_id },
+                    Err(error) => Input::SyncFailed { error },
+                };
+                if inputs.send(input).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("ferry-wal-file-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        path
+    }
+
+    #[test]
+    fn identity_is_created_private_and_reused() {
+        let path = scratch("identity");
+        let directory = DataDirectory::open(&path).expect("a fresh temp directory opens");
+        let first = directory.identity(&mut ChaCha20Rng::seed_from_u64(1)).expect("created");
+        let again = directory.identity(&mut ChaCha20Rng::seed_from_u64(2)).expect("read back");
+        assert_eq!(first, again, "the stored key is reused, not regenerated");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path.join(IDENTITY_FILE_NAME)).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::write(path.join(IDENTITY_FILE_NAME), b"short").expect("writable");
+        let error = directory.identity(&mut ChaCha20Rng::seed_from_u64(3)).expect_err("damaged");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "identity key {} is unusable: expected 64 bytes, found 5",
+                path.join(IDENTITY_FILE_NAME).display()
+            )
+        );
+        drop(directory);
+        let _ = fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn a_second_opener_is_refused() {
+        let path = scratch("lock");
+        let directory = DataDirectory::open(&path).expect("a fresh temp directory opens");
+        let error = DataDirectory::open(&path).expect_err("locked");
+        assert_eq!(
+            error.to_string(),
+            format!("data directory {} is in use by another ferry node", path.display())
+        );
+        drop(directory);
+        DataDirectory::open(&path).expect("the lock is released with the first");
+        let _ = fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn appends_reach_the_file_on_flush_and_truncate_cuts() {
+        let path = scratch("append");
+        let directory = DataDirectory::open(&path).expect("a fresh temp directory opens");
+        let (mut wal, bytes) = directory.open_wal().expect("created");
+        assert_eq!(bytes, b"");
+        wal.append(b"abc").expect("buffered");
+        assert_eq!(fs::read(wal.path()).expect("exists"), b"");
+        wal.flush().expect("written");
+        wal.append(b"def").expect("buffered");
+        wal.truncate(2).expect("cut");
+        wal.append(b"xy").expect("buffered");
+        wal.flush().expect("written");
+        drop(wal);
+        let (_, bytes) = directory.open_wal().expect("reopened");
+        assert_eq!(bytes, b"abxy", "the truncate applies after the buffered append, in order");
+        drop(directory);
+        let _ = fs::remove_dir_all(&path);
+    }
+}

@@ -1,0 +1,584 @@
+//! Integration tests of `ferry node` and `ferry registry`: real processes on loopback,
+//! driven through stdin and stdout.
+//!
+//! Nodes listen on port 0 and the tests read the bound address from the `listening on` line
+//! on stderr, so no port is guessed. Nothing is timed: every wait polls a condition until a
+//! generous deadline and fails with the process's stderr when it passes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_protocol::session::{Identity, VersionRange};
+use ferry_protocol::{LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// How long any single wait may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// Pause between two polls of a condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A running `ferry` process with its stdout answers and stderr lines.
+struct Process {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    answers: Receiver<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn spawn(name: &str, arguments: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the ferry binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                collected.lock().expect("no panics while holding the lock").push(line);
+            }
+        });
+        let stdin = child.stdin.take();
+        Self { name: name.to_owned(), child, stdin, answers, stderr: lines }
+    }
+
+    /// Starts `ferry node --id ID --listen 127.0.0.1:0 --data DATA EXTRA...` and waits until
+    /// it listens; returns it with its address.
+    fn node(id: &str, data: &Path, extra: &[String]) -> (Self, SocketAddr) {
+        let mut arguments: Vec<String> = ["node", "--id", id, "--listen", "127.0.0.1:0", "--data"]
+            .iter()
+            .map(|argument| (*argument).to_owned())
+            .collect();
+        arguments.push(data.display().to_string());
+        arguments.extend_from_slice(extra);
+        let process = Self::spawn(id, &arguments);
+        let address = process.listen_address();
+        (process, address)
+    }
+
+    fn listen_address(&self) -> SocketAddr {
+        let line = self.wait_stderr("listening on ");
+        let (_, address) = line.split_once("listening on ").expect("matched");
+        address.parse().expect("the node prints a socket address")
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr.lock().expect("no panics while holding the lock").join("\n")
+    }
+
+    fn stderr_lines_containing(&self, needle: &str) -> Vec<String> {
+        let lines = self.stderr.lock().expect("no panics while holding the lock");
+        lines.iter().filter(|line| line.contains(needle)).cloned().collect()
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    fn wait_stderr(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.stderr_lines_containing(needle).into_iter().next() {
+                return line;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}: no stderr line containing {needle:?}; stderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("the node reads its stdin");
+    }
+
+    fn answer(&self) -> String {
+        match self.answers.recv_timeout(DEADLINE) {
+            Ok(answer) => answer,
+            Err(error) => panic!("{}: no answer ({error}); stderr:\n{}", self.name, self.stderr_text()),
+        }
+    }
+
+    fn request(&mut self, line: &str) -> String {
+        self.send(line);
+        self.answer()
+    }
+
+    /// Polls `request(line)` until `accept` holds for the answer; returns it.
+    fn wait_answer(&mut self, line: &str, accept: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let answer = self.request(line);
+            if accept(&answer) {
+                return answer;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}: {line:?} still answers {answer:?}; stderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Sends `quit` and returns the exit status.
+    fn quit(mut self) -> ExitStatus {
+        self.send("quit");
+        self.stdin = None;
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}: did not exit; stderr:\n{}",
+                self.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory for one test's data, removed when dropped. Declare it before the
+/// processes using it, so they are killed (dropped) first.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Scratch {
+    let path = std::env::temp_dir().join(format!("ferry-node-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).expect("the temp directory is writable");
+    Scratch(path)
+}
+
+fn strings(arguments: &[&str]) -> Vec<String> {
+    arguments.iter().map(|argument| (*argument).to_owned()).collect()
+}
+
+/// Waits until every node answers the same digest; returns it.
+fn wait_converged(nodes: &mut [&mut Process]) -> String {
+    let started = Instant::now();
+    loop {
+        let digests: Vec<String> = nodes.iter_mut().map(|node| node.request("digest")).collect();
+        if digests.windows(2).all(|pair| pair[0] == pair[1]) {
+            return digests[0].clone();
+        }
+        assert!(started.elapsed() < DEADLINE, "digests never converged: {digests:?}");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[test]
+fn commands_answer_in_order_and_bad_ones_keep_the_node_running() {
+    // Goal: every command's exact answer, errors included, and a clean exit on quit.
+    let data = scratch("commands");
+    let (mut node, _) = Process::node("solo", &data.join("solo"), &[]);
+    assert_eq!(
+        node.request("frobnicate now"),
+        "error: unknown command \"frobnicate\" (commands: put, get, del, peers, digest, quit)"
+    );
+    assert_eq!(node.request("get x"), "(nil)");
+    assert_eq!(node.request("put x hello world"), "ok");
+    assert_eq!(node.request("get x"), "hello world");
+    assert_eq!(node.request("put x"), "error: usage: put KEY VALUE");
+    assert_eq!(node.request("del x"), "ok");
+    assert_eq!(node.request("get x"), "(nil)");
+    assert_eq!(node.request("peers"), "peers: (none)");
+    let digest = node.request("digest");
+    assert_eq!(digest.len(), 64, "{digest}");
+    assert!(digest.chars().all(|character| character.is_ascii_hexdigit()), "{digest}");
+    // Pipelined commands are answered in order, a put's ok after its durability.
+    for index in 0..20 {
+        node.send(&format!("put k{index} v{index}"));
+        node.send(&format!("get k{index}"));
+    }
+    for index in 0..20 {
+        assert_eq!(node.answer(), "ok");
+        assert_eq!(node.answer(), format!("v{index}"));
+    }
+    assert_eq!(node.quit().code(), Some(0));
+}
+
+#[test]
+fn line_of_three_converges() {
+    // Goal: writes at both ends of a–b–c reach every node, through b's relaying.
+    let data = scratch("line");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let (mut b, b_address) =
+        Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    let (mut c, _) = Process::node("c", &data.join("c"), &strings(&["--connect", &b_address.to_string()]));
+    b.wait_answer("peers", |answer| answer == "peers: a c");
+    assert_eq!(a.request("put from-a 1"), "ok");
+    assert_eq!(c.request("put from-c 3"), "ok");
+    assert_eq!(a.request("put shared a"), "ok");
+    assert_eq!(c.request("put shared c"), "ok");
+    assert_eq!(a.request("del missing"), "ok");
+    wait_converged(&mut [&mut a, &mut b, &mut c]);
+    let shared = a.request("get shared");
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(node.request("get from-a"), "1");
+        assert_eq!(node.request("get from-c"), "3");
+        assert_eq!(node.request("get shared"), shared, "last writer wins everywhere");
+    }
+    for node in [a, b, c] {
+        assert_eq!(node.quit().code(), Some(0));
+    }
+}
+
+#[test]
+fn ping_crosses_two_hops() {
+    // Goal: `ping NAME` reaches a node that is not directly connected, through the routing
+    // table, and answers with the round-trip time. Method: a line a–b–c; a pings c until
+    // routes have spread (the first tries may find no route yet).
+    let data = scratch("ping");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let (mut b, b_address) =
+        Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    let (mut c, _) = Process::node("c", &data.join("c"), &strings(&["--connect", &b_address.to_string()]));
+    b.wait_answer("peers", |answer| answer == "peers: a c");
+    assert_eq!(a.request("peers"), "peers: b", "a and c are not connected directly");
+    let answer = a.wait_answer("ping c", |answer| answer.starts_with("pong c rtt="));
+    assert!(answer.ends_with("ms"), "{answer}");
+    assert_eq!(c.request("ping nobody"), "error: no route to node 1d3b7e9137dffe1e");
+    for node in [a, b, c] {
+        assert_eq!(node.quit().code(), Some(0));
+    }
+}
+
+#[test]
+fn killed_node_keeps_every_acknowledged_put() {
+    // Goal: a put answered ok survives SIGKILL. Method: stream puts into b, kill it while
+    // puts are in flight, count the oks it wrote, restart it from its data directory and
+    // read every acknowledged key back on both nodes.
+    let data = scratch("crash");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let connect = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    let mut stdin = b.stdin.take().expect("stdin is open");
+    let writer = std::thread::spawn(move || {
+        for index in 0..20_000 {
+            if writeln!(stdin, "put key{index} value{index}").is_err() {
+                return;
+            }
+        }
+    });
+    for _ in 0..200 {
+        assert_eq!(b.answer(), "ok");
+    }
+    b.child.kill().expect("the node is running");
+    b.child.wait().expect("the killed node can be reaped");
+    let mut acknowledged_count = 200;
+    // Answers written before the kill are still in the pipe: they were acknowledged too.
+    loop {
+        match b.answers.recv_timeout(DEADLINE) {
+            Ok(answer) => {
+                assert_eq!(answer, "ok");
+                acknowledged_count += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
+        }
+    }
+    writer.join().expect("the writer thread does not panic");
+    assert!(acknowledged_count < 20_000, "the kill must interrupt the stream");
+    eprintln!("acknowledged before the kill: {acknowledged_count}");
+    drop(b);
+
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    wait_converged(&mut [&mut a, &mut b]);
+    for node in [&mut a, &mut b] {
+        for index in 0..acknowledged_count {
+            node.send(&format!("get key{index}"));
+        }
+        for index in 0..acknowledged_count {
+            assert_eq!(node.answer(), format!("value{index}"), "{} lost acknowledged key{index}", node.name);
+        }
+    }
+    assert_eq!(b.quit().code(), Some(0));
+    assert_eq!(a.quit().code(), Some(0));
+}
+
+#[test]
+fn discovery_on_loopback_finds_peers_without_connect() {
+    // Goal: three nodes sharing a discovery port connect to each other and replicate.
+    let data = scratch("discovery");
+    let port =
+        UdpSocket::bind("0.0.0.0:0").and_then(|socket| socket.local_addr()).expect("a free port").port();
+    let discover = strings(&["--discover", "--discover-addr", &format!("127.255.255.255:{port}")]);
+    let (mut a, _) = Process::node("a", &data.join("a"), &discover);
+    let (mut b, _) = Process::node("b", &data.join("b"), &discover);
+    let (mut c, _) = Process::node("c", &data.join("c"), &discover);
+    a.wait_answer("peers", |answer| answer == "peers: b c");
+    c.wait_answer("peers", |answer| answer == "peers: a b");
+    assert_eq!(c.request("put found yes"), "ok");
+    wait_converged(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(a.request("get found"), "yes");
+    a.wait_stderr("learned peer b at 127.0.0.1:");
+}
+
+#[test]
+fn registry_bootstrap_connects_nodes() {
+    // Goal: nodes that only know the registry's URL find and replicate to each other.
+    let data = scratch("registry");
+    let registry = Process::spawn("registry", &strings(&["registry", "--listen", "127.0.0.1:0"]));
+    let url = format!("http://{}", registry.listen_address());
+    let bootstrap = strings(&["--bootstrap", &url]);
+    let (mut a, _) = Process::node("a", &data.join("a"), &bootstrap);
+    let (mut b, _) = Process::node("b", &data.join("b"), &bootstrap);
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    assert_eq!(b.request("put via registry"), "ok");
+    a.wait_answer("get via", |answer| answer == "registry");
+    a.wait_stderr("learned peer b at 127.0.0.1:");
+}
+
+#[test]
+fn garbage_bytes_drop_the_connection_not_the_node() {
+    // Goal: a socket speaking nonsense is disconnected and the node keeps serving its peer.
+    let data = scratch("garbage");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+
+    // An overlong length prefix: a framing error.
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    stream.write_all(&[0xff; 32]).expect("a accepts bytes");
+    assert_closed_by_peer(&mut stream);
+    let line = a.wait_stderr("framing error");
+    assert!(line.starts_with("ferry node a: dropped connection with 127.0.0.1:"), "{line}");
+
+    // Text: frames that are not envelopes, rejected until the node gives up on the socket.
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    let text = "GET / HTTP/1.1\r\nHost: ferry\r\n\r\n".repeat(400);
+    let _ = stream.write_all(text.as_bytes());
+    assert_closed_by_peer(&mut stream);
+    a.wait_stderr("invalid frames");
+
+    assert_eq!(b.request("put still alive"), "ok");
+    a.wait_answer("get still", |answer| answer == "alive");
+    assert_eq!(a.request("peers"), "peers: b");
+}
+
+/// Reads until the peer closes `stream`; fails if it does not within the deadline.
+fn assert_closed_by_peer(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(DEADLINE)).expect("a timeout can be set");
+    let mut buffer = [0; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(error) => panic!("the node did not close the socket: {error}"),
+        }
+    }
+}
+
+#[test]
+fn peer_with_another_protocol_version_fails_its_handshake() {
+    // Goal: a peer that only speaks version 2 is refused with a logged reason, and the node
+    // keeps running. Method: drive a protocol Node configured for version 2 over TCP.
+    let data = scratch("version");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mut session = SessionConfig::new("future", Identity::generate(&mut rng));
+    session.versions = VersionRange::single(2);
+    let mut future =
+        Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings and an empty wal");
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    future.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    while let Some(output) = future.poll() {
+        if let Output::Send { frame, .. } = output {
+            stream.write_all(&frame).expect("a accepts bytes");
+        }
+    }
+    let line = a.wait_stderr("handshake failed with 127.0.0.1:");
+    assert!(line.contains("version"), "{line}");
+    assert_closed_by_peer(&mut stream);
+    assert_eq!(a.request("put after handshake"), "ok");
+    assert_eq!(a.request("peers"), "peers: (none)");
+}
+
+#[test]
+fn unreachable_peer_is_logged_once_and_redialed_until_it_appears() {
+    let data = scratch("unreachable");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let (mut a, _) = Process::node("a", &data.join("a"), &strings(&["--connect", &target]));
+    let line = a.wait_stderr("cannot connect to");
+    assert_eq!(
+        line,
+        format!("ferry node a: cannot connect to {target}: connection refused; retrying with backoff")
+    );
+    assert_eq!(a.request("peers"), "peers: (none)");
+    let b = Process::spawn(
+        "b",
+        &strings(&[
+            "node",
+            "--id",
+            "b",
+            "--listen",
+            &target,
+            "--data",
+            &data.join("b").display().to_string(),
+        ]),
+    );
+    b.wait_stderr("listening on");
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    assert_eq!(a.stderr_lines_containing("cannot connect to").len(), 1, "logged once per outage");
+}
+
+#[test]
+fn startup_errors_exit_2_with_one_line() {
+    let data = scratch("startup");
+    let (_a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let node = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the ferry binary starts");
+        (output.status.code(), String::from_utf8(output.stderr).expect("utf-8 stderr"))
+    };
+    let other = data.join("other").display().to_string();
+    assert_eq!(
+        node(&["node", "--id", "x", "--listen", &a_address.to_string(), "--data", &other]),
+        (Some(2), format!("error: cannot listen on {a_address}: address already in use\n"))
+    );
+    let a_data = data.join("a").display().to_string();
+    assert_eq!(
+        node(&["node", "--id", "x", "--listen", "127.0.0.1:0", "--data", &a_data]),
+        (Some(2), format!("error: data directory {a_data} is in use by another ferry node\n"))
+    );
+    let file = data.join("file");
+    std::fs::write(&file, b"not a directory").expect("the scratch directory is writable");
+    let file = file.display().to_string();
+    assert_eq!(
+        node(&["node", "--id", "x", "--listen", "127.0.0.1:0", "--data", &file]),
+        (Some(2), format!("error: cannot use data directory {file}: not a directory\n"))
+    );
+    assert_eq!(
+        node(&["node", "--id", "x", "--listen", "nowhere", "--data", &other]),
+        (Some(2), "error: invalid --listen address \"nowhere\": invalid socket address\n".to_owned())
+    );
+    let (code, stderr) = node(&["node", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: the following required arguments were not provided:\n  --id <NAME>"),
+        "{stderr}"
+    );
+}
+
+/// Runs a node on `data`, writes three keys and quits; returns the WAL's path.
+fn write_three_keys(data: &Path) -> PathBuf {
+    let (mut node, _) = Process::node("w", data, &[]);
+    for key in ["one", "two", "three"] {
+        assert_eq!(node.request(&format!("put {key} {key}-value")), "ok");
+    }
+    assert_eq!(node.quit().code(), Some(0));
+    data.join(ferry::node::WAL_FILE_NAME)
+}
+
+#[test]
+fn torn_wal_tail_is_cut_with_a_warning() {
+    let scratch = scratch("torn");
+    let data = scratch.join("w");
+    let wal = write_three_keys(&data);
+    let valid_bytes = std::fs::metadata(&wal).expect("the wal exists").len();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&wal).expect("the wal is writable");
+    file.write_all(&[9, 0, 0, 0, 1]).expect("appended");
+    drop(file);
+    let (mut node, _) = Process::node("w", &data, &[]);
+    assert_eq!(
+        node.wait_stderr("damaged tail"),
+        format!(
+            "ferry node w: warning: wal {} had a damaged tail: cut 5 bytes at offset {valid_bytes}, recovered 3 entries",
+            wal.display()
+        )
+    );
+    assert_eq!(node.request("get three"), "three-value");
+    assert_eq!(node.request("put four four-value"), "ok");
+    assert_eq!(node.quit().code(), Some(0));
+    assert!(std::fs::metadata(&wal).expect("the wal exists").len() > valid_bytes);
+}
+
+#[test]
+fn corrupt_wal_middle_refuses_to_start_naming_the_offset() {
+    let scratch = scratch("corrupt");
+    let data = scratch.join("w");
+    let wal = write_three_keys(&data);
+    let mut bytes = std::fs::read(&wal).expect("the wal exists");
+    let first_record_bytes = 8 + u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    bytes[10] ^= 0x01;
+    std::fs::write(&wal, &bytes).expect("the wal is writable");
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "--id", "w", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the ferry binary starts");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+    let prefix = format!(
+        "error: refusing to start: wal {} is corrupt: wal record at offset 0 is corrupt (checksum mismatch: ",
+        wal.display()
+    );
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!(") but a valid record follows at offset {first_record_bytes}\n")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
