@@ -74,7 +74,9 @@ impl<L: Ord + Copy> Router<L> {
         neighbour.table.insert(neighbour.node_id, 0);
         for route in routes.iter().take(ROUTES_MAX) {
             if route.target != neighbour.node_id {
-                neighbour.table.insert(route.target, route.distance.min(DISTANCE_UNREACHABLE));
+                // Only the neighbour itself is at distance 0 (and never expires while the link
+                // is up); anything else it claims is at least one hop beyond it.
+                neighbour.table.insert(route.target, route.distance.clamp(1, DISTANCE_UNREACHABLE));
             }
         }
         neighbour.expires_at_ns = now_ns.saturating_add(expiry_ns);

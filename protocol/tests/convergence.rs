@@ -33,6 +33,7 @@ struct Cluster {
     acked: BTreeMap<(NodeId, u64), WalEntry>,
     now_ns: u64,
     rng: ChaCha8Rng,
+    started: std::collections::BTreeSet<usize>,
 }
 
 impl Cluster {
@@ -47,7 +48,14 @@ impl Cluster {
                 name: format!("n{index}"),
             })
             .collect();
-        let mut cluster = Self { members, wire: Vec::new(), acked: BTreeMap::new(), now_ns: MS, rng };
+        let mut cluster = Self {
+            members,
+            wire: Vec::new(),
+            acked: BTreeMap::new(),
+            now_ns: MS,
+            rng,
+            started: Default::default(),
+        };
         for index in 0..size {
             cluster.start(index);
         }
@@ -61,12 +69,20 @@ impl Cluster {
         let rng = Box::new(ChaCha8Rng::seed_from_u64(self.rng.next_u64()));
         let node = Node::recover(config, member.disk.contents(), rng).expect("a torn tail is recoverable");
         member.node = Some(node);
+        let first_start = !self.started.contains(&index);
+        self.started.insert(index);
         for peer in 0..self.members.len() {
             if peer != index && self.members[peer].node.is_some() {
                 let role = if index < peer { Role::Initiator } else { Role::Responder };
                 self.with_node(index, |node, now| node.link_up(now, peer as u64, LinkKind::Datagram, role));
-                let role = if peer < index { Role::Initiator } else { Role::Responder };
-                self.with_node(peer, |node, now| node.link_up(now, index as u64, LinkKind::Datagram, role));
+                // A datagram peer does not notice a restart: it keeps its old session (and
+                // what it believed of the restarted node) until a new handshake replaces it.
+                if first_start {
+                    let role = if peer < index { Role::Initiator } else { Role::Responder };
+                    self.with_node(peer, |node, now| {
+                        node.link_up(now, index as u64, LinkKind::Datagram, role)
+                    });
+                }
             }
         }
         self.drain(index);

@@ -495,7 +495,9 @@ impl FerryChecker {
     fn check_origin_durable(&mut self, simulation: &Simulation<FerryNode>, node: u32) {
         let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else { return };
         let origin = protocol.node_id();
-        let durable = protocol.durable_vector().get(origin);
+        // Right after recovery everything read from the disk is held (it becomes durable
+        // again once the startup sync completes).
+        let durable = protocol.version_vector().get(origin);
         let highest_acked =
             self.acked.range((origin, 0)..=(origin, u64::MAX)).next_back().map(|(key, _)| key.1);
         if let Some(highest) = highest_acked

@@ -224,13 +224,18 @@ impl Node {
                 }
             }
         }
-        let held = node.log.held().clone();
-        node.log.mark_durable(&held);
         let truncated_bytes = (wal_bytes.len() as u64).saturating_sub(recovery.valid_bytes);
         if truncated_bytes > 0 {
             node.outputs
                 .push_back(Output::Disk(DiskRequest::Truncate { length_bytes: recovery.valid_bytes }));
         }
+        // What was read may have been in the OS cache only (a process crash, not a power
+        // loss): it counts as durable once a sync at startup covers it. Until then nothing
+        // recovered is pushed or acknowledged.
+        if !node.log.held().is_empty() || truncated_bytes > 0 {
+            node.appended = true;
+        }
+        node.finish_input(0);
         node.outputs.push_back(Output::Event(Event::Recovered { entries_count, truncated_bytes }));
         Ok(node)
     }
@@ -457,9 +462,13 @@ impl Node {
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
         for link in links {
             let Some(peer) = self.peers.get_mut(&link) else { continue };
-            if peer.ack_due && peer.node_id.is_some() {
-                peer.ack_due = false;
-                self.send_message(link, &Message::WalAck { positions: durable.clone() });
+            // Only a sync issued after the entries were appended covers them.
+            if let Some((due_sync_id, push_msg_id)) = peer.ack_due
+                && due_sync_id <= sync_id
+                && peer.node_id.is_some()
+            {
+                peer.ack_due = None;
+                self.send_message_as(link, push_msg_id, &Message::WalAck { positions: durable.clone() });
             }
             self.pump(now_ns, link);
         }
@@ -575,7 +584,9 @@ impl Node {
                     }
                     peer.node_id = Some(info.node_id);
                     peer.name.clone_from(&info.name);
-                    peer.rewind();
+                    // A new session may mean the peer restarted and lost what it held but
+                    // had not synced: only its durable positions still count.
+                    peer.reset_to_acked();
                     peer.backoff_ns = self.config.retransmit_ns_initial;
                     peer.retransmit_at_ns = None;
                     let node_id = info.node_id;
@@ -618,6 +629,11 @@ impl Node {
     fn send_message(&mut self, link: LinkId, message: &Message) {
         let msg_id = self.msg_id_next;
         self.msg_id_next = self.msg_id_next.wrapping_add(1);
+        self.send_message_as(link, msg_id, message);
+    }
+
+    /// Sends with a given msg_id: answers (Pong, WalAck) echo their request's.
+    fn send_message_as(&mut self, link: LinkId, msg_id: u32, message: &Message) {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         match peer.connection.send(msg_id, message) {
             Ok(contents) => self.send_contents(link, &contents),
@@ -635,9 +651,9 @@ impl Node {
         }
     }
 
-    fn handle_message(&mut self, now_ns: u64, link: LinkId, _msg_id: u32, message: Message) {
+    fn handle_message(&mut self, now_ns: u64, link: LinkId, msg_id: u32, message: Message) {
         match message {
-            Message::Ping { token } => self.send_message(link, &Message::Pong { token }),
+            Message::Ping { token } => self.send_message_as(link, msg_id, &Message::Pong { token }),
             Message::Pong { token } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 if let Some((expected, sent_ns)) = peer.ping
@@ -648,7 +664,7 @@ impl Node {
                     self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
                 }
             }
-            Message::WalPush { entries } => self.handle_push(now_ns, link, entries),
+            Message::WalPush { entries } => self.handle_push(now_ns, link, msg_id, entries),
             Message::WalAck { positions } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 if peer.acknowledge(&positions) {
@@ -659,12 +675,10 @@ impl Node {
             }
             Message::OutboxPull { vector } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
-                peer.acknowledge(&vector);
                 // Push again from what the peer says it holds: anything in flight beyond it
-                // was lost or is waiting in its gap buffer.
-                let mut sent = vector;
-                sent.merge_max(&peer.acked);
-                peer.sent = sent;
+                // was lost or is waiting in its gap buffer. Held is not durable, so the pull
+                // moves the floor, never the acknowledged positions.
+                peer.pulled(vector);
                 self.pump(now_ns, link);
             }
             Message::Close { code, reason } => {
@@ -679,7 +693,7 @@ impl Node {
         }
     }
 
-    fn handle_push(&mut self, now_ns: u64, link: LinkId, entries: Vec<WalEntry>) {
+    fn handle_push(&mut self, now_ns: u64, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
         let mut accepted_any = false;
         for entry in entries {
             if entry.origin == self.node_id() {
@@ -701,13 +715,16 @@ impl Node {
         }
         self.apply_accepted();
         if accepted_any {
+            // The next sync issued (the one in flight, if any, started before these appends)
+            // is the first to cover them.
+            let due_sync_id = self.sync_next_id;
             if let Some(peer) = self.peers.get_mut(&link) {
-                peer.ack_due = true;
+                peer.ack_due = Some((due_sync_id, msg_id));
             }
         } else {
             // Nothing new: tell the sender where we stand so it stops resending.
             let positions = self.log.durable().clone();
-            self.send_message(link, &Message::WalAck { positions });
+            self.send_message_as(link, msg_id, &Message::WalAck { positions });
         }
     }
 

@@ -1,9 +1,12 @@
 //! Per-link state: the secure connection, the stream decoder, and the outbox toward that peer.
 //!
-//! The outbox is not a copy of entries: it is two version vectors. `acked` is what the peer
-//! reported holding (WalAck, OutboxPull); `sent` is how far we have pushed. Entries in
-//! `(acked, sent]` are in flight; on a retransmission timeout `sent` falls back to `acked`
-//! (go-back-N) and the same entries are pushed again from the log.
+//! The outbox is not a copy of entries: it is three version vectors. `acked` is what the peer
+//! reported durable (WalAck), which no crash of the peer can undo. `floor` is `acked` joined
+//! with the peer's latest OutboxPull (what it holds, durable or not): the peer's latest pull
+//! replaces the pulled part, so a peer that crashed and lost unsynced entries lowers it
+//! again. `sent` is how far we have pushed. Entries in `(floor, sent]` are in flight; on a
+//! retransmission timeout `sent` falls back to `floor` (go-back-N) and the same entries are
+//! pushed again from the log.
 
 use crate::entry::{NodeId, VersionVector};
 use crate::frame::FrameDecoder;
@@ -29,11 +32,13 @@ pub(crate) struct Peer {
     pub(crate) node_id: Option<NodeId>,
     pub(crate) name: String,
     pub(crate) acked: VersionVector,
+    pub(crate) floor: VersionVector,
     pub(crate) sent: VersionVector,
     pub(crate) retransmit_at_ns: Option<u64>,
     pub(crate) backoff_ns: u64,
-    /// We accepted entries from this peer and owe it a WalAck once they are durable.
-    pub(crate) ack_due: bool,
+    /// We accepted entries from this peer and owe it a WalAck once the sync with this id
+    /// (or a later one) completes; the msg_id of its latest push, echoed by the ack.
+    pub(crate) ack_due: Option<(u64, u32)>,
     pub(crate) next_pull_ns: Option<u64>,
     /// Outstanding ping: token and local send time.
     pub(crate) ping: Option<(u64, u64)>,
@@ -48,30 +53,47 @@ impl Peer {
             node_id: None,
             name: String::new(),
             acked: VersionVector::new(),
+            floor: VersionVector::new(),
             sent: VersionVector::new(),
             retransmit_at_ns: None,
             backoff_ns,
-            ack_due: false,
+            ack_due: None,
             next_pull_ns: None,
             ping: None,
         }
     }
 
-    /// Entries pushed and not acknowledged. `sent >= acked` pointwise always holds (every
-    /// update of `acked` also raises `sent`), so this is a difference of totals.
+    /// Entries pushed beyond what the peer holds. `sent >= floor` pointwise always holds
+    /// (every update of `floor` also raises or resets `sent`), so this is a difference of
+    /// totals.
     pub(crate) fn inflight_count(&self) -> u64 {
-        self.sent.total().saturating_sub(self.acked.total())
+        self.sent.total().saturating_sub(self.floor.total())
     }
 
-    /// Records what the peer holds; returns true when anything advanced.
+    /// A WalAck: the peer's durable positions. Returns true when any of them advanced.
     pub(crate) fn acknowledge(&mut self, positions: &VersionVector) -> bool {
         let progress = self.acked.merge_max(positions);
+        self.floor.merge_max(positions);
         self.sent.merge_max(positions);
         progress
     }
 
+    /// An OutboxPull: the peer holds `vector` now (its previous pull no longer counts), and
+    /// pushing resumes from there.
+    pub(crate) fn pulled(&mut self, mut vector: VersionVector) {
+        vector.merge_max(&self.acked);
+        self.floor = vector;
+        self.sent = self.floor.clone();
+    }
+
     /// Go-back-N: forget what is in flight so it is pushed again.
     pub(crate) fn rewind(&mut self) {
+        self.sent = self.floor.clone();
+    }
+
+    /// A new session with the same peer: only its durable positions are still known.
+    pub(crate) fn reset_to_acked(&mut self) {
+        self.floor = self.acked.clone();
         self.sent = self.acked.clone();
     }
 

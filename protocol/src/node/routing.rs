@@ -130,7 +130,11 @@ impl Node {
         let hop = self.routing.router.next_hop(now_ns, target).ok_or(NodeError::NoRoute { target })?;
         let token = self.rng.next_u64();
         if self.routing.pings.len() >= ROUTE_PINGS_MAX {
-            self.routing.pings.pop_first();
+            let oldest =
+                self.routing.pings.iter().min_by_key(|(_, (_, sent_ns))| *sent_ns).map(|(token, _)| *token);
+            if let Some(token) = oldest {
+                self.routing.pings.remove(&token);
+            }
         }
         self.routing.pings.insert(token, (target, now_ns));
         self.send_routed(now_ns, target, RoutedBody::Ping { token })?;
