@@ -13,8 +13,10 @@ use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX,
 use crate::envelope::MessageType;
 use crate::varint::{self, VarintError};
 
-/// Largest encoded WalPush payload a sender builds. Noise caps a transport message at
-/// 65,535 bytes; batches stay under it with room for header and tag.
+/// Largest encoded WalPush payload a sender builds: it bounds the cost of one batch and
+/// keeps the envelope, with its header and tag, under 64 KiB. Envelopes are sealed with
+/// ChaCha20-Poly1305 directly, not as Noise transport messages, so Noise's 65,535-byte limit
+/// does not apply to them.
 pub const WAL_PUSH_BYTES_MAX: usize = 60 * 1024;
 /// Largest number of origins in one version vector message.
 pub const VECTOR_ORIGINS_MAX: usize = 4096;

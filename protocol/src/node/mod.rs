@@ -155,7 +155,7 @@ pub struct Node {
     msg_id_next: u32,
     stats: NodeStats,
     /// The newest remote timestamp read at recovery, merged into the clock (under the drift
-    /// bound) at the first input that brings a wall-clock reading.
+    /// bound) just before the first local write after recovery is stamped.
     recovered_remote_max: Option<Timestamp>,
     routing: routing::Routing,
 }
