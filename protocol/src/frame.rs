@@ -102,6 +102,23 @@ impl FrameDecoder {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// Appends a received buffer, taking it over without a copy when nothing is buffered and
+    /// the caller held the only reference (a receiver that reads into a fresh `BytesMut` and
+    /// freezes it); otherwise copies like [`push`](Self::push).
+    pub fn push_bytes(&mut self, bytes: Bytes) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.buffer.is_empty() {
+            match bytes.try_into_mut() {
+                Ok(owned) => self.buffer = owned,
+                Err(shared) => self.buffer.extend_from_slice(&shared),
+            }
+        } else {
+            self.buffer.extend_from_slice(&bytes);
+        }
+    }
+
     /// Bytes buffered and not yet returned as frames.
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
@@ -190,6 +207,26 @@ mod tests {
         }
         assert_eq!(got, vec![Bytes::from_static(b"hello"), Bytes::new(), Bytes::from(vec![7u8; 200])]);
         assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn push_bytes_takes_over_a_unique_buffer() {
+        let mut stream = BytesMut::new();
+        encode(b"abc", 64, &mut stream).expect("fits");
+        encode(b"de", 64, &mut stream).expect("fits");
+        let stream = stream.freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(stream.slice(0..2));
+        decoder.push_bytes(stream.slice(2..));
+        assert_eq!(frames(&mut decoder), vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]);
+        // A unique buffer is adopted in place: the frame points into it.
+        let mut unique = BytesMut::new();
+        encode(b"xyz", 64, &mut unique).expect("fits");
+        let unique = unique.freeze();
+        let start = unique.as_ptr();
+        decoder.push_bytes(unique);
+        let frame = frames(&mut decoder).remove(0);
+        assert_eq!(frame.as_ptr(), start.wrapping_add(1));
     }
 
     #[test]

@@ -37,7 +37,8 @@
 //! nodes: [a, b, c, d, e]    # required: unique names, or a count: `nodes: 5` is n0..n4
 //! topology: full-mesh       # full-mesh (default) | ring | line | star (first node is the
 //!                           # hub) | {edges: [[a, b], [b, c]]} (undirected links)
-//! routing: false            # relay for unlinked peers (for a later issue); default false
+//! routing: false            # build routing tables so `ping` items cross several hops;
+//!                           # default false
 //! network:                  # every link, unless a `link` fault overrides it
 //!   transport: datagram     # datagram (default): lossy, may duplicate and reorder
 //!                           # | stream: ordered and reliable until a fault breaks it
@@ -60,6 +61,7 @@
 //!   - {at: 1s, node: a, put: {key: x, value: "1"}}
 //!   - {at: 2s, node: b, delete: x}
 //!   - {from: 0s, until: 60s, rate: 50/s, keys: 100, nodes: all, value_bytes: 8}
+//!   - {at: 5s, node: a, ping: e}  # a routed ping, retried until answered (needs routing)
 //! faults:                   # default: none; applied in time order, ties in file order
 //!   - {at: 10s, partition: [[a, b], [c, d]]}   # unlisted nodes (e) form one more group
 //!   - {at: 12s, cut: {from: a, to: b}}          # one way: a's messages to b are dropped
@@ -83,7 +85,8 @@
 //!   no_data_loss: true      # every acknowledged write survives; default true
 //! ```
 //!
-//! **Workload.** `put` and `delete` items need `at` (before `duration`) and `node`. A
+//! **Workload.** `put`, `delete` and `ping` items need `at` (before `duration`) and `node`;
+//! a `ping` is retried every second, up to 10 times, and adds a `routing` check. A
 //! random item needs `rate` (`N/s`, `N/ms` or `N/m`, at most 100,000 per second, for all its
 //! nodes together) and `keys` (1 to 1,000,000); `from` defaults to 0s, `until` to
 //! `duration` (`from` < `until` ≤ `duration`), `nodes` to `all`, `value_bytes` to 8 (at
