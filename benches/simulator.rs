@@ -9,19 +9,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ferry_simulator::ping::{PingConfig, PingNode};
-use ferry_simulator::{Control, LinkParams, SimConfig, Simulation, Trace};
+use ferry_simulator::ping;
+use ferry_simulator::{Control, Trace};
 
 fn run(nodes_count: u32, virtual_seconds: u64) -> u64 {
-    let mut config = SimConfig::new(42, (0..nodes_count).map(|index| format!("n{index}")).collect());
-    config.link = LinkParams {
-        latency_ns_min: 1_000_000,
-        latency_ns_max: 20_000_000,
-        loss: 0.05,
-        ..LinkParams::default()
-    };
-    let ping = PingConfig { nodes_count, period_ns: 10_000_000 };
-    let mut simulation: Simulation<PingNode> = Simulation::new(config, ping, Trace::default());
+    let mut simulation = ping::gossip_ping(nodes_count, 42, Trace::default());
     simulation.run_until(virtual_seconds * 1_000_000_000, |_| Control::Continue);
     simulation.stats().delivered
 }

@@ -28,40 +28,9 @@ const KEYS: [&str; 7] = ["name", "frame", "header", "payload", "message", "error
 /// Keys whose value is hex bytes, where `#` starts a comment.
 const HEX_KEYS: [&str; 2] = ["frame", "payload"];
 
-/// One fenced block: the line number of its opening fence (1-based) and its body lines.
-struct Block<'a> {
-    line_number: usize,
-    lines: Vec<&'a str>,
-}
-
-/// The fenced blocks of `markdown` whose info string is exactly `info`. Other fences are
-/// tracked too, so that an example inside another block is never mistaken for a vector.
-fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
-    let mut found = Vec::new();
-    let mut open: Option<(bool, Block<'a>)> = None;
-    for (index, line) in markdown.lines().enumerate() {
-        match &mut open {
-            None => {
-                if let Some(fence_info) = line.strip_prefix("```") {
-                    let block = Block { line_number: index + 1, lines: Vec::new() };
-                    open = Some((fence_info.trim() == info, block));
-                }
-            }
-            Some((wanted, block)) => {
-                if line.trim_end() == "```" {
-                    let (wanted, block) = open.take().expect("a block is open in this arm");
-                    if wanted {
-                        found.push(block);
-                    }
-                } else if *wanted {
-                    block.lines.push(line);
-                }
-            }
-        }
-    }
-    assert!(open.is_none(), "PROTOCOL.md ends inside a fenced block");
-    found
-}
+#[path = "../protocol/tests/support/fenced.rs"]
+mod fenced;
+use fenced::{Block, blocks};
 
 /// A parsed `wire-vector` block.
 struct Vector {

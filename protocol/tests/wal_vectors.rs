@@ -34,40 +34,9 @@ const WAL_KEYS: [&str; 8] = ["name", "record", "entry", "log", "entries", "valid
 /// Keys a `digest-vector` block may use; `register` and `hash` repeat, in pairs.
 const DIGEST_KEYS: [&str; 4] = ["name", "register", "hash", "digest"];
 
-/// One fenced block: the line number of its opening fence (1-based) and its body lines.
-struct Block<'a> {
-    line_number: usize,
-    lines: Vec<&'a str>,
-}
-
-/// The fenced blocks of `markdown` whose info string is exactly `info`. Other fences are
-/// tracked too, so that an example inside another block is never mistaken for a vector.
-fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
-    let mut found = Vec::new();
-    let mut open: Option<(bool, Block<'a>)> = None;
-    for (index, line) in markdown.lines().enumerate() {
-        match &mut open {
-            None => {
-                if let Some(fence_info) = line.strip_prefix("```") {
-                    let block = Block { line_number: index + 1, lines: Vec::new() };
-                    open = Some((fence_info.trim() == info, block));
-                }
-            }
-            Some((wanted, block)) => {
-                if line.trim_end() == "```" {
-                    let (wanted, block) = open.take().expect("a block is open in this arm");
-                    if wanted {
-                        found.push(block);
-                    }
-                } else if *wanted {
-                    block.lines.push(line);
-                }
-            }
-        }
-    }
-    assert!(open.is_none(), "PROTOCOL.md ends inside a fenced block");
-    found
-}
+#[path = "support/fenced.rs"]
+mod fenced;
+use fenced::{Block, blocks};
 
 /// The `key: value` fields of a block in order; a line starting with a space continues the
 /// previous value. Keys may repeat (a digest vector lists several registers).

@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use ferry_simulator::ping::{PingConfig, PingNode};
-use ferry_simulator::{LinkParams, SimConfig, Simulation, Trace};
+use ferry_simulator::Trace;
+use ferry_simulator::ping;
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -30,15 +30,7 @@ fn main() {
     let seed = parse(2, 42);
 
     let setup = Instant::now();
-    let mut config = SimConfig::new(seed, (0..nodes_count).map(|index| format!("n{index}")).collect());
-    config.link = LinkParams {
-        latency_ns_min: 1_000_000,
-        latency_ns_max: 20_000_000,
-        loss: 0.05,
-        ..LinkParams::default()
-    };
-    let ping = PingConfig { nodes_count, period_ns: 10_000_000 };
-    let mut simulation: Simulation<PingNode> = Simulation::new(config, ping, Trace::default());
+    let mut simulation = ping::gossip_ping(nodes_count, seed, Trace::default());
     let setup_seconds = setup.elapsed().as_secs_f64();
 
     let start = Instant::now();

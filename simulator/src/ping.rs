@@ -8,8 +8,11 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::network::LinkParams;
 use crate::process::{Context, Process};
 use crate::random;
+use crate::sim::{SimConfig, Simulation};
+use crate::trace::Trace;
 use crate::trace::{TraceHasher, TraceRecord};
 
 /// Size of every ping and pong.
@@ -113,4 +116,18 @@ impl Process for PingNode {
     fn describe_message(bytes: &[u8]) -> String {
         if bytes.first() == Some(&b'P') { "PING".to_owned() } else { "PONG".to_owned() }
     }
+}
+
+/// The gossip-ping benchmark setup: `nodes_count` nodes named `n0..`, a full mesh with latency
+/// uniform in 1–20 ms and 5% loss, pinging every 10 ms.
+#[must_use]
+pub fn gossip_ping(nodes_count: u32, seed: u64, trace: Trace) -> Simulation<PingNode> {
+    let mut config = SimConfig::new(seed, (0..nodes_count).map(|index| format!("n{index}")).collect());
+    config.link = LinkParams {
+        latency_ns_min: 1_000_000,
+        latency_ns_max: 20_000_000,
+        loss: 0.05,
+        ..LinkParams::default()
+    };
+    Simulation::new(config, PingConfig { nodes_count, period_ns: 10_000_000 }, trace)
 }

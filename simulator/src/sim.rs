@@ -123,37 +123,24 @@ impl Stats {
     }
 }
 
+/// A message on its way.
+struct InFlight {
+    from: u32,
+    to: u32,
+    message_id: u64,
+    bytes: Bytes,
+    from_incarnation: u64,
+    to_incarnation: u64,
+    /// Stream connection epoch; 0 for datagrams.
+    epoch: u64,
+}
+
 enum Event<C> {
-    Deliver {
-        from: u32,
-        to: u32,
-        message_id: u64,
-        bytes: Bytes,
-        from_incarnation: u64,
-        to_incarnation: u64,
-        /// Stream connection epoch; 0 for datagrams.
-        epoch: u64,
-    },
-    Timer {
-        node: u32,
-        generation: u64,
-    },
-    Synced {
-        node: u32,
-        incarnation: u64,
-        sync_id: u64,
-        length_bytes: usize,
-    },
-    Connect {
-        from: u32,
-        to: u32,
-        from_incarnation: u64,
-        to_incarnation: u64,
-    },
-    Command {
-        node: u32,
-        command: C,
-    },
+    Deliver(InFlight),
+    Timer { node: u32, generation: u64 },
+    Synced { node: u32, incarnation: u64, sync_id: u64, length_bytes: usize },
+    Connect { from: u32, to: u32, from_incarnation: u64, to_incarnation: u64 },
+    Command { node: u32, command: C },
     Fault(Fault),
 }
 
@@ -485,9 +472,7 @@ impl<P: Process> Simulation<P> {
     /// Handles one event; returns false for stale timers, which do not count.
     fn handle(&mut self, event: Event<P::Command>) -> bool {
         match event {
-            Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch } => {
-                self.deliver(from, to, message_id, bytes, from_incarnation, to_incarnation, epoch);
-            }
+            Event::Deliver(message) => self.deliver(message),
             Event::Timer { node, generation } => {
                 let slot = &mut self.slots[node as usize];
                 if slot.timer_generation != generation || slot.process.is_none() {
@@ -560,17 +545,8 @@ impl<P: Process> Simulation<P> {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        &mut self,
-        from: u32,
-        to: u32,
-        message_id: u64,
-        bytes: Bytes,
-        from_incarnation: u64,
-        to_incarnation: u64,
-        epoch: u64,
-    ) {
+    fn deliver(&mut self, message: InFlight) {
+        let InFlight { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch } = message;
         let source = &self.slots[from as usize];
         if source.incarnation != from_incarnation {
             return self.drop_message(from, to, message_id, DropReason::SenderCrashed);
@@ -738,7 +714,15 @@ impl<P: Process> Simulation<P> {
                 let epoch = connection.epoch;
                 self.push(
                     at_ns,
-                    Event::Deliver { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch },
+                    Event::Deliver(InFlight {
+                        from,
+                        to,
+                        message_id,
+                        bytes,
+                        from_incarnation,
+                        to_incarnation,
+                        epoch,
+                    }),
                 );
             }
             Transport::Datagram => {
@@ -768,7 +752,7 @@ impl<P: Process> Simulation<P> {
                     let bytes = bytes.clone();
                     self.push(
                         at_ns,
-                        Event::Deliver {
+                        Event::Deliver(InFlight {
                             from,
                             to,
                             message_id,
@@ -776,7 +760,7 @@ impl<P: Process> Simulation<P> {
                             from_incarnation,
                             to_incarnation,
                             epoch: 0,
-                        },
+                        }),
                     );
                 }
             }

@@ -1,0 +1,37 @@
+//! Finds the fenced blocks of a markdown file by info string: shared by the tests that check
+//! PROTOCOL.md's vectors (included with `#[path]` from both crates' tests).
+
+/// One fenced block: the line number of its opening fence (1-based) and its body lines.
+pub(crate) struct Block<'a> {
+    pub(crate) line_number: usize,
+    pub(crate) lines: Vec<&'a str>,
+}
+
+/// The fenced blocks of `markdown` whose info string is exactly `info`. Other fences are
+/// tracked too, so that an example inside another block is never mistaken for a vector.
+pub(crate) fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
+    let mut found = Vec::new();
+    let mut open: Option<(bool, Block<'a>)> = None;
+    for (index, line) in markdown.lines().enumerate() {
+        match &mut open {
+            None => {
+                if let Some(fence_info) = line.strip_prefix("```") {
+                    let block = Block { line_number: index + 1, lines: Vec::new() };
+                    open = Some((fence_info.trim() == info, block));
+                }
+            }
+            Some((wanted, block)) => {
+                if line.trim_end() == "```" {
+                    let (wanted, block) = open.take().expect("a block is open in this arm");
+                    if wanted {
+                        found.push(block);
+                    }
+                } else if *wanted {
+                    block.lines.push(line);
+                }
+            }
+        }
+    }
+    assert!(open.is_none(), "PROTOCOL.md ends inside a fenced block");
+    found
+}
