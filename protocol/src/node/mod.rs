@@ -694,6 +694,12 @@ impl Node {
     }
 
     fn handle_push(&mut self, now_ns: u64, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
+        // A peer pushes only from its durable, contiguous log: it holds every entry up to the
+        // highest it pushed, durably, so there is no point pushing them back to it.
+        let pushed: VersionVector = entries.iter().map(|entry| (entry.origin, entry.sequence)).collect();
+        if let Some(peer) = self.peers.get_mut(&link) {
+            peer.acknowledge(&pushed);
+        }
         let mut accepted_any = false;
         for entry in entries {
             if entry.origin == self.node_id() {
