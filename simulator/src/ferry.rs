@@ -13,7 +13,7 @@ use ferry_protocol::node::{Event, LinkKind, Node, NodeConfig, Output};
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::Digest;
-use ferry_protocol::{Envelope, NodeId, Operation, Timestamp, WalEntry};
+use ferry_protocol::{Envelope, NodeId, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -519,14 +519,6 @@ impl FerryChecker {
         self.pings.values().any(|outcome| *outcome == PingOutcome::Pending)
     }
 
-    /// The digests of every running node, or `None` when one is down.
-    #[must_use]
-    pub fn digests(simulation: &Simulation<FerryNode>) -> Option<Vec<Digest>> {
-        (0..simulation.nodes_count())
-            .map(|node| simulation.process(node).and_then(FerryNode::node).map(Node::digest))
-            .collect()
-    }
-
     /// True when every node runs and all digests are equal.
     #[must_use]
     pub fn converged(simulation: &Simulation<FerryNode>) -> bool {
@@ -596,14 +588,4 @@ fn describe_version(found: Option<(Timestamp, NodeId)>) -> String {
 #[must_use]
 pub fn format_ns(at_ns: u64) -> String {
     format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
-}
-
-/// The operation of a write command as a protocol [`Operation`].
-#[must_use]
-pub fn operation(command: &Command) -> Option<Operation> {
-    match command {
-        Command::Put { key, value } => Some(Operation::Put { key: key.clone(), value: value.clone() }),
-        Command::Delete { key } => Some(Operation::Delete { key: key.clone() }),
-        Command::Ping { .. } => None,
-    }
 }
