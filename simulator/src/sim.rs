@@ -124,6 +124,7 @@ impl Stats {
 }
 
 /// A message on its way.
+#[derive(Clone)]
 struct InFlight {
     from: u32,
     to: u32,
@@ -699,6 +700,8 @@ impl<P: Process> Simulation<P> {
         let transmit_ns = params
             .bandwidth_bytes_per_second
             .map_or(0, |rate| (bytes.len() as u64).saturating_mul(1_000_000_000) / rate.max(1));
+        let mut message =
+            InFlight { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch: 0 };
         match self.network.transport() {
             Transport::Stream => {
                 let latency =
@@ -711,19 +714,8 @@ impl<P: Process> Simulation<P> {
                 // Stream order: never deliver before an earlier message of this direction.
                 let at_ns = (now_ns + latency + transmit_ns).max(connection.last_delivery_ns[direction]);
                 connection.last_delivery_ns[direction] = at_ns;
-                let epoch = connection.epoch;
-                self.push(
-                    at_ns,
-                    Event::Deliver(InFlight {
-                        from,
-                        to,
-                        message_id,
-                        bytes,
-                        from_incarnation,
-                        to_incarnation,
-                        epoch,
-                    }),
-                );
+                message.epoch = connection.epoch;
+                self.push(at_ns, Event::Deliver(message));
             }
             Transport::Datagram => {
                 if let Err(reason) = self.network.check_path(from, to) {
@@ -749,19 +741,7 @@ impl<P: Process> Simulation<P> {
                         });
                     }
                     let at_ns = self.now_ns + latency + transmit_ns;
-                    let bytes = bytes.clone();
-                    self.push(
-                        at_ns,
-                        Event::Deliver(InFlight {
-                            from,
-                            to,
-                            message_id,
-                            bytes,
-                            from_incarnation,
-                            to_incarnation,
-                            epoch: 0,
-                        }),
-                    );
+                    self.push(at_ns, Event::Deliver(message.clone()));
                 }
             }
         }
