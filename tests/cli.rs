@@ -523,11 +523,17 @@ fn run_and_sweep_report_scenario_errors_like_check() {
         &["run", "typo.yaml", "--json"],
         &["sweep", "typo.yaml", "--seeds", "0..4"],
     ] {
-        let outcome = ferry_in(&directory, arguments);
-        assert_eq!(outcome.code, 2, "{arguments:?}: {outcome:?}");
-        assert_eq!(outcome.stdout, "", "{arguments:?}");
-        assert_eq!(outcome.stderr, expected, "{arguments:?}");
+        assert_input_error(&directory, arguments, expected);
     }
+}
+
+/// Asserts that `ferry ARGUMENTS` exits 2 with nothing on stdout and exactly `expected` on
+/// stderr.
+fn assert_input_error(directory: &Path, arguments: &[&str], expected: &str) {
+    let outcome = ferry_in(directory, arguments);
+    assert_eq!(outcome.code, 2, "{arguments:?}: {outcome:?}");
+    assert_eq!(outcome.stdout, "", "{arguments:?}");
+    assert_eq!(outcome.stderr, expected, "{arguments:?}");
 }
 
 /// Goal: a missing file is a one-line error with exit 2, never a panic. Method: `check`,
@@ -541,10 +547,7 @@ fn missing_file_is_an_error_not_a_panic() {
         &["run", "missing.yaml"],
         &["sweep", "missing.yaml", "--seeds", "0..2"],
     ] {
-        let outcome = ferry_in(&directory, arguments);
-        assert_eq!(outcome.code, 2, "{arguments:?}: {outcome:?}");
-        assert_eq!(outcome.stdout, "", "{arguments:?}");
-        assert_eq!(outcome.stderr, expected, "{arguments:?}");
+        assert_input_error(&directory, arguments, expected);
     }
 }
 

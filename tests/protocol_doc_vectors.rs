@@ -30,7 +30,7 @@ const HEX_KEYS: [&str; 2] = ["frame", "payload"];
 
 #[path = "../protocol/tests/support/fenced.rs"]
 mod fenced;
-use fenced::{Block, blocks};
+use fenced::{Block, blocks, parse_hex};
 
 /// A parsed `wire-vector` block.
 struct Vector {
@@ -85,17 +85,6 @@ impl Vector {
     fn name(&self) -> &str {
         self.get("name").unwrap_or("<unnamed>")
     }
-}
-
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    text.split_whitespace()
-        .map(|pair| {
-            if pair.len() != 2 {
-                return Err(format!("hex byte {pair:?} is not two digits"));
-            }
-            u8::from_str_radix(pair, 16).map_err(|error| format!("hex byte {pair:?}: {error}"))
-        })
-        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

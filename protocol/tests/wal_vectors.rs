@@ -36,7 +36,7 @@ const DIGEST_KEYS: [&str; 4] = ["name", "register", "hash", "digest"];
 
 #[path = "support/fenced.rs"]
 mod fenced;
-use fenced::{Block, blocks};
+use fenced::{Block, blocks, parse_hex};
 
 /// The `key: value` fields of a block in order; a line starting with a space continues the
 /// previous value. Keys may repeat (a digest vector lists several registers).
@@ -82,17 +82,6 @@ fn single<'a>(fields: &'a [(String, String)], key: &str) -> Result<Option<&'a st
         return Err(format!("key {key:?} given twice"));
     }
     Ok(first)
-}
-
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    text.split_whitespace()
-        .map(|pair| {
-            if pair.len() != 2 {
-                return Err(format!("hex byte {pair:?} is not two digits"));
-            }
-            u8::from_str_radix(pair, 16).map_err(|error| format!("hex byte {pair:?}: {error}"))
-        })
-        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,5 +1,5 @@
-//! Finds the fenced blocks of a markdown file by info string: shared by the tests that check
-//! PROTOCOL.md's vectors (included with `#[path]` from both crates' tests).
+//! Finds the fenced blocks of a markdown file by info string, and reads their hex: shared by
+//! the tests that check PROTOCOL.md's vectors (included with `#[path]` from both crates' tests).
 
 /// One fenced block: the line number of its opening fence (1-based) and its body lines.
 pub(crate) struct Block<'a> {
@@ -34,4 +34,16 @@ pub(crate) fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
     }
     assert!(open.is_none(), "PROTOCOL.md ends inside a fenced block");
     found
+}
+
+/// Bytes written as space-separated two-digit hex pairs.
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    text.split_whitespace()
+        .map(|pair| {
+            if pair.len() != 2 {
+                return Err(format!("hex byte {pair:?} is not two digits"));
+            }
+            u8::from_str_radix(pair, 16).map_err(|error| format!("hex byte {pair:?}: {error}"))
+        })
+        .collect()
 }
