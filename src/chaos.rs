@@ -66,9 +66,22 @@ fn times(rng: &mut impl RngCore, every_ns: u64, until_ns: u64) -> Vec<u64> {
     }
 }
 
-/// The fault schedule for `seed`, sorted by time.
+/// One drawn fault: in force from `at_ns`, and until `until_ns` when it lasts (crashes,
+/// partitions and cuts; their end undoes exactly that fault, never another).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drawn {
+    /// When it starts.
+    pub at_ns: u64,
+    /// When it is undone; `None` for an instant fault (a clock jump).
+    pub until_ns: Option<u64>,
+    /// What it does.
+    pub fault: Fault,
+}
+
+/// The fault schedule for `seed`, sorted by start time. Lasting faults end by
+/// `chaos.until` at the latest.
 #[must_use]
-pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<(u64, Fault)> {
+pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<Drawn> {
     let selection = select(chaos, seed);
     let scaled =
         |kind: usize, every_ns: u64| every_ns.saturating_mul(selection.every_scale_per_mille[kind]) / 1000;
@@ -88,12 +101,9 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<(u64, Fault)> {
                 continue;
             }
             let node = running[random::uniform(&mut rng, 0, running.len() as u64 - 1) as usize];
-            let restart_ns = at_ns + draw_range(&mut rng, crash.downtime_ns).max(1);
+            let restart_ns = (at_ns + draw_range(&mut rng, crash.downtime_ns).max(1)).min(until_ns);
             down_until[node as usize] = restart_ns + 1;
-            schedule.push((at_ns, Fault::Crash { node }));
-            if restart_ns < until_ns {
-                schedule.push((restart_ns, Fault::Restart { node }));
-            }
+            schedule.push(Drawn { at_ns, until_ns: Some(restart_ns), fault: Fault::Crash { node } });
         }
     }
     if let (Some(partition), true) = (chaos.partition, selection.enabled[1]) {
@@ -110,8 +120,8 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<(u64, Fault)> {
             }
             let heal_ns = (at_ns + draw_range(&mut rng, partition.duration_ns)).min(until_ns);
             busy_until = heal_ns + 1;
-            schedule.push((at_ns, Fault::Partition { groups: vec![side] }));
-            schedule.push((heal_ns, Fault::HealAll));
+            let fault = Fault::Partition { groups: vec![side] };
+            schedule.push(Drawn { at_ns, until_ns: Some(heal_ns), fault });
         }
     }
     if let (Some(cut), true) = (chaos.cut, selection.enabled[2]) {
@@ -123,8 +133,7 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<(u64, Fault)> {
                 to += 1;
             }
             let heal_ns = (at_ns + draw_range(&mut rng, cut.duration_ns)).min(until_ns);
-            schedule.push((at_ns, Fault::Cut { from, to }));
-            schedule.push((heal_ns, Fault::HealNodes { nodes: vec![from] }));
+            schedule.push(Drawn { at_ns, until_ns: Some(heal_ns), fault: Fault::Cut { from, to } });
         }
     }
     if let (Some(jump), true) = (chaos.clock_jump, selection.enabled[3]) {
@@ -133,32 +142,10 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<(u64, Fault)> {
             let node = random::uniform(&mut rng, 0, u64::from(nodes_count) - 1) as u32;
             let span = jump.by_ns.max_ns.saturating_sub(jump.by_ns.min_ns) as u64;
             let by_ns = jump.by_ns.min_ns.saturating_add(random::uniform(&mut rng, 0, span) as i64);
-            schedule.push((at_ns, Fault::ClockJump { node, by_ns }));
+            schedule.push(Drawn { at_ns, until_ns: None, fault: Fault::ClockJump { node, by_ns } });
         }
     }
     // Stable sort: equal times keep the kind order above.
-    schedule.sort_by_key(|(at_ns, _)| *at_ns);
+    schedule.sort_by_key(|drawn| drawn.at_ns);
     schedule
-}
-
-/// A one-line description with node names.
-#[must_use]
-pub fn describe(fault: &Fault, names: &[String]) -> String {
-    let name = |node: &u32| names.get(*node as usize).cloned().unwrap_or_else(|| node.to_string());
-    match fault {
-        Fault::Crash { node } => format!("crash {}", name(node)),
-        Fault::Restart { node } => format!("restart {}", name(node)),
-        Fault::Partition { groups } => {
-            let groups: Vec<String> =
-                groups.iter().map(|group| group.iter().map(name).collect::<Vec<_>>().join(" ")).collect();
-            format!("partition [{}] from the rest", groups.join("] ["))
-        }
-        Fault::Cut { from, to } => format!("cut {} -> {}", name(from), name(to)),
-        Fault::ClockJump { node, by_ns } => format!("clock-jump {} by {by_ns}ns", name(node)),
-        Fault::HealAll => "heal all".to_owned(),
-        Fault::HealNodes { nodes } => {
-            format!("heal [{}]", nodes.iter().map(name).collect::<Vec<_>>().join(" "))
-        }
-        other => format!("{other:?}"),
-    }
 }

@@ -4,8 +4,6 @@
 use std::ffi::OsString;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use ferry_simulator::Trace;
@@ -55,11 +53,16 @@ enum Command {
         /// Run the seed twice (the second time on another thread) and fail if the traces differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Write `expect.trace_hash` into FILE with this run's hash (the file's own seed only),
+        /// accepting a change of behaviour.
+        #[arg(long)]
+        bless: bool,
     },
-    /// Run a range of seeds, in parallel.
+    /// Run a range of seeds of one or more scenarios, in parallel.
     Sweep {
-        /// Scenario file (YAML).
-        file: PathBuf,
+        /// Scenario files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Seeds `A..B` (B exclusive).
         #[arg(long, value_name = "A..B")]
         seeds: String,
@@ -73,9 +76,16 @@ enum Command {
         /// Print one JSON object per seed (JSON lines) instead of text.
         #[arg(long)]
         json: bool,
-        /// Write the trace of every failing seed to DIR/SEED.trace.
+        /// Write the trace of every failing seed to DIR/SEED.trace (DIR/NAME-SEED.trace with
+        /// several files).
         #[arg(long, value_name = "DIR")]
         trace_dir: Option<PathBuf>,
+        /// Stop at the first failing seed (seeds already running are abandoned).
+        #[arg(long)]
+        fail_fast: bool,
+        /// Write a JUnit XML report: one test case per file and seed range.
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
     },
     /// Validate scenario files without running them.
     Check {
@@ -128,27 +138,44 @@ impl Error {
 
 /// Runs the CLI on `args` and returns the process exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let arguments = match Arguments::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let arguments = match Arguments::try_parse_from(&args) {
         Ok(arguments) => arguments,
         Err(error) => {
+            if let Some(hint) = misplaced_flag_hint(&args, &error) {
+                eprintln!("error: {hint}");
+                return EXIT_USAGE;
+            }
             let code = if error.use_stderr() { EXIT_USAGE } else { EXIT_OK };
             let _ = error.print();
             return code;
         }
     };
     let result = match arguments.command {
-        Command::Run { file, seed, trace, json, check_determinism } => {
-            run_command(&file, seed, trace.as_deref(), json, check_determinism)
+        Command::Run { file, seed, trace, json, check_determinism, bless } => {
+            let flags = RunFlags { json, check_determinism, bless };
+            run_command(&file, seed, trace.as_deref(), flags)
         }
-        Command::Sweep { file, seeds, jobs, shard, json, trace_dir } => {
-            sweep_command(&file, &seeds, jobs, shard.as_deref(), json, trace_dir.as_deref())
+        Command::Sweep { files, seeds, jobs, shard, json, trace_dir, fail_fast, junit } => {
+            let options = crate::sweep::Options {
+                jobs,
+                shard: shard.as_deref(),
+                json,
+                trace_dir: trace_dir.as_deref(),
+                fail_fast,
+                junit: junit.as_deref(),
+            };
+            crate::sweep::sweep(&files, &seeds, &options)
         }
-        Command::Check { files } => Ok(check_command(&files)),
+        Command::Check { files } => check_command(&files),
         Command::Node(arguments) => crate::node::run_node(arguments).map_err(Error::from),
         Command::Registry(arguments) => crate::node::run_registry(arguments).map_err(Error::from),
     };
     match result {
         Ok(code) => code,
+        // A reader that went away (`ferry run ... | head -1`) is not an error: what it
+        // read was printed, and nothing else is owed.
+        Err(Error::Io { error, .. }) if error.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         // A scenario error already reads `FILE:LINE:COLUMN: message`, the form CONTRACT.md
         // fixes and editors jump to; `check` prints it the same way.
         Err(error @ Error::Scenario(_)) => {
@@ -162,31 +189,75 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-fn load(file: &Path) -> Result<Scenario, Error> {
+pub(crate) fn load(file: &Path) -> Result<Scenario, Error> {
     Ok(scenario::load(file)?)
 }
 
-fn trace_sink(path: &Path) -> Result<Trace, Error> {
+pub(crate) fn trace_sink(path: &Path) -> Result<Trace, Error> {
     let file =
         std::fs::File::create(path).map_err(|error| Error::Io { path: path.display().to_string(), error })?;
     Ok(Trace::new(Some(Box::new(io::BufWriter::new(file)))))
 }
 
 /// A trace file that could not be written in full; the run itself was fine.
-fn trace_error(path: &Path, message: &str) -> Error {
+pub(crate) fn trace_error(path: &Path, message: &str) -> Error {
     Error::Io { path: path.display().to_string(), error: io::Error::other(message.to_owned()) }
+}
+
+/// The switches of `ferry run`.
+#[derive(Debug, Clone, Copy)]
+struct RunFlags {
+    json: bool,
+    check_determinism: bool,
+    bless: bool,
+}
+
+/// A clap error for a flag that belongs to another subcommand gets a pointed hint:
+/// `ferry run FILE --seeds 0..3` means `ferry sweep`.
+fn misplaced_flag_hint(args: &[OsString], error: &clap::Error) -> Option<String> {
+    if error.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|arg| arg.to_str()).collect();
+    let command = words.iter().find(|word| !word.starts_with('-'))?;
+    let seeds = words.iter().position(|word| *word == "--seeds" || word.starts_with("--seeds="))?;
+    if *command != "run" {
+        return None;
+    }
+    let value =
+        words[seeds].strip_prefix("--seeds=").or_else(|| words.get(seeds + 1).copied()).unwrap_or("A..B");
+    let file = words.iter().skip_while(|word| **word != "run").nth(1).filter(|word| !word.starts_with('-'));
+    Some(format!(
+        "`ferry run` runs one seed (`--seed N`); to run a range of seeds use `ferry sweep {} --seeds {}`",
+        file.unwrap_or(&"FILE"),
+        crate::text::escape(value)
+    ))
+}
+
+/// Writes `warning: ...` lines for the scenario's own problems and those the run found.
+fn warning_lines(file: &Path, scenario: &Scenario, report: &Report) -> Vec<String> {
+    let label = file.display().to_string();
+    let mut lines: Vec<String> =
+        scenario::warnings(scenario).iter().map(|warning| warning.render(&label)).collect();
+    lines.extend(report.warnings.iter().map(|warning| format!("{label}: warning: {warning}")));
+    lines
 }
 
 fn run_command(
     file: &Path,
     seed: Option<u64>,
     trace_path: Option<&Path>,
-    json: bool,
-    check_determinism: bool,
+    flags: RunFlags,
 ) -> Result<i32, Error> {
     let scenario = load(file)?;
-    let seed = seed.or(scenario.seed).unwrap_or(0);
-    if check_determinism {
+    let own_seed = scenario.seed.unwrap_or(0);
+    let seed = seed.unwrap_or(own_seed);
+    if flags.bless && seed != own_seed {
+        return Err(Error::Usage(format!(
+            "--bless writes expect.trace_hash for the file's own seed ({own_seed}), not seed {seed}; drop --seed"
+        )));
+    }
+    if flags.check_determinism {
         let outcome = ferry_simulator::determinism::check(|trace| {
             let _ = run::run(&scenario, seed, trace);
         })
@@ -202,34 +273,60 @@ fn run_command(
         Some(path) => trace_sink(path)?,
         None => Trace::default(),
     };
-    let report = run::run(&scenario, seed, trace);
+    let mut report = run::run(&scenario, seed, trace);
     if let (Some(path), Some(message)) = (trace_path, &report.trace_error) {
         return Err(trace_error(path, message));
     }
+    let mut blessed = None;
+    if flags.bless {
+        blessed = Some(bless_file(file, &report.trace_hash)?);
+        // The file now expects this hash: the check holds.
+        report.checks.retain(|check| check.name != "trace_hash");
+        report.checks.push(run::Check {
+            name: "trace_hash",
+            ok: true,
+            detail: format!("the trace hash is {}, written to expect.trace_hash", report.trace_hash),
+        });
+    }
+    let warnings = warning_lines(file, &scenario, &report);
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let written = if json {
-        writeln!(out, "{}", json_report(&report, true))
+    let written = if flags.json {
+        writeln!(out, "{}", json_report(&report, Some(file), &warnings, true))
     } else {
-        write_text_report(&mut out, &report, file, check_determinism)
+        write_text_report(&mut out, &report, file, flags.check_determinism, &warnings, blessed.as_deref())
     };
-    written.map_err(|error| Error::Io { path: "stdout".to_owned(), error })?;
+    written.and_then(|()| out.flush()).map_err(|error| Error::Io { path: "stdout".to_owned(), error })?;
     Ok(if report.passed() { EXIT_OK } else { EXIT_FAILED })
 }
 
-fn outcome(report: &Report) -> &'static str {
+/// Writes `hash` into `file`'s `expect.trace_hash`; returns what changed, for the report.
+fn bless_file(file: &Path, hash: &str) -> Result<String, Error> {
+    let io_error = |error| Error::Io { path: file.display().to_string(), error };
+    let text = std::fs::read_to_string(file).map_err(io_error)?;
+    let label = file.display().to_string();
+    let edited = scenario::bless(&label, &text, hash).map_err(Error::Usage)?;
+    if edited == text {
+        return Ok(format!("{label} already expects trace hash {hash}"));
+    }
+    std::fs::write(file, edited).map_err(io_error)?;
+    Ok(format!("{label}: expect.trace_hash is now {hash}"))
+}
+
+pub(crate) fn outcome(report: &Report) -> &'static str {
     if report.passed() { "converged" } else { "failed" }
 }
 
-/// The `--json` object.
-fn json_report(report: &Report, pretty: bool) -> String {
+/// The `--json` object; with `file`, also `file` and `replay` (for sweeps).
+pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[String], pretty: bool) -> String {
     let stats = &report.stats;
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "scenario": report.scenario,
         "seed": report.seed,
         "outcome": outcome(report),
         "trace_hash": report.trace_hash,
         "checks": report.checks,
+        "warnings": warnings,
         "stats": {
             "virtual_ms": report.virtual_ns / 1_000_000,
             "events": stats.events,
@@ -240,14 +337,27 @@ fn json_report(report: &Report, pretty: bool) -> String {
             "reordered": stats.reordered,
             "drops_by_reason": stats.drops_by_reason,
             "faults": stats.faults_by_kind,
+            "fault_ends": stats.fault_ends_by_kind,
+            "fault_active_ms": report.fault_active_ns.iter().map(|(kind, ns)| (*kind, ns / 1_000_000)).collect::<std::collections::BTreeMap<_, _>>(),
+            "liveness_actions": stats.liveness_by_kind,
             "coverage": stats.coverage(),
             "writes_acked": report.writes_acked,
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
             "heal_ms": report.heal_ns / 1_000_000,
+            "heal_reason": report.heal_reason,
         },
     });
+    if let (Some(file), Some(object)) = (file, value.as_object_mut()) {
+        object.insert("file".to_owned(), file.display().to_string().into());
+        object.insert("replay".to_owned(), replay_command(file, report.seed).into());
+    }
     if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }
         .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+/// `ferry run FILE --seed N`, with the path quoted for a shell when it needs it.
+pub(crate) fn replay_command(file: &Path, seed: u64) -> String {
+    format!("ferry run {} --seed {seed}", crate::text::shell_word(&file.display().to_string()))
 }
 
 fn counts(map: &std::collections::BTreeMap<&'static str, u64>) -> String {
@@ -257,13 +367,25 @@ fn counts(map: &std::collections::BTreeMap<&'static str, u64>) -> String {
     map.iter().map(|(name, count)| format!("{name} {count}")).collect::<Vec<_>>().join(", ")
 }
 
+fn durations(map: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    if map.is_empty() {
+        return "none".to_owned();
+    }
+    map.iter().map(|(name, ns)| format!("{name} {}", format_ns(*ns))).collect::<Vec<_>>().join(", ")
+}
+
 fn write_text_report(
     out: &mut impl io::Write,
     report: &Report,
     file: &Path,
     determinism: bool,
+    warnings: &[String],
+    blessed: Option<&str>,
 ) -> io::Result<()> {
     let stats = &report.stats;
+    for warning in warnings {
+        writeln!(out, "{warning}")?;
+    }
     writeln!(out, "scenario     {} ({} nodes)", report.scenario, report.nodes_count)?;
     writeln!(out, "virtual time {} in {} events", format_ns(report.virtual_ns), stats.events)?;
     writeln!(
@@ -273,25 +395,29 @@ fn write_text_report(
     )?;
     writeln!(out, "drops        {}", counts(&stats.drops_by_reason))?;
     writeln!(out, "faults       {} (chaos drew {})", counts(&stats.faults_by_kind), report.chaos_faults)?;
+    writeln!(out, "in force     {}", durations(&report.fault_active_ns))?;
     writeln!(
         out,
         "disk         {} crashes lost unsynced writes, {} left a torn tail",
         stats.crashes_losing_writes, stats.crashes_torn
     )?;
     writeln!(out, "writes       {} acknowledged", report.writes_acked)?;
+    writeln!(
+        out,
+        "liveness     began at {} ({}): {}",
+        format_ns(report.heal_ns),
+        report.heal_reason,
+        counts(&stats.liveness_by_kind).replace("none", "nothing to heal or restart")
+    )?;
     match report.converged_ns {
-        Some(at_ns) => writeln!(
-            out,
-            "convergence  at {} (liveness phase began at {})",
-            format_ns(at_ns),
-            format_ns(report.heal_ns)
-        )?,
-        None => {
-            writeln!(out, "convergence  not reached (liveness phase began at {})", format_ns(report.heal_ns))?
-        }
+        Some(at_ns) => writeln!(out, "convergence  at {}", format_ns(at_ns))?,
+        None => writeln!(out, "convergence  not reached")?,
     }
     if determinism {
         writeln!(out, "determinism  two runs, two threads, identical traces")?;
+    }
+    if let Some(blessed) = blessed {
+        writeln!(out, "blessed      {blessed}")?;
     }
     for check in &report.checks {
         if check.ok {
@@ -302,7 +428,7 @@ fn write_text_report(
         for check in report.checks.iter().filter(|check| !check.ok) {
             writeln!(out, "FAILED {}: {}", check.name, check.detail)?;
         }
-        writeln!(out, "replay: ferry run {} --seed {}", file.display(), report.seed)?;
+        writeln!(out, "replay: {}", replay_command(file, report.seed))?;
     }
     writeln!(out, "outcome: {}", outcome(report))?;
     writeln!(out, "seed: {}", report.seed)?;
@@ -310,7 +436,7 @@ fn write_text_report(
 }
 
 /// Parses `A..B` (B exclusive).
-fn parse_seeds(text: &str) -> Result<(u64, u64), Error> {
+pub(crate) fn parse_seeds(text: &str) -> Result<(u64, u64), Error> {
     let usage = || Error::Usage(format!("--seeds {text:?}: expected A..B with A < B, e.g. 0..100"));
     let (start, end) = text.split_once("..").ok_or_else(usage)?;
     let start: u64 = start.trim().parse().map_err(|_| usage())?;
@@ -325,7 +451,7 @@ fn parse_seeds(text: &str) -> Result<(u64, u64), Error> {
 }
 
 /// Parses `I/N` with I < N.
-fn parse_shard(text: &str) -> Result<(u64, u64), Error> {
+pub(crate) fn parse_shard(text: &str) -> Result<(u64, u64), Error> {
     let usage = || Error::Usage(format!("--shard {text:?}: expected I/N with 0 <= I < N, e.g. 0/4"));
     let (index, count) = text.split_once('/').ok_or_else(usage)?;
     let index: u64 = index.trim().parse().map_err(|_| usage())?;
@@ -336,95 +462,19 @@ fn parse_shard(text: &str) -> Result<(u64, u64), Error> {
     Ok((index, count))
 }
 
-fn sweep_command(
-    file: &Path,
-    seeds: &str,
-    jobs: Option<usize>,
-    shard: Option<&str>,
-    json: bool,
-    trace_dir: Option<&Path>,
-) -> Result<i32, Error> {
-    let scenario = load(file)?;
-    let (start, end) = parse_seeds(seeds)?;
-    let (shard_index, shard_count) = shard.map(parse_shard).transpose()?.unwrap_or((0, 1));
-    let jobs = match jobs {
-        Some(0) => return Err(Error::Usage("--jobs 0: at least one job is needed".to_owned())),
-        Some(jobs) => jobs,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    if let Some(directory) = trace_dir {
-        std::fs::create_dir_all(directory)
-            .map_err(|error| Error::Io { path: directory.display().to_string(), error })?;
-    }
-    let seeds: Vec<u64> = (start..end).filter(|seed| (seed - start) % shard_count == shard_index).collect();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; seeds.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(seeds.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(seed) = seeds.get(index) else { break };
-                    let report = run::run(&scenario, *seed, Trace::default());
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(report);
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+fn check_command(files: &[PathBuf]) -> Result<i32, Error> {
+    let mut code = EXIT_OK;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let io_error = |error| Error::Io { path: "stdout".to_owned(), error };
-    let (mut passed, mut failed) = (0u64, 0u64);
-    for report in results.into_iter().flatten() {
-        if json {
-            writeln!(out, "{}", json_report(&report, false)).map_err(io_error)?;
-        }
-        if report.passed() {
-            passed += 1;
-            continue;
-        }
-        failed += 1;
-        if !json {
-            let reasons: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|check| !check.ok)
-                .map(|check| format!("{}: {}", check.name, check.detail))
-                .collect();
-            writeln!(
-                out,
-                "seed {} failed ({}); replay: ferry run {} --seed {}",
-                report.seed,
-                reasons.join("; "),
-                file.display(),
-                report.seed
-            )
-            .map_err(io_error)?;
-        }
-        if let Some(directory) = trace_dir {
-            let path = directory.join(format!("{}.trace", report.seed));
-            let traced = run::run(&scenario, report.seed, trace_sink(&path)?);
-            if let Some(message) = &traced.trace_error {
-                return Err(trace_error(&path, message));
-            }
-        }
-    }
-    let summary = format!("{passed} passed, {failed} failed");
-    if json {
-        eprintln!("{summary}");
-    } else {
-        writeln!(out, "{summary}").map_err(io_error)?;
-    }
-    Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
-}
-
-fn check_command(files: &[PathBuf]) -> i32 {
-    let mut code = EXIT_OK;
     for file in files {
         match scenario::load(file) {
             Ok(scenario) => {
-                println!("{}: ok ({}, {} nodes)", file.display(), scenario.name, scenario.nodes.len());
+                writeln!(out, "{}: ok ({}, {} nodes)", file.display(), scenario.name, scenario.nodes.len())
+                    .map_err(io_error)?;
+                for warning in scenario::warnings(&scenario) {
+                    eprintln!("{}", warning.render(&file.display().to_string()));
+                }
             }
             Err(error) => {
                 eprintln!("{error}");
@@ -432,7 +482,7 @@ fn check_command(files: &[PathBuf]) -> i32 {
             }
         }
     }
-    code
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! Code map: [`cli`] parses arguments and prints; [`scenario`] turns YAML into a validated
 //! model; [`run`] drives one simulation and checks its expectations; [`chaos`] draws random
-//! fault schedules; [`node`] runs the protocol on real sockets.
+//! fault schedules; [`sweep`] runs many seeds of many files; [`text`] escapes untrusted text; [`node`] runs the protocol on real sockets.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod chaos;
@@ -10,3 +10,5 @@ pub mod cli;
 pub mod node;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
+pub mod text;

@@ -2,12 +2,14 @@
 //! scripted faults and the chaos schedule, runs to the liveness phase, heals, and checks the
 //! expectations.
 //!
-//! Phases: (1) faults and workload until the last scripted fault and `chaos.until`; (2) the
-//! liveness phase: heal every link and restart every crashed node; (3) run until all digests
-//! agree (after the last write), or until `expect.within` after the heal, capped at
-//! `duration`.
+//! Phases: (1) the workload and every fault, as written, until the latest of the workload's
+//! end, every fault's end and `chaos.until` ([`Scenario::liveness_start`]); (2) the liveness
+//! phase: heal every link and restart every crashed node; (3) run until all digests agree,
+//! or until `expect.within` after the liveness phase began, capped at `duration` (with
+//! `converged: false`, always to that deadline).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
@@ -19,12 +21,12 @@ use ferry_simulator::{
 use rand_chacha::rand_core::RngCore;
 
 use crate::chaos;
-use crate::scenario::{self, FaultKind, NodeSelection, Scenario, WorkloadItem};
+use crate::scenario::{self, FaultKind, LivenessCause, NodeSelection, Scenario, WorkloadItem};
 
 /// One named expectation and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
-    /// `converged`, `no_data_loss` or `invariants`.
+    /// `converged`, `no_data_loss`, `invariants`, `routing` or `trace_hash`.
     pub name: &'static str,
     /// True when it held.
     pub ok: bool,
@@ -51,8 +53,16 @@ pub struct Report {
     pub nodes_count: usize,
     /// When the liveness phase began.
     pub heal_ns: u64,
-    /// First time after the heal (and the last write) that every digest agreed.
+    /// Why it began then (`after the end of the fault at 12.5s`).
+    pub heal_reason: String,
+    /// First time after the liveness phase began that every digest agreed.
     pub converged_ns: Option<u64>,
+    /// How long each kind of fault was in force, in nanoseconds.
+    pub fault_active_ns: std::collections::BTreeMap<&'static str, u64>,
+    /// What the run found suspicious: a fault that changed nothing. Text, one line each.
+    pub warnings: Vec<String>,
+    /// True when the run was cancelled before it finished; its checks mean nothing.
+    pub interrupted: bool,
     /// Writes acknowledged during the run.
     pub writes_acked: usize,
     /// The chaos faults drawn for this seed.
@@ -105,7 +115,8 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
 }
 
 /// Converts a scripted fault to the simulator's.
-fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
+#[must_use]
+pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
     let index = |node: &usize| *node as u32;
     match kind {
         FaultKind::Partition { groups } => Fault::Partition {
@@ -119,6 +130,7 @@ fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
                 latency_ns: change.latency_ns.map(|range| (range.min_ns, range.max_ns)),
                 loss: change.loss,
                 duplicate: change.duplicate,
+                reorder: change.reorder,
             },
         },
         FaultKind::Crash { node } => Fault::Crash { node: index(node) },
@@ -186,67 +198,113 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
     last_write_ns
 }
 
+/// How a run may be steered from outside.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options<'a> {
+    /// Checked after every event; when it becomes true the run stops and its report says
+    /// `interrupted` (a sweep's Ctrl-C or `--fail-fast`).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
 /// Runs `scenario` with `seed`, recording into `trace`.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
+    run_with(scenario, seed, trace, Options::default())
+}
+
+/// Why the liveness phase starts when it does, in words.
+#[must_use]
+pub fn liveness_reason(scenario: &Scenario) -> String {
+    let (at_ns, cause) = scenario.liveness_start();
+    let capped = if at_ns >= scenario.duration_ns { " (the end of the run)" } else { "" };
+    let reason = match cause {
+        LivenessCause::Nothing => "nothing happens in this scenario".to_owned(),
+        LivenessCause::Workload(index) => match &scenario.workload[index] {
+            WorkloadItem::Random(_) => "after the workload's last random write window".to_owned(),
+            _ => "after the workload's last operation".to_owned(),
+        },
+        LivenessCause::Fault(index) => {
+            let fault = &scenario.faults[index];
+            match fault.until_ns {
+                Some(_) => format!("after the end of the fault at line {}", fault.span.line),
+                None => format!("after the fault at line {}", fault.span.line),
+            }
+        }
+        LivenessCause::Chaos => "after chaos.until".to_owned(),
+    };
+    format!("{reason}{capped}")
+}
+
+/// Runs `scenario` with `seed`, recording into `trace`, steered by `options`.
+#[must_use]
+pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'_>) -> Report {
     let nodes_count = scenario.nodes.len();
     let config = sim_config(scenario, seed);
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
     for item in &scenario.faults {
-        simulation.schedule_fault(item.at_ns, fault(&item.kind, nodes_count));
+        let fault = fault(&item.kind, nodes_count);
+        match item.until_ns {
+            Some(until_ns) => simulation.schedule_fault_until(item.at_ns, until_ns, fault),
+            None => simulation.schedule_fault(item.at_ns, fault),
+        }
     }
     let mut chaos_faults = 0;
-    let mut chaos_end_ns = 0;
     if let Some(chaos) = &scenario.chaos {
         let schedule = chaos::draw(chaos, nodes_count as u32, seed);
         chaos_faults = schedule.len();
-        chaos_end_ns = chaos.until_ns;
-        for (at_ns, fault) in &schedule {
+        for drawn in &schedule {
+            let until =
+                drawn.until_ns.map(|until_ns| format!(" until {}", format_ns(until_ns))).unwrap_or_default();
             let text = format!(
-                "chaos schedule: at {} {}",
-                format_ns(*at_ns),
-                chaos::describe(fault, &scenario.nodes)
+                "chaos schedule: at {} {}{until}",
+                format_ns(drawn.at_ns),
+                drawn.fault.named(&scenario.nodes)
             );
             simulation.note(&text);
         }
-        for (at_ns, fault) in schedule {
-            simulation.schedule_fault(at_ns, fault);
+        for drawn in schedule {
+            match drawn.until_ns {
+                Some(until_ns) => simulation.schedule_fault_until(drawn.at_ns, until_ns, drawn.fault),
+                None => simulation.schedule_fault(drawn.at_ns, drawn.fault),
+            }
         }
     }
-    let last_write_ns = schedule_workload(&mut simulation, scenario, seed);
+    schedule_workload(&mut simulation, scenario, seed);
 
     let duration_ns = scenario.duration_ns;
-    let scripted_end_ns = scenario.faults.iter().map(|fault| fault.at_ns).max().unwrap_or(0);
-    let heal_ns = scripted_end_ns.max(chaos_end_ns).min(duration_ns);
+    let (heal_ns, _) = scenario.liveness_start();
+    let heal_reason = liveness_reason(scenario);
+    let cancelled = || options.cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed));
     let mut checker = FerryChecker::default();
     simulation.run_until(heal_ns, |simulation| {
         checker.observe(simulation);
-        Control::Continue
+        if cancelled() { Control::Stop } else { Control::Continue }
     });
 
-    simulation.note("liveness phase: heal every link, restart every crashed node");
+    simulation.note(&format!("liveness phase ({heal_reason}): heal every link, restart every crashed node"));
     simulation.heal_and_restart_all();
     checker.observe(&simulation);
 
-    let quiet_ns = heal_ns.max(last_write_ns);
-    let deadline_ns = quiet_ns.saturating_add(scenario.expect.within_ns).min(duration_ns);
+    let deadline_ns = heal_ns.saturating_add(scenario.expect.within_ns).min(duration_ns);
+    let expect_convergence = scenario.expect.converged;
     let mut converged_ns = None;
-    if simulation.now_ns() >= quiet_ns && FerryChecker::converged(&simulation) {
+    if FerryChecker::converged(&simulation) {
         converged_ns = Some(simulation.now_ns());
     }
-    if converged_ns.is_none() || checker.pings_pending() {
+    // With `converged: false` the run goes to the deadline: divergence is judged there.
+    if !expect_convergence || converged_ns.is_none() || checker.pings_pending() {
         simulation.run_until(deadline_ns, |simulation| {
             checker.observe(simulation);
-            if converged_ns.is_none()
-                && simulation.now_ns() >= quiet_ns
-                && FerryChecker::converged(simulation)
-            {
+            if cancelled() {
+                return Control::Stop;
+            }
+            if converged_ns.is_none() && FerryChecker::converged(simulation) {
                 converged_ns = Some(simulation.now_ns());
             }
             // Stop at convergence, once no routed ping is still being tried.
-            if converged_ns.is_some() && !checker.pings_pending() {
+            if expect_convergence && converged_ns.is_some() && !checker.pings_pending() {
                 return Control::Stop;
             }
             Control::Continue
@@ -257,17 +315,9 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
     }
 
     let mut checks = Vec::new();
-    if scenario.expect.converged {
-        checks.push(convergence_check(&simulation, converged_ns, quiet_ns, deadline_ns));
-    }
+    checks.push(convergence_check(&simulation, expect_convergence, converged_ns, heal_ns, deadline_ns));
     if scenario.expect.no_data_loss {
-        let problems = checker.data_loss(&simulation);
-        let detail = if problems.is_empty() {
-            format!("all {} acknowledged writes are on every node", checker.acked.len())
-        } else {
-            problems.join("; ")
-        };
-        checks.push(Check { name: "no_data_loss", ok: problems.is_empty(), detail });
+        checks.push(data_loss_check(&checker, &simulation));
     }
     let detail = if checker.violations.is_empty() {
         "no acknowledged write vanished from its origin; every node started".to_owned()
@@ -284,20 +334,97 @@ pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
         checks.push(routing_check(&checker, &scenario.nodes));
     }
     let trace_error = simulation.trace_mut().finish().err().map(|error| error.to_string());
+    let trace_hash = simulation.trace().hash_hex();
+    if let Some(expected) = &scenario.expect.trace_hash
+        && seed == scenario.seed.unwrap_or(0)
+    {
+        checks.push(trace_hash_check(expected, &trace_hash));
+    }
 
     Report {
         scenario: scenario.name.clone(),
         seed,
-        trace_hash: simulation.trace().hash_hex(),
+        trace_hash,
         checks,
         stats: simulation.stats().clone(),
         virtual_ns: simulation.now_ns(),
         nodes_count,
         heal_ns,
+        heal_reason,
         converged_ns,
         writes_acked: checker.acked.len(),
         chaos_faults,
+        fault_active_ns: simulation.fault_active_ns(),
+        warnings: run_warnings(scenario, &simulation),
+        interrupted: cancelled(),
         trace_error,
+    }
+}
+
+fn trace_hash_check(expected: &str, actual: &str) -> Check {
+    if expected == actual {
+        return Check {
+            name: "trace_hash",
+            ok: true,
+            detail: format!("the trace hash is {actual}, as expected"),
+        };
+    }
+    Check {
+        name: "trace_hash",
+        ok: false,
+        detail: format!(
+            "the trace hash is {actual}, but expect.trace_hash is {expected}: the run's behaviour changed; compare \
+             traces with --trace, then accept the new behaviour with --bless"
+        ),
+    }
+}
+
+/// What only the run can tell: a `link` fault that no message crossed while it was on.
+fn run_warnings(scenario: &Scenario, simulation: &Simulation<FerryNode>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for fault in &scenario.faults {
+        let FaultKind::Link(change) = &fault.kind else { continue };
+        let [first, second] = change.between;
+        if !scenario.topology.connects(first, second, scenario.nodes.len()) {
+            continue; // `ferry check` already says so.
+        }
+        if simulation.override_traffic(first as u32, second as u32) == 0 {
+            warnings.push(format!(
+                "the `link` fault at line {} changed nothing: no message between `{}` and `{}` was sent while it \
+                 was in force",
+                fault.span.line, scenario.nodes[first], scenario.nodes[second]
+            ));
+        }
+    }
+    warnings
+}
+
+fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -> Check {
+    let problems = checker.data_loss(simulation);
+    if !problems.is_empty() {
+        return Check { name: "no_data_loss", ok: false, detail: problems.join("; ") };
+    }
+    // Writes a later write to the same key beat under last-writer-wins: on every node
+    // (the check passed), so node 0 tells.
+    let superseded = simulation.process(0).and_then(FerryNode::node).map_or(0, |node| {
+        checker
+            .acked
+            .values()
+            .filter(|write| {
+                let entry = &write.entry;
+                node.store().version(entry.operation.key()).is_some_and(|version| version > entry.version())
+            })
+            .count()
+    });
+    Check {
+        name: "no_data_loss",
+        ok: true,
+        detail: format!(
+            "{} on all {} nodes ({} live, {superseded} superseded by a later write)",
+            plural(checker.acked.len(), "acknowledged write"),
+            simulation.nodes_count(),
+            checker.acked.len() - superseded
+        ),
     }
 }
 
@@ -327,24 +454,63 @@ fn routing_check(checker: &FerryChecker, names: &[String]) -> Check {
 
 fn convergence_check(
     simulation: &Simulation<FerryNode>,
+    expect_convergence: bool,
     converged_ns: Option<u64>,
-    quiet_ns: u64,
+    heal_ns: u64,
     deadline_ns: u64,
 ) -> Check {
-    if let Some(at_ns) = converged_ns {
-        return Check {
+    let nodes = simulation.nodes_count();
+    let keys =
+        simulation.process(0).and_then(FerryNode::node).map_or(0, |node| node.store().iter_all().count());
+    let equal_now = FerryChecker::converged(simulation);
+    match (expect_convergence, converged_ns) {
+        (true, Some(at_ns)) => Check {
             name: "converged",
             ok: true,
             detail: format!(
-                "all {} nodes equal at {} ({} after the heal and the last write)",
-                simulation.nodes_count(),
+                "{}, {}, equal digests at {} ({} after the liveness phase began)",
+                plural(nodes as usize, "node"),
+                plural(keys, "key"),
                 format_ns(at_ns),
-                format_ns(at_ns.saturating_sub(quiet_ns))
+                format_ns(at_ns.saturating_sub(heal_ns))
             ),
-        };
+        },
+        (true, None) => Check {
+            name: "converged",
+            ok: false,
+            detail: format!("not converged by {}:{}", format_ns(deadline_ns), differences(simulation)),
+        },
+        (false, _) if !equal_now => Check {
+            name: "converged",
+            ok: true,
+            detail: format!(
+                "expected to differ, and at {} they do:{}",
+                format_ns(simulation.now_ns()),
+                differences(simulation)
+            ),
+        },
+        (false, _) => Check {
+            name: "converged",
+            ok: false,
+            detail: format!(
+                "{}, {}, equal digests at {}, but expect.converged is false",
+                plural(nodes as usize, "node"),
+                plural(keys, "key"),
+                format_ns(simulation.now_ns())
+            ),
+        },
     }
+}
+
+/// `1 key`, `2 keys`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
+/// ` b differs from a (key "k" on one side only); c is down` and so on.
+fn differences(simulation: &Simulation<FerryNode>) -> String {
     let names = &simulation.config().names;
-    let mut detail = format!("not converged by {}:", format_ns(deadline_ns));
+    let mut detail = String::new();
     let reference = simulation.process(0).and_then(FerryNode::node);
     for node in 0..simulation.nodes_count() {
         let name = &names[node as usize];
@@ -359,7 +525,7 @@ fn convergence_check(
         let difference = first_difference(reference.store(), protocol.store());
         let _ = write!(detail, " {name} differs from {} ({difference});", names[0]);
     }
-    Check { name: "converged", ok: false, detail: detail.trim_end_matches(';').to_owned() }
+    detail.trim_end_matches(';').to_owned()
 }
 
 fn first_difference(left: &ferry_protocol::store::Store, right: &ferry_protocol::store::Store) -> String {

@@ -395,7 +395,7 @@ fn malformed() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown-key.yaml",
             with_head("expect: {speed: 1}\n"),
-            "unknown-key.yaml:4:10: unknown key `speed`, expected one of `converged`, `within` or `no_data_loss`",
+            "unknown-key.yaml:4:10: unknown key `speed`, expected one of `converged`, `within`, `no_data_loss` or `trace_hash`",
         ),
         (
             "seed-type.yaml",
@@ -572,7 +572,7 @@ fn usage_errors_exit_2() {
         (
             &["sweep", "scenarios/quickstart.yaml"],
             "error: the following required arguments were not provided:\n  --seeds <A..B>\n\n\
-             Usage: ferry sweep --seeds <A..B> <FILE>\n\nFor more information, try '--help'.\n",
+             Usage: ferry sweep --seeds <A..B> <FILES>...\n\nFor more information, try '--help'.\n",
         ),
         (
             &["sweep", "scenarios/quickstart.yaml", "--seeds", "5..1"],
@@ -639,7 +639,7 @@ fn help_and_version_exit_0() {
 fn sweep_of_quickstart_passes_every_seed() {
     let outcome = ferry(&["sweep", "scenarios/quickstart.yaml", "--seeds", "0..6", "--jobs", "2"]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert_eq!(outcome.stdout, "6 passed, 0 failed\n");
+    assert_eq!(outcome.stdout, "scenarios/quickstart.yaml: 6 passed, 0 failed\n6 passed, 0 failed\n");
     assert_eq!(outcome.stderr, "");
 }
 
@@ -652,7 +652,10 @@ fn sweep_results_do_not_depend_on_jobs() {
         let outcome =
             ferry(&["sweep", "scenarios/quickstart.yaml", "--seeds", "0..6", "--jobs", jobs, "--json"]);
         assert_eq!(outcome.code, 0, "{outcome:?}");
-        assert_eq!(outcome.stderr, "6 passed, 0 failed\n", "the summary goes to stderr with --json");
+        assert_eq!(
+            outcome.stderr, "scenarios/quickstart.yaml: 6 passed, 0 failed\n6 passed, 0 failed\n",
+            "the summary goes to stderr with --json"
+        );
         outcome.stdout
     };
     let one_job = sweep("1");
@@ -661,6 +664,11 @@ fn sweep_results_do_not_depend_on_jobs() {
     assert_eq!(reports.iter().map(seed_of).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
     for report in &reports {
         assert_contract_keys(report, seed_of(report));
+        assert_eq!(report["file"], "scenarios/quickstart.yaml");
+        assert_eq!(
+            report["replay"],
+            format!("ferry run scenarios/quickstart.yaml --seed {}", seed_of(report))
+        );
     }
     let hashes: BTreeSet<&str> = reports.iter().map(hash_of).collect();
     assert_eq!(hashes.len(), reports.len(), "every seed has its own trace");
@@ -704,7 +712,7 @@ fn failing_sweep_prints_a_replay_line_per_seed() {
     assert_eq!(outcome.code, 1, "{outcome:?}");
     assert_eq!(outcome.stderr, "");
     let lines: Vec<&str> = outcome.stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", outcome.stdout);
+    assert_eq!(lines.len(), 5, "{}", outcome.stdout);
     for (seed, line) in lines[..3].iter().enumerate() {
         assert!(
             line.starts_with(&format!("seed {seed} failed (converged: not converged by 1.001s: ")),
@@ -712,7 +720,8 @@ fn failing_sweep_prints_a_replay_line_per_seed() {
         );
         assert!(line.ends_with(&format!("); replay: ferry run impatient.yaml --seed {seed}")), "{line}");
     }
-    assert_eq!(lines[3], "0 passed, 3 failed");
+    assert_eq!(lines[3], "impatient.yaml: 0 passed, 3 failed");
+    assert_eq!(lines[4], "0 passed, 3 failed");
 }
 
 /// Goal: only failing seeds get a line, and exactly those that fail on their own. Method:
@@ -738,7 +747,10 @@ fn sweep_lists_exactly_the_failing_seeds() {
     assert_eq!(outcome.code, 1, "{outcome:?}");
     let lines: Vec<&str> = outcome.stdout.lines().collect();
     let (summary, failures) = lines.split_last().expect("a summary line");
-    assert_eq!(*summary, format!("{} passed, {} failed", 8 - failing_alone.len(), failing_alone.len()));
+    let (file_summary, failures) = failures.split_last().expect("a per-file summary line");
+    let counts = format!("{} passed, {} failed", 8 - failing_alone.len(), failing_alone.len());
+    assert_eq!(*summary, counts);
+    assert_eq!(*file_summary, format!("coin-flip.yaml: {counts}"));
     let failing_in_sweep: Vec<u64> = failures
         .iter()
         .map(|line| {

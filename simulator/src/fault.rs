@@ -83,6 +83,34 @@ impl Fault {
             Self::HealAll | Self::HealNodes { .. } => "heal",
         }
     }
+
+    /// True for the kinds that can be in force for a while and then be undone exactly:
+    /// partition, cut, link, isolate, crash (undone by a restart) and clock jump (undone by
+    /// the opposite jump).
+    #[must_use]
+    pub const fn is_undoable(&self) -> bool {
+        matches!(
+            self,
+            Self::Partition { .. }
+                | Self::Cut { .. }
+                | Self::Link { .. }
+                | Self::Isolate { .. }
+                | Self::Crash { .. }
+                | Self::ClockJump { .. }
+        )
+    }
+
+    /// The fault with node names, as the trace prints it (`partition [a b] [c]`).
+    #[must_use]
+    pub fn named<'a>(&'a self, names: &'a [String]) -> impl fmt::Display + 'a {
+        Named(self, names)
+    }
+
+    /// True for the kinds that add a layer to the network state.
+    #[must_use]
+    pub(crate) const fn is_network_layer(&self) -> bool {
+        matches!(self, Self::Partition { .. } | Self::Cut { .. } | Self::Link { .. } | Self::Isolate { .. })
+    }
 }
 
 /// Formats a fault with node names.
@@ -104,7 +132,7 @@ impl fmt::Display for Named<'_> {
             Fault::Link { first, second, change } => {
                 write!(formatter, "link {} <-> {}", name(first), name(second))?;
                 if let Some((minimum, maximum)) = change.latency_ns {
-                    write!(formatter, " latency={minimum}ns..{maximum}ns")?;
+                    write!(formatter, " latency={}..{}", Duration(minimum), Duration(maximum))?;
                 }
                 if let Some(loss) = change.loss {
                     write!(formatter, " loss={loss}")?;
@@ -112,12 +140,18 @@ impl fmt::Display for Named<'_> {
                 if let Some(duplicate) = change.duplicate {
                     write!(formatter, " duplicate={duplicate}")?;
                 }
+                if let Some(reorder) = change.reorder {
+                    write!(formatter, " reorder={reorder}")?;
+                }
                 Ok(())
             }
             Fault::Crash { node } => write!(formatter, "crash {}", name(node)),
             Fault::Restart { node } => write!(formatter, "restart {}", name(node)),
             Fault::Isolate { node } => write!(formatter, "isolate {}", name(node)),
-            Fault::ClockJump { node, by_ns } => write!(formatter, "clock-jump {} by {by_ns}ns", name(node)),
+            Fault::ClockJump { node, by_ns } => {
+                let sign = if *by_ns < 0 { "-" } else { "+" };
+                write!(formatter, "clock-jump {} by {sign}{}", name(node), Duration(by_ns.unsigned_abs()))
+            }
             Fault::Break { first, second } => write!(formatter, "break {} <-> {}", name(first), name(second)),
             Fault::HealAll => formatter.write_str("heal all"),
             Fault::HealNodes { nodes } => {
@@ -125,5 +159,63 @@ impl fmt::Display for Named<'_> {
                 write!(formatter, "heal [{}]", names.join(" "))
             }
         }
+    }
+}
+
+/// A duration in the scenario's own notation, exact to the nanosecond: `250ms`, `1.5s`,
+/// `3us`, `0ns`.
+pub(crate) struct Duration(pub(crate) u64);
+
+impl fmt::Display for Duration {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0;
+        let units: [(u64, &str); 4] = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns")];
+        for (scale, unit) in units {
+            if nanos >= scale || scale == 1 {
+                let whole = nanos / scale;
+                let fraction = nanos % scale;
+                if fraction == 0 {
+                    return write!(formatter, "{whole}{unit}");
+                }
+                let digits = scale.ilog10() as usize;
+                let text = format!("{fraction:0digits$}");
+                return write!(formatter, "{whole}.{}{unit}", text.trim_end_matches('0'));
+            }
+        }
+        write!(formatter, "0s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_exactly_in_scenario_notation() {
+        let cases =
+            [(0, "0ns"), (7, "7ns"), (1_500, "1.5us"), (250_000_000, "250ms"), (1_500_000_000, "1.5s")];
+        for (nanos, text) in cases {
+            assert_eq!(Duration(nanos).to_string(), text);
+        }
+        assert_eq!(Duration(3_000_000_001).to_string(), "3.000000001s");
+    }
+
+    #[test]
+    fn link_faults_print_every_setting() {
+        let names = ["a".to_owned(), "b".to_owned()];
+        let fault = Fault::Link {
+            first: 0,
+            second: 1,
+            change: LinkOverride {
+                latency_ns: Some((1_000_000, 20_000_000)),
+                loss: Some(0.5),
+                duplicate: Some(0.25),
+                reorder: Some(1.0),
+            },
+        };
+        assert_eq!(
+            Named(&fault, &names).to_string(),
+            "link a <-> b latency=1ms..20ms loss=0.5 duplicate=0.25 reorder=1"
+        );
     }
 }

@@ -97,7 +97,7 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// A per-link override from a `link` fault; unset fields keep the defaults.
+/// A per-link override from a `link` fault; unset fields keep the values beneath.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LinkOverride {
     /// New latency range.
@@ -106,6 +106,42 @@ pub struct LinkOverride {
     pub loss: Option<f64>,
     /// New duplication probability.
     pub duplicate: Option<f64>,
+    /// New reorder probability.
+    pub reorder: Option<f64>,
+}
+
+impl LinkOverride {
+    fn apply(&self, params: &mut LinkParams) {
+        if let Some((minimum, maximum)) = self.latency_ns {
+            params.latency_ns_min = minimum;
+            params.latency_ns_max = maximum;
+        }
+        if let Some(loss) = self.loss {
+            params.loss = loss;
+        }
+        if let Some(duplicate) = self.duplicate {
+            params.duplicate = duplicate;
+        }
+        if let Some(reorder) = self.reorder {
+            params.reorder = reorder;
+        }
+    }
+}
+
+/// Identifies one applied network fault, so that the end of a time-bounded fault removes
+/// exactly what it added and nothing that another fault added.
+pub type LayerId = u64;
+
+/// Group value meaning "in every group of this layer": a node healed on its own.
+const BRIDGED: u32 = u32::MAX;
+
+/// One active blocking fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Block {
+    /// A partition or an isolation: nodes of different groups cannot talk.
+    Groups { id: LayerId, groups: Vec<u32> },
+    /// A one-way cut.
+    Cut { id: LayerId, from: u32, to: u32 },
 }
 
 /// An open stream connection between two nodes.
@@ -119,6 +155,12 @@ pub(crate) struct Connection {
 }
 
 /// The network's state.
+///
+/// Faults are layers: every partition, isolation, cut and link override that is in force
+/// is kept on its own, with the [`LayerId`] it was applied under. A path is blocked when
+/// any layer blocks it, and a link's parameters are the defaults with each override on it
+/// applied in order. Ending one fault ([`Network::remove_layer`]) therefore leaves every
+/// other fault in force; `heal` removes layers wholesale.
 #[derive(Debug, Clone)]
 pub struct Network {
     transport: Transport,
@@ -126,13 +168,11 @@ pub struct Network {
     /// Sorted neighbour lists; `None` for a full mesh.
     adjacency: Option<Vec<Vec<u32>>>,
     nodes_count: u32,
-    /// Partition group of each node; all zero when healed.
-    groups: Vec<u32>,
-    /// One-way cuts `(from, to)`.
-    cuts: BTreeSet<(u32, u32)>,
-    /// Nodes healed individually: partitions do not apply to them.
-    bridged: BTreeSet<u32>,
-    /// Overrides keyed by the unordered pair `(low, high)`.
+    /// Active partitions, isolations and cuts, in the order applied.
+    blocks: Vec<Block>,
+    /// Active link overrides `(layer, pair, change)`, in the order applied.
+    override_layers: Vec<(LayerId, (u32, u32), LinkOverride)>,
+    /// The effective parameters of each overridden pair `(low, high)`.
     overrides: BTreeMap<(u32, u32), LinkParams>,
     pub(crate) connections: BTreeMap<(u32, u32), Connection>,
     pub(crate) next_epoch: u64,
@@ -164,9 +204,8 @@ impl Network {
             defaults,
             adjacency,
             nodes_count,
-            groups: vec![0; nodes_count as usize],
-            cuts: BTreeSet::new(),
-            bridged: BTreeSet::new(),
+            blocks: Vec::new(),
+            override_layers: Vec::new(),
             overrides: BTreeMap::new(),
             connections: BTreeMap::new(),
             next_epoch: 1,
@@ -208,13 +247,20 @@ impl Network {
         if !self.is_edge(from, to) {
             return Err(DropReason::NoLink);
         }
-        if self.groups[from as usize] != self.groups[to as usize]
-            && !(self.bridged.contains(&from) || self.bridged.contains(&to))
-        {
-            return Err(DropReason::Partition);
-        }
-        if !self.cuts.is_empty() && self.cuts.contains(&(from, to)) {
-            return Err(DropReason::Cut);
+        for block in &self.blocks {
+            match block {
+                Block::Groups { groups, .. } => {
+                    let (source, target) = (groups[from as usize], groups[to as usize]);
+                    if source != target && source != BRIDGED && target != BRIDGED {
+                        return Err(DropReason::Partition);
+                    }
+                }
+                Block::Cut { from: cut_from, to: cut_to, .. } => {
+                    if (*cut_from, *cut_to) == (from, to) {
+                        return Err(DropReason::Cut);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -228,63 +274,127 @@ impl Network {
         self.overrides.get(&pair(from, to)).unwrap_or(&self.defaults)
     }
 
-    /// Splits the nodes into `groups`; nodes listed nowhere form one more group together.
-    pub fn partition(&mut self, groups: &[Vec<u32>]) {
-        self.bridged.clear();
-        let rest = groups.len() as u32 + 1;
-        self.groups.iter_mut().for_each(|group| *group = rest);
+    /// True while a `link` override is in force between `from` and `to`.
+    #[must_use]
+    pub fn is_overridden(&self, from: u32, to: u32) -> bool {
+        !self.overrides.is_empty() && self.overrides.contains_key(&pair(from, to))
+    }
+
+    /// True while any partition, isolation, cut or override is in force.
+    #[must_use]
+    pub fn is_faulty(&self) -> bool {
+        !self.blocks.is_empty() || !self.override_layers.is_empty()
+    }
+
+    /// Splits the nodes into `groups` under layer `id`; nodes listed nowhere form one more
+    /// group together. Earlier partitions stay in force.
+    pub fn partition(&mut self, id: LayerId, groups: &[Vec<u32>]) {
+        let rest = groups.len() as u32;
+        let mut assignment = vec![rest; self.nodes_count as usize];
         for (index, members) in groups.iter().enumerate() {
             for node in members {
-                if let Some(group) = self.groups.get_mut(*node as usize) {
-                    *group = index as u32 + 1;
+                if let Some(group) = assignment.get_mut(*node as usize) {
+                    *group = index as u32;
                 }
             }
         }
+        self.blocks.push(Block::Groups { id, groups: assignment });
     }
 
-    /// Puts `node` alone in a group of its own.
-    pub fn isolate(&mut self, node: u32) {
-        self.bridged.remove(&node);
-        let fresh = self.groups.iter().copied().max().unwrap_or(0) + 1;
-        if let Some(group) = self.groups.get_mut(node as usize) {
-            *group = fresh;
+    /// Puts `node` alone in a group of its own, under layer `id`.
+    pub fn isolate(&mut self, id: LayerId, node: u32) {
+        let mut assignment = vec![0; self.nodes_count as usize];
+        if let Some(group) = assignment.get_mut(node as usize) {
+            *group = 1;
+        }
+        self.blocks.push(Block::Groups { id, groups: assignment });
+    }
+
+    /// Blocks messages from `from` to `to` (only that direction), under layer `id`.
+    pub fn cut(&mut self, id: LayerId, from: u32, to: u32) {
+        self.blocks.push(Block::Cut { id, from, to });
+    }
+
+    /// Overrides the link between `first` and `second` (both directions), under layer `id`.
+    pub fn set_override(&mut self, id: LayerId, first: u32, second: u32, change: LinkOverride) {
+        self.override_layers.push((id, pair(first, second), change));
+        self.recompute_override(pair(first, second));
+    }
+
+    fn recompute_override(&mut self, key: (u32, u32)) {
+        let mut params = self.defaults;
+        let mut any = false;
+        for (_, pair, change) in &self.override_layers {
+            if *pair == key {
+                change.apply(&mut params);
+                any = true;
+            }
+        }
+        if any {
+            self.overrides.insert(key, params);
+        } else {
+            self.overrides.remove(&key);
         }
     }
 
-    /// Blocks messages from `from` to `to` (only that direction).
-    pub fn cut(&mut self, from: u32, to: u32) {
-        self.cuts.insert((from, to));
+    /// Ends the fault applied under layer `id`; returns false when nothing of it was left
+    /// (a heal removed it first).
+    pub fn remove_layer(&mut self, id: LayerId) -> bool {
+        let blocks_before = self.blocks.len();
+        self.blocks.retain(|block| match block {
+            Block::Groups { id: layer, .. } | Block::Cut { id: layer, .. } => *layer != id,
+        });
+        let mut touched = Vec::new();
+        self.override_layers.retain(|(layer, pair, _)| {
+            if *layer == id {
+                touched.push(*pair);
+            }
+            *layer != id
+        });
+        for pair in &touched {
+            self.recompute_override(*pair);
+        }
+        blocks_before != self.blocks.len() || !touched.is_empty()
     }
 
-    /// Overrides the link between `first` and `second` (both directions).
-    pub fn set_override(&mut self, first: u32, second: u32, change: LinkOverride) {
-        let mut params = *self.params(first, second);
-        if let Some((minimum, maximum)) = change.latency_ns {
-            params.latency_ns_min = minimum;
-            params.latency_ns_max = maximum;
-        }
-        if let Some(loss) = change.loss {
-            params.loss = loss;
-        }
-        if let Some(duplicate) = change.duplicate {
-            params.duplicate = duplicate;
-        }
-        self.overrides.insert(pair(first, second), params);
-    }
-
-    /// Restores every link touching `node`: partitions no longer apply to it, and its cuts
-    /// and overrides are removed.
+    /// Restores every link touching `node`: partitions in force no longer apply to it, and
+    /// its cuts and overrides are removed. A later partition applies to it again.
     pub fn heal_node(&mut self, node: u32) {
-        self.bridged.insert(node);
-        self.cuts.retain(|&(from, to)| from != node && to != node);
-        self.overrides.retain(|&(low, high), _| low != node && high != node);
+        self.blocks.retain_mut(|block| match block {
+            Block::Groups { groups, .. } => {
+                if let Some(group) = groups.get_mut(node as usize) {
+                    *group = BRIDGED;
+                }
+                true
+            }
+            Block::Cut { from, to, .. } => *from != node && *to != node,
+        });
+        let mut touched = Vec::new();
+        self.override_layers.retain(|(_, (low, high), _)| {
+            let keep = *low != node && *high != node;
+            if !keep {
+                touched.push((*low, *high));
+            }
+            keep
+        });
+        for pair in touched {
+            self.recompute_override(pair);
+        }
+    }
+
+    /// The layers in force, ascending.
+    #[must_use]
+    pub fn layer_ids(&self) -> BTreeSet<LayerId> {
+        let blocks = self.blocks.iter().map(|block| match block {
+            Block::Groups { id, .. } | Block::Cut { id, .. } => *id,
+        });
+        blocks.chain(self.override_layers.iter().map(|(id, _, _)| *id)).collect()
     }
 
     /// Removes every partition, cut and override.
     pub fn heal(&mut self) {
-        self.bridged.clear();
-        self.groups.iter_mut().for_each(|group| *group = 0);
-        self.cuts.clear();
+        self.blocks.clear();
+        self.override_layers.clear();
         self.overrides.clear();
     }
 
@@ -343,31 +453,56 @@ mod tests {
         assert_eq!(network.check_path(0, 1), Ok(()));
         assert_eq!(network.check_path(0, 2), Err(DropReason::NoLink));
         assert_eq!(network.neighbours(1), vec![0, 2]);
-        network.partition(&[vec![0, 1]]);
+        network.partition(1, &[vec![0, 1]]);
         assert_eq!(network.check_path(1, 2), Err(DropReason::Partition));
         assert_eq!(network.check_path(2, 3), Ok(()), "unlisted nodes share a group");
         network.heal();
-        network.cut(1, 2);
+        network.cut(2, 1, 2);
         assert_eq!(network.check_path(1, 2), Err(DropReason::Cut));
         assert_eq!(network.check_path(2, 1), Ok(()), "cuts are one-way");
-        network.isolate(3);
+        network.isolate(3, 3);
         assert_eq!(network.check_path(2, 3), Err(DropReason::Partition));
         network.heal();
         assert_eq!(network.check_path(1, 2), Ok(()));
-        network.partition(&[vec![0], vec![1], vec![2, 3]]);
-        network.cut(2, 3);
+        network.partition(4, &[vec![0], vec![1], vec![2, 3]]);
+        network.cut(5, 2, 3);
         network.heal_node(2);
         assert_eq!(network.check_path(1, 2), Ok(()), "a healed node reaches every group");
         assert_eq!(network.check_path(2, 3), Ok(()), "its cuts are gone");
         assert_eq!(network.check_path(0, 1), Err(DropReason::Partition), "others stay split");
+        network.partition(6, &[vec![2]]);
+        assert_eq!(network.check_path(1, 2), Err(DropReason::Partition), "a new partition applies again");
+    }
+
+    /// Goal: ending one fault leaves every other fault in force. Method: overlapping layers.
+    #[test]
+    fn removing_a_layer_keeps_the_others() {
+        let mut network = Network::new(3, &Topology::FullMesh, Transport::Datagram, LinkParams::default());
+        network.partition(1, &[vec![0]]);
+        network.isolate(2, 2);
+        network.cut(3, 1, 2);
+        assert!(network.remove_layer(1));
+        assert_eq!(network.check_path(0, 1), Ok(()), "the partition ended");
+        assert_eq!(network.check_path(0, 2), Err(DropReason::Partition), "the isolation stays");
+        assert!(network.remove_layer(2));
+        assert_eq!(network.check_path(1, 2), Err(DropReason::Cut), "the cut stays");
+        assert!(network.remove_layer(3));
+        assert!(!network.is_faulty());
+        assert!(!network.remove_layer(3), "a layer ends once");
     }
 
     #[test]
-    fn overrides_apply_to_both_directions() {
+    fn overrides_apply_to_both_directions_and_stack() {
         let mut network = Network::new(3, &Topology::FullMesh, Transport::Datagram, LinkParams::default());
-        network.set_override(2, 0, LinkOverride { loss: Some(0.5), ..LinkOverride::default() });
+        network.set_override(1, 2, 0, LinkOverride { loss: Some(0.5), ..LinkOverride::default() });
         assert!((network.params(0, 2).loss - 0.5).abs() < f64::EPSILON);
         assert!((network.params(2, 0).loss - 0.5).abs() < f64::EPSILON);
         assert!(network.params(0, 1).loss.abs() < f64::EPSILON);
+        network.set_override(2, 0, 2, LinkOverride { reorder: Some(1.0), ..LinkOverride::default() });
+        assert!((network.params(0, 2).reorder - 1.0).abs() < f64::EPSILON);
+        assert!((network.params(0, 2).loss - 0.5).abs() < f64::EPSILON, "layers stack");
+        network.remove_layer(1);
+        assert!(network.params(0, 2).loss.abs() < f64::EPSILON, "the first layer ended");
+        assert!((network.params(0, 2).reorder - 1.0).abs() < f64::EPSILON, "the second stays");
     }
 }

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::clock::NodeClock;
 use crate::disk::{DiskConfig, VirtualDisk};
 use crate::fault::{Fault, Named};
-use crate::network::{self, DropReason, LinkParams, Network, Topology, Transport};
+use crate::network::{self, DropReason, LayerId, LinkParams, Network, Topology, Transport};
 use crate::process::{Action, Context, Outputs, Process};
 use crate::random::{self, Stream};
 use crate::trace::{Trace, TraceRecord};
@@ -84,8 +84,17 @@ pub struct Stats {
     pub reordered: u64,
     /// Drops by reason name.
     pub drops_by_reason: BTreeMap<&'static str, u64>,
-    /// Scripted or chaos faults applied, by kind.
+    /// Scheduled faults (scripted or drawn by chaos) applied, by kind. The liveness
+    /// phase's own heals and restarts are not counted here.
     pub faults_by_kind: BTreeMap<&'static str, u64>,
+    /// Time-bounded faults that reached their end, by kind.
+    pub fault_ends_by_kind: BTreeMap<&'static str, u64>,
+    /// What the liveness phase did (`heal`, `restart`), by kind.
+    pub liveness_by_kind: BTreeMap<&'static str, u64>,
+    /// How long each kind of fault was in force, summed over its occurrences, for faults
+    /// that have ended (see [`Simulation::fault_active_ns`] for the running total).
+    /// Instant faults (`clock-jump`, `break`, `heal`, `restart`) do not appear.
+    pub fault_active_ns: BTreeMap<&'static str, u64>,
     /// Crashes that lost unsynced bytes.
     pub crashes_losing_writes: u64,
     /// Crashes that left a torn tail.
@@ -142,7 +151,17 @@ enum Event<C> {
     Synced { node: u32, incarnation: u64, sync_id: u64, length_bytes: usize },
     Connect { from: u32, to: u32, from_incarnation: u64, to_incarnation: u64 },
     Command { node: u32, command: C },
-    Fault(Fault),
+    Fault { fault: Fault, until_ns: Option<u64> },
+    FaultEnd { layer: LayerId, fault: Fault, since_ns: u64 },
+}
+
+/// Who applied a fault, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Scheduled by the caller: the scenario's faults or chaos.
+    Scheduled,
+    /// The liveness phase.
+    Liveness,
 }
 
 struct Scheduled<C> {
@@ -199,6 +218,8 @@ struct Slot<P> {
     rng: ChaCha8Rng,
     timer_at_ns: Option<u64>,
     timer_generation: u64,
+    /// When the node crashed, while it is down.
+    crashed_since_ns: Option<u64>,
 }
 
 /// How a run ended.
@@ -243,6 +264,11 @@ pub struct Simulation<P: Process> {
     trace: Trace,
     stats: Stats,
     events_last: Vec<(u32, P::Event)>,
+    /// Network fault layers in force: kind and since when.
+    active_layers: BTreeMap<LayerId, (&'static str, u64)>,
+    next_layer: LayerId,
+    /// Messages sent over each overridden pair `(low, high)` while an override was on it.
+    override_traffic: BTreeMap<(u32, u32), u64>,
 }
 
 impl<P: Process> std::fmt::Debug for Simulation<P> {
@@ -293,6 +319,7 @@ impl<P: Process> Simulation<P> {
                     rng: random::stream(config.seed, Stream::Node(node)),
                     timer_at_ns: None,
                     timer_generation: 0,
+                    crashed_since_ns: None,
                 }
             })
             .collect();
@@ -312,6 +339,9 @@ impl<P: Process> Simulation<P> {
             trace,
             stats: Stats::default(),
             events_last: Vec::new(),
+            active_layers: BTreeMap::new(),
+            next_layer: 1,
+            override_traffic: BTreeMap::new(),
         };
         for node in 0..nodes_count {
             simulation.trace_clock(node);
@@ -408,7 +438,40 @@ impl<P: Process> Simulation<P> {
 
     /// Schedules `fault` at virtual time `at_ns`.
     pub fn schedule_fault(&mut self, at_ns: u64, fault: Fault) {
-        self.push(at_ns, Event::Fault(fault));
+        self.push(at_ns, Event::Fault { fault, until_ns: None });
+    }
+
+    /// Schedules `fault` to be in force from `at_ns` until `until_ns`, when exactly what it
+    /// did is undone: a partition, isolation, cut or link override is removed (leaving every
+    /// other fault in force), a crashed node restarts, a clock jumps back. Only the kinds
+    /// for which [`Fault::is_undoable`] holds may be bounded; others are applied as
+    /// instant faults.
+    pub fn schedule_fault_until(&mut self, at_ns: u64, until_ns: u64, fault: Fault) {
+        let until_ns = fault.is_undoable().then_some(until_ns.max(at_ns));
+        self.push(at_ns, Event::Fault { fault, until_ns });
+    }
+
+    /// Messages sent between `first` and `second` (either way) while a `link` fault was in
+    /// force on that pair: zero means the fault changed nothing.
+    #[must_use]
+    pub fn override_traffic(&self, first: u32, second: u32) -> u64 {
+        self.override_traffic.get(&(first.min(second), first.max(second))).copied().unwrap_or(0)
+    }
+
+    /// How long each kind of fault has been in force up to now: ended faults plus those
+    /// still in force.
+    #[must_use]
+    pub fn fault_active_ns(&self) -> BTreeMap<&'static str, u64> {
+        let mut total = self.stats.fault_active_ns.clone();
+        for (kind, since_ns) in self.active_layers.values() {
+            *total.entry(*kind).or_insert(0) += self.now_ns - since_ns;
+        }
+        for slot in &self.slots {
+            if let Some(since_ns) = slot.crashed_since_ns {
+                *total.entry("crash").or_insert(0) += self.now_ns - since_ns;
+            }
+        }
+        total
     }
 
     /// Schedules a workload `command` on `node` at virtual time `at_ns`.
@@ -428,10 +491,12 @@ impl<P: Process> Simulation<P> {
 
     /// The liveness phase: heals the network and restarts every crashed node, now.
     pub fn heal_and_restart_all(&mut self) {
-        self.apply_fault(Fault::HealAll);
+        if self.network.is_faulty() {
+            self.apply_fault(Fault::HealAll, Origin::Liveness, None);
+        }
         for node in 0..self.nodes_count() {
             if self.is_crashed(node) {
-                self.apply_fault(Fault::Restart { node });
+                self.apply_fault(Fault::Restart { node }, Origin::Liveness, None);
             }
         }
     }
@@ -517,7 +582,8 @@ impl<P: Process> Simulation<P> {
                 }
                 self.call(node, |process, context| process.on_command(context, command));
             }
-            Event::Fault(fault) => self.apply_fault(fault),
+            Event::Fault { fault, until_ns } => self.apply_fault(fault, Origin::Scheduled, until_ns),
+            Event::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
         }
         true
     }
@@ -697,6 +763,9 @@ impl<P: Process> Simulation<P> {
         let from_incarnation = self.slots[from as usize].incarnation;
         let to_incarnation = self.slots[to as usize].incarnation;
         let params = *self.network.params(from, to);
+        if self.network.is_overridden(from, to) {
+            *self.override_traffic.entry((from.min(to), from.max(to))).or_insert(0) += 1;
+        }
         let transmit_ns = params
             .bandwidth_bytes_per_second
             .map_or(0, |rate| (bytes.len() as u64).saturating_mul(1_000_000_000) / rate.max(1));
@@ -837,46 +906,121 @@ impl<P: Process> Simulation<P> {
         }
     }
 
-    fn apply_fault(&mut self, fault: Fault) {
-        *self.stats.faults_by_kind.entry(fault.kind()).or_insert(0) += 1;
-        let text = Named(&fault, &self.config.names).to_string();
-        {
-            let hasher = self.trace.hasher();
-            hasher.word(self.now_ns);
-            hasher.word(TAG_FAULT);
-            hasher.bytes(text.as_bytes());
-            self.trace.count_event();
-        }
+    fn trace_fault(&mut self, text: &str) {
+        let hasher = self.trace.hasher();
+        hasher.word(self.now_ns);
+        hasher.word(TAG_FAULT);
+        hasher.bytes(text.as_bytes());
+        self.trace.count_event();
         self.trace.line(self.now_ns, format_args!("fault {text}"));
-        match fault {
+    }
+
+    /// Applies `fault` now; with `until_ns`, schedules its end.
+    fn apply_fault(&mut self, fault: Fault, origin: Origin, until_ns: Option<u64>) {
+        let counters = match origin {
+            Origin::Scheduled => &mut self.stats.faults_by_kind,
+            Origin::Liveness => &mut self.stats.liveness_by_kind,
+        };
+        *counters.entry(fault.kind()).or_insert(0) += 1;
+        let mut text = Named(&fault, &self.config.names).to_string();
+        if let Some(until_ns) = until_ns {
+            text.push_str(&format!(" until {}", crate::ferry::format_ns(until_ns)));
+        }
+        if origin == Origin::Liveness {
+            text.push_str(" (liveness phase)");
+        }
+        self.trace_fault(&text);
+        let layer = self.next_layer;
+        self.next_layer += 1;
+        match &fault {
             Fault::Partition { groups } => {
-                self.network.partition(&groups);
+                self.network.partition(layer, groups);
                 self.break_blocked();
             }
             Fault::Cut { from, to } => {
-                self.network.cut(from, to);
+                self.network.cut(layer, *from, *to);
                 self.break_blocked();
             }
-            Fault::Link { first, second, change } => self.network.set_override(first, second, change),
+            Fault::Link { first, second, change } => {
+                self.network.set_override(layer, *first, *second, *change);
+            }
             Fault::Isolate { node } => {
-                self.network.isolate(node);
+                self.network.isolate(layer, *node);
                 self.break_blocked();
             }
-            Fault::Break { first, second } => self.break_connection(first, second),
+            Fault::Break { first, second } => self.break_connection(*first, *second),
             Fault::HealAll => self.network.heal(),
             Fault::HealNodes { nodes } => nodes.iter().for_each(|node| self.network.heal_node(*node)),
             Fault::ClockJump { node, by_ns } => {
-                if let Some(slot) = self.slots.get_mut(node as usize) {
-                    slot.clock.jump(by_ns);
+                if let Some(slot) = self.slots.get_mut(*node as usize) {
+                    slot.clock.jump(*by_ns);
                 }
             }
-            Fault::Crash { node } => self.crash(node),
-            Fault::Restart { node } => {
-                if self.is_crashed(node) {
-                    self.slots[node as usize].incarnation += 1;
-                    self.boot(node);
-                }
+            Fault::Crash { node } => self.crash(*node),
+            Fault::Restart { node } => self.restart(*node),
+        }
+        if fault.is_network_layer() {
+            self.active_layers.insert(layer, (fault.kind(), self.now_ns));
+        }
+        self.settle_layers();
+        if let Some(until_ns) = until_ns {
+            self.push(until_ns, Event::FaultEnd { layer, fault, since_ns: self.now_ns });
+        }
+    }
+
+    /// Ends a time-bounded fault: undoes exactly what it did, if a heal has not already.
+    fn end_fault(&mut self, layer: LayerId, fault: &Fault, since_ns: u64) {
+        *self.stats.fault_ends_by_kind.entry(fault.kind()).or_insert(0) += 1;
+        let undone = match fault {
+            Fault::Crash { node } => {
+                let crashed = self.is_crashed(*node);
+                self.restart(*node);
+                crashed
             }
+            Fault::ClockJump { node, by_ns } => {
+                if let Some(slot) = self.slots.get_mut(*node as usize) {
+                    slot.clock.jump(by_ns.saturating_neg());
+                }
+                *self.stats.fault_active_ns.entry("clock-jump").or_insert(0) += self.now_ns - since_ns;
+                true
+            }
+            _ => self.network.remove_layer(layer),
+        };
+        let text = format!(
+            "end {} (from {}){}",
+            Named(fault, &self.config.names),
+            crate::ferry::format_ns(since_ns),
+            if undone { "" } else { ", already undone" }
+        );
+        self.trace_fault(&text);
+        self.settle_layers();
+    }
+
+    /// Moves network layers that are no longer in force into the time totals.
+    fn settle_layers(&mut self) {
+        if self.active_layers.is_empty() {
+            return;
+        }
+        let live = self.network.layer_ids();
+        let now_ns = self.now_ns;
+        let stats = &mut self.stats;
+        self.active_layers.retain(|layer, (kind, since_ns)| {
+            let keep = live.contains(layer);
+            if !keep {
+                *stats.fault_active_ns.entry(*kind).or_insert(0) += now_ns - *since_ns;
+            }
+            keep
+        });
+    }
+
+    fn restart(&mut self, node: u32) {
+        if self.is_crashed(node) {
+            let slot = &mut self.slots[node as usize];
+            slot.incarnation += 1;
+            if let Some(since_ns) = slot.crashed_since_ns.take() {
+                *self.stats.fault_active_ns.entry("crash").or_insert(0) += self.now_ns - since_ns;
+            }
+            self.boot(node);
         }
     }
 
@@ -896,6 +1040,7 @@ impl<P: Process> Simulation<P> {
         slot.incarnation += 1;
         slot.timer_at_ns = None;
         slot.timer_generation += 1;
+        slot.crashed_since_ns = Some(self.now_ns);
         let damage = slot.disk.crash(&self.config.disk, &mut self.disk_rng);
         if damage.lost_bytes > 0 {
             self.stats.crashes_losing_writes += 1;

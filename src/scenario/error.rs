@@ -397,6 +397,26 @@ pub enum ErrorKind {
     /// A `break` fault while the transport is `datagram`, which has no connections.
     #[error("`break` needs `network.transport: stream`")]
     BreakNeedsStream,
+    /// `until` or `for` on a fault kind that cannot last (`heal`, `restart`, `break`).
+    #[error(
+        "a `{kind}` fault cannot last: `{key}` applies to partition, cut, link, isolate, crash and clock_jump"
+    )]
+    CannotLast {
+        /// The fault kind.
+        kind: &'static str,
+        /// `until` or `for`.
+        key: &'static str,
+    },
+    /// A time-bounded fault that ends after the run.
+    #[error("the fault ends at {end} (`for` {text}), after `duration` {duration}")]
+    EndsAfterRun {
+        /// `for` as written.
+        text: String,
+        /// The end, formatted.
+        end: String,
+        /// The run's `duration` as written.
+        duration: String,
+    },
 }
 
 /// Longest text quoted from the file inside a message, in characters.

@@ -29,8 +29,23 @@ const PING_KEYS: &[&str] = &["at", "node", "ping"];
 const RANDOM_KEYS: &[&str] = &["from", "until", "rate", "keys", "nodes", "value_bytes"];
 const FAULT_KINDS: &[&str] =
     &["partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
-const FAULT_KEYS: &[&str] =
-    &["at", "partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
+const FAULT_KEYS: &[&str] = &[
+    "at",
+    "from",
+    "until",
+    "for",
+    "partition",
+    "cut",
+    "link",
+    "crash",
+    "restart",
+    "isolate",
+    "clock_jump",
+    "heal",
+    "break",
+];
+/// Fault kinds that may be time-bounded (`until` or `for`).
+const LASTING_KINDS: &[&str] = &["partition", "cut", "link", "isolate", "crash", "clock_jump"];
 const CHAOS_KEYS: &[&str] = &["until", "crash", "partition", "cut", "clock_jump", "swarm"];
 const EXPECTED_TEXT: &str = "text";
 const EXPECTED_KEY: &str = "a non-empty key";
@@ -233,13 +248,36 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
         FAULT_KINDS,
         "`partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, `heal` or `break`",
     )?;
-    let mut at: Option<(u64, &str)> = None;
+    // The start (`at` or `from`, one of them) and the optional end (`until` or `for`).
+    let mut start: Option<(u64, &str, &'static str)> = None;
+    let mut end: Option<(&Entry, &'static str)> = None;
     let mut kind: Option<(FaultKind, Span)> = None;
     for entry in entries {
         let value = &entry.value;
-        if entry.key == "at" {
-            at = Some((context.time_before_end(value, "at")?, text(value, "")?));
-            continue;
+        match entry.key.as_str() {
+            "at" | "from" => {
+                let key = if entry.key == "at" { "at" } else { "from" };
+                if let Some((_, _, first)) = start {
+                    let kind = ErrorKind::Conflict { item: "fault", first, second: key };
+                    return Err(Located::new(entry.key_span, kind));
+                }
+                start = Some((context.time_before_end(value, key)?, text(value, "")?, key));
+                continue;
+            }
+            "until" | "for" => {
+                let key = if entry.key == "until" { "until" } else { "for" };
+                if let Some((_, first)) = end {
+                    let kind = ErrorKind::Conflict { item: "fault", first, second: key };
+                    return Err(Located::new(entry.key_span, kind));
+                }
+                if !LASTING_KINDS.contains(&kind_name) {
+                    let kind = ErrorKind::CannotLast { kind: kind_name, key };
+                    return Err(Located::new(entry.key_span, kind));
+                }
+                end = Some((entry, key));
+                continue;
+            }
+            _ => {}
         }
         let fault_kind = match kind_name {
             "partition" => FaultKind::Partition { groups: partition(value, context)? },
@@ -259,9 +297,62 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
         };
         kind = Some((fault_kind, value.span));
     }
-    let (at_ns, at_text) = required(at, node.span, "at")?;
+    let Some((at_ns, at_text, start_key)) = start else {
+        // `from` is the word for a lasting fault, `at` for an instant one.
+        return Err(Located::new(
+            node.span,
+            ErrorKind::MissingKey { key: if end.is_some() { "from" } else { "at" } },
+        ));
+    };
+    let until_ns = match end {
+        None => None,
+        Some((entry, "until")) => {
+            let until_ns = context.time_until_end(&entry.value, "until")?;
+            if until_ns <= at_ns {
+                let from = shorten(at_text);
+                let until = shorten(text(&entry.value, "")?);
+                return Err(Located::new(entry.value.span, ErrorKind::UntilNotAfterFrom { from, until }));
+            }
+            Some(until_ns)
+        }
+        Some((entry, _)) => {
+            let length_ns = duration(&entry.value)?;
+            if length_ns == 0 {
+                let text = shorten(text(&entry.value, "")?);
+                let kind = ErrorKind::DurationTooShort { key: "for", text, minimum: "1ns" };
+                return Err(Located::new(entry.value.span, kind));
+            }
+            let until_ns = at_ns.saturating_add(length_ns);
+            if until_ns > context.duration_ns {
+                let kind = ErrorKind::EndsAfterRun {
+                    text: shorten(text(&entry.value, "")?),
+                    end: format_duration(until_ns),
+                    duration: shorten(context.duration_text),
+                };
+                return Err(Located::new(entry.value.span, kind));
+            }
+            Some(until_ns)
+        }
+    };
+    if start_key == "from" && until_ns.is_none() {
+        return Err(Located::new(node.span, ErrorKind::MissingKey { key: "until" }));
+    }
     let (kind, subject_span) = required(kind, node.span, kind_name)?;
-    Ok((Fault { at_ns, kind }, FaultSource { subject_span, at_text: at_text.to_owned() }))
+    Ok((
+        Fault { at_ns, until_ns, kind, span: node.span },
+        FaultSource { subject_span, at_text: at_text.to_owned() },
+    ))
+}
+
+/// A duration in the scenario notation (`2.5s`), for messages.
+pub(crate) fn format_duration(nanos: u64) -> String {
+    let seconds = nanos / 1_000_000_000;
+    let fraction = nanos % 1_000_000_000;
+    if fraction == 0 {
+        return format!("{seconds}s");
+    }
+    let digits = format!("{fraction:09}");
+    format!("{seconds}.{}s", digits.trim_end_matches('0'))
 }
 
 /// Groups as written, then the unlisted nodes as one more group.

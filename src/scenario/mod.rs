@@ -113,6 +113,7 @@
 //! style); aliases (`*a`), tags (`!t`) and more than one document are refused. Errors read `FILE:LINE:COLUMN: message`, pointing at the
 //! offending value (for an unknown key, the key; for a missing key, its mapping).
 
+mod bless;
 mod duration;
 mod error;
 mod events;
@@ -120,18 +121,21 @@ mod model;
 mod parse;
 mod quantity;
 mod validate;
+mod warnings;
 mod yaml;
 
 use std::io::Read;
 use std::path::Path;
 
+pub use bless::bless;
 pub use duration::DURATION_NS_MAX;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
     Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Clock, Disk, Expect, Fault, FaultKind, LinkOverride,
-    Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs, Topology,
-    Transport, WorkloadItem,
+    LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs,
+    Topology, Transport, WorkloadItem,
 };
+pub use warnings::{Warning, warnings};
 
 /// Largest scenario file, in bytes (4 MiB); a longer file is refused before parsing.
 pub const FILE_BYTES_MAX: u64 = 4 << 20;

@@ -57,14 +57,57 @@ impl Scenario {
         self.topology.edges(self.nodes.len())
     }
 
-    /// When the scripted and random faults are over: the later of the last fault's `at_ns`
-    /// and `chaos.until_ns` (0 when there are neither). The liveness phase (heal every
-    /// link, restart every crashed node) starts here, and `expect.within_ns` counts from here.
+    /// When the scripted and random faults are over: the latest end of a scripted fault
+    /// (its `until`, or its `at` for an instant one) and `chaos.until_ns` (0 when there are
+    /// neither).
     #[must_use]
     pub fn faults_end_ns(&self) -> u64 {
-        let last_fault_ns = self.faults.last().map_or(0, |fault| fault.at_ns);
+        let last_fault_ns = self.faults.iter().map(Fault::end_ns).max().unwrap_or(0);
         let chaos_end_ns = self.chaos.as_ref().map_or(0, |chaos| chaos.until_ns);
         last_fault_ns.max(chaos_end_ns)
+    }
+}
+
+/// Why the liveness phase starts when it does: what ends last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LivenessCause {
+    /// Nothing happens in the run: no workload, no faults, no chaos.
+    Nothing,
+    /// The workload item at this index (document order) ends last: a point item's `at`,
+    /// or a random item's `until`.
+    Workload(usize),
+    /// The scripted fault at this index of [`Scenario::faults`] ends last.
+    Fault(usize),
+    /// `chaos.until`.
+    Chaos,
+}
+
+impl Scenario {
+    /// When the liveness phase starts (heal every link, restart every crashed node), and
+    /// why: at the latest of the workload's last operation (a random item's `until`),
+    /// every scripted fault's end and `chaos.until`, capped at `duration`. Ties go to
+    /// faults, then chaos, then the workload. Until then every fault acts as written.
+    #[must_use]
+    pub fn liveness_start(&self) -> (u64, LivenessCause) {
+        let mut best = (0, LivenessCause::Nothing);
+        let mut consider = |at_ns: u64, cause: LivenessCause| {
+            if at_ns > best.0 || best.1 == LivenessCause::Nothing {
+                best = (at_ns, cause);
+            }
+        };
+        for (index, item) in self.workload.iter().enumerate() {
+            consider(item.end_ns(), LivenessCause::Workload(index));
+        }
+        if let Some(chaos) = &self.chaos {
+            consider(chaos.until_ns, LivenessCause::Chaos);
+        }
+        for (index, fault) in self.faults.iter().enumerate() {
+            let end_ns = fault.end_ns();
+            if end_ns >= best.0 {
+                best = (end_ns, LivenessCause::Fault(index));
+            }
+        }
+        (best.0.min(self.duration_ns), best.1)
     }
 }
 
@@ -277,6 +320,20 @@ pub enum WorkloadItem {
     },
 }
 
+impl WorkloadItem {
+    /// When the item's last operation may happen: `at` of a point item, `until` of a
+    /// random one.
+    #[must_use]
+    pub fn end_ns(&self) -> u64 {
+        match self {
+            WorkloadItem::Put { at_ns, .. }
+            | WorkloadItem::Delete { at_ns, .. }
+            | WorkloadItem::Ping { at_ns, .. } => *at_ns,
+            WorkloadItem::Random(puts) => puts.until_ns,
+        }
+    }
+}
+
 /// Random puts: during `from_ns..until_ns`, on average `rate` puts in total, each to a
 /// node drawn from `nodes`, of a key drawn uniformly from `keys_count` keys, with a random
 /// value of `value_bytes` bytes.
@@ -345,13 +402,31 @@ impl NodeSelection {
     }
 }
 
-/// One scripted fault: `{at: TIME, KIND: ...}`.
+/// One scripted fault: `{at: TIME, KIND: ...}` (instant: in force until a `heal`, a
+/// `restart` or the liveness phase undoes it), or `{from: TIME, until: TIME, KIND: ...}` /
+/// `{at: TIME, for: DURATION, KIND: ...}` (time-bounded: undone exactly at its end, leaving
+/// every other fault in force).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
-    /// `at`: when it happens; `at_ns` < `duration`.
+    /// `at` or `from`: when it starts; `at_ns` < `duration`.
     pub at_ns: u64,
+    /// `until`, or `at` + `for`: when it is undone; `at_ns < until_ns <= duration`. Only
+    /// for partition, cut, link, isolate, crash (undone by a restart) and clock_jump
+    /// (undone by the opposite jump).
+    pub until_ns: Option<u64>,
     /// What happens.
     pub kind: FaultKind,
+    /// Where the fault is written in the file (for warnings).
+    pub span: super::Span,
+}
+
+impl Fault {
+    /// When the fault stops acting on the run: its end for a time-bounded fault, its start
+    /// for an instant one.
+    #[must_use]
+    pub fn end_ns(&self) -> u64 {
+        self.until_ns.unwrap_or(self.at_ns)
+    }
 }
 
 /// What a scripted fault does. The network state is per directed link: a partition,
@@ -478,20 +553,27 @@ pub struct ChaosClockJump {
 }
 
 /// `expect`: what is checked at the end of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
-    /// `converged`: all nodes end with identical replicated state; default `true`.
+    /// `converged`: `true` (the default) expects every node to end with identical
+    /// replicated state within `within` of the liveness phase's start; `false` expects the
+    /// opposite: the nodes must still differ at the end of that window (a negative test,
+    /// for a topology or fault that really keeps nodes apart). Either way it is checked.
     pub converged: bool,
-    /// `within`: convergence must happen at most this long after
-    /// [`Scenario::faults_end_ns`]; default 30s.
+    /// `within`: how long after the liveness phase starts ([`Scenario::liveness_start`])
+    /// the nodes have to converge (capped at `duration`); default 30s.
     pub within_ns: u64,
     /// `no_data_loss`: every acknowledged write is on every node at the end; default `true`.
     pub no_data_loss: bool,
+    /// `trace_hash`: the trace hash the file's own seed must produce (lowercase hex, as
+    /// `ferry run` prints it); a different hash fails the run, so a change of behaviour
+    /// shows. `ferry run --bless` writes it. Checked only for the file's own seed.
+    pub trace_hash: Option<String>,
 }
 
 impl Default for Expect {
     fn default() -> Expect {
-        Expect { converged: true, within_ns: 30_000_000_000, no_data_loss: true }
+        Expect { converged: true, within_ns: 30_000_000_000, no_data_loss: true, trace_hash: None }
     }
 }
 

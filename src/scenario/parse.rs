@@ -81,8 +81,19 @@ pub(crate) fn scenario(root: &Node) -> Result<(Scenario, Vec<FaultSource>)> {
         }
     }
     let find = |key: &str| entries.iter().find(|entry| entry.key == key).map(|entry| &entry.value);
-    let required =
-        |key: &'static str| find(key).ok_or(Located::new(root.span, ErrorKind::MissingKey { key }));
+    // A missing required key that an unknown key is a typo of is reported at the typo, with
+    // its "did you mean" hint, rather than at the top of the file.
+    let required = |key: &'static str| {
+        find(key).ok_or_else(|| {
+            let typo = entries.iter().find(|entry| {
+                !TOP_KEYS.contains(&entry.key.as_str()) && suggest(&entry.key, TOP_KEYS) == Some(key)
+            });
+            match typo {
+                Some(entry) => unknown_key(entry, TOP_KEYS),
+                None => Located::new(root.span, ErrorKind::MissingKey { key }),
+            }
+        })
+    };
     // An optional section left empty (`faults:` and nothing under it) counts as absent.
     let find = |key: &str| find(key).filter(|node| !node.is_null());
 
@@ -200,6 +211,8 @@ pub(crate) fn scalar<T>(
 ) -> Result<T> {
     parse(text(node, expected)?).map_err(|kind| Located::new(node.span, kind))
 }
+
+const EXPECTED_TRACE_HASH: &str = "a trace hash: 16 to 64 lowercase hex digits, as `ferry run` prints it";
 
 pub(crate) fn wrong_type(node: &Node, expected: &'static str) -> Located {
     Located::new(node.span, ErrorKind::WrongType { expected, found: node.describe() })
@@ -517,7 +530,7 @@ fn disk(node: &Node) -> Result<Disk> {
 }
 
 fn expect(node: &Node) -> Result<Expect> {
-    const KEYS: &[&str] = &["converged", "within", "no_data_loss"];
+    const KEYS: &[&str] = &["converged", "within", "no_data_loss", "trace_hash"];
     let mut expect = Expect::default();
     for entry in mapping(node, "a mapping of expectations")? {
         let value = &entry.value;
@@ -525,6 +538,15 @@ fn expect(node: &Node) -> Result<Expect> {
             "converged" => expect.converged = boolean(value)?,
             "within" => expect.within_ns = duration(value)?,
             "no_data_loss" => expect.no_data_loss = boolean(value)?,
+            "trace_hash" => {
+                let hash = text(value, EXPECTED_TRACE_HASH)?;
+                let valid = (16..=64).contains(&hash.len())
+                    && hash.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+                if !valid {
+                    return Err(wrong_type(value, EXPECTED_TRACE_HASH));
+                }
+                expect.trace_hash = Some(hash.to_owned());
+            }
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }

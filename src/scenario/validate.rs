@@ -22,25 +22,33 @@ pub(crate) fn faults(scenario: &mut Scenario, sources: &[FaultSource]) -> Result
     // A stable sort keeps document order for faults at the same time.
     order.sort_by_key(|&index| scenario.faults[index].at_ns);
 
-    // For each node, `at` (as written) of the crash that took it down, while it is down.
-    let mut crashed_since: Vec<Option<&str>> = vec![None; scenario.nodes.len()];
+    // For each node, `at` (as written) of the crash that took it down, and when a
+    // time-bounded crash brings it back, while it is down.
+    let mut crashed_since: Vec<Option<(&str, Option<u64>)>> = vec![None; scenario.nodes.len()];
     for &index in &order {
         let source = &sources[index];
-        match scenario.faults[index].kind {
+        let fault = &scenario.faults[index];
+        // A time-bounded crash restarts its node at its end.
+        for since in crashed_since.iter_mut() {
+            if since.is_some_and(|(_, until_ns)| until_ns.is_some_and(|until_ns| until_ns <= fault.at_ns)) {
+                *since = None;
+            }
+        }
+        match fault.kind {
             FaultKind::Crash { node } => {
-                if let Some(since) = crashed_since[node] {
+                if let Some((since, _)) = crashed_since[node] {
                     let name = scenario.nodes[node].clone();
                     let kind = ErrorKind::AlreadyCrashed { name, since: since.to_owned() };
                     return Err(Located::new(source.subject_span, kind));
                 }
-                crashed_since[node] = Some(&source.at_text);
+                crashed_since[node] = Some((&source.at_text, fault.until_ns));
             }
             FaultKind::Restart { node } => {
-                let Some(_) = crashed_since[node].take() else {
+                if !matches!(crashed_since[node].take(), Some((_, None))) {
                     let name = scenario.nodes[node].clone();
                     let kind = ErrorKind::NotCrashed { name, at: source.at_text.clone() };
                     return Err(Located::new(source.subject_span, kind));
-                };
+                }
             }
             _ => {}
         }

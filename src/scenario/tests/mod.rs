@@ -84,8 +84,15 @@ pub(super) fn range_ns(min_ns: u64, max_ns: u64) -> RangeNs {
 /// compare the whole `Scenario` value.
 #[test]
 fn contract_example() {
-    let scenario = valid(CONTRACT_EXAMPLE);
-    let fault = |at_s: u64, kind: FaultKind| Fault { at_ns: at_s * SECOND_NS, kind };
+    let mut scenario = valid(CONTRACT_EXAMPLE);
+    // Positions are checked by the warning tests; here only the meaning.
+    scenario.faults.iter_mut().for_each(|fault| fault.span = Span::START);
+    let fault = |at_s: u64, kind: FaultKind| Fault {
+        at_ns: at_s * SECOND_NS,
+        until_ns: None,
+        kind,
+        span: Span::START,
+    };
     let expected = Scenario {
         name: "partition-heal".into(),
         seed: Some(7),
@@ -152,7 +159,7 @@ fn contract_example() {
             clock_jump: None,
             swarm: false,
         }),
-        expect: Expect { converged: true, within_ns: 30 * SECOND_NS, no_data_loss: true },
+        expect: Expect { converged: true, within_ns: 30 * SECOND_NS, no_data_loss: true, trace_hash: None },
         routing: false,
     };
     assert_eq!(scenario, expected);
@@ -179,7 +186,10 @@ fn defaults() {
     assert!(scenario.workload.is_empty());
     assert!(scenario.faults.is_empty());
     assert_eq!(scenario.chaos, None);
-    assert_eq!(scenario.expect, Expect { converged: true, within_ns: 30 * SECOND_NS, no_data_loss: true });
+    assert_eq!(
+        scenario.expect,
+        Expect { converged: true, within_ns: 30 * SECOND_NS, no_data_loss: true, trace_hash: None }
+    );
     assert!(!scenario.routing);
     assert_eq!(scenario.faults_end_ns(), 0);
 }

@@ -1,0 +1,360 @@
+//! `ferry sweep`: many seeds of one or more scenario files, in parallel, for people and CI.
+//!
+//! Seeds run on `--jobs` threads, each simulation single-threaded and deterministic, so the
+//! results do not depend on the thread count. What is printed is ordered by file, then
+//! seed, whatever order the runs finished in. On a terminal a live progress line (on
+//! stderr) shows seeds done, seeds per second, the time left and failures so far.
+//! `--fail-fast` and Ctrl-C stop the sweep: runs in flight are abandoned, and the summary
+//! covers what finished. `--junit` writes one test case per file and seed range.
+
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ferry_simulator::Trace;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{self, EXIT_FAILED, EXIT_OK, Error};
+use crate::run::{self, Report};
+use crate::scenario::Scenario;
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The flags of `ferry sweep`, besides the files and seeds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Simulations in parallel; `None` for every core.
+    pub jobs: Option<usize>,
+    /// `I/N`: only this shard of the seeds.
+    pub shard: Option<&'a str>,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Where to write the traces of failing seeds.
+    pub trace_dir: Option<&'a Path>,
+    /// Stop at the first failure.
+    pub fail_fast: bool,
+    /// Where to write JUnit XML.
+    pub junit: Option<&'a Path>,
+}
+
+/// Set by the SIGINT handler; read by the sweep.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    // A second Ctrl-C ends the process at once (only async-signal-safe calls here).
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: `_exit` is async-signal-safe and takes no pointers.
+        unsafe { libc::_exit(EXIT_INTERRUPTED) };
+    }
+}
+
+/// Routes Ctrl-C to [`INTERRUPTED`] for the rest of the process.
+fn catch_interrupt() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    #[cfg(unix)]
+    {
+        let handler: extern "C" fn(libc::c_int) = on_interrupt;
+        // SAFETY: installs a handler that only touches an atomic (and `_exit`s on a second
+        // signal); `signal` has no other preconditions.
+        unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    }
+}
+
+/// One file of the sweep, loaded.
+struct File<'a> {
+    path: &'a Path,
+    scenario: Scenario,
+}
+
+/// Runs the sweep and prints it; returns the exit code.
+///
+/// # Errors
+/// Bad files or flags (exit 2), or output that cannot be written.
+pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -> Result<i32, Error> {
+    let files = paths
+        .iter()
+        .map(|path| Ok(File { path, scenario: cli::load(path)? }))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let (start, end) = cli::parse_seeds(seeds)?;
+    let (shard_index, shard_count) = options.shard.map(cli::parse_shard).transpose()?.unwrap_or((0, 1));
+    let jobs = match options.jobs {
+        Some(0) => return Err(Error::Usage("--jobs 0: at least one job is needed".to_owned())),
+        Some(jobs) => jobs,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    if let Some(directory) = options.trace_dir {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| Error::Io { path: directory.display().to_string(), error })?;
+    }
+    let seeds: Vec<u64> = (start..end).filter(|seed| (seed - start) % shard_count == shard_index).collect();
+    let work: Vec<(usize, u64)> =
+        (0..files.len()).flat_map(|file| seeds.iter().map(move |seed| (file, *seed))).collect();
+
+    catch_interrupt();
+    let stop = AtomicBool::new(false);
+    let progress = progress_bar(work.len() as u64, options.json);
+    let failures = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; work.len()]);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.min(work.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(file, seed)) = work.get(index) else { break };
+                        let run_options = run::Options { cancel: Some(&stop) };
+                        let report =
+                            run::run_with(&files[file].scenario, seed, Trace::default(), run_options);
+                        if report.interrupted {
+                            break;
+                        }
+                        if !report.passed() {
+                            let failed = failures.fetch_add(1, Ordering::Relaxed) + 1;
+                            progress.set_message(format!("{failed} failed"));
+                            if options.fail_fast {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        progress.inc(1);
+                        results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] =
+                            Some(report);
+                    }
+                })
+            })
+            .collect();
+        // The watcher turns Ctrl-C into `stop`, so runs in flight end at their next event.
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if INTERRUPTED.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for worker in workers {
+            // A panicking run leaves its seed unreported; the panic message is already out.
+            let _ = worker.join();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    progress.finish_and_clear();
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    let results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let summaries = print(&files, &work, &results, options, interrupted)?;
+    if let Some(path) = options.junit {
+        let xml = junit(&summaries, seeds_label(start, end, options.shard))
+            .map_err(|error| Error::Io { path: path.display().to_string(), error })?;
+        std::fs::write(path, xml).map_err(|error| Error::Io { path: path.display().to_string(), error })?;
+    }
+    let failed: u64 = summaries.iter().map(|summary| summary.failed.len() as u64).sum();
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else if failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+fn seeds_label(start: u64, end: u64, shard: Option<&str>) -> String {
+    match shard {
+        Some(shard) => format!("seeds {start}..{end} shard {shard}"),
+        None => format!("seeds {start}..{end}"),
+    }
+}
+
+/// A live progress line on stderr, only when both stdout and stderr are terminals and the
+/// output is text.
+fn progress_bar(total: u64, json: bool) -> ProgressBar {
+    let visible = !json && io::stdout().is_terminal() && io::stderr().is_terminal();
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} seeds, {per_sec}, {eta} left, {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message("0 failed");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// What one file's seeds came to.
+struct Summary {
+    path: String,
+    scenario: String,
+    passed: u64,
+    /// `(seed, one-line reason, replay command)` for each failing seed.
+    failed: Vec<(u64, String, String)>,
+    not_run: u64,
+}
+
+fn failure_reason(report: &Report) -> String {
+    report
+        .checks
+        .iter()
+        .filter(|check| !check.ok)
+        .map(|check| format!("{}: {}", check.name, check.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn print(
+    files: &[File<'_>],
+    work: &[(usize, u64)],
+    results: &[Option<Report>],
+    options: &Options<'_>,
+    interrupted: bool,
+) -> Result<Vec<Summary>, Error> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let io_error = |error| Error::Io { path: "stdout".to_owned(), error };
+    let several = files.len() > 1;
+    let mut summaries: Vec<Summary> = files
+        .iter()
+        .map(|file| Summary {
+            path: file.path.display().to_string(),
+            scenario: file.scenario.name.clone(),
+            passed: 0,
+            failed: Vec::new(),
+            not_run: 0,
+        })
+        .collect();
+    for (&(file_index, seed), report) in work.iter().zip(results) {
+        let file = &files[file_index];
+        let summary = &mut summaries[file_index];
+        let Some(report) = report else {
+            summary.not_run += 1;
+            continue;
+        };
+        if options.json {
+            let warnings: Vec<String> = Vec::new();
+            writeln!(out, "{}", cli::json_report(report, Some(file.path), &warnings, false))
+                .map_err(io_error)?;
+        }
+        if report.passed() {
+            summary.passed += 1;
+            continue;
+        }
+        let reason = failure_reason(report);
+        let replay = cli::replay_command(file.path, seed);
+        if !options.json {
+            let name = if several { format!("{} ", summary.path) } else { String::new() };
+            writeln!(out, "{name}seed {seed} failed ({reason}); replay: {replay}").map_err(io_error)?;
+        }
+        if let Some(directory) = options.trace_dir {
+            let trace_name = if several {
+                format!("{}-{seed}.trace", file.scenario.name)
+            } else {
+                format!("{seed}.trace")
+            };
+            let path = directory.join(trace_name);
+            let traced = run::run(&file.scenario, seed, cli::trace_sink(&path)?);
+            if let Some(message) = &traced.trace_error {
+                return Err(cli::trace_error(&path, message));
+            }
+        }
+        summary.failed.push((seed, reason, replay));
+    }
+    let mut lines = Vec::new();
+    let not_run: u64 = summaries.iter().map(|summary| summary.not_run).sum();
+    if interrupted {
+        lines.push(format!("interrupted (Ctrl-C): {not_run} seeds not run"));
+    } else if options.fail_fast && not_run > 0 {
+        lines.push(format!("stopped at the first failure (--fail-fast): {not_run} seeds not run"));
+    }
+    for summary in &summaries {
+        let skipped =
+            if summary.not_run > 0 { format!(", {} not run", summary.not_run) } else { String::new() };
+        lines.push(format!(
+            "{}: {} passed, {} failed{skipped}",
+            summary.path,
+            summary.passed,
+            summary.failed.len()
+        ));
+    }
+    let passed: u64 = summaries.iter().map(|summary| summary.passed).sum();
+    let failed: usize = summaries.iter().map(|summary| summary.failed.len()).sum();
+    lines.push(format!("{passed} passed, {failed} failed"));
+    for line in lines {
+        // With --json, stdout holds only JSON lines; the summary goes to stderr.
+        if options.json {
+            eprintln!("{line}");
+        } else {
+            writeln!(out, "{line}").map_err(io_error)?;
+        }
+    }
+    out.flush().map_err(io_error)?;
+    Ok(summaries)
+}
+
+/// The JUnit XML report: a `testsuite` per file holding one `testcase` for its seed range,
+/// failed when any seed failed, with each failing seed's reason and replay command.
+fn junit(summaries: &[Summary], seeds: String) -> io::Result<Vec<u8>> {
+    use quick_xml::Writer;
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let failures = summaries.iter().filter(|summary| !summary.failed.is_empty()).count();
+    let mut root = BytesStart::new("testsuites");
+    root.push_attribute(("name", "ferry sweep"));
+    root.push_attribute(("tests", summaries.len().to_string().as_str()));
+    root.push_attribute(("failures", failures.to_string().as_str()));
+    writer.write_event(Event::Start(root))?;
+    for summary in summaries {
+        let mut suite = BytesStart::new("testsuite");
+        suite.push_attribute(("name", summary.path.as_str()));
+        suite.push_attribute(("tests", "1"));
+        suite.push_attribute(("failures", usize::from(!summary.failed.is_empty()).to_string().as_str()));
+        let skipped = summary.passed == 0 && summary.failed.is_empty();
+        suite.push_attribute(("skipped", usize::from(skipped).to_string().as_str()));
+        writer.write_event(Event::Start(suite))?;
+        let mut case = BytesStart::new("testcase");
+        case.push_attribute(("classname", format!("ferry.{}", summary.scenario).as_str()));
+        case.push_attribute(("name", format!("{} {seeds}", summary.path).as_str()));
+        case.push_attribute(("file", summary.path.as_str()));
+        writer.write_event(Event::Start(case))?;
+        if !summary.failed.is_empty() {
+            let run = summary.passed + summary.failed.len() as u64;
+            let message = format!("{} of {run} seeds failed", summary.failed.len());
+            let mut failure = BytesStart::new("failure");
+            failure.push_attribute(("message", message.as_str()));
+            failure.push_attribute(("type", "ferry.check"));
+            writer.write_event(Event::Start(failure))?;
+            let body: Vec<String> = summary
+                .failed
+                .iter()
+                .map(|(seed, reason, replay)| format!("seed {seed}: {reason}\nreplay: {replay}"))
+                .collect();
+            writer.write_event(Event::Text(BytesText::new(&body.join("\n"))))?;
+            writer.write_event(Event::End(BytesEnd::new("failure")))?;
+        }
+        if skipped {
+            let mut element = BytesStart::new("skipped");
+            element.push_attribute(("message", "no seed ran (interrupted or stopped at the first failure)"));
+            writer.write_event(Event::Empty(element))?;
+        }
+        if summary.not_run > 0 {
+            let text = format!("{} passed, {} seeds not run", summary.passed, summary.not_run);
+            writer.write_event(Event::Start(BytesStart::new("system-out")))?;
+            writer.write_event(Event::Text(BytesText::new(&text)))?;
+            writer.write_event(Event::End(BytesEnd::new("system-out")))?;
+        }
+        writer.write_event(Event::End(BytesEnd::new("testcase")))?;
+        writer.write_event(Event::End(BytesEnd::new("testsuite")))?;
+    }
+    writer.write_event(Event::End(BytesEnd::new("testsuites")))?;
+    let mut xml = writer.into_inner();
+    xml.push(b'\n');
+    Ok(xml)
+}
