@@ -199,7 +199,7 @@ impl FerryNode {
         let mut broken = Vec::new();
         while let Some(output) = node.poll() {
             match output {
-                Output::Send { link, frame } => context.send(link as u32, frame),
+                Output::Send { link, frame, .. } => context.send(link as u32, frame),
                 Output::Close { link } => {
                     // The simulator's streams carry whole frames, so this cannot happen
                     // there; treat it as the link breaking and redial.
