@@ -185,3 +185,127 @@ fn write_more(text: &mut String, items_count: usize) -> fmt::Result {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use ferry_protocol::message::{CloseCode, Route};
+    use ferry_protocol::{Timestamp, WalEntry};
+
+    use super::*;
+
+    fn names() -> Names {
+        Names::new(&["a".to_owned(), "b".to_owned(), "c".to_owned()])
+    }
+
+    fn id(name: &str) -> NodeId {
+        NodeId::from_name(name)
+    }
+
+    fn show(msg_id: u32, message: Message, values: bool) -> String {
+        describe(&SentMessage { msg_id, message }, &names(), values)
+    }
+
+    fn put(origin: &str, sequence: u64, key: &[u8], value: &[u8]) -> WalEntry {
+        WalEntry {
+            origin: id(origin),
+            sequence,
+            timestamp: Timestamp::new(sequence, 0),
+            operation: Operation::Put {
+                key: Bytes::copy_from_slice(key),
+                value: Bytes::copy_from_slice(value),
+            },
+        }
+    }
+
+    fn vector(positions: &[(&str, u64)]) -> VersionVector {
+        positions.iter().map(|(name, position)| (id(name), *position)).collect()
+    }
+
+    #[test]
+    fn handshake_ping_and_pong_show_type_and_msg_id() {
+        let noise = Bytes::from_static(b"noise");
+        assert_eq!(show(1, Message::Hello { noise: noise.clone() }, false), "Hello msg_id=1");
+        assert_eq!(show(1, Message::HelloAck { noise: noise.clone() }, false), "HelloAck msg_id=1");
+        assert_eq!(show(2, Message::HelloFinish { noise }, false), "HelloFinish msg_id=2");
+        assert_eq!(show(9, Message::Ping { token: 77 }, false), "Ping msg_id=9");
+        assert_eq!(show(9, Message::Pong { token: 77 }, true), "Pong msg_id=9");
+    }
+
+    #[test]
+    fn wal_push_shows_runs_of_each_origin_and_values_only_when_asked() {
+        // Goal: ranges are exact for any entry order (runs, not min..max), values stay
+        // hidden by default, and hostile keys and values are escaped and cut.
+        let entries = vec![
+            put("a", 3, b"k1", b"v1"),
+            put("a", 4, b"k2", b"v2"),
+            put("a", 5, b"k3", b"v3"),
+            put("c", 1, b"k\n\"x\"", &[b'z'; 40]),
+            put("a", 7, b"k4", b"\xff"),
+        ];
+        assert_eq!(
+            show(5, Message::WalPush { entries: entries.clone() }, false),
+            "WalPush msg_id=5 a:3..5 c:1 a:7"
+        );
+        assert_eq!(
+            show(5, Message::WalPush { entries }, true),
+            concat!(
+                r#"WalPush msg_id=5 a:3..5 c:1 a:7 {a#3 put "k1"="v1", a#4 put "k2"="v2", "#,
+                r#"a#5 put "k3"="v3", c#1 put "k\x0a\"x\""="zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"+8B, "#,
+                r#"a#7 put "k4"="\xff"}"#
+            )
+        );
+        let deleted = WalEntry {
+            operation: Operation::Delete { key: Bytes::from_static(b"gone") },
+            ..put("b", 1, b"", b"")
+        };
+        assert_eq!(
+            show(6, Message::WalPush { entries: vec![deleted] }, true),
+            r#"WalPush msg_id=6 b:1 {b#1 delete "gone"}"#
+        );
+        assert_eq!(show(7, Message::WalPush { entries: Vec::new() }, true), "WalPush msg_id=7");
+    }
+
+    #[test]
+    fn wal_push_lists_are_bounded() {
+        let entries: Vec<WalEntry> = (1..=40)
+            .map(|sequence| put(if sequence % 2 == 0 { "a" } else { "b" }, sequence, b"k", b"v"))
+            .collect();
+        let text = show(1, Message::WalPush { entries }, true);
+        assert!(text.starts_with("WalPush msg_id=1 b:1 a:2 b:3 "), "{text}");
+        assert!(text.contains(" a:32 +8 more {b#1 put"), "{text}");
+        assert!(text.ends_with(r#"a#8 put "k"="v", +32 more}"#), "{text}");
+    }
+
+    #[test]
+    fn vectors_show_positions_by_name() {
+        let positions = vector(&[("a", 7), ("b", 2)]);
+        // Vectors are ordered by node id, not by name.
+        let expected = if id("a") < id("b") { "vec a:7 b:2" } else { "vec b:2 a:7" };
+        assert_eq!(show(3, Message::WalAck { positions }, false), format!("WalAck msg_id=3 {expected}"));
+        let vector = vector(&[("a", 7), ("b", 2)]);
+        assert_eq!(show(4, Message::OutboxPull { vector }, false), format!("OutboxPull msg_id=4 {expected}"));
+        let empty = VersionVector::new();
+        assert_eq!(show(1, Message::OutboxPull { vector: empty }, false), "OutboxPull msg_id=1 vec empty");
+        let stranger = [(NodeId(0x1234), 1)].into_iter().collect();
+        assert_eq!(
+            show(1, Message::WalAck { positions: stranger }, false),
+            "WalAck msg_id=1 vec 0000000000001234:1"
+        );
+    }
+
+    #[test]
+    fn close_routes_and_routed_messages() {
+        let close = Message::Close { code: CloseCode::Shutdown, reason: "bye\u{1b}[2J".to_owned() };
+        assert_eq!(show(2, close, false), r#"Close msg_id=2 Shutdown "bye\x1b[2J""#);
+        let routes = vec![Route { target: id("b"), distance: 1 }, Route { target: id("c"), distance: 2 }];
+        assert_eq!(show(3, Message::RouteAnnounce { routes }, false), "RouteAnnounce msg_id=3 b:1 c:2");
+        let routed = Message::Routed {
+            source: id("a"),
+            target: id("c"),
+            hops_left: 7,
+            body: RoutedBody::Ping { token: 1 },
+        };
+        assert_eq!(show(4, routed, false), "Routed msg_id=4 a -> c hops_left=7 ping");
+    }
+}
