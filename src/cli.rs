@@ -6,8 +6,8 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use ferry_simulator::Trace;
 use ferry_simulator::ferry::format_ns;
+use ferry_simulator::{Trace, TraceFormat};
 use thiserror::Error;
 
 use crate::run::{self, Report};
@@ -53,6 +53,16 @@ enum Command {
         /// Run the seed twice (the second time on another thread) and fail if the traces differ.
         #[arg(long)]
         check_determinism: bool,
+        /// The trace file's format: `text` (one line per event) or `jsonl` (one JSON object
+        /// per event). The trace hash does not depend on it.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "jsonl"])]
+        trace_format: String,
+        /// Show keys and values of pushed entries in the trace (escaped, cut to 32 bytes).
+        #[arg(long)]
+        trace_values: bool,
+        /// Write each node's final state (keys, values, versions, tombstones, vectors) as JSON.
+        #[arg(long, value_name = "PATH")]
+        dump_state: Option<PathBuf>,
         /// Write `expect.trace_hash` into FILE with this run's hash (the file's own seed only),
         /// accepting a change of behaviour.
         #[arg(long)]
@@ -152,9 +162,26 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let result = match arguments.command {
-        Command::Run { file, seed, trace, json, check_determinism, bless } => {
-            let flags = RunFlags { json, check_determinism, bless };
-            run_command(&file, seed, trace.as_deref(), flags)
+        Command::Run {
+            file,
+            seed,
+            trace,
+            json,
+            check_determinism,
+            bless,
+            trace_format,
+            trace_values,
+            dump_state,
+        } => {
+            let flags = RunFlags {
+                json,
+                check_determinism,
+                bless,
+                trace_format: TraceFormat::from_name(&trace_format).unwrap_or_default(),
+                trace_values,
+                dump_state: dump_state.as_deref(),
+            };
+            run_command(&file, seed, trace.as_deref(), &flags)
         }
         Command::Sweep { files, seeds, jobs, shard, json, trace_dir, fail_fast, junit } => {
             let options = crate::sweep::Options {
@@ -193,10 +220,10 @@ pub(crate) fn load(file: &Path) -> Result<Scenario, Error> {
     Ok(scenario::load(file)?)
 }
 
-pub(crate) fn trace_sink(path: &Path) -> Result<Trace, Error> {
+pub(crate) fn trace_sink(path: &Path, format: TraceFormat) -> Result<Trace, Error> {
     let file =
         std::fs::File::create(path).map_err(|error| Error::Io { path: path.display().to_string(), error })?;
-    Ok(Trace::new(Some(Box::new(io::BufWriter::new(file)))))
+    Ok(Trace::with_format(Some(Box::new(io::BufWriter::new(file))), format))
 }
 
 /// A trace file that could not be written in full; the run itself was fine.
@@ -206,10 +233,13 @@ pub(crate) fn trace_error(path: &Path, message: &str) -> Error {
 
 /// The switches of `ferry run`.
 #[derive(Debug, Clone, Copy)]
-struct RunFlags {
+struct RunFlags<'a> {
     json: bool,
     check_determinism: bool,
     bless: bool,
+    trace_format: TraceFormat,
+    trace_values: bool,
+    dump_state: Option<&'a Path>,
 }
 
 /// A clap error for a flag that belongs to another subcommand gets a pointed hint:
@@ -247,7 +277,7 @@ fn run_command(
     file: &Path,
     seed: Option<u64>,
     trace_path: Option<&Path>,
-    flags: RunFlags,
+    flags: &RunFlags<'_>,
 ) -> Result<i32, Error> {
     let scenario = load(file)?;
     let own_seed = scenario.seed.unwrap_or(0);
@@ -270,10 +300,22 @@ fn run_command(
         }
     }
     let trace = match trace_path {
-        Some(path) => trace_sink(path)?,
+        Some(path) => trace_sink(path, flags.trace_format)?,
         None => Trace::default(),
     };
-    let mut report = run::run(&scenario, seed, trace);
+    let options = run::Options {
+        trace_values: flags.trace_values,
+        dump_state: flags.dump_state.is_some(),
+        ..run::Options::default()
+    };
+    let mut report = run::run_with(&scenario, seed, trace, options);
+    if let (Some(path), Some(state)) = (flags.dump_state, &report.state) {
+        let io_error = |error| Error::Io { path: path.display().to_string(), error };
+        let mut text =
+            serde_json::to_string_pretty(state).map_err(|error| io_error(io::Error::other(error)))?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(io_error)?;
+    }
     if let (Some(path), Some(message)) = (trace_path, &report.trace_error) {
         return Err(trace_error(path, message));
     }
@@ -342,6 +384,7 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "liveness_actions": stats.liveness_by_kind,
             "coverage": stats.coverage(),
             "writes_acked": report.writes_acked,
+            "lww_conflicts": report.lww_conflicts,
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
             "heal_ms": report.heal_ns / 1_000_000,
             "heal_reason": report.heal_reason,
@@ -401,7 +444,11 @@ fn write_text_report(
         "disk         {} crashes lost unsynced writes, {} left a torn tail",
         stats.crashes_losing_writes, stats.crashes_torn
     )?;
-    writeln!(out, "writes       {} acknowledged", report.writes_acked)?;
+    writeln!(
+        out,
+        "writes       {} acknowledged, {} last-writer-wins conflicts resolved",
+        report.writes_acked, report.lww_conflicts
+    )?;
     writeln!(
         out,
         "liveness     began at {} ({}): {}",

@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod inspect;
 pub mod node;
 pub mod run;
 pub mod scenario;

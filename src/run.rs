@@ -63,6 +63,10 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// True when the run was cancelled before it finished; its checks mean nothing.
     pub interrupted: bool,
+    /// Last-writer-wins conflicts resolved, summed over the nodes that resolved them.
+    pub lww_conflicts: u64,
+    /// Each node's final state ([`crate::inspect::dump_state`]), when asked for.
+    pub state: Option<serde_json::Value>,
     /// Writes acknowledged during the run.
     pub writes_acked: usize,
     /// The chaos faults drawn for this seed.
@@ -204,6 +208,10 @@ pub struct Options<'a> {
     /// Checked after every event; when it becomes true the run stops and its report says
     /// `interrupted` (a sweep's Ctrl-C or `--fail-fast`).
     pub cancel: Option<&'a AtomicBool>,
+    /// Print keys and values of pushed entries in the text trace (`--trace-values`).
+    pub trace_values: bool,
+    /// Keep each node's final state in [`Report::state`] (`--dump-state`).
+    pub dump_state: bool,
 }
 
 /// Runs `scenario` with `seed`, recording into `trace`.
@@ -242,6 +250,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let config = sim_config(scenario, seed);
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
+    ferry_config.trace_values = options.trace_values;
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
     for item in &scenario.faults {
         let fault = fault(&item.kind, nodes_count);
@@ -357,6 +366,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         fault_active_ns: simulation.fault_active_ns(),
         warnings: run_warnings(scenario, &simulation),
         interrupted: cancelled(),
+        lww_conflicts: checker.lww_conflicts,
+        state: options.dump_state.then(|| crate::inspect::dump_state(&simulation)),
         trace_error,
     }
 }
@@ -420,8 +431,8 @@ fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -
         name: "no_data_loss",
         ok: true,
         detail: format!(
-            "{} on all {} nodes ({} live, {superseded} superseded by a later write)",
-            plural(checker.acked.len(), "acknowledged write"),
+            "every acknowledged write ({}) is on all {} nodes ({} live, {superseded} superseded by a later write)",
+            checker.acked.len(),
             simulation.nodes_count(),
             checker.acked.len() - superseded
         ),

@@ -111,7 +111,7 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
                         }
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&(file, seed)) = work.get(index) else { break };
-                        let run_options = run::Options { cancel: Some(&stop) };
+                        let run_options = run::Options { cancel: Some(&stop), ..run::Options::default() };
                         let report =
                             run::run_with(&files[file].scenario, seed, Trace::default(), run_options);
                         if report.interrupted {
@@ -258,7 +258,8 @@ fn print(
                 format!("{seed}.trace")
             };
             let path = directory.join(trace_name);
-            let traced = run::run(&file.scenario, seed, cli::trace_sink(&path)?);
+            let traced =
+                run::run(&file.scenario, seed, cli::trace_sink(&path, ferry_simulator::TraceFormat::Text)?);
             if let Some(message) = &traced.trace_error {
                 return Err(cli::trace_error(&path, message));
             }

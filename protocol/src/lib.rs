@@ -29,12 +29,12 @@ pub use entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 pub use envelope::{Envelope, EnvelopeError, Flags, Header, MessageType};
 pub use frame::{Decoded, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, FrameError};
 pub use message::{CloseCode, DecodeError, Message, decode_payload};
-pub use node::{Event, LinkId, LinkKind, Node, NodeConfig, NodeError, Output};
+pub use node::{Escaped, Event, LinkId, LinkKind, Node, NodeConfig, NodeError, Output};
 pub use session::{
     Connection, ConnectionEvent, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
     VersionRange,
 };
 pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
-pub use store::{Applied, Digest, Register, Store};
+pub use store::{Applied, Conflict, ConflictReason, Digest, Register, Store, WriteId};
 pub use varint::VarintError;
 pub use wal::{DamageKind, Recovery, TailDamage, WAL_RECORD_BYTES_MAX, WalError};

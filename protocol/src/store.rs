@@ -120,6 +120,94 @@ pub enum Applied {
     Ignored,
 }
 
+/// One side of a last-writer-wins conflict: which write it was, without its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteId {
+    /// HLC time of the write.
+    pub timestamp: Timestamp,
+    /// The node that accepted it.
+    pub origin: NodeId,
+    /// Its position in the origin's sequence.
+    pub sequence: u64,
+    /// True for a delete.
+    pub delete: bool,
+}
+
+impl WriteId {
+    fn of_entry(entry: &WalEntry) -> Self {
+        Self {
+            timestamp: entry.timestamp,
+            origin: entry.origin,
+            sequence: entry.sequence,
+            delete: matches!(entry.operation, Operation::Delete { .. }),
+        }
+    }
+
+    fn of_register(register: &Register) -> Self {
+        Self {
+            timestamp: register.timestamp,
+            origin: register.origin,
+            sequence: register.sequence,
+            delete: register.is_tombstone(),
+        }
+    }
+}
+
+/// Why the winner of a [`Conflict`] won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConflictReason {
+    /// Its HLC timestamp is later.
+    LaterTimestamp,
+    /// The timestamps are equal and its origin's id is higher.
+    HigherOrigin,
+}
+
+/// Two writes of different origins met on one key, and last-writer-wins chose one.
+///
+/// Entries carry no causal history, so a conflict is any merge where the key's register and
+/// the entry being merged come from different origins: concurrent writes, and also a
+/// node overwriting a value it had already received. Writes of one origin never conflict
+/// (its HLC orders them), and merging the register's own entry again is not a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Conflict {
+    /// The key both wrote.
+    pub key: Bytes,
+    /// The write the key held before the merge.
+    pub held: WriteId,
+    /// The write being merged (a local write or one received from a peer).
+    pub merged: WriteId,
+}
+
+impl Conflict {
+    /// True when the merged write replaced the held one.
+    #[must_use]
+    pub fn merged_won(&self) -> bool {
+        (self.merged.timestamp, self.merged.origin) > (self.held.timestamp, self.held.origin)
+    }
+
+    /// The write the key holds after the merge.
+    #[must_use]
+    pub fn winner(&self) -> &WriteId {
+        if self.merged_won() { &self.merged } else { &self.held }
+    }
+
+    /// The write that lost.
+    #[must_use]
+    pub fn loser(&self) -> &WriteId {
+        if self.merged_won() { &self.held } else { &self.merged }
+    }
+
+    /// Why the winner won.
+    #[must_use]
+    pub fn reason(&self) -> ConflictReason {
+        if self.winner().timestamp > self.loser().timestamp {
+            ConflictReason::LaterTimestamp
+        } else {
+            ConflictReason::HigherOrigin
+        }
+    }
+}
+
 /// A 32-byte digest of a [`Store`]'s replicated state; see the [module docs](self) for the
 /// exact construction. Displays as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -185,6 +273,12 @@ impl Store {
     /// Merges one entry under last-writer-wins (see the [module docs](self)); commutative
     /// and idempotent.
     pub fn apply(&mut self, entry: &WalEntry) -> Applied {
+        self.apply_reporting(entry).0
+    }
+
+    /// [`apply`](Self::apply), also reporting the [`Conflict`] when the key's register came
+    /// from another origin. Allocates nothing (the key's `Bytes` is shared).
+    pub fn apply_reporting(&mut self, entry: &WalEntry) -> (Applied, Option<Conflict>) {
         let key = entry.operation.key();
         let live = !matches!(entry.operation, Operation::Delete { .. });
         let Some(slot) = self.slots.get_mut(&key[..]) else {
@@ -193,10 +287,15 @@ impl Store {
             lanes_add(&mut self.digest, &hash);
             self.live_count += usize::from(live);
             self.slots.insert(key.clone(), Slot { register, hash });
-            return Applied::Inserted;
+            return (Applied::Inserted, None);
         };
+        let conflict = (slot.register.origin != entry.origin).then(|| Conflict {
+            key: key.clone(),
+            held: WriteId::of_register(&slot.register),
+            merged: WriteId::of_entry(entry),
+        });
         if entry_rank(entry) <= slot.register.rank() {
-            return Applied::Ignored;
+            return (Applied::Ignored, conflict);
         }
         let register = Register::from_entry(entry);
         let hash = register_hash(key, &register);
@@ -210,7 +309,7 @@ impl Store {
             _ => {}
         }
         *slot = Slot { register, hash };
-        Applied::Replaced
+        (Applied::Replaced, conflict)
     }
 
     /// The live value of `key`; `None` if it was never written or its winner is a delete.
@@ -389,6 +488,51 @@ mod tests {
         assert_eq!(store.apply(&put(1, 3, 20, "a", "tie-lost")), Applied::Ignored);
         assert_eq!(store.get(b"a"), Some(&Bytes::from_static(b"tie")));
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn conflicts_report_the_winner_and_why() {
+        // Goal: every cross-origin merge on one key reports both writes and the exact
+        // reason, whichever side wins; same-origin overwrites and re-merges report nothing.
+        // Method: merge a sequence of writes to one key and check each report.
+        let id = |origin, sequence, physical_ms, delete| WriteId {
+            timestamp: Timestamp::new(physical_ms, 0),
+            origin: NodeId(origin),
+            sequence,
+            delete,
+        };
+        let mut store = Store::new();
+        assert_eq!(store.apply_reporting(&put(1, 1, 10, "a", "x")), (Applied::Inserted, None));
+        assert_eq!(store.apply_reporting(&put(1, 2, 11, "a", "y")), (Applied::Replaced, None));
+        assert_eq!(store.apply_reporting(&put(1, 2, 11, "a", "y")), (Applied::Ignored, None));
+
+        let (applied, conflict) = store.apply_reporting(&delete(2, 1, 20, "a"));
+        assert_eq!(applied, Applied::Replaced);
+        let conflict = conflict.expect("origins 1 and 2 both wrote key a");
+        assert_eq!(conflict.key, Bytes::from_static(b"a"));
+        assert_eq!((conflict.held, conflict.merged), (id(1, 2, 11, false), id(2, 1, 20, true)));
+        assert!(conflict.merged_won());
+        assert_eq!((*conflict.winner(), *conflict.loser()), (id(2, 1, 20, true), id(1, 2, 11, false)));
+        assert_eq!(conflict.reason(), ConflictReason::LaterTimestamp);
+
+        let (applied, conflict) = store.apply_reporting(&put(3, 1, 15, "a", "late"));
+        assert_eq!(applied, Applied::Ignored);
+        let conflict = conflict.expect("origins 2 and 3 both wrote key a");
+        assert!(!conflict.merged_won());
+        assert_eq!(*conflict.winner(), id(2, 1, 20, true));
+        assert_eq!(conflict.reason(), ConflictReason::LaterTimestamp);
+
+        let (applied, conflict) = store.apply_reporting(&put(3, 2, 20, "a", "tie"));
+        assert_eq!(applied, Applied::Replaced);
+        let conflict = conflict.expect("origins 2 and 3 both wrote key a");
+        assert_eq!(*conflict.winner(), id(3, 2, 20, false));
+        assert_eq!(conflict.reason(), ConflictReason::HigherOrigin);
+
+        let (applied, conflict) = store.apply_reporting(&put(1, 3, 20, "a", "tie-lost"));
+        assert_eq!(applied, Applied::Ignored);
+        let conflict = conflict.expect("origins 3 and 1 both wrote key a");
+        assert_eq!((*conflict.winner(), *conflict.loser()), (id(3, 2, 20, false), id(1, 3, 20, false)));
+        assert_eq!(conflict.reason(), ConflictReason::HigherOrigin);
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Cluster {
         let Some(node) = member.node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
-                Output::Send { link, frame } => self.wire.push((index, link as usize, frame)),
+                Output::Send { link, frame, .. } => self.wire.push((index, link as usize, frame)),
                 Output::Close { .. } => {}
                 Output::Disk(DiskRequest::Sync { sync_id }) => member.syncs.push(sync_id),
                 Output::Disk(request) => {

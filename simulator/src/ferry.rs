@@ -4,15 +4,23 @@
 //! Links are named by the peer's node index. With the datagram transport every topology edge
 //! is a link from the start; with the stream transport the lower-indexed node dials and
 //! redials with backoff after every break.
+//!
+//! When the trace writes text, each node attaches the plaintext of what it sends and
+//! [`describe`] turns it into the send line's description; the hash never sees it.
+
+pub mod describe;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use ferry_protocol::node::{Event, LinkKind, Node, NodeConfig, Output};
+use ferry_protocol::node::{
+    EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
+    conflict_outcome,
+};
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
-use ferry_protocol::store::Digest;
+use ferry_protocol::store::{Conflict, Digest, WriteId};
 use ferry_protocol::{Envelope, NodeId, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -22,6 +30,8 @@ use crate::process::{Context, Process};
 use crate::random::{self, Stream};
 use crate::sim::Simulation;
 use crate::trace::{TraceHasher, TraceRecord};
+
+use self::describe::Names;
 
 /// First delay before redialling a broken stream connection.
 pub const REDIAL_NS_INITIAL: u64 = 100_000_000;
@@ -45,6 +55,9 @@ pub struct FerryConfig {
     pub pull_interval_ns: u64,
     /// Build routing tables (needed for routed pings).
     pub routing: bool,
+    /// Show keys and values of pushed entries in the text trace's send lines (escaped and
+    /// cut short). Off by default: values may be private. Never changes the trace hash.
+    pub trace_values: bool,
 }
 
 impl FerryConfig {
@@ -60,6 +73,7 @@ impl FerryConfig {
             transport,
             pull_interval_ns: 1_000_000_000,
             routing: false,
+            trace_values: false,
         }
     }
 }
@@ -99,6 +113,14 @@ impl fmt::Display for Command {
 }
 
 impl TraceRecord for Command {
+    fn name(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Put { .. } => "put",
+            Self::Delete { .. } => "delete",
+            Self::Ping { .. } => "route-ping",
+        })
+    }
+
     fn hash_into(&self, hasher: &mut TraceHasher) {
         match self {
             Self::Put { key, value } => {
@@ -149,6 +171,26 @@ pub enum FerryEvent {
         /// Why.
         reason: String,
     },
+    /// Last-writer-wins chose between two origins' writes to one key.
+    Conflict {
+        /// What the protocol reported.
+        conflict: Conflict,
+        /// The held write's origin, by name (or id, if not a node of the run).
+        held_origin: String,
+        /// The merged write's origin, likewise.
+        merged_origin: String,
+    },
+}
+
+/// `put c#2@1.203s+0`.
+struct WriteDisplay<'a>(&'a WriteId, &'a str);
+
+impl fmt::Display for WriteDisplay<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(write, origin) = self;
+        let kind = if write.delete { "delete" } else { "put" };
+        write!(formatter, "{kind} {origin}#{}@{}", write.sequence, HlcDisplay(write.timestamp))
+    }
 }
 
 impl fmt::Display for FerryEvent {
@@ -166,11 +208,39 @@ impl fmt::Display for FerryEvent {
             Self::PingAnswered { target, round_trip_ns } => {
                 write!(formatter, "route-ping {target} answered in {round_trip_ns}ns")
             }
+            Self::Conflict { conflict, held_origin, merged_origin } => {
+                let held = WriteDisplay(&conflict.held, held_origin);
+                let merged = WriteDisplay(&conflict.merged, merged_origin);
+                let (winner, loser) = if conflict.merged_won() { (merged, held) } else { (held, merged) };
+                let key = Escaped { bytes: &conflict.key, bytes_max: EVENT_KEY_BYTES_SHOWN_MAX };
+                write!(formatter, "lww {key}: {winner} beats {loser} ({})", conflict_outcome(conflict))
+            }
         }
     }
 }
 
 impl TraceRecord for FerryEvent {
+    fn name(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Node(event) => match event {
+                Event::Recovered { .. } => "recovered",
+                Event::Acked { .. } => "acked",
+                Event::PeerConnected { .. } => "peer-connected",
+                Event::PeerDisconnected { .. } => "peer-disconnected",
+                Event::HandshakeFailed { .. } => "handshake-failed",
+                Event::Rejected { .. } => "rejected",
+                Event::RoutedPong { .. } => "routed-pong",
+                Event::Pong { .. } => "pong",
+                Event::Conflict(_) => "lww",
+            },
+            Self::WriteRefused { .. } => "write-refused",
+            Self::PingSent { .. } => "route-ping-sent",
+            Self::PingAnswered { .. } => "route-ping-answered",
+            Self::StartFailed { .. } => "start-failed",
+            Self::Conflict { .. } => "lww",
+        })
+    }
+
     fn hash_into(&self, hasher: &mut TraceHasher) {
         hasher.bytes(self.to_string().as_bytes());
     }
@@ -185,6 +255,10 @@ pub struct FerryNode {
     /// Routed pings not yet answered: target → (attempts so far, next attempt time).
     pings: BTreeMap<u32, (u32, u64)>,
     names: std::sync::Arc<Vec<String>>,
+    /// Node names by id, for conflicts and send descriptions.
+    ids: Names,
+    /// Show values in send descriptions.
+    trace_values: bool,
 }
 
 impl FerryNode {
@@ -199,7 +273,11 @@ impl FerryNode {
         let mut broken = Vec::new();
         while let Some(output) = node.poll() {
             match output {
-                Output::Send { link, frame } => context.send(link as u32, frame),
+                Output::Send { link, frame, message: None } => context.send(link as u32, frame),
+                Output::Send { link, frame, message: Some(sent) } => {
+                    let (ids, values) = (&self.ids, self.trace_values);
+                    context.send_described(link as u32, frame, || describe::describe(&sent, ids, values));
+                }
                 Output::Close { link } => {
                     // The simulator's streams carry whole frames, so this cannot happen
                     // there; treat it as the link breaking and redial.
@@ -217,6 +295,11 @@ impl FerryNode {
                         let target = self.names[index as usize].clone();
                         context.emit(FerryEvent::PingAnswered { target, round_trip_ns });
                     }
+                }
+                Output::Event(Event::Conflict(conflict)) => {
+                    let held_origin = self.ids.show(conflict.held.origin).to_string();
+                    let merged_origin = self.ids.show(conflict.merged.origin).to_string();
+                    context.emit(FerryEvent::Conflict { conflict, held_origin, merged_origin });
                 }
                 Output::Event(event) => context.emit(FerryEvent::Node(event)),
             }
@@ -279,6 +362,8 @@ impl Process for FerryNode {
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;
+        node_config.describe_sends = context.describes_sends();
+        let ids = Names::new(&config.names);
         let mut seed = [0u8; 32];
         context.rng().fill_bytes(&mut seed);
         let rng = Box::new(ChaCha8Rng::from_seed(seed));
@@ -290,6 +375,8 @@ impl Process for FerryNode {
                 redial: BTreeMap::new(),
                 pings: BTreeMap::new(),
                 names: std::sync::Arc::clone(&config.names),
+                ids,
+                trace_values: config.trace_values,
             },
             Err(error) => {
                 context.emit(FerryEvent::StartFailed { reason: error.to_string() });
@@ -299,6 +386,8 @@ impl Process for FerryNode {
                     redial: BTreeMap::new(),
                     pings: BTreeMap::new(),
                     names: std::sync::Arc::clone(&config.names),
+                    ids,
+                    trace_values: config.trace_values,
                 }
             }
         };
@@ -423,6 +512,9 @@ pub struct FerryChecker {
     pub violations: Vec<Violation>,
     /// Routed pings requested, answered and abandoned: `(from, to)` → state.
     pub pings: BTreeMap<(u32, String), PingOutcome>,
+    /// Last-writer-wins conflicts resolved, counted once per node that resolved one (a
+    /// conflict seen by three nodes counts three); recovery's replay does not count again.
+    pub lww_conflicts: u64,
 }
 
 /// What became of a routed ping.
@@ -479,6 +571,7 @@ impl FerryChecker {
                         PingOutcome::Answered { round_trip_ns: *round_trip_ns },
                     );
                 }
+                FerryEvent::Conflict { .. } => self.lww_conflicts += 1,
                 FerryEvent::StartFailed { reason } => self.violations.push(Violation {
                     at_ns: simulation.now_ns(),
                     detail: format!(

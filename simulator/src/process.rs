@@ -45,7 +45,9 @@ pub trait Process: Sized {
     /// A workload command.
     fn on_command(&mut self, context: &mut Context<'_, Self::Event>, command: Self::Command);
 
-    /// A short description of a message for trace lines (e.g. its type).
+    /// A short description of a message for trace lines (e.g. its type), from its bytes
+    /// alone; used for sends made with [`Context::send`] (a send made with
+    /// [`Context::send_described`] brings its own).
     fn describe_message(bytes: &[u8]) -> String {
         format!("{}B", bytes.len())
     }
@@ -54,7 +56,12 @@ pub trait Process: Sized {
 /// One request from a process, in the order it was made.
 #[derive(Debug)]
 pub(crate) enum Action<E> {
-    Send { to: u32, bytes: Bytes },
+    /// `description` is `Some` only when the trace wants text and the process gave one.
+    Send {
+        to: u32,
+        bytes: Bytes,
+        description: Option<String>,
+    },
     Append(Bytes),
     Sync(u64),
     Truncate(u64),
@@ -83,6 +90,8 @@ pub struct Context<'a, E> {
     pub(crate) local_ns: u64,
     pub(crate) outputs: &'a mut Outputs<E>,
     pub(crate) rng: &'a mut ChaCha8Rng,
+    /// True when the trace writes text, so send descriptions will be read.
+    pub(crate) describe: bool,
 }
 
 impl<E> Context<'_, E> {
@@ -103,9 +112,25 @@ impl<E> Context<'_, E> {
         self.rng
     }
 
-    /// Sends `bytes` to `to`.
+    /// True when the trace writes text, so that [`send_described`](Self::send_described)
+    /// calls its closure. Constant during a callback; a process may read it at boot to
+    /// decide whether to keep what it needs for descriptions.
+    #[must_use]
+    pub fn describes_sends(&self) -> bool {
+        self.describe
+    }
+
+    /// Sends `bytes` to `to`; the trace describes it with [`Process::describe_message`].
     pub fn send(&mut self, to: u32, bytes: Bytes) {
-        self.outputs.actions.push(Action::Send { to, bytes });
+        self.outputs.actions.push(Action::Send { to, bytes, description: None });
+    }
+
+    /// Sends `bytes` to `to`, described in the trace by what `describe` returns. The
+    /// closure runs only when the trace writes text, so the send costs nothing more
+    /// otherwise; the description never enters the trace hash.
+    pub fn send_described(&mut self, to: u32, bytes: Bytes, describe: impl FnOnce() -> String) {
+        let description = self.describe.then(describe);
+        self.outputs.actions.push(Action::Send { to, bytes, description });
     }
 
     /// Sets the node's single timer to local time `deadline_ns`, or clears it with `None`.

@@ -18,7 +18,7 @@ use crate::fault::{Fault, Named};
 use crate::network::{self, DropReason, LayerId, LinkParams, Network, Topology, Transport};
 use crate::process::{Action, Context, Outputs, Process};
 use crate::random::{self, Stream};
-use crate::trace::{Trace, TraceRecord};
+use crate::trace::{LineFields, Trace, TraceRecord};
 
 /// Default bound on events per run: a runaway protocol stops instead of spinning forever.
 pub const EVENTS_MAX_DEFAULT: u64 = 2_000_000_000;
@@ -301,6 +301,49 @@ const TAG_PROCESS: u64 = 17;
 const TAG_NOTE: u64 = 18;
 const TAG_BOOT: u64 = 19;
 
+/// The `kind` of a tag's events in a JSON-lines trace.
+fn tag_kind(tag: u64) -> &'static str {
+    match tag {
+        TAG_SEND => "send",
+        TAG_DELIVER => "deliver",
+        TAG_DROP => "drop",
+        TAG_DUPLICATE => "duplicate",
+        TAG_TIMER => "timer",
+        TAG_APPEND => "disk-append",
+        TAG_SYNC => "disk-sync",
+        TAG_SYNCED => "disk-synced",
+        TAG_TRUNCATE => "disk-truncate",
+        TAG_CRASH => "crash",
+        TAG_LINK_UP => "link-up",
+        TAG_LINK_DOWN => "link-down",
+        TAG_CONNECT => "connect",
+        TAG_FAULT => "fault",
+        TAG_COMMAND => "command",
+        TAG_PROCESS => "event",
+        TAG_BOOT => "boot",
+        _ => "note",
+    }
+}
+
+/// The two ends of a message or connection an event concerns, for its trace fields.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    from: u32,
+    to: u32,
+    message_id: Option<u64>,
+    reason: Option<&'static str>,
+}
+
+impl Ends {
+    fn message(from: u32, to: u32, message_id: u64) -> Self {
+        Self { from, to, message_id: Some(message_id), reason: None }
+    }
+
+    fn link(from: u32, to: u32) -> Self {
+        Self { from, to, message_id: None, reason: None }
+    }
+}
+
 impl<P: Process> Simulation<P> {
     /// Builds the simulation and boots every node at virtual time 0.
     pub fn new(config: SimConfig, process_config: P::Config, trace: Trace) -> Self {
@@ -362,9 +405,11 @@ impl<P: Process> Simulation<P> {
         hasher.word(clock.drift_ppm as u64);
         self.trace.count_event();
         if self.trace.wants_text() {
-            let name = self.config.names[node as usize].clone();
-            self.trace.line(
+            let name = self.config.names[node as usize].as_str();
+            self.trace.record_line(
                 0,
+                "clock",
+                &LineFields { node: Some(name), ..LineFields::default() },
                 format_args!("{name} clock offset={}ns drift={}ppm", clock.offset_ns, clock.drift_ppm),
             );
         }
@@ -486,7 +531,7 @@ impl<P: Process> Simulation<P> {
         hasher.word(TAG_NOTE);
         hasher.bytes(text.as_bytes());
         self.trace.count_event();
-        self.trace.line(self.now_ns, format_args!("note {text}"));
+        self.trace.record_line(self.now_ns, "note", &LineFields::default(), format_args!("note {text}"));
     }
 
     /// The liveness phase: heals the network and restarts every crashed node, now.
@@ -570,15 +615,24 @@ impl<P: Process> Simulation<P> {
                 hasher.word(u64::from(node));
                 command.hash_into(hasher);
                 self.trace.count_event();
+                let name = self.config.names[node as usize].as_str();
+                let fields = LineFields { node: Some(name), event: command.name(), ..LineFields::default() };
                 if self.process(node).is_none() {
-                    let name = &self.config.names[node as usize];
-                    self.trace
-                        .line(self.now_ns, format_args!("{name} command {command} ignored: node is crashed"));
+                    self.trace.record_line(
+                        self.now_ns,
+                        "command",
+                        &fields,
+                        format_args!("{name} command {command} ignored: node is crashed"),
+                    );
                     return true;
                 }
                 if self.trace.wants_text() {
-                    let name = &self.config.names[node as usize];
-                    self.trace.line(self.now_ns, format_args!("{name} command {command}"));
+                    self.trace.record_line(
+                        self.now_ns,
+                        "command",
+                        &fields,
+                        format_args!("{name} command {command}"),
+                    );
                 }
                 self.call(node, |process, context| process.on_command(context, command));
             }
@@ -590,6 +644,19 @@ impl<P: Process> Simulation<P> {
 
     /// Hashes an event `(time, tag, node, words...)` and writes its line if text is on.
     fn record(&mut self, tag: u64, node: u32, words: &[u64], text: impl FnOnce(&[String]) -> String) {
+        self.record_between(tag, node, words, None, text);
+    }
+
+    /// [`record`](Self::record) for an event about a message or a connection: its `ends`
+    /// become fields of a JSON line (never hashed; the words say the same).
+    fn record_between(
+        &mut self,
+        tag: u64,
+        node: u32,
+        words: &[u64],
+        ends: Option<Ends>,
+        text: impl FnOnce(&[String]) -> String,
+    ) {
         let hasher = self.trace.hasher();
         hasher.word(self.now_ns);
         hasher.word(tag);
@@ -599,17 +666,34 @@ impl<P: Process> Simulation<P> {
         }
         self.trace.count_event();
         if self.trace.wants_text() {
-            let line = text(&self.config.names);
-            self.trace.line(self.now_ns, format_args!("{line}"));
+            let names = &self.config.names;
+            let line = text(names);
+            let name = |index: u32| names.get(index as usize).map(String::as_str);
+            let fields = LineFields {
+                node: name(node),
+                from: ends.and_then(|ends| name(ends.from)),
+                to: ends.and_then(|ends| name(ends.to)),
+                message_id: ends.and_then(|ends| ends.message_id),
+                reason: ends.and_then(|ends| ends.reason),
+                ..LineFields::default()
+            };
+            self.trace.record_line(self.now_ns, tag_kind(tag), &fields, format_args!("{line}"));
         }
     }
 
     fn drop_message(&mut self, from: u32, to: u32, message_id: u64, reason: DropReason) {
         self.stats.dropped += 1;
         *self.stats.drops_by_reason.entry(reason.name()).or_insert(0) += 1;
-        self.record(TAG_DROP, from, &[u64::from(to), message_id, reason as u64], |names| {
-            format!("{} -> {} #{message_id} dropped: {reason}", names[from as usize], names[to as usize])
-        });
+        let ends = Ends { reason: Some(reason.name()), ..Ends::message(from, to, message_id) };
+        self.record_between(
+            TAG_DROP,
+            from,
+            &[u64::from(to), message_id, reason as u64],
+            Some(ends),
+            |names| {
+                format!("{} -> {} #{message_id} dropped: {reason}", names[from as usize], names[to as usize])
+            },
+        );
     }
 
     fn deliver(&mut self, message: InFlight) {
@@ -641,7 +725,8 @@ impl<P: Process> Simulation<P> {
         } else if self.last_delivered.len() < REORDER_PAIRS_MAX {
             self.last_delivered.insert((from, to), message_id);
         }
-        self.record(TAG_DELIVER, to, &[u64::from(from), message_id], |names| {
+        let ends = Some(Ends::message(from, to, message_id));
+        self.record_between(TAG_DELIVER, to, &[u64::from(from), message_id], ends, |names| {
             format!("{} -> {} #{message_id} delivered", names[from as usize], names[to as usize])
         });
         self.call(to, |process, context| process.on_message(context, from, bytes));
@@ -657,6 +742,7 @@ impl<P: Process> Simulation<P> {
             local_ns: slot.clock.local_ns(self.now_ns),
             outputs: &mut outputs,
             rng: &mut slot.rng,
+            describe: self.trace.wants_text(),
         };
         callback(process, &mut context);
         self.apply_outputs(node, &mut outputs);
@@ -666,7 +752,7 @@ impl<P: Process> Simulation<P> {
     fn apply_outputs(&mut self, node: u32, outputs: &mut Outputs<P::Event>) {
         for action in outputs.actions.drain(..) {
             match action {
-                Action::Send { to, bytes } => self.send(node, to, bytes),
+                Action::Send { to, bytes, description } => self.send(node, to, bytes, description),
                 Action::Append(bytes) => {
                     let length = bytes.len() as u64;
                     self.slots[node as usize].disk.append(&bytes);
@@ -705,8 +791,10 @@ impl<P: Process> Simulation<P> {
                     event.hash_into(hasher);
                     self.trace.count_event();
                     if self.trace.wants_text() {
-                        let name = &self.config.names[node as usize];
-                        self.trace.line(self.now_ns, format_args!("{name} {event}"));
+                        let name = self.config.names[node as usize].as_str();
+                        let fields =
+                            LineFields { node: Some(name), event: event.name(), ..LineFields::default() };
+                        self.trace.record_line(self.now_ns, "event", &fields, format_args!("{name} {event}"));
                     }
                     self.events_last.push((node, event));
                 }
@@ -735,7 +823,7 @@ impl<P: Process> Simulation<P> {
         }
     }
 
-    fn send(&mut self, from: u32, to: u32, bytes: Bytes) {
+    fn send(&mut self, from: u32, to: u32, bytes: Bytes, description: Option<String>) {
         let message_id = self.next_message_id;
         self.next_message_id += 1;
         self.stats.sent += 1;
@@ -750,10 +838,22 @@ impl<P: Process> Simulation<P> {
             self.trace.count_event();
         }
         if self.trace.wants_text() {
-            let (source, target) = (&self.config.names[from as usize], &self.config.names[to as usize]);
-            let description = P::describe_message(&bytes);
-            self.trace.line(
+            let source = self.config.names[from as usize].as_str();
+            let target = self.config.names.get(to as usize).map_or("?", String::as_str);
+            let description = description.unwrap_or_else(|| P::describe_message(&bytes));
+            let fields = LineFields {
+                node: Some(source),
+                from: Some(source),
+                to: Some(target),
+                message_id: Some(message_id),
+                bytes: Some(bytes.len() as u64),
+                description: Some(&description),
+                ..LineFields::default()
+            };
+            self.trace.record_line(
                 self.now_ns,
+                "send",
+                &fields,
                 format_args!("{source} -> {target} #{message_id} send {description} {}B", bytes.len()),
             );
         }
@@ -802,12 +902,19 @@ impl<P: Process> Simulation<P> {
                     }
                     if copy == 1 {
                         self.stats.duplicated += 1;
-                        self.record(TAG_DUPLICATE, from, &[u64::from(to), message_id], |names| {
-                            format!(
-                                "{} -> {} #{message_id} duplicated",
-                                names[from as usize], names[to as usize]
-                            )
-                        });
+                        let ends = Some(Ends::message(from, to, message_id));
+                        self.record_between(
+                            TAG_DUPLICATE,
+                            from,
+                            &[u64::from(to), message_id],
+                            ends,
+                            |names| {
+                                format!(
+                                    "{} -> {} #{message_id} duplicated",
+                                    names[from as usize], names[to as usize]
+                                )
+                            },
+                        );
                     }
                     let at_ns = self.now_ns + latency + transmit_ns;
                     self.push(at_ns, Event::Deliver(message.clone()));
@@ -825,7 +932,7 @@ impl<P: Process> Simulation<P> {
         }
         let params = *self.network.params(from, to);
         let latency = random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
-        self.record(TAG_CONNECT, from, &[u64::from(to)], |names| {
+        self.record_between(TAG_CONNECT, from, &[u64::from(to)], Some(Ends::link(from, to)), |names| {
             format!("{} -> {} connect", names[from as usize], names[to as usize])
         });
         let (from_incarnation, to_incarnation) =
@@ -845,7 +952,8 @@ impl<P: Process> Simulation<P> {
             return;
         }
         let epoch = self.network.open_connection(from, to);
-        self.record(TAG_LINK_UP, from, &[u64::from(to), epoch], |names| {
+        let ends = Some(Ends::link(from, to));
+        self.record_between(TAG_LINK_UP, from, &[u64::from(to), epoch], ends, |names| {
             format!("{} <-> {} connected (epoch {epoch})", names[from as usize], names[to as usize])
         });
         self.call(from, |process, context| process.on_link_up(context, to, true));
@@ -856,7 +964,7 @@ impl<P: Process> Simulation<P> {
         if self.is_crashed(node) {
             return;
         }
-        self.record(TAG_LINK_DOWN, node, &[u64::from(peer)], |names| {
+        self.record_between(TAG_LINK_DOWN, node, &[u64::from(peer)], Some(Ends::link(node, peer)), |names| {
             format!("{} link to {} down", names[node as usize], names[peer as usize])
         });
         self.call(node, |process, context| process.on_link_down(context, peer));
@@ -894,6 +1002,7 @@ impl<P: Process> Simulation<P> {
             local_ns: slot.clock.local_ns(self.now_ns),
             outputs: &mut outputs,
             rng: &mut slot.rng,
+            describe: self.trace.wants_text(),
         };
         let process = P::boot(&self.process_config, &mut context, &disk);
         slot.process = Some(process);
@@ -906,13 +1015,14 @@ impl<P: Process> Simulation<P> {
         }
     }
 
-    fn trace_fault(&mut self, text: &str) {
+    fn trace_fault(&mut self, kind: &'static str, text: &str) {
         let hasher = self.trace.hasher();
         hasher.word(self.now_ns);
         hasher.word(TAG_FAULT);
         hasher.bytes(text.as_bytes());
         self.trace.count_event();
-        self.trace.line(self.now_ns, format_args!("fault {text}"));
+        let fields = LineFields { event: Some(kind), ..LineFields::default() };
+        self.trace.record_line(self.now_ns, "fault", &fields, format_args!("fault {text}"));
     }
 
     /// Applies `fault` now; with `until_ns`, schedules its end.
@@ -929,7 +1039,7 @@ impl<P: Process> Simulation<P> {
         if origin == Origin::Liveness {
             text.push_str(" (liveness phase)");
         }
-        self.trace_fault(&text);
+        self.trace_fault(fault.kind(), &text);
         let layer = self.next_layer;
         self.next_layer += 1;
         match &fault {
@@ -992,7 +1102,7 @@ impl<P: Process> Simulation<P> {
             crate::ferry::format_ns(since_ns),
             if undone { "" } else { ", already undone" }
         );
-        self.trace_fault(&text);
+        self.trace_fault(fault.kind(), &text);
         self.settle_layers();
     }
 

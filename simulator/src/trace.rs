@@ -10,7 +10,11 @@
 //! `count` the number of words. It is not cryptographic; it is fast enough to stay on for
 //! every run and stable across machines and Rust versions because it is written out here.
 //!
-//! Text is formatted only when a sink is attached, and streamed to it line by line.
+//! Text is formatted only when a sink is attached, and streamed to it line by line, in one
+//! of two [`TraceFormat`]s: `text`, one line `[seconds.nanoseconds] text` per event, or
+//! `jsonl`, one JSON object per event with the same text and structured fields (`t_ns`,
+//! `kind`, `node`, `from`, `to`, `message_id`, ...) for tools to filter on. The hash does not
+//! depend on the format, nor on whether a sink is attached.
 
 use std::fmt::{self, Write as _};
 use std::io;
@@ -19,6 +23,90 @@ use std::io;
 pub trait TraceRecord: fmt::Display {
     /// Feeds the canonical encoding of `self` to `hasher`.
     fn hash_into(&self, hasher: &mut TraceHasher);
+
+    /// A short name of what kind of record this is (`acked`, `lww`), for the `event` field
+    /// of a JSON line; `None` leaves the field out. Never hashed.
+    fn name(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// How a trace sink receives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceFormat {
+    /// One human-readable line per event: `[   1.500000000] a -> b #12 send ...`.
+    #[default]
+    Text,
+    /// One JSON object per line (JSON Lines), with the text line as its `text` field.
+    Jsonl,
+}
+
+impl TraceFormat {
+    /// The format named `text` or `jsonl`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "text" => Some(Self::Text),
+            "jsonl" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    /// `text` or `jsonl`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// The structured fields of one trace event, beside its text. Only a JSON-lines sink shows
+/// them; an absent field is left out of the object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineFields<'a> {
+    /// The node the event happened on (the sender of a send, the receiver of a delivery).
+    pub node: Option<&'a str>,
+    /// A message's or connection's sending side.
+    pub from: Option<&'a str>,
+    /// A message's or connection's receiving side.
+    pub to: Option<&'a str>,
+    /// The simulator's id of a message (`#12` in text), the same on its send, delivery,
+    /// drop and duplicate.
+    pub message_id: Option<u64>,
+    /// A message's size.
+    pub bytes: Option<u64>,
+    /// What a sent message carried, as the process described it.
+    pub description: Option<&'a str>,
+    /// Why a message was dropped.
+    pub reason: Option<&'a str>,
+    /// The name of a process event or command ([`TraceRecord::name`]).
+    pub event: Option<&'static str>,
+}
+
+/// One JSON line, in a fixed field order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    t_ns: u64,
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    text: &'a str,
 }
 
 /// The trace hash (see the module docs for the construction).
@@ -89,7 +177,10 @@ pub struct Trace {
     hasher: TraceHasher,
     sink: Option<Box<dyn io::Write + Send>>,
     sink_error: Option<io::Error>,
+    format: TraceFormat,
     line: String,
+    /// The JSON line being written, reused from event to event.
+    json: Vec<u8>,
     events_count: u64,
 }
 
@@ -100,6 +191,7 @@ impl fmt::Debug for Trace {
             .field("hash", &self.hasher.finish_hex())
             .field("events_count", &self.events_count)
             .field("text", &self.sink.is_some())
+            .field("format", &self.format)
             .finish()
     }
 }
@@ -111,10 +203,30 @@ impl Default for Trace {
 }
 
 impl Trace {
-    /// A trace that hashes every event and, with a sink, writes its text.
+    /// A trace that hashes every event and, with a sink, writes its text lines.
     #[must_use]
     pub fn new(sink: Option<Box<dyn io::Write + Send>>) -> Self {
-        Self { hasher: TraceHasher::default(), sink, sink_error: None, line: String::new(), events_count: 0 }
+        Self::with_format(sink, TraceFormat::Text)
+    }
+
+    /// A trace that hashes every event and, with a sink, writes it in `format`.
+    #[must_use]
+    pub fn with_format(sink: Option<Box<dyn io::Write + Send>>, format: TraceFormat) -> Self {
+        Self {
+            hasher: TraceHasher::default(),
+            sink,
+            sink_error: None,
+            format,
+            line: String::new(),
+            json: Vec::new(),
+            events_count: 0,
+        }
+    }
+
+    /// The sink's format.
+    #[must_use]
+    pub fn format(&self) -> TraceFormat {
+        self.format
     }
 
     /// True when lines are being written (callers skip formatting work otherwise).
@@ -133,14 +245,56 @@ impl Trace {
         self.events_count += 1;
     }
 
-    /// Writes one text line: `[seconds.nanoseconds] text`.
+    /// Writes one free-form line of kind `note` (not hashed: use it for events whose words
+    /// the caller hashed, or for commentary).
     pub fn line(&mut self, virtual_ns: u64, text: fmt::Arguments<'_>) {
+        self.record_line(virtual_ns, "note", &LineFields::default(), text);
+    }
+
+    /// Writes one event of `kind` (`send`, `deliver`, `event`, ...): as a text line
+    /// `[seconds.nanoseconds] text`, or as a JSON object with `fields` and the text. Does
+    /// nothing without a sink; never touches the hash.
+    pub fn record_line(
+        &mut self,
+        virtual_ns: u64,
+        kind: &'static str,
+        fields: &LineFields<'_>,
+        text: fmt::Arguments<'_>,
+    ) {
         let Some(sink) = self.sink.as_mut() else { return };
         self.line.clear();
-        let _ = write!(self.line, "[{:>4}.{:09}] ", virtual_ns / 1_000_000_000, virtual_ns % 1_000_000_000);
-        let _ = self.line.write_fmt(text);
-        self.line.push('\n');
-        if let Err(error) = sink.write_all(self.line.as_bytes()) {
+        let written = match self.format {
+            TraceFormat::Text => {
+                let seconds = virtual_ns / 1_000_000_000;
+                let _ = write!(self.line, "[{seconds:>4}.{:09}] ", virtual_ns % 1_000_000_000);
+                let _ = self.line.write_fmt(text);
+                self.line.push('\n');
+                sink.write_all(self.line.as_bytes())
+            }
+            TraceFormat::Jsonl => {
+                let _ = self.line.write_fmt(text);
+                let object = JsonLine {
+                    t_ns: virtual_ns,
+                    kind,
+                    node: fields.node,
+                    from: fields.from,
+                    to: fields.to,
+                    message_id: fields.message_id,
+                    bytes: fields.bytes,
+                    description: fields.description,
+                    reason: fields.reason,
+                    event: fields.event,
+                    text: &self.line,
+                };
+                self.json.clear();
+                // Serializing plain strings and integers into a Vec cannot fail.
+                serde_json::to_writer(&mut self.json, &object)
+                    .expect("a JSON line of strings and integers serializes");
+                self.json.push(b'\n');
+                sink.write_all(&self.json)
+            }
+        };
+        if let Err(error) = written {
             // Keep running (the hash is still right); report the first error at the end.
             self.sink_error.get_or_insert(error);
             self.sink = None;
@@ -233,5 +387,37 @@ mod tests {
         let mut silent = Trace::default();
         assert!(!silent.wants_text());
         silent.line(0, format_args!("ignored"));
+    }
+
+    #[test]
+    fn json_lines_carry_the_fields_and_the_escaped_text() {
+        // Goal: one parseable object per event, absent fields left out, hostile text
+        // escaped by the serializer rather than breaking the line.
+        let buffer = SharedBuffer::default();
+        let mut trace = Trace::with_format(Some(Box::new(buffer.clone())), TraceFormat::Jsonl);
+        let fields = LineFields {
+            node: Some("a"),
+            from: Some("a"),
+            to: Some("b"),
+            message_id: Some(12),
+            bytes: Some(66),
+            description: Some("WalPush msg_id=5 a:1"),
+            ..LineFields::default()
+        };
+        trace.record_line(1_500_000_000, "send", &fields, format_args!("a -> b #12 send"));
+        trace.line(2, format_args!("quote \" newline \n end"));
+        assert_eq!(
+            buffer.text(),
+            concat!(
+                r#"{"t_ns":1500000000,"kind":"send","node":"a","from":"a","to":"b","message_id":12,"#,
+                r#""bytes":66,"description":"WalPush msg_id=5 a:1","text":"a -> b #12 send"}"#,
+                "\n",
+                r#"{"t_ns":2,"kind":"note","text":"quote \" newline \n end"}"#,
+                "\n",
+            )
+        );
+        assert_eq!(TraceFormat::from_name("jsonl"), Some(TraceFormat::Jsonl));
+        assert_eq!(TraceFormat::from_name("JSON"), None);
+        assert_eq!(TraceFormat::Text.name(), "text");
     }
 }

@@ -527,7 +527,7 @@ impl Runtime {
         let now_ns = self.clock.now_ns();
         while let Some(output) = self.node.poll() {
             match output {
-                Output::Send { link, frame } => self.send(link, frame),
+                Output::Send { link, frame, .. } => self.send(link, frame),
                 Output::Close { link } => self.close(link, "the protocol closed the link"),
                 Output::Disk(DiskRequest::Append { bytes }) => {
                     self.wal.append(&bytes).map_err(|error| self.disk_error(error))?
@@ -636,6 +636,7 @@ impl Runtime {
             Event::Pong { link, round_trip_ns } => {
                 self.logger.debug(format_args!("pong on link {link}: {round_trip_ns} ns"));
             }
+            event @ Event::Conflict(_) => self.logger.debug(format_args!("{event}")),
         }
     }
 

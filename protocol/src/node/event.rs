@@ -4,8 +4,10 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::entry::{NodeId, Operation, WalEntry};
+use crate::entry::{NodeId, Operation, Timestamp, WalEntry};
+use crate::message::Message;
 use crate::storage::DiskRequest;
+use crate::store::{Conflict, ConflictReason, WriteId};
 
 /// The caller's name for a link (a socket, a simulated peer).
 pub type LinkId = u64;
@@ -19,6 +21,10 @@ pub enum Output {
         link: LinkId,
         /// The whole frame.
         frame: Bytes,
+        /// What the frame carries, before encryption; only with
+        /// [`NodeConfig::describe_sends`](super::NodeConfig::describe_sends), and only for
+        /// messages the node builds itself (not the handshake's, which travel in the clear).
+        message: Option<Box<SentMessage>>,
     },
     /// Close `link`: its byte stream is unusable (the node has already forgotten it).
     Close {
@@ -30,6 +36,15 @@ pub enum Output {
     Disk(DiskRequest),
     /// Something happened.
     Event(Event),
+}
+
+/// The plaintext of a sent frame, for traces and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The envelope's msg_id (an answer echoes its request's).
+    pub msg_id: u32,
+    /// The message.
+    pub message: Message,
 }
 
 /// A notable change.
@@ -92,6 +107,72 @@ pub enum Event {
         /// Round-trip time on the node's clock.
         round_trip_ns: u64,
     },
+    /// Last-writer-wins chose between writes of two origins to one key (a local write or
+    /// a received entry met the key's register). Not reported again when recovery replays
+    /// the WAL.
+    Conflict(Conflict),
+}
+
+/// Largest part of a key shown in an event line; the rest is counted.
+pub const EVENT_KEY_BYTES_SHOWN_MAX: usize = 64;
+
+/// Untrusted bytes for one line of a log or trace: in double quotes, printable ASCII as
+/// itself (`"` and `\` escaped with a backslash), any other byte as `\xNN`; at most
+/// `bytes_max` bytes are shown and the rest are counted, `"abc"+97B`.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a> {
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// How many to show at most.
+    pub bytes_max: usize,
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.bytes[..self.bytes.len().min(self.bytes_max)];
+        formatter.write_str("\"")?;
+        for byte in shown {
+            match byte {
+                b'"' | b'\\' => write!(formatter, "\\{}", char::from(*byte))?,
+                0x20..=0x7e => write!(formatter, "{}", char::from(*byte))?,
+                _ => write!(formatter, "\\x{byte:02x}")?,
+            }
+        }
+        formatter.write_str("\"")?;
+        let hidden_bytes = self.bytes.len() - shown.len();
+        if hidden_bytes > 0 {
+            write!(formatter, "+{hidden_bytes}B")?;
+        }
+        Ok(())
+    }
+}
+
+/// An HLC timestamp as seconds of its physical part and its logical counter: `1.203s+0`.
+#[derive(Debug, Clone, Copy)]
+pub struct HlcDisplay(pub Timestamp);
+
+impl fmt::Display for HlcDisplay {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let physical_ms = self.0.physical_ms();
+        write!(formatter, "{}.{:03}s+{}", physical_ms / 1000, physical_ms % 1000, self.0.logical())
+    }
+}
+
+fn write_id(formatter: &mut fmt::Formatter<'_>, write: &WriteId) -> fmt::Result {
+    let kind = if write.delete { "delete" } else { "put" };
+    write!(formatter, "{kind} {}#{}@{}", write.origin, write.sequence, HlcDisplay(write.timestamp))
+}
+
+/// Why a conflict ended as it did, for a line: `later timestamp, replaced` (the merged write
+/// won) or `equal timestamp, higher origin id, kept` (the held write won).
+#[must_use]
+pub fn conflict_outcome(conflict: &Conflict) -> &'static str {
+    match (conflict.reason(), conflict.merged_won()) {
+        (ConflictReason::LaterTimestamp, true) => "later timestamp, replaced",
+        (ConflictReason::LaterTimestamp, false) => "later timestamp, kept",
+        (ConflictReason::HigherOrigin, true) => "equal timestamp, higher origin id, replaced",
+        (ConflictReason::HigherOrigin, false) => "equal timestamp, higher origin id, kept",
+    }
 }
 
 /// Formats a write compactly: `a#3 put k=v @1000.0`.
@@ -137,6 +218,58 @@ impl fmt::Display for Event {
             Self::RoutedPong { target, round_trip_ns } => {
                 write!(formatter, "routed pong from {target} rtt={round_trip_ns}ns")
             }
+            Self::Conflict(conflict) => {
+                let key = Escaped { bytes: &conflict.key, bytes_max: EVENT_KEY_BYTES_SHOWN_MAX };
+                write!(formatter, "lww {key}: ")?;
+                write_id(formatter, conflict.winner())?;
+                formatter.write_str(" beats ")?;
+                write_id(formatter, conflict.loser())?;
+                write!(formatter, " ({})", conflict_outcome(conflict))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_quotes_escapes_and_truncates() {
+        // Goal: hostile bytes cannot break a line or fake one: quotes, backslashes, control
+        // characters and non-ASCII are escaped, and long input is cut and counted.
+        let show = |bytes: &[u8], bytes_max| Escaped { bytes, bytes_max }.to_string();
+        assert_eq!(show(b"k7", 64), r#""k7""#);
+        assert_eq!(show(b"a\"b\\c", 64), r#""a\"b\\c""#);
+        assert_eq!(show(b"line\nbreak\x1b[31m\xff", 64), r#""line\x0abreak\x1b[31m\xff""#);
+        assert_eq!(show("é".as_bytes(), 64), r#""\xc3\xa9""#);
+        assert_eq!(show(b"abcdef", 3), r#""abc"+3B"#);
+        assert_eq!(show(b"", 3), r#""""#);
+    }
+
+    #[test]
+    fn conflict_line_names_winner_loser_and_reason() {
+        let write = |origin, sequence, physical_ms, logical, delete| WriteId {
+            timestamp: Timestamp::new(physical_ms, logical),
+            origin: NodeId(origin),
+            sequence,
+            delete,
+        };
+        let conflict = Conflict {
+            key: Bytes::from_static(b"k7"),
+            held: write(1, 5, 1201, 1, false),
+            merged: write(2, 2, 1203, 0, true),
+        };
+        assert_eq!(
+            Event::Conflict(conflict).to_string(),
+            "lww \"k7\": delete 0000000000000002#2@1.203s+0 beats put 0000000000000001#5@1.201s+1 \
+             (later timestamp, replaced)"
+        );
+        let tie = Conflict {
+            key: Bytes::from_static(b"k"),
+            held: write(2, 1, 5, 0, false),
+            merged: write(1, 1, 5, 0, false),
+        };
+        assert_eq!(conflict_outcome(&tie), "equal timestamp, higher origin id, kept");
     }
 }

@@ -30,7 +30,9 @@ use bytes::{Bytes, BytesMut};
 use rand_core::RngCore;
 use thiserror::Error;
 
-pub use event::{Event, LinkId, Output};
+pub use event::{
+    EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage, conflict_outcome,
+};
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
 pub use routing::ROUTE_PINGS_MAX;
@@ -66,6 +68,9 @@ pub struct NodeConfig {
     pub routing: bool,
     /// Interval between routing announcements to each neighbour.
     pub route_interval_ns: u64,
+    /// Attach each sent message's plaintext to its `Output::Send`, for traces. Off by
+    /// default: it clones every message sent.
+    pub describe_sends: bool,
 }
 
 impl NodeConfig {
@@ -82,6 +87,7 @@ impl NodeConfig {
             clock_drift_ms_max: 60_000,
             routing: false,
             route_interval_ns: 1_000_000_000,
+            describe_sends: false,
         }
     }
 }
@@ -517,7 +523,10 @@ impl Node {
     /// Applies and logs everything the log accepted.
     fn apply_accepted(&mut self) {
         for entry in self.log.take_accepted() {
-            self.store.apply(&entry);
+            let (_, conflict) = self.store.apply_reporting(&entry);
+            if let Some(conflict) = conflict {
+                self.outputs.push_back(Output::Event(Event::Conflict(conflict)));
+            }
             self.stats.entries_applied += 1;
             let mut record = BytesMut::with_capacity(wal::record_len(&entry));
             wal::encode_record(&entry, &mut record);
@@ -572,7 +581,7 @@ impl Node {
         loop {
             let Some(peer) = self.peers.get_mut(&link) else { return };
             if let Some(contents) = peer.connection.poll_transmit() {
-                self.send_contents(link, &contents);
+                self.send_contents(link, &contents, None);
                 continue;
             }
             let Some(event) = peer.connection.poll_event() else { return };
@@ -616,10 +625,10 @@ impl Node {
         }
     }
 
-    fn send_contents(&mut self, link: LinkId, contents: &[u8]) {
+    fn send_contents(&mut self, link: LinkId, contents: &[u8], message: Option<Box<SentMessage>>) {
         let mut frame = BytesMut::with_capacity(contents.len() + 4);
         match frame::encode(contents, self.config.frame_bytes_max, &mut frame) {
-            Ok(()) => self.outputs.push_back(Output::Send { link, frame: frame.freeze() }),
+            Ok(()) => self.outputs.push_back(Output::Send { link, frame: frame.freeze(), message }),
             // Our own messages are bounded far below any sane maximum; a tiny configured
             // maximum is reported rather than panicking.
             Err(error) => self.reject(link, format!("cannot send: {error}")),
@@ -636,7 +645,13 @@ impl Node {
     fn send_message_as(&mut self, link: LinkId, msg_id: u32, message: &Message) {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         match peer.connection.send(msg_id, message) {
-            Ok(contents) => self.send_contents(link, &contents),
+            Ok(contents) => {
+                let sent = self
+                    .config
+                    .describe_sends
+                    .then(|| Box::new(SentMessage { msg_id, message: message.clone() }));
+                self.send_contents(link, &contents, sent);
+            }
             Err(error) => self.reject(link, format!("cannot send {:?}: {error}", message.message_type())),
         }
     }
