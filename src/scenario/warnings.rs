@@ -86,10 +86,8 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
                     });
                 }
             }
-            FaultKind::Cut { from, to } => {
-                if !scenario.topology.connects(*from, *to, scenario.nodes.len()) {
-                    found.push(no_link(fault.span, scenario, *from, *to, "cut"));
-                }
+            FaultKind::Cut { from, to } if !scenario.topology.connects(*from, *to, scenario.nodes.len()) => {
+                found.push(no_link(fault.span, scenario, *from, *to, "cut"));
             }
             FaultKind::Partition { groups } if groups.len() < 2 => found.push(Warning {
                 span: Some(fault.span),
