@@ -242,13 +242,24 @@ struct RunFlags<'a> {
     dump_state: Option<&'a Path>,
 }
 
-/// A clap error for a flag that belongs to another subcommand gets a pointed hint:
-/// `ferry run FILE --seeds 0..3` means `ferry sweep`.
+/// Subcommand names, for "did you mean" when clap's own guess finds nothing (`rn`).
+const SUBCOMMANDS: &[&str] = &["run", "sweep", "check", "node", "registry"];
+
+/// A clap error that deserves a pointed hint: `ferry run FILE --seeds 0..3` means
+/// `ferry sweep`, and `ferry rn` means `ferry run`.
 fn misplaced_flag_hint(args: &[OsString], error: &clap::Error) -> Option<String> {
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|arg| arg.to_str()).collect();
+    if error.kind() == clap::error::ErrorKind::InvalidSubcommand {
+        let typed = words.iter().find(|word| !word.starts_with('-'))?;
+        let known = scenario::suggest(typed, SUBCOMMANDS)?;
+        let has_tip = error.get(clap::error::ContextKind::SuggestedSubcommand).is_some();
+        return (!has_tip).then(|| {
+            format!("unrecognized subcommand `{}`; did you mean `ferry {known}`?", crate::text::escape(typed))
+        });
+    }
     if error.kind() != clap::error::ErrorKind::UnknownArgument {
         return None;
     }
-    let words: Vec<&str> = args.iter().skip(1).filter_map(|arg| arg.to_str()).collect();
     let command = words.iter().find(|word| !word.starts_with('-'))?;
     let seeds = words.iter().position(|word| *word == "--seeds" || word.starts_with("--seeds="))?;
     if *command != "run" {

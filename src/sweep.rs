@@ -79,6 +79,11 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
         .iter()
         .map(|path| Ok(File { path, scenario: cli::load(path)? }))
         .collect::<Result<Vec<_>, Error>>()?;
+    for file in &files {
+        for warning in crate::scenario::warnings(&file.scenario) {
+            eprintln!("{}", warning.render(&file.path.display().to_string()));
+        }
+    }
     let (start, end) = cli::parse_seeds(seeds)?;
     let (shard_index, shard_count) = options.shard.map(cli::parse_shard).transpose()?.unwrap_or((0, 1));
     let jobs = match options.jobs {

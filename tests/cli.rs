@@ -9,55 +9,13 @@
 //! `CARGO_TARGET_TMPDIR` for files the test writes, and compare exit code, stdout and
 //! stderr. Nothing here measures time.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
-
-/// What one `ferry` process did.
-#[derive(Debug)]
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `ferry ARGS` in `directory`.
-fn ferry_in(directory: &Path, args: &[&str]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(directory)
-        .output()
-        .expect("cargo builds the ferry binary before its integration tests");
-    Outcome {
-        code: output.status.code().expect("ferry exits with a code, not by a signal"),
-        stdout: String::from_utf8(output.stdout).expect("ferry writes UTF-8 to stdout"),
-        stderr: String::from_utf8(output.stderr).expect("ferry writes UTF-8 to stderr"),
-    }
-}
-
-/// Runs `ferry ARGS` in the package root, where `scenarios/` is.
-fn ferry(args: &[&str]) -> Outcome {
-    ferry_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
-}
-
-/// An empty directory for one test's files, under cargo's scratch directory for tests.
-fn fresh_directory(test_name: &str) -> PathBuf {
-    let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli").join(test_name);
-    if directory.exists() {
-        std::fs::remove_dir_all(&directory).expect("the scratch directory belongs to this test");
-    }
-    std::fs::create_dir_all(&directory).expect("the scratch directory can be created");
-    directory
-}
-
-/// Writes `text` to `directory/name` and returns the path.
-fn write_file(directory: &Path, name: &str, text: &str) -> PathBuf {
-    let path = directory.join(name);
-    std::fs::write(&path, text).expect("the scratch directory is writable");
-    path
-}
+use support::{ferry, ferry_in, fresh_directory, write_file};
 
 fn path_text(path: &Path) -> &str {
     path.to_str().expect("scratch paths are UTF-8")

@@ -129,6 +129,7 @@ use std::path::Path;
 
 pub use bless::bless;
 pub use duration::DURATION_NS_MAX;
+pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
     Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Clock, Disk, Expect, Fault, FaultKind, LinkOverride,
