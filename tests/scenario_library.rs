@@ -1,5 +1,5 @@
-//! The CI convergence test: every scenario in `scenarios/` passes every expectation over a
-//! bounded range of seeds.
+//! The CI convergence test: every scenario in `scenarios/`, and every regression scenario in
+//! `tests/scenarios/`, passes every expectation over a bounded range of seeds.
 //!
 //! Goal: the library scenarios, which the README and users run first, keep converging with
 //! no data loss as the protocol and the simulator change, on more seeds than the file's own.
@@ -35,17 +35,41 @@ const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[("large-cluster", 2), ("chaos-swarm"
 /// Worker threads; the CI machine has two cores.
 const WORKERS_COUNT: usize = 2;
 
-/// The `.yaml` files in `scenarios/`, sorted.
-fn library_files() -> Vec<PathBuf> {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+/// The trace snapshot fixtures in `tests/scenarios/` (see `tests/trace_snapshots.rs`), by
+/// file stem: each pins one seed's trace, and `impatient` fails by design. Every other file
+/// there is a regression scenario and is swept like the library.
+const SNAPSHOT_FIXTURES: &[&str] = &["crash-pair", "impatient", "line-partition", "stream-break"];
+
+/// The `.yaml` files in `directory` (relative to the package), sorted.
+fn yaml_files(directory: &str) -> Vec<PathBuf> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join(directory);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
-        .expect("scenarios/ exists")
-        .map(|entry| entry.expect("scenarios/ is readable").path())
+        .expect("the scenario directory exists")
+        .map(|entry| entry.expect("the scenario directory is readable").path())
         .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
         .collect();
     files.sort();
+    files
+}
+
+/// The `.yaml` files in `scenarios/`, sorted.
+fn library_files() -> Vec<PathBuf> {
+    let files = yaml_files("scenarios");
     assert!(!files.is_empty(), "the library has scenarios");
     files
+}
+
+/// The library, then the regression scenarios of `tests/scenarios/`.
+fn swept_files() -> Vec<PathBuf> {
+    let regressions =
+        yaml_files("tests/scenarios").into_iter().filter(|path| !SNAPSHOT_FIXTURES.contains(&stem(path)));
+    library_files().into_iter().chain(regressions).collect()
+}
+
+/// `scenarios/NAME.yaml` or `tests/scenarios/NAME.yaml`, for messages and replay commands.
+fn relative(path: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned()
 }
 
 fn stem(path: &Path) -> &str {
@@ -76,13 +100,12 @@ fn describe_failure(result: &Result<Report, String>) -> Option<String> {
 /// Goal and method: see the module docs.
 #[test]
 fn every_library_scenario_passes_on_a_range_of_seeds() {
-    let files = library_files();
+    let files = swept_files();
     let scenarios: Vec<(String, Scenario)> = files
         .iter()
         .map(|path| {
-            let relative = format!("scenarios/{}.yaml", stem(path));
             let scenario = scenario::load(path).unwrap_or_else(|error| panic!("{error}"));
-            (relative, scenario)
+            (relative(path), scenario)
         })
         .collect();
 
@@ -147,4 +170,16 @@ fn seed_table_names_existing_scenarios() {
         assert!(files.iter().any(|path| stem(path) == *name), "scenarios/{name}.yaml does not exist");
         assert!(*count >= 1, "{name} runs at least one seed");
     }
+}
+
+/// Goal: the fixture list names only files that exist, so a renamed fixture is not silently
+/// swept (and `impatient` fails the sweep), and some regression scenarios are swept.
+/// Method: look each name up in `tests/scenarios/`.
+#[test]
+fn fixture_table_names_existing_files() {
+    let files = yaml_files("tests/scenarios");
+    for name in SNAPSHOT_FIXTURES {
+        assert!(files.iter().any(|path| stem(path) == *name), "tests/scenarios/{name}.yaml does not exist");
+    }
+    assert!(swept_files().len() > library_files().len(), "tests/scenarios/ holds regression scenarios");
 }

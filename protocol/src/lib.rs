@@ -6,7 +6,8 @@
 //! output the caller drains.
 //!
 //! Layers, bottom up: [`varint`] → [`frame`] → [`envelope`] → [`message`] → [`session`] →
-//! [`node`]. Storage side: [`clock`] stamps writes, [`wal`] turns entries into log records
+//! [`node`]. Storage side: [`clock`] stamps writes ([`steady`] keeps the
+//! timers' time from going back), [`wal`] turns entries into log records
 //! and back, [`storage`] names the disk requests that carry them, and [`store`] merges
 //! entries into the replicated map. [`node`] ties everything into one state machine.
 #![warn(missing_docs, unreachable_pub)]
@@ -19,6 +20,7 @@ pub mod message;
 pub mod node;
 pub mod router;
 pub mod session;
+pub mod steady;
 pub mod storage;
 pub mod store;
 pub mod varint;
@@ -34,6 +36,7 @@ pub use session::{
     Connection, ConnectionEvent, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
     VersionRange,
 };
+pub use steady::SteadyClock;
 pub use storage::{DiskCompletion, DiskRequest, MemoryDisk};
 pub use store::{Applied, Conflict, ConflictReason, Digest, Register, Store, WriteId};
 pub use varint::VarintError;

@@ -1,7 +1,29 @@
 //! Per-node clocks: virtual time seen through a skew, a drift and scripted jumps.
 //!
-//! `local = virtual + offset + virtual * drift_ppm / 1e6 + jumps`. Nodes only ever see their
-//! own clock; the simulator converts their timer deadlines back to virtual time.
+//! `local = virtual + offset + virtual * drift_ppm / 1e6`, where `offset` starts as the skew
+//! and takes every jump. Nodes only ever see their own clock; the simulator converts their
+//! timer deadlines back to virtual time.
+//!
+//! A local clock never stands still: it reads between 0 and [`LOCAL_NS_CEILING`] when it
+//! starts and after every jump, and from there runs at a rate of at least 0.9 (drift is
+//! bounded by [`DRIFT_PPM_MAX`]), so it never needs clamping and every later reading is
+//! larger. A jump that would take the clock below 0 (before its epoch) or above the ceiling
+//! is cut short at that bound; the simulator traces it. A clock that clamped at zero instead
+//! stood still for as long as the jump was deep, and with it every timer of the node
+//! (issue #12).
+
+/// The highest reading a clock starts at or jumps to: 2^62 ns, about 146 years. Virtual time
+/// is at most `i64::MAX` ns and a clock runs at most 1.1 times as fast, so no reading
+/// reaches `u64::MAX`.
+pub const LOCAL_NS_CEILING: u64 = 1 << 62;
+
+/// Largest drift magnitude in parts per million: clocks run at a rate within 0.9 to 1.1.
+pub const DRIFT_PPM_MAX: i64 = 100_000;
+
+const _: () = assert!(
+    (LOCAL_NS_CEILING as u128) + (i64::MAX as u128) * (1_000_000 + DRIFT_PPM_MAX as u128) / 1_000_000
+        < u64::MAX as u128
+);
 
 /// One node's view of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,18 +35,26 @@ pub struct NodeClock {
 }
 
 impl NodeClock {
-    /// A clock with the given skew and drift.
+    /// A clock that reads `offset_ns` at virtual time 0, cut to `0..=LOCAL_NS_CEILING`, with
+    /// the given drift, cut to `±DRIFT_PPM_MAX`.
     #[must_use]
-    pub const fn new(offset_ns: i64, drift_ppm: i64) -> Self {
-        Self { offset_ns, drift_ppm }
+    pub fn new(offset_ns: i64, drift_ppm: i64) -> Self {
+        let offset_ns = offset_ns.clamp(0, LOCAL_NS_CEILING as i64);
+        Self { offset_ns, drift_ppm: drift_ppm.clamp(-DRIFT_PPM_MAX, DRIFT_PPM_MAX) }
     }
 
-    /// The local reading at virtual time `virtual_ns`. Never negative: a node's clock
-    /// saturates at zero (it cannot read before its epoch).
+    /// The reading at virtual time `virtual_ns`, unclamped.
+    fn reading(&self, virtual_ns: u64) -> i128 {
+        let drift = i128::from(virtual_ns) * i128::from(self.drift_ppm) / 1_000_000;
+        i128::from(virtual_ns) + i128::from(self.offset_ns) + drift
+    }
+
+    /// The local reading at virtual time `virtual_ns`, for any virtual time at or after the
+    /// clock's start and its latest jump (the simulator never asks about the past).
     #[must_use]
     pub fn local_ns(&self, virtual_ns: u64) -> u64 {
-        let drift = i128::from(virtual_ns) * i128::from(self.drift_ppm) / 1_000_000;
-        let local = i128::from(virtual_ns) + i128::from(self.offset_ns) + drift;
+        let local = self.reading(virtual_ns);
+        debug_assert!(local >= 0, "a local clock never reads before its epoch");
         local.clamp(0, i128::from(u64::MAX)) as u64
     }
 
@@ -41,9 +71,16 @@ impl NodeClock {
         delta.clamp(0, i128::from(u64::MAX)) as u64
     }
 
-    /// Moves the clock by `by_ns` (negative jumps backwards).
-    pub fn jump(&mut self, by_ns: i64) {
-        self.offset_ns = self.offset_ns.saturating_add(by_ns);
+    /// Moves the clock by `by_ns` (negative jumps backwards) at virtual time `virtual_ns`,
+    /// cut short so that it reads between 0 and [`LOCAL_NS_CEILING`] afterwards. Returns the
+    /// jump applied, which differs from `by_ns` only when it was cut.
+    pub fn jump(&mut self, virtual_ns: u64, by_ns: i64) -> i64 {
+        let before = self.reading(virtual_ns);
+        let after = (before + i128::from(by_ns)).clamp(0, i128::from(LOCAL_NS_CEILING).max(before));
+        // Cutting only shortens the jump: `after - before` lies between 0 and `by_ns`.
+        let applied = i64::try_from(after - before).expect("a cut jump lies between 0 and the requested one");
+        self.offset_ns = self.offset_ns.saturating_add(applied);
+        applied
     }
 }
 
@@ -56,12 +93,35 @@ mod tests {
         let mut clock = NodeClock::new(5_000, 100);
         assert_eq!(clock.local_ns(0), 5_000);
         assert_eq!(clock.local_ns(1_000_000_000), 1_000_000_000 + 5_000 + 100_000);
-        clock.jump(-2_000_000_000);
-        assert_eq!(clock.local_ns(1_000_000_000), 0, "saturates at the epoch");
-        let fast = NodeClock::new(0, 1_000_000);
-        assert_eq!(fast.virtual_delta_ns(10), 5, "a clock running 2x needs half the virtual time");
+        assert_eq!(clock.jump(1_000_000_000, -500_000_000), -500_000_000);
+        assert_eq!(clock.local_ns(1_000_000_000), 500_000_000 + 5_000 + 100_000);
+        let fast = NodeClock::new(0, DRIFT_PPM_MAX);
+        assert_eq!(fast.virtual_delta_ns(11), 10, "a clock running 1.1x needs less virtual time");
+        assert_eq!(NodeClock::new(0, -2_000_000).drift_ppm, -DRIFT_PPM_MAX, "drift is cut to its bound");
         let exact = NodeClock::default();
         assert_eq!(exact.virtual_delta_ns(10), 10);
+    }
+
+    /// Goal: no clock stands still, whatever its skew and jumps (issue #12). Method: jump an
+    /// hour back one second in, as `tests/scenarios/clock-jump-before-epoch.yaml` does, and
+    /// start a clock with a negative skew; both must read 0 at worst and then keep ticking.
+    #[test]
+    fn a_clock_never_stands_still() {
+        let second = 1_000_000_000u64;
+        let mut clock = NodeClock::new(0, -DRIFT_PPM_MAX);
+        let applied = clock.jump(second, -3_600 * 1_000_000_000);
+        assert_eq!(applied, -900_000_000, "cut at the epoch: the clock read 0.9 s");
+        assert_eq!(clock.local_ns(second), 0);
+        assert_eq!(clock.local_ns(second + 10), 9, "ticking at 0.9");
+        assert!(clock.local_ns(2 * second) > clock.local_ns(second + 10));
+        let skewed = NodeClock::new(-5_000, 0);
+        assert_eq!(skewed.local_ns(0), 0, "a negative start is cut to the epoch");
+        assert_eq!(skewed.local_ns(7), 7);
+        let mut high = NodeClock::new(i64::MAX, DRIFT_PPM_MAX);
+        assert_eq!(high.local_ns(0), LOCAL_NS_CEILING);
+        assert_eq!(high.jump(0, i64::MAX), 0, "cut at the ceiling");
+        assert!(high.local_ns(i64::MAX as u64) < u64::MAX);
+        assert_eq!(high.jump(i64::MAX as u64, i64::MIN), i64::MIN, "a jump back from above the ceiling");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Links are named by the peer's node index. With the datagram transport every topology edge
 //! is a link from the start; with the stream transport the lower-indexed node dials and
-//! redials with backoff after every break.
+//! redials with backoff after every break. The adapter's own timers (redials, routed ping
+//! retries) run on a [`SteadyClock`] of the node's readings, as the node's do, so a clock
+//! that steps back postpones none of them.
 //!
 //! When the trace writes text, each node attaches the plaintext of what it sends and
 //! [`describe`] turns it into the send line's description; the hash never sees it.
@@ -21,7 +23,7 @@ use ferry_protocol::node::{
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::{Conflict, Digest, WriteId};
-use ferry_protocol::{Envelope, NodeId, Timestamp, WalEntry};
+use ferry_protocol::{Envelope, NodeId, SteadyClock, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -250,10 +252,12 @@ impl TraceRecord for FerryEvent {
 pub struct FerryNode {
     node: Option<Node>,
     stream: bool,
-    /// Stream peers this node dials: next attempt time and current backoff.
+    /// Stream peers this node dials: next attempt time (steady) and current backoff.
     redial: BTreeMap<u32, (Option<u64>, u64)>,
-    /// Routed pings not yet answered: target → (attempts so far, next attempt time).
+    /// Routed pings not yet answered: target → (attempts so far, next attempt time, steady).
     pings: BTreeMap<u32, (u32, u64)>,
+    /// The node's clock readings as steady time, for the two timer tables above.
+    steady: SteadyClock,
     names: std::sync::Arc<Vec<String>>,
     /// Node names by id, for conflicts and send descriptions.
     ids: Names,
@@ -304,19 +308,22 @@ impl FerryNode {
                 Output::Event(event) => context.emit(FerryEvent::Node(event)),
             }
         }
+        let now_ns = self.steady.advance(context.now_ns());
         for peer in broken {
-            self.link_broken(context.now_ns(), peer);
+            self.link_broken(now_ns, peer);
         }
         let redial = self.redial.values().filter_map(|(at, _)| *at).min();
         let ping = self.pings.values().map(|(_, at)| *at).min();
-        let deadline = [node_deadline(self.node.as_ref()), redial, ping].into_iter().flatten().min();
+        let own = [redial, ping].into_iter().flatten().min().map(|at| self.steady.to_reading_ns(at));
+        let deadline = [node_deadline(self.node.as_ref()), own].into_iter().flatten().min();
         context.set_timer(deadline);
     }
 
     /// Sends every routed ping whose next attempt is due; gives up after
     /// [`PING_ATTEMPTS_MAX`] attempts.
     fn retry_pings(&mut self, context: &mut Context<'_, FerryEvent>) {
-        let now_ns = context.now_ns();
+        let reading_ns = context.now_ns();
+        let now_ns = self.steady.advance(reading_ns);
         let Some(node) = self.node.as_mut() else { return };
         let due: Vec<u32> =
             self.pings.iter().filter(|(_, (_, at))| *at <= now_ns).map(|(target, _)| *target).collect();
@@ -325,21 +332,22 @@ impl FerryNode {
             let Some((attempts, at)) = self.pings.get_mut(&index) else { continue };
             *attempts += 1;
             let attempt = *attempts;
-            *at = now_ns + PING_RETRY_NS;
+            *at = now_ns.saturating_add(PING_RETRY_NS);
             if attempt > PING_ATTEMPTS_MAX {
                 self.pings.remove(&index);
                 let reason = format!("no answer after {PING_ATTEMPTS_MAX} attempts");
                 context.emit(FerryEvent::PingSent { target: name, attempt, route: Err(reason) });
                 continue;
             }
-            let route = node.route_ping(now_ns, NodeId::from_name(&name)).map_err(|error| error.to_string());
+            let route =
+                node.route_ping(reading_ns, NodeId::from_name(&name)).map_err(|error| error.to_string());
             context.emit(FerryEvent::PingSent { target: name, attempt, route });
         }
     }
 
     fn link_broken(&mut self, now_ns: u64, peer: u32) {
         if let Some((at, backoff)) = self.redial.get_mut(&peer) {
-            *at = Some(now_ns + *backoff);
+            *at = Some(now_ns.saturating_add(*backoff));
             *backoff = (*backoff * 2).min(REDIAL_NS_MAX);
         }
     }
@@ -374,6 +382,7 @@ impl Process for FerryNode {
                 stream,
                 redial: BTreeMap::new(),
                 pings: BTreeMap::new(),
+                steady: SteadyClock::new(),
                 names: std::sync::Arc::clone(&config.names),
                 ids,
                 trace_values: config.trace_values,
@@ -385,6 +394,7 @@ impl Process for FerryNode {
                     stream,
                     redial: BTreeMap::new(),
                     pings: BTreeMap::new(),
+                    steady: SteadyClock::new(),
                     names: std::sync::Arc::clone(&config.names),
                     ids,
                     trace_values: config.trace_values,
@@ -412,8 +422,9 @@ impl Process for FerryNode {
     fn on_timer(&mut self, context: &mut Context<'_, FerryEvent>) {
         self.retry_pings(context);
         let now_ns = context.now_ns();
+        let steady_ns = self.steady.advance(now_ns);
         for (peer, (at, _)) in &mut self.redial {
-            if at.is_some_and(|at| at <= now_ns) {
+            if at.is_some_and(|at| at <= steady_ns) {
                 *at = None;
                 context.connect(*peer);
             }
@@ -451,7 +462,8 @@ impl Process for FerryNode {
         if let Some(node) = self.node.as_mut() {
             node.link_down(now_ns, u64::from(peer));
         }
-        self.link_broken(now_ns, peer);
+        let steady_ns = self.steady.advance(now_ns);
+        self.link_broken(steady_ns, peer);
         self.drain(context);
     }
 
@@ -462,7 +474,7 @@ impl Process for FerryNode {
             Command::Put { key, value } => node.put(now_ns, key, value),
             Command::Delete { key } => node.delete(now_ns, key),
             Command::Ping { target } => {
-                self.pings.insert(target, (0, now_ns));
+                self.pings.insert(target, (0, self.steady.advance(now_ns)));
                 self.retry_pings(context);
                 Ok(0)
             }

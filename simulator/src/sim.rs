@@ -41,7 +41,8 @@ pub struct SimConfig {
     pub link: LinkParams,
     /// Disk behaviour.
     pub disk: DiskConfig,
-    /// Each clock starts off by a uniform amount in `±clock_skew_ns`.
+    /// Each clock starts off by a uniform amount in `±clock_skew_ns`, counted from
+    /// `clock_skew_ns` after its epoch so that no clock starts before it.
     pub clock_skew_ns: u64,
     /// Each clock runs fast or slow by a uniform amount in `±clock_drift_ppm`.
     pub clock_drift_ppm: u64,
@@ -352,7 +353,10 @@ impl<P: Process> Simulation<P> {
         let mut clock_rng = random::stream(config.seed, Stream::Clock);
         let slots = (0..nodes_count)
             .map(|node| {
-                let offset_ns = random::signed(&mut clock_rng, config.clock_skew_ns);
+                // Every clock starts `skew` after its epoch plus the drawn skew, so that a
+                // negative skew never reads before the epoch (the clock would stand still).
+                let skew_ns = i64::try_from(config.clock_skew_ns).unwrap_or(i64::MAX);
+                let offset_ns = skew_ns.saturating_add(random::signed(&mut clock_rng, config.clock_skew_ns));
                 let drift_ppm = random::signed(&mut clock_rng, config.clock_drift_ppm);
                 Slot {
                     process: None,
@@ -1062,8 +1066,12 @@ impl<P: Process> Simulation<P> {
             Fault::HealAll => self.network.heal(),
             Fault::HealNodes { nodes } => nodes.iter().for_each(|node| self.network.heal_node(*node)),
             Fault::ClockJump { node, by_ns } => {
-                if let Some(slot) = self.slots.get_mut(*node as usize) {
-                    slot.clock.jump(*by_ns);
+                let now_ns = self.now_ns;
+                let applied = self.slots.get_mut(*node as usize).map(|slot| slot.clock.jump(now_ns, *by_ns));
+                if let Some(applied_ns) = applied.filter(|applied_ns| *applied_ns != *by_ns) {
+                    self.record(TAG_NOTE, *node, &[applied_ns as u64], |names| {
+                        format!("{} clock jump cut to {applied_ns}ns at its bound", names[*node as usize])
+                    });
                 }
             }
             Fault::Crash { node } => self.crash(*node),
@@ -1088,8 +1096,11 @@ impl<P: Process> Simulation<P> {
                 crashed
             }
             Fault::ClockJump { node, by_ns } => {
+                let now_ns = self.now_ns;
                 if let Some(slot) = self.slots.get_mut(*node as usize) {
-                    slot.clock.jump(by_ns.saturating_neg());
+                    // Undone by the opposite of the written amount; where the clock's bound
+                    // cut the first jump, the bound may cut this one too.
+                    slot.clock.jump(now_ns, by_ns.saturating_neg());
                 }
                 *self.stats.fault_active_ns.entry("clock-jump").or_insert(0) += self.now_ns - since_ns;
                 true

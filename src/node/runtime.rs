@@ -615,7 +615,8 @@ impl Runtime {
             Event::HandshakeFailed { link, reason } => {
                 let Some(connection) = self.connections.get(&link) else { return };
                 self.logger.info(format_args!("handshake failed with {}: {reason}", connection.address));
-                // The protocol does not retry on its own; a dialed target redials with backoff.
+                // A stream whose first handshake failed is closed rather than left to the
+                // protocol's own retry (PROTOCOL.md 6.7); a dialed target redials with backoff.
                 if connection.peer_name.is_none() {
                     self.close(link, "handshake failed");
                 }

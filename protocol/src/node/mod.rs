@@ -45,6 +45,7 @@ use crate::envelope::Envelope;
 use crate::frame::{self, Decoded, FRAME_BYTES_MAX_DEFAULT};
 use crate::message::{self, Message, WAL_PUSH_BYTES_MAX};
 use crate::session::{Connection, ConnectionEvent, Role, SessionConfig, SessionError};
+use crate::steady::SteadyClock;
 use crate::storage::DiskRequest;
 use crate::store::{Digest, Store};
 use crate::wal::{self, WalError};
@@ -71,11 +72,16 @@ pub struct NodeConfig {
     /// Attach each sent message's plaintext to its `Output::Send`, for traces. Off by
     /// default: it clones every message sent.
     pub describe_sends: bool,
+    /// First wait before the Initiator of a link without a session starts a new handshake
+    /// after one failed (PROTOCOL.md 6.7).
+    pub handshake_retry_ns_initial: u64,
+    /// Largest wait between handshake attempts: the wait doubles after each retry up to it.
+    pub handshake_retry_ns_max: u64,
 }
 
 impl NodeConfig {
     /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
-    /// 1 s anti-entropy, 60 s drift bound.
+    /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts.
     #[must_use]
     pub fn new(session: SessionConfig) -> Self {
         Self {
@@ -88,6 +94,8 @@ impl NodeConfig {
             routing: false,
             route_interval_ns: 1_000_000_000,
             describe_sends: false,
+            handshake_retry_ns_initial: 1_000_000_000,
+            handshake_retry_ns_max: 8_000_000_000,
         }
     }
 }
@@ -164,6 +172,9 @@ pub struct Node {
     /// bound) just before the first local write after recovery is stamped.
     recovered_remote_max: Option<Timestamp>,
     routing: routing::Routing,
+    /// The caller's clock readings as steady time: every timer is set and compared in it,
+    /// so a reading that steps back never postpones a deadline.
+    steady: SteadyClock,
 }
 
 impl std::fmt::Debug for Node {
@@ -210,6 +221,7 @@ impl Node {
             stats: NodeStats::default(),
             recovered_remote_max: None,
             routing,
+            steady: SteadyClock::new(),
         };
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
@@ -319,27 +331,31 @@ impl Node {
         self.outputs.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called, on the caller's clock.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called, on the caller's
+    /// clock: its latest reading plus the time still to wait, so a reading that stepped back
+    /// does not hold the timer until the clock regains the lost ground.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let routing = if self.config.routing { self.routing.deadline_ns() } else { None };
-        self.peers
+        let deadline_ns = self
+            .peers
             .values()
             .flat_map(|peer| [peer.connection.poll_timeout(), peer.deadline_ns()])
             .chain([routing])
             .flatten()
-            .min()
+            .min()?;
+        Some(self.steady.to_reading_ns(deadline_ns))
     }
 
     /// A link to a peer is usable. The `Initiator` side starts the handshake at once.
     pub fn link_up(&mut self, now_ns: u64, link: LinkId, kind: LinkKind, role: Role) {
+        let now_ns = self.steady.advance(now_ns);
         let connection = match Connection::new(Arc::clone(&self.session), role, now_ns, &mut *self.rng) {
             Ok(connection) => connection,
             // `recover` validated the settings, so this cannot happen; report it anyway.
             Err(error) => return self.reject(link, error.to_string()),
         };
-        let peer =
-            Peer::new(kind, connection, self.config.frame_bytes_max, self.config.retransmit_ns_initial);
+        let peer = Peer::new(kind, connection, &self.config);
         if let Some(old) = self.peers.insert(link, peer)
             && old.node_id.is_some()
         {
@@ -351,6 +367,7 @@ impl Node {
 
     /// A link went away (a stream closed).
     pub fn link_down(&mut self, now_ns: u64, link: LinkId) {
+        let now_ns = self.steady.advance(now_ns);
         self.routing_neighbour_down(now_ns, link);
         if let Some(peer) = self.peers.remove(&link)
             && peer.node_id.is_some()
@@ -377,6 +394,7 @@ impl Node {
 
     /// One datagram arrived on `link`: it must hold exactly one frame.
     pub fn handle_datagram(&mut self, now_ns: u64, link: LinkId, datagram: Bytes) {
+        let now_ns = self.steady.advance(now_ns);
         if !self.peers.contains_key(&link) {
             return;
         }
@@ -394,6 +412,7 @@ impl Node {
 
     /// Bytes arrived on stream `link`, split anywhere. A framing error closes the link.
     pub fn handle_stream(&mut self, now_ns: u64, link: LinkId, bytes: &[u8]) {
+        let now_ns = self.steady.advance(now_ns);
         let Some(peer) = self.peers.get_mut(&link) else { return };
         peer.decoder.push(bytes);
         while let Some(peer) = self.peers.get_mut(&link) {
@@ -416,9 +435,20 @@ impl Node {
 
     /// The caller's timer expired.
     pub fn handle_timeout(&mut self, now_ns: u64) {
+        let now_ns = self.steady.advance(now_ns);
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
         for link in links {
             let Some(peer) = self.peers.get_mut(&link) else { continue };
+            if peer.handshake_retry_at_ns.is_some_and(|deadline| deadline <= now_ns) {
+                peer.handshake_retry_at_ns = None;
+                // A session or an attempt may have come about since (the peer's Hello, or
+                // its envelope that we could not read); then there is nothing to retry.
+                if !peer.connection.is_established() && !peer.connection.is_handshaking() {
+                    peer.connection.start_handshake(now_ns, &mut *self.rng);
+                    peer.handshake_backoff_ns =
+                        peer.handshake_backoff_ns.saturating_mul(2).min(self.config.handshake_retry_ns_max);
+                }
+            }
             if peer.connection.poll_timeout().is_some_and(|deadline| deadline <= now_ns) {
                 peer.connection.handle_timeout(now_ns);
             }
@@ -449,6 +479,7 @@ impl Node {
 
     /// A sync requested with `DiskRequest::Sync { sync_id }` completed.
     pub fn handle_synced(&mut self, now_ns: u64, sync_id: u64) {
+        let now_ns = self.steady.advance(now_ns);
         let Some((inflight_id, vector)) = self.sync_inflight.take() else { return };
         if inflight_id != sync_id {
             self.sync_inflight = Some((inflight_id, vector));
@@ -502,17 +533,20 @@ impl Node {
     }
 
     fn write(&mut self, now_ns: u64, operation: Operation) -> Result<u64, NodeError> {
+        // The HLC stamps with the wall reading; timers run on steady time.
+        let wall_ns = now_ns;
+        let now_ns = self.steady.advance(now_ns);
         if operation.key().len() > KEY_BYTES_MAX {
             return Err(NodeError::KeyTooLong { length_bytes: operation.key().len() });
         }
         if let Some(remote) = self.recovered_remote_max.take()
-            && self.clock.observe(remote, now_ns).is_err()
+            && self.clock.observe(remote, wall_ns).is_err()
         {
             self.stats.clock_rejections += 1;
         }
         let origin = self.node_id();
         let sequence = self.log.held().get(origin) + 1;
-        let entry = WalEntry { origin, sequence, timestamp: self.clock.now(now_ns), operation };
+        let entry = WalEntry { origin, sequence, timestamp: self.clock.now(wall_ns), operation };
         let offer = self.log.offer(entry);
         assert_eq!(offer, Offer::Accepted, "a local write is always the next of its origin");
         self.apply_accepted();
@@ -598,6 +632,8 @@ impl Node {
                     peer.reset_to_acked();
                     peer.backoff_ns = self.config.retransmit_ns_initial;
                     peer.retransmit_at_ns = None;
+                    peer.handshake_backoff_ns = self.config.handshake_retry_ns_initial;
+                    peer.handshake_retry_at_ns = None;
                     let node_id = info.node_id;
                     let event = Event::PeerConnected { link, name: info.name, node_id };
                     self.outputs.push_back(Output::Event(event));
@@ -610,6 +646,7 @@ impl Node {
                 ConnectionEvent::HandshakeFailed(error) => {
                     let reason = error.to_string();
                     self.outputs.push_back(Output::Event(Event::HandshakeFailed { link, reason }));
+                    peer.schedule_handshake_retry(now_ns, &mut *self.rng);
                 }
                 ConnectionEvent::Closed { code, reason } => {
                     if self.config.routing {
@@ -620,6 +657,7 @@ impl Node {
                     peer.next_pull_ns = None;
                     let reason = format!("peer closed the session ({code:?}): {reason}");
                     self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+                    peer.schedule_handshake_retry(now_ns, &mut *self.rng);
                 }
             }
         }
@@ -662,7 +700,7 @@ impl Node {
         // A little jitter keeps a cluster's pulls from marching in lockstep.
         let jitter_ns = self.rng.next_u64() % (self.config.pull_interval_ns / 4 + 1);
         if let Some(peer) = self.peers.get_mut(&link) {
-            peer.next_pull_ns = Some(now_ns + self.config.pull_interval_ns + jitter_ns);
+            peer.next_pull_ns = Some(now_ns.saturating_add(self.config.pull_interval_ns + jitter_ns));
         }
     }
 
@@ -679,7 +717,7 @@ impl Node {
                     self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
                 }
             }
-            Message::WalPush { entries } => self.handle_push(now_ns, link, msg_id, entries),
+            Message::WalPush { entries } => self.handle_push(link, msg_id, entries),
             Message::WalAck { positions } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 if peer.acknowledge(&positions) {
@@ -708,7 +746,7 @@ impl Node {
         }
     }
 
-    fn handle_push(&mut self, now_ns: u64, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
+    fn handle_push(&mut self, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
         // A peer pushes only from its durable, contiguous log: it holds every entry up to the
         // highest it pushed, durably, so there is no point pushing them back to it.
         let pushed: VersionVector = entries.iter().map(|entry| (entry.origin, entry.sequence)).collect();
@@ -722,7 +760,7 @@ impl Node {
                 self.stats.entries_duplicate += 1;
                 continue;
             }
-            if self.clock.observe(entry.timestamp, now_ns).is_err() {
+            if self.clock.observe(entry.timestamp, self.steady.reading_ns()).is_err() {
                 self.stats.clock_rejections += 1;
             }
             // Own the bytes: a slice would keep the whole received frame alive for as long
@@ -797,7 +835,7 @@ impl Node {
             batches.push(batch);
         }
         if peer.inflight_count() > 0 && peer.retransmit_at_ns.is_none() {
-            peer.retransmit_at_ns = Some(now_ns + peer.backoff_ns);
+            peer.retransmit_at_ns = Some(now_ns.saturating_add(peer.backoff_ns));
         }
         for entries in batches {
             self.stats.pushes_sent += 1;
@@ -807,6 +845,7 @@ impl Node {
 
     /// Sends a Ping on `link`; the answer arrives as `Event::Pong`.
     pub fn ping(&mut self, now_ns: u64, link: LinkId) {
+        let now_ns = self.steady.advance(now_ns);
         let token = self.rng.next_u64();
         if let Some(peer) = self.peers.get_mut(&link) {
             peer.ping = Some((token, now_ns));

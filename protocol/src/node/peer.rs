@@ -8,9 +8,12 @@
 //! retransmission timeout `sent` falls back to `floor` (go-back-N) and the same entries are
 //! pushed again from the log.
 
+use rand_core::RngCore;
+
+use super::NodeConfig;
 use crate::entry::{NodeId, VersionVector};
 use crate::frame::FrameDecoder;
-use crate::session::Connection;
+use crate::session::{Connection, Role};
 
 /// How a link carries frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,25 +45,51 @@ pub(crate) struct Peer {
     pub(crate) next_pull_ns: Option<u64>,
     /// Outstanding ping: token and local send time.
     pub(crate) ping: Option<(u64, u64)>,
+    /// When the Initiator starts its next handshake attempt on a link without a session.
+    pub(crate) handshake_retry_at_ns: Option<u64>,
+    /// The wait before that attempt, before jitter; doubles per retry up to
+    /// `NodeConfig::handshake_retry_ns_max`.
+    pub(crate) handshake_backoff_ns: u64,
 }
 
 impl Peer {
-    pub(crate) fn new(kind: LinkKind, connection: Connection, frame_bytes_max: u32, backoff_ns: u64) -> Self {
+    pub(crate) fn new(kind: LinkKind, connection: Connection, config: &NodeConfig) -> Self {
         Self {
             kind,
             connection,
-            decoder: FrameDecoder::new(frame_bytes_max),
+            decoder: FrameDecoder::new(config.frame_bytes_max),
             node_id: None,
             name: String::new(),
             acked: VersionVector::new(),
             floor: VersionVector::new(),
             sent: VersionVector::new(),
             retransmit_at_ns: None,
-            backoff_ns,
+            backoff_ns: config.retransmit_ns_initial,
             ack_due: None,
             next_pull_ns: None,
             ping: None,
+            handshake_retry_at_ns: None,
+            handshake_backoff_ns: config.handshake_retry_ns_initial,
         }
+    }
+
+    /// After a failed attempt or a closed session: if this end is the link's Initiator and
+    /// has neither a session nor an attempt under way, arms the next attempt after the
+    /// current backoff plus a jitter of up to a quarter of it, drawn from `rng`, so that
+    /// many links that failed together do not retry in lockstep. The Responder never
+    /// retries: the Initiator's next Hello, or its next envelope under a session we lack,
+    /// reaches it.
+    pub(crate) fn schedule_handshake_retry(&mut self, now_ns: u64, rng: &mut dyn RngCore) {
+        if self.connection.role() != Role::Initiator
+            || self.connection.is_established()
+            || self.connection.is_handshaking()
+            || self.handshake_retry_at_ns.is_some()
+        {
+            return;
+        }
+        let jitter_ns = rng.next_u64() % (self.handshake_backoff_ns / 4 + 1);
+        self.handshake_retry_at_ns =
+            Some(now_ns.saturating_add(self.handshake_backoff_ns).saturating_add(jitter_ns));
     }
 
     /// Entries pushed beyond what the peer holds. `sent >= floor` pointwise always holds
@@ -99,6 +128,6 @@ impl Peer {
 
     /// The earliest deadline of this peer's own timers (not the connection's).
     pub(crate) fn deadline_ns(&self) -> Option<u64> {
-        [self.retransmit_at_ns, self.next_pull_ns].into_iter().flatten().min()
+        [self.retransmit_at_ns, self.next_pull_ns, self.handshake_retry_at_ns].into_iter().flatten().min()
     }
 }

@@ -124,6 +124,7 @@ impl Node {
     /// [`NodeError::RoutingDisabled`] without `NodeConfig::routing`, [`NodeError::NoRoute`]
     /// when no neighbour announces a route to `target`.
     pub fn route_ping(&mut self, now_ns: u64, target: NodeId) -> Result<u8, NodeError> {
+        let now_ns = self.steady.advance(now_ns);
         if !self.config.routing {
             return Err(NodeError::RoutingDisabled);
         }
@@ -144,6 +145,11 @@ impl Node {
     /// Reachable nodes with their distance in hops (empty without routing).
     #[must_use]
     pub fn routes(&self, now_ns: u64) -> Vec<(NodeId, u8)> {
-        self.routing.router.table(now_ns).into_iter().map(|(target, hop)| (target, hop.distance)).collect()
+        self.routing
+            .router
+            .table(self.steady.peek(now_ns))
+            .into_iter()
+            .map(|(target, hop)| (target, hop.distance))
+            .collect()
     }
 }
