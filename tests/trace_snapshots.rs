@@ -84,3 +84,25 @@ fn stream_break() {
 fn impatient() {
     snapshot_run("impatient", 4, 1);
 }
+
+/// Goal: the README's recipe for snapshotting a scenario from Rust (the library API, not the
+/// binary) gives exactly the trace `ferry run --trace` writes. Method: the recipe's three
+/// calls on `crash-pair.yaml` at seed 1, compared with the binary's trace file.
+#[test]
+fn library_recipe_matches_the_binary() {
+    let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace_snapshots");
+    std::fs::create_dir_all(&directory).expect("the scratch directory can be created");
+    let scenario =
+        ferry::scenario::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/crash-pair.yaml"))
+            .expect("a valid file");
+    let path = directory.join("library_recipe.trace");
+    let file = std::fs::File::create(&path).expect("a writable scratch dir");
+    let report = ferry::run::run(&scenario, 1, ferry_simulator::Trace::new(Some(Box::new(file))));
+    assert!(report.passed(), "{:?}", report.checks);
+    let from_library = std::fs::read_to_string(&path).expect("the trace");
+    let binary_path = directory.join("library_recipe_binary.trace");
+    let binary_path = binary_path.to_str().expect("scratch paths are UTF-8");
+    let (code, _) = ferry(&["run", "tests/scenarios/crash-pair.yaml", "--seed", "1", "--trace", binary_path]);
+    assert_eq!(code, 0);
+    assert_eq!(from_library, std::fs::read_to_string(binary_path).expect("the binary's trace"));
+}
