@@ -7,7 +7,9 @@
 //! library, not the binary, so no process per seed) for seeds `0..N` and the file's own
 //! seed, on two worker threads that take (file, seed) jobs from a shared counter, longest
 //! scenarios first. A seed that fails or panics is reported with its failing checks and
-//! its replay command; the test fails once all jobs are done, listing every failure.
+//! its replay command; the test fails once all jobs are done, listing every failure. It
+//! also fails when a fault a file names never fires across its seeds, or never lasts: a
+//! scenario that passes while testing nothing is a defect.
 //!
 //! Sizing: the whole file should stay well under two minutes in a debug build (the
 //! workspace's opt-level 1) on one core. Per-seed times measured with
@@ -22,8 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use ferry::run::Report;
-use ferry::scenario::{self, Scenario};
+use ferry::scenario::{self, FaultKind, Scenario, Transport};
 use ferry_simulator::Trace;
 
 /// Seeds run per scenario unless [`SEEDS_BY_SCENARIO`] says otherwise.
@@ -97,7 +101,64 @@ fn describe_failure(result: &Result<Report, String>) -> Option<String> {
     }
 }
 
-/// Goal and method: see the module docs.
+/// The coverage names a scenario's own faults must show: each scripted fault kind, each chaos
+/// kind, lossy and duplicating links, and, where nodes crash with torn writes on, lost unsynced
+/// bytes and torn tails. A file that names a fault which never fires tests nothing.
+fn expected_coverage(scenario: &Scenario) -> BTreeSet<&'static str> {
+    let mut expected = BTreeSet::new();
+    for fault in &scenario.faults {
+        expected.insert(match fault.kind {
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::Cut { .. } => "cut",
+            FaultKind::Link(_) => "link",
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Restart { .. } => "restart",
+            FaultKind::Isolate { .. } => "isolate",
+            FaultKind::ClockJump { .. } => "clock-jump",
+            FaultKind::Heal { .. } => "heal",
+            FaultKind::Break { .. } => "break",
+        });
+    }
+    if let Some(chaos) = &scenario.chaos {
+        let kinds = [
+            (chaos.crash.is_some(), "crash"),
+            (chaos.partition.is_some(), "partition"),
+            (chaos.cut.is_some(), "cut"),
+            (chaos.clock_jump.is_some(), "clock-jump"),
+        ];
+        expected.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, kind)| *kind));
+    }
+    if scenario.network.transport == Transport::Datagram {
+        let network = &scenario.network;
+        let kinds = [(network.loss > 0.0, "loss"), (network.duplicate > 0.0, "duplicate")];
+        expected.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, kind)| *kind));
+    }
+    if expected.contains("crash") && scenario.disk.torn_writes {
+        expected.extend(["lost-unsynced", "torn-write"]);
+    }
+    expected
+}
+
+/// What the swept seeds of one file did, summed.
+#[derive(Default)]
+struct Coverage {
+    fired: BTreeMap<&'static str, u64>,
+    active_ns: BTreeMap<&'static str, u64>,
+}
+
+impl Coverage {
+    fn add(&mut self, report: &Report) {
+        for (kind, count) in report.stats.coverage() {
+            *self.fired.entry(kind).or_insert(0) += count;
+        }
+        for (kind, nanos) in &report.fault_active_ns {
+            *self.active_ns.entry(kind).or_insert(0) += nanos;
+        }
+    }
+}
+
+/// Goal and method: see the module docs. Besides passing, every file's named faults must
+/// fire across its seeds, and those that last must be in force for some time.
 #[test]
 fn every_library_scenario_passes_on_a_range_of_seeds() {
     let files = swept_files();
@@ -124,6 +185,7 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
 
     let next = AtomicUsize::new(0);
     let failures: Mutex<Vec<(usize, u64, String)>> = Mutex::new(Vec::new());
+    let coverage: Mutex<Vec<Coverage>> = Mutex::new((0..files.len()).map(|_| Coverage::default()).collect());
     std::thread::scope(|scope| {
         for _ in 0..WORKERS_COUNT {
             scope.spawn(|| {
@@ -138,6 +200,9 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
                                     .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
                                     .unwrap_or_else(|| "a panic without a message".to_owned())
                             });
+                    if let Ok(report) = &result {
+                        coverage.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index].add(report);
+                    }
                     if let Some(failure) = describe_failure(&result) {
                         failures
                             .lock()
@@ -159,6 +224,47 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
         })
         .collect();
     assert!(report.is_empty(), "{} of {} runs failed:\n{}", report.len(), jobs.len(), report.join("\n"));
+
+    let coverage = coverage.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let idle: Vec<String> = scenarios
+        .iter()
+        .zip(&coverage)
+        .flat_map(|((file, scenario), covered)| idle_faults(file, scenario, covered))
+        .collect();
+    assert!(idle.is_empty(), "faults that test nothing:\n{}", idle.join("\n"));
+}
+
+/// The faults `scenario` names that `covered` shows never fired, or never lasted.
+fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<String> {
+    let mut idle = Vec::new();
+    for kind in expected_coverage(scenario) {
+        if covered.fired.get(kind).copied().unwrap_or(0) == 0 {
+            idle.push(format!("{file}: `{kind}` never fired"));
+            continue;
+        }
+        let lasting = ["partition", "cut", "link", "isolate", "crash"].contains(&kind);
+        if lasting && covered.active_ns.get(kind).copied().unwrap_or(0) == 0 {
+            idle.push(format!("{file}: `{kind}` fired but was never in force for any time"));
+        }
+    }
+    idle
+}
+
+/// Goal: the coverage check rejects a file whose faults test nothing. Method: a crash the
+/// liveness phase undoes at once, and chaos cuts too rare to be drawn, over a few seeds.
+#[test]
+fn coverage_check_rejects_idle_faults() {
+    let text = "name: idle\nduration: 10s\nnodes: [a, b]\nworkload:\n  - {at: 1s, node: a, put: {key: k, value: v}}\n\
+                faults:\n  - {at: 2s, crash: b}\nchaos: {until: 2s, cut: {every: 1h, duration: 1s}}\n";
+    let scenario = scenario::parse("idle.yaml", text).expect("a valid file");
+    let mut covered = Coverage::default();
+    for seed in 0..4 {
+        covered.add(&ferry::run::run(&scenario, seed, Trace::default()));
+    }
+    assert_eq!(
+        idle_faults("idle.yaml", &scenario, &covered),
+        ["idle.yaml: `crash` fired but was never in force for any time", "idle.yaml: `cut` never fired"]
+    );
 }
 
 /// Goal: the seed table names only scenarios that exist, so a renamed slow scenario does
