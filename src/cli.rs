@@ -152,7 +152,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
     let arguments = match Arguments::try_parse_from(&args) {
         Ok(arguments) => arguments,
         Err(error) => {
-            if let Some(hint) = misplaced_flag_hint(&args, &error) {
+            if let Some(hint) = usage_hint(&args, &error) {
                 eprintln!("error: {hint}");
                 return EXIT_USAGE;
             }
@@ -247,7 +247,7 @@ const SUBCOMMANDS: &[&str] = &["run", "sweep", "check", "node", "registry"];
 
 /// A clap error that deserves a pointed hint: `ferry run FILE --seeds 0..3` means
 /// `ferry sweep`, and `ferry rn` means `ferry run`.
-fn misplaced_flag_hint(args: &[OsString], error: &clap::Error) -> Option<String> {
+fn usage_hint(args: &[OsString], error: &clap::Error) -> Option<String> {
     let words: Vec<&str> = args.iter().skip(1).filter_map(|arg| arg.to_str()).collect();
     if error.kind() == clap::error::ErrorKind::InvalidSubcommand {
         let typed = words.iter().find(|word| !word.starts_with('-'))?;
@@ -270,12 +270,12 @@ fn misplaced_flag_hint(args: &[OsString], error: &clap::Error) -> Option<String>
     let file = words.iter().skip_while(|word| **word != "run").nth(1).filter(|word| !word.starts_with('-'));
     Some(format!(
         "`ferry run` runs one seed (`--seed N`); to run a range of seeds use `ferry sweep {} --seeds {}`",
-        file.unwrap_or(&"FILE"),
-        crate::text::escape(value)
+        file.map_or_else(|| "FILE".to_owned(), |file| crate::text::shell_word(file)),
+        crate::text::shell_word(value)
     ))
 }
 
-/// Writes `warning: ...` lines for the scenario's own problems and those the run found.
+/// The `warning: ...` lines for the scenario's own problems and those the run found.
 fn warning_lines(file: &Path, scenario: &Scenario, report: &Report) -> Vec<String> {
     let label = file.display().to_string();
     let mut lines: Vec<String> =
@@ -483,7 +483,7 @@ fn write_text_report(
         }
     }
     if !report.passed() {
-        for check in report.checks.iter().filter(|check| !check.ok) {
+        for check in report.failed_checks() {
             writeln!(out, "FAILED {}: {}", check.name, check.detail)?;
         }
         writeln!(out, "replay: {}", replay_command(file, report.seed))?;

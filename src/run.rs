@@ -82,6 +82,11 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|check| check.ok)
     }
+
+    /// The checks that failed, in report order.
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|check| !check.ok)
+    }
 }
 
 fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {

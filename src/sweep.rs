@@ -208,9 +208,7 @@ struct Summary {
 
 fn failure_reason(report: &Report) -> String {
     report
-        .checks
-        .iter()
-        .filter(|check| !check.ok)
+        .failed_checks()
         .map(|check| format!("{}: {}", check.name, check.detail))
         .collect::<Vec<_>>()
         .join("; ")

@@ -90,9 +90,7 @@ fn describe_failure(result: &Result<Report, String>) -> Option<String> {
         Ok(report) if report.passed() => None,
         Ok(report) => Some(
             report
-                .checks
-                .iter()
-                .filter(|check| !check.ok)
+                .failed_checks()
                 .map(|check| format!("    FAILED {}: {}", check.name, check.detail))
                 .collect::<Vec<_>>()
                 .join("\n"),
