@@ -104,6 +104,7 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
         duplicate: network.duplicate,
         reorder: network.reorder,
         bandwidth_bytes_per_second: network.bandwidth_bits_per_second.map(|bits| (bits / 8).max(1)),
+        queue_messages_max: None,
     };
     let disk = &scenario.disk;
     config.disk = DiskConfig {
@@ -135,6 +136,8 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
                 loss: change.loss,
                 duplicate: change.duplicate,
                 reorder: change.reorder,
+                bandwidth_bytes_per_second: None,
+                queue_messages_max: None,
             },
         },
         FaultKind::Crash { node } => Fault::Crash { node: index(node) },
