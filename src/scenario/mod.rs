@@ -132,7 +132,8 @@ pub use duration::DURATION_NS_MAX;
 pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Clock, Disk, Expect, Fault, FaultKind, LinkOverride,
+    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect, Fault,
+    FaultKind, LinkOverride,
     LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs,
     Topology, Transport, WorkloadItem,
 };
@@ -165,6 +166,12 @@ pub const RATE_PER_SECOND_MAX: u64 = 100_000;
 pub const DRIFT_PPM_MAX: u64 = 100_000;
 /// Shortest `every` of a chaos kind (1ms), so chaos cannot flood the event queue.
 pub const CHAOS_EVERY_NS_MIN: u64 = 1_000_000;
+/// Largest `count` of a `replay` fault (the simulator remembers
+/// [`REPLAY_HISTORY_MESSAGES_MAX`](ferry_simulator::sim::REPLAY_HISTORY_MESSAGES_MAX) messages
+/// per direction and may pick one more than once).
+pub const REPLAY_COUNT_MAX: u64 = 1_000;
+/// Largest `queue` of a link, in messages.
+pub const QUEUE_MESSAGES_MAX: u64 = ferry_simulator::network::QUEUE_MESSAGES_MAX_DEFAULT;
 
 const _: () = assert!(SCALAR_BYTES_MAX as u64 <= FILE_BYTES_MAX);
 // A scalar over the byte limit but within the lookahead gets the more precise message.
