@@ -6,8 +6,8 @@
 //! Each kind draws from its own stream of the seed, so enabling one kind never changes the
 //! schedule of another.
 
-use ferry_simulator::{DiskFaultKind, Fault};
 use ferry_simulator::random::{self, Stream};
+use ferry_simulator::{DiskFaultKind, Fault};
 use rand_chacha::rand_core::RngCore;
 
 use crate::scenario::{Chaos, RangeNs};
@@ -219,7 +219,8 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<Drawn> {
             let node = random::uniform(&mut rng, 0, u64::from(nodes_count) - 1) as u32;
             // Misdirected writes are left out: a disk that reports success for a write it
             // put elsewhere is outside what a lone WAL can survive (scenarios/adversarial.yaml).
-            let kind = if random::chance(&mut rng, 0.5) { DiskFaultKind::FsyncFail } else { DiskFaultKind::Full };
+            let kind =
+                if random::chance(&mut rng, 0.5) { DiskFaultKind::FsyncFail } else { DiskFaultKind::Full };
             let end_ns = (at_ns + draw_range(&mut rng, disk.duration_ns).max(1)).min(until_ns);
             schedule.push(Drawn { at_ns, until_ns: Some(end_ns), fault: Fault::Disk { node, kind } });
         }

@@ -151,9 +151,11 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
         FaultKind::Break { between } => {
             Fault::Break { first: index(&between[0]), second: index(&between[1]) }
         }
-        FaultKind::Corrupt { between, probability } => {
-            Fault::Corrupt { first: index(&between[0]), second: index(&between[1]), probability: *probability }
-        }
+        FaultKind::Corrupt { between, probability } => Fault::Corrupt {
+            first: index(&between[0]),
+            second: index(&between[1]),
+            probability: *probability,
+        },
         FaultKind::Replay { between, count } => {
             Fault::Replay { first: index(&between[0]), second: index(&between[1]), count: *count }
         }

@@ -704,7 +704,8 @@ impl<P: Process> Simulation<P> {
             }
             let Some(Reverse(scheduled)) = self.queue.pop() else { return RunEnd::Idle };
             self.now_ns = scheduled.at_ns;
-            let paused = |node: u32| self.slots.get(node as usize).is_some_and(|slot| !slot.paused_by.is_empty());
+            let paused =
+                |node: u32| self.slots.get(node as usize).is_some_and(|slot| !slot.paused_by.is_empty());
             if let Some(node) = scheduled.event.node(paused).filter(|node| paused(*node)) {
                 self.defer(node, scheduled.event);
                 continue;
@@ -786,7 +787,10 @@ impl<P: Process> Simulation<P> {
                 }
                 self.stats.sync_failures += 1;
                 self.record(TAG_SYNC_FAILED, node, &[sync_id], |names| {
-                    format!("{} disk sync #{sync_id} failed: nothing since the last good sync is durable", names[node as usize])
+                    format!(
+                        "{} disk sync #{sync_id} failed: nothing since the last good sync is durable",
+                        names[node as usize]
+                    )
                 });
                 self.call(node, |process, context| process.on_disk_sync_failed(context, sync_id));
             }
@@ -937,7 +941,10 @@ impl<P: Process> Simulation<P> {
                         slot.append_refused = true;
                         self.stats.appends_refused += 1;
                         self.record(TAG_DISK_FAULT, node, &[length, 1], |names| {
-                            format!("{} disk append {length}B refused: no space left (ENOSPC)", names[node as usize])
+                            format!(
+                                "{} disk append {length}B refused: no space left (ENOSPC)",
+                                names[node as usize]
+                            )
                         });
                     } else if slot.disk_fault_hits(DiskFaultKind::Misdirected) {
                         slot.disk.append_misdirected(bytes.len());
@@ -1130,7 +1137,8 @@ impl<P: Process> Simulation<P> {
                 let latency =
                     random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
                 let epoch = message.epoch;
-                let Some(connection) = self.network.connection_mut(from, to).filter(|open| open.epoch == epoch)
+                let Some(connection) =
+                    self.network.connection_mut(from, to).filter(|open| open.epoch == epoch)
                 else {
                     return self.drop_message(from, to, message_id, DropReason::ConnectionBroken);
                 };
@@ -1248,7 +1256,9 @@ impl<P: Process> Simulation<P> {
         for layer in ended {
             let messages = self.held.remove(&layer).unwrap_or_default();
             let count = messages.len() as u64;
-            self.record(TAG_HELD, 0, &[layer, count], |_| format!("clog released {count} messages in a burst"));
+            self.record(TAG_HELD, 0, &[layer, count], |_| {
+                format!("clog released {count} messages in a burst")
+            });
             for message in messages {
                 self.stats.clog_released += 1;
                 let params = *self.network.params(message.from, message.to);
@@ -1271,8 +1281,11 @@ impl<P: Process> Simulation<P> {
             let available = self.replay_history.get(&(from, to)).map_or(0, VecDeque::len) as u64;
             for _ in 0..count.min(available as u32) {
                 let index = random::uniform(&mut self.network_rng, 0, available - 1);
-                let Some(bytes) =
-                    self.replay_history.get(&(from, to)).and_then(|history| history.get(index as usize)).cloned()
+                let Some(bytes) = self
+                    .replay_history
+                    .get(&(from, to))
+                    .and_then(|history| history.get(index as usize))
+                    .cloned()
                 else {
                     continue;
                 };
@@ -1281,12 +1294,18 @@ impl<P: Process> Simulation<P> {
                 self.stats.replayed += 1;
                 let length = bytes.len() as u64;
                 let ends = Some(Ends::message(from, to, message_id));
-                self.record_between(TAG_REPLAY, from, &[u64::from(to), message_id, index, length], ends, |names| {
-                    format!(
-                        "{} -> {} #{message_id} replay of a message delivered earlier ({length}B)",
-                        names[from as usize], names[to as usize]
-                    )
-                });
+                self.record_between(
+                    TAG_REPLAY,
+                    from,
+                    &[u64::from(to), message_id, index, length],
+                    ends,
+                    |names| {
+                        format!(
+                            "{} -> {} #{message_id} replay of a message delivered earlier ({length}B)",
+                            names[from as usize], names[to as usize]
+                        )
+                    },
+                );
                 let epoch = match self.network.transport() {
                     Transport::Datagram => 0,
                     Transport::Stream => match self.network.connection(from, to) {

@@ -173,7 +173,9 @@ fn corrupted_messages_differ_from_what_was_sent() {
         let arrivals = received(&result, 0, 1);
         let damaged = arrivals.iter().filter(|(_, sequence)| sequence.is_none()).count();
         assert!(damaged > 0, "{transport:?}: nothing damaged");
-        assert!(arrivals.iter().all(|(at, sequence)| sequence.is_some() || (100 * MS..310 * MS).contains(at)));
+        assert!(
+            arrivals.iter().all(|(at, sequence)| sequence.is_some() || (100 * MS..310 * MS).contains(at))
+        );
         assert!(arrivals.iter().any(|(at, sequence)| sequence.is_some() && *at > 310 * MS), "intact after");
         assert!(result.stats.corrupted > 0);
         assert!(result.text.contains("corrupted: "), "the trace says what was done");
@@ -194,7 +196,9 @@ fn replayed_messages_arrive_again_later_even_after_a_restart() {
     let latest_before = arrivals.iter().filter(|(at, _)| *at < 300 * MS).filter_map(|(_, s)| *s).max();
     let old_again = arrivals
         .iter()
-        .filter(|(at, sequence)| *at > 300 * MS && sequence.is_some_and(|s| s + 3 < latest_before.unwrap_or(0)))
+        .filter(|(at, sequence)| {
+            *at > 300 * MS && sequence.is_some_and(|s| s + 3 < latest_before.unwrap_or(0))
+        })
         .count();
     assert!(old_again > 0, "an old message came back after the restart: {arrivals:?}");
     assert_eq!(result.stats.replayed, 10, "five each way");
@@ -354,7 +358,10 @@ fn ferry_survives_the_adversary() {
             assert_eq!(checker.violations.len(), 0, "{label}: {:?}", checker.violations);
             assert_eq!(acked_while_failing, 0, "{label}: acknowledged while every fsync failed");
             let stats = simulation.stats();
-            assert!(stats.sync_failures > 0 && stats.clog_released > 0 && stats.pause_deferred > 0, "{label}");
+            assert!(
+                stats.sync_failures > 0 && stats.clog_released > 0 && stats.pause_deferred > 0,
+                "{label}"
+            );
         }
     }
 }

@@ -409,7 +409,9 @@ pub enum ErrorKind {
         key: &'static str,
     },
     /// A `clog` or `pause` fault without `for` or `until`.
-    #[error("a `{kind}` fault needs an end: write `for: 2s` or `from`/`until`; what it holds is handed over then")]
+    #[error(
+        "a `{kind}` fault needs an end: write `for: 2s` or `from`/`until`; what it holds is handed over then"
+    )]
     NeedsEnd {
         /// The fault kind.
         kind: &'static str,

@@ -9,8 +9,8 @@ use super::duration::{
 };
 use super::error::{ErrorKind, Located, Span, shorten};
 use super::model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, DiskFaultKind, Fault, FaultKind, LinkOverride,
-    NodeIndex, NodeSelection, RandomPuts, Transport, WorkloadItem,
+    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, DiskFaultKind, Fault, FaultKind,
+    LinkOverride, NodeIndex, NodeSelection, RandomPuts, Transport, WorkloadItem,
 };
 use super::parse::{
     Context, Result, boolean, duration, mapping, probability, range, required, scalar, sequence, text,
@@ -66,18 +66,8 @@ const FAULT_KEYS: &[&str] = &[
     "disk_fault",
 ];
 /// Fault kinds that may be time-bounded (`until` or `for`).
-const LASTING_KINDS: &[&str] = &[
-    "partition",
-    "cut",
-    "link",
-    "isolate",
-    "crash",
-    "clock_jump",
-    "corrupt",
-    "clog",
-    "pause",
-    "disk_fault",
-];
+const LASTING_KINDS: &[&str] =
+    &["partition", "cut", "link", "isolate", "crash", "clock_jump", "corrupt", "clog", "pause", "disk_fault"];
 /// Fault kinds that must be time-bounded: what they hold back is handed over at the end.
 const WINDOW_KINDS: &[&str] = &["clog", "pause"];
 const CHAOS_KEYS: &[&str] = &[
@@ -481,7 +471,9 @@ fn link(node: &Node, context: &Context<'_>) -> Result<LinkOverride> {
             "loss" => link.loss = Some(probability(value, "loss")?),
             "duplicate" => link.duplicate = Some(probability(value, "duplicate")?),
             "reorder" => link.reorder = Some(probability(value, "reorder")?),
-            "bandwidth" => link.bandwidth_bits_per_second = Some(scalar(value, EXPECTED_BANDWIDTH, parse_bandwidth)?),
+            "bandwidth" => {
+                link.bandwidth_bits_per_second = Some(scalar(value, EXPECTED_BANDWIDTH, parse_bandwidth)?)
+            }
             "queue" => link.queue_messages_max = Some(queue(value)?),
             _ => return Err(unknown_key(entry, KEYS)),
         }
@@ -541,7 +533,11 @@ fn clog(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
             match entry.key.as_str() {
                 "between" => between = Some(context.pair(&entry.value)?),
                 "from" | "to" => {
-                    let kind = ErrorKind::Conflict { item: "clog", first: "between", second: if entry.key == "from" { "from" } else { "to" } };
+                    let kind = ErrorKind::Conflict {
+                        item: "clog",
+                        first: "between",
+                        second: if entry.key == "from" { "from" } else { "to" },
+                    };
                     return Err(Located::new(entry.key_span, kind));
                 }
                 _ => return Err(unknown_key(entry, KEYS)),
@@ -584,7 +580,10 @@ fn disk_fault(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }
-    Ok(FaultKind::DiskFault { node: required(target, node.span, "node")?, kind: required(kind, node.span, "kind")? })
+    Ok(FaultKind::DiskFault {
+        node: required(target, node.span, "node")?,
+        kind: required(kind, node.span, "kind")?,
+    })
 }
 
 fn between(node: &Node, context: &Context<'_>) -> Result<[NodeIndex; 2]> {

@@ -175,9 +175,8 @@ pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
     Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect, Fault,
-    FaultKind, LinkOverride,
-    LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs,
-    Topology, Transport, WorkloadItem,
+    FaultKind, LinkOverride, LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate,
+    Scenario, SignedRangeNs, Topology, Transport, WorkloadItem,
 };
 pub use warnings::{Warning, warnings};
 

@@ -94,13 +94,16 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
             FaultKind::Cut { from, to } if !scenario.topology.connects(*from, *to, scenario.nodes.len()) => {
                 found.push(no_link(fault.span, scenario, *from, *to, "cut"));
             }
-            FaultKind::Corrupt { between: [first, second], .. } | FaultKind::Replay { between: [first, second], .. }
+            FaultKind::Corrupt { between: [first, second], .. }
+            | FaultKind::Replay { between: [first, second], .. }
                 if !scenario.topology.connects(*first, *second, scenario.nodes.len()) =>
             {
                 let what = if matches!(fault.kind, FaultKind::Corrupt { .. }) { "corrupt" } else { "replay" };
                 found.push(no_link(fault.span, scenario, *first, *second, what));
             }
-            FaultKind::Clog { from, to, .. } if !scenario.topology.connects(*from, *to, scenario.nodes.len()) => {
+            FaultKind::Clog { from, to, .. }
+                if !scenario.topology.connects(*from, *to, scenario.nodes.len()) =>
+            {
                 found.push(no_link(fault.span, scenario, *from, *to, "clog"));
             }
             FaultKind::Corrupt { probability, .. } if *probability == 0.0 => found.push(Warning {
@@ -124,9 +127,10 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
 fn queue_without_bandwidth(span: Option<Span>) -> Warning {
     Warning {
         span,
-        message: "`queue` bounds a bandwidth-limited link's queue, but this link has no `bandwidth`: it has no \
+        message:
+            "`queue` bounds a bandwidth-limited link's queue, but this link has no `bandwidth`: it has no \
                   effect"
-            .to_owned(),
+                .to_owned(),
     }
 }
 

@@ -45,7 +45,10 @@ chaos:
     let FaultKind::Link(link) = kinds[9] else { panic!("a link fault") };
     assert_eq!((link.bandwidth_bits_per_second, link.queue_messages_max), (Some(64_000), Some(3)));
     let chaos = scenario.chaos.expect("chaos");
-    assert_eq!(chaos.corrupt, Some(ChaosWindow { every_ns: 2 * SECOND_NS, duration_ns: range_ns(SECOND_NS, SECOND_NS) }));
+    assert_eq!(
+        chaos.corrupt,
+        Some(ChaosWindow { every_ns: 2 * SECOND_NS, duration_ns: range_ns(SECOND_NS, SECOND_NS) })
+    );
     assert_eq!(chaos.replay, Some(ChaosReplay { every_ns: SECOND_NS, count: 4 }));
     assert_eq!(chaos.clog.map(|clog| clog.duration_ns), Some(range_ns(100 * MILLISECOND_NS, SECOND_NS)));
     assert!(chaos.pause.is_some() && chaos.disk_fault.is_some());
@@ -58,7 +61,10 @@ fn bad_adversarial_values_are_refused_where_written() {
             "faults:\n  - {at: 1s, corrupt: {between: [a, b], probability: 1.5}}\n",
             "t.yaml:5:54: `probability` must be a probability in [0, 1], found 1.5",
         ),
-        ("faults:\n  - {at: 1s, corrupt: {between: [a, b]}}\n", "t.yaml:5:23: missing required key `probability`"),
+        (
+            "faults:\n  - {at: 1s, corrupt: {between: [a, b]}}\n",
+            "t.yaml:5:23: missing required key `probability`",
+        ),
         (
             "faults:\n  - {at: 1s, replay: {between: [a, b], count: 0}}\n",
             "t.yaml:5:47: `count` 0 is outside 1..=1000",
@@ -96,10 +102,7 @@ fn bad_adversarial_values_are_refused_where_written() {
             "t.yaml:5:45: `queue` 0 is outside 1..=65536",
         ),
         ("network: {queue: many}\n", "t.yaml:4:18: expected a whole number like 7, found \"many\""),
-        (
-            "chaos: {until: 5s, replay: {every: 1s}}\n",
-            "t.yaml:4:28: missing required key `count`",
-        ),
+        ("chaos: {until: 5s, replay: {every: 1s}}\n", "t.yaml:4:28: missing required key `count`"),
     ];
     let mut wrong = Vec::new();
     for (rest, expected) in cases {
@@ -125,7 +128,10 @@ faults:
     let messages: Vec<String> = warnings(&scenario).into_iter().map(|warning| warning.message).collect();
     assert_eq!(messages.len(), 4, "{messages:?}");
     assert!(messages[0].starts_with("`queue` bounds"));
-    assert_eq!(messages[1], "the topology has no link between `a` and `c`: this `corrupt` fault has no effect");
+    assert_eq!(
+        messages[1],
+        "the topology has no link between `a` and `c`: this `corrupt` fault has no effect"
+    );
     assert_eq!(messages[2], "this `corrupt` fault has probability 0: it damages nothing");
     assert_eq!(messages[3], "the topology has no link between `c` and `a`: this `clog` fault has no effect");
 }

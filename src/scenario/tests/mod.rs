@@ -4,8 +4,8 @@
 
 use super::*;
 
-mod errors;
 mod adversary;
+mod errors;
 mod hostile;
 
 /// The example from CONTRACT.md, verbatim (its trailing remarks are YAML comments).
