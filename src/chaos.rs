@@ -1,13 +1,13 @@
-//! Draws a random fault schedule from the seed: crashes, partitions, one-way cuts and clock
-//! jumps between 0 and `chaos.until`. With `swarm: true` each seed also enables a random
+//! Draws a random fault schedule from the seed: crashes, partitions, one-way cuts, clock
+//! jumps, corruption, replays, clogs, pauses and disk faults between 0 and `chaos.until`. With `swarm: true` each seed also enables a random
 //! subset of the fault kinds and scales their intensity (swarm testing, Groce et al.), so a
 //! sweep explores runs dominated by one kind as well as mixtures.
 //!
 //! Each kind draws from its own stream of the seed, so enabling one kind never changes the
 //! schedule of another.
 
-use ferry_simulator::Fault;
 use ferry_simulator::random::{self, Stream};
+use ferry_simulator::{DiskFaultKind, Fault};
 use rand_chacha::rand_core::RngCore;
 
 use crate::scenario::{Chaos, RangeNs};
@@ -17,25 +17,51 @@ const KIND_PARTITION: u32 = 1;
 const KIND_CUT: u32 = 2;
 const KIND_CLOCK_JUMP: u32 = 3;
 const KIND_SWARM: u32 = 4;
+const KIND_CORRUPT: u32 = 5;
+const KIND_REPLAY: u32 = 6;
+const KIND_CLOG: u32 = 7;
+const KIND_PAUSE: u32 = 8;
+const KIND_DISK_FAULT: u32 = 9;
+/// Kinds drawn (every kind but the swarm stream itself).
+const KINDS_COUNT: usize = 9;
+
+/// Probability that a message is damaged while a chaos `corrupt` fault is in force.
+pub const CHAOS_CORRUPT_PROBABILITY: f64 = 0.2;
 
 /// Which kinds are on and how often they fire, after swarm selection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Selection {
-    enabled: [bool; 4],
+    enabled: [bool; KINDS_COUNT],
     /// Multiplies each kind's `every` (0.5..2.0 under swarm, 1 otherwise).
-    every_scale_per_mille: [u64; 4],
+    every_scale_per_mille: [u64; KINDS_COUNT],
+}
+
+/// Index of a kind in [`Selection`]: its stream number, past the swarm stream.
+const fn slot(kind: u32) -> usize {
+    if kind < KIND_SWARM { kind as usize } else { kind as usize - 1 }
 }
 
 fn select(chaos: &Chaos, seed: u64) -> Selection {
-    let configured =
-        [chaos.crash.is_some(), chaos.partition.is_some(), chaos.cut.is_some(), chaos.clock_jump.is_some()];
+    let configured = [
+        chaos.crash.is_some(),
+        chaos.partition.is_some(),
+        chaos.cut.is_some(),
+        chaos.clock_jump.is_some(),
+        chaos.corrupt.is_some(),
+        chaos.replay.is_some(),
+        chaos.clog.is_some(),
+        chaos.pause.is_some(),
+        chaos.disk_fault.is_some(),
+    ];
     if !chaos.swarm {
-        return Selection { enabled: configured, every_scale_per_mille: [1000; 4] };
+        return Selection { enabled: configured, every_scale_per_mille: [1000; KINDS_COUNT] };
     }
     let mut rng = random::stream(seed, Stream::ChaosKind(KIND_SWARM));
-    let mut enabled = [false; 4];
-    let mut scale = [1000; 4];
-    for kind in 0..4 {
+    let mut enabled = [false; KINDS_COUNT];
+    let mut scale = [1000; KINDS_COUNT];
+    // The first four kinds draw first, as they always did, so their selection per seed is
+    // unchanged by the kinds added after them.
+    for kind in 0..KINDS_COUNT {
         enabled[kind] = configured[kind] && random::chance(&mut rng, 0.5);
         scale[kind] = random::uniform(&mut rng, 500, 2000);
     }
@@ -143,6 +169,60 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<Drawn> {
             let span = jump.by_ns.max_ns.saturating_sub(jump.by_ns.min_ns) as u64;
             let by_ns = jump.by_ns.min_ns.saturating_add(random::uniform(&mut rng, 0, span) as i64);
             schedule.push(Drawn { at_ns, until_ns: None, fault: Fault::ClockJump { node, by_ns } });
+        }
+    }
+    let pick_link = |rng: &mut rand_chacha::ChaCha8Rng| {
+        let first = random::uniform(rng, 0, u64::from(nodes_count) - 1) as u32;
+        let mut second = random::uniform(rng, 0, u64::from(nodes_count) - 2) as u32;
+        if second >= first {
+            second += 1;
+        }
+        (first, second)
+    };
+    if let (Some(corrupt), true) = (chaos.corrupt, selection.enabled[slot(KIND_CORRUPT)]) {
+        let mut rng = random::stream(seed, Stream::ChaosKind(KIND_CORRUPT));
+        for at_ns in times(&mut rng, scaled(slot(KIND_CORRUPT), corrupt.every_ns), until_ns) {
+            let (first, second) = pick_link(&mut rng);
+            let end_ns = (at_ns + draw_range(&mut rng, corrupt.duration_ns)).min(until_ns);
+            let fault = Fault::Corrupt { first, second, probability: CHAOS_CORRUPT_PROBABILITY };
+            schedule.push(Drawn { at_ns, until_ns: Some(end_ns), fault });
+        }
+    }
+    if let (Some(replay), true) = (chaos.replay, selection.enabled[slot(KIND_REPLAY)]) {
+        let mut rng = random::stream(seed, Stream::ChaosKind(KIND_REPLAY));
+        for at_ns in times(&mut rng, scaled(slot(KIND_REPLAY), replay.every_ns), until_ns) {
+            let (first, second) = pick_link(&mut rng);
+            let count = random::uniform(&mut rng, 1, u64::from(replay.count)) as u32;
+            schedule.push(Drawn { at_ns, until_ns: None, fault: Fault::Replay { first, second, count } });
+        }
+    }
+    if let (Some(clog), true) = (chaos.clog, selection.enabled[slot(KIND_CLOG)]) {
+        let mut rng = random::stream(seed, Stream::ChaosKind(KIND_CLOG));
+        for at_ns in times(&mut rng, scaled(slot(KIND_CLOG), clog.every_ns), until_ns) {
+            let (from, to) = pick_link(&mut rng);
+            let both = random::chance(&mut rng, 0.5);
+            let end_ns = (at_ns + draw_range(&mut rng, clog.duration_ns).max(1)).min(until_ns);
+            schedule.push(Drawn { at_ns, until_ns: Some(end_ns), fault: Fault::Clog { from, to, both } });
+        }
+    }
+    if let (Some(pause), true) = (chaos.pause, selection.enabled[slot(KIND_PAUSE)]) {
+        let mut rng = random::stream(seed, Stream::ChaosKind(KIND_PAUSE));
+        for at_ns in times(&mut rng, scaled(slot(KIND_PAUSE), pause.every_ns), until_ns) {
+            let node = random::uniform(&mut rng, 0, u64::from(nodes_count) - 1) as u32;
+            let end_ns = (at_ns + draw_range(&mut rng, pause.duration_ns).max(1)).min(until_ns);
+            schedule.push(Drawn { at_ns, until_ns: Some(end_ns), fault: Fault::Pause { node } });
+        }
+    }
+    if let (Some(disk), true) = (chaos.disk_fault, selection.enabled[slot(KIND_DISK_FAULT)]) {
+        let mut rng = random::stream(seed, Stream::ChaosKind(KIND_DISK_FAULT));
+        for at_ns in times(&mut rng, scaled(slot(KIND_DISK_FAULT), disk.every_ns), until_ns) {
+            let node = random::uniform(&mut rng, 0, u64::from(nodes_count) - 1) as u32;
+            // Misdirected writes are left out: a disk that reports success for a write it
+            // put elsewhere is outside what a lone WAL can survive (scenarios/adversarial.yaml).
+            let kind =
+                if random::chance(&mut rng, 0.5) { DiskFaultKind::FsyncFail } else { DiskFaultKind::Full };
+            let end_ns = (at_ns + draw_range(&mut rng, disk.duration_ns).max(1)).min(until_ns);
+            schedule.push(Drawn { at_ns, until_ns: Some(end_ns), fault: Fault::Disk { node, kind } });
         }
     }
     // Stable sort: equal times keep the kind order above.

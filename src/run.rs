@@ -16,7 +16,7 @@ use ferry_simulator::disk::DiskConfig;
 use ferry_simulator::ferry::{Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, format_ns};
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
-    Control, Fault, LinkOverride, LinkParams, SimConfig, Simulation, Stats, Trace, Transport,
+    Control, DiskFaultKind, Fault, LinkOverride, LinkParams, SimConfig, Simulation, Stats, Trace, Transport,
 };
 use rand_chacha::rand_core::RngCore;
 
@@ -109,6 +109,7 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
         duplicate: network.duplicate,
         reorder: network.reorder,
         bandwidth_bytes_per_second: network.bandwidth_bits_per_second.map(|bits| (bits / 8).max(1)),
+        queue_messages_max: network.queue_messages_max,
     };
     let disk = &scenario.disk;
     config.disk = DiskConfig {
@@ -140,6 +141,8 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
                 loss: change.loss,
                 duplicate: change.duplicate,
                 reorder: change.reorder,
+                bandwidth_bytes_per_second: change.bandwidth_bits_per_second.map(|bits| (bits / 8).max(1)),
+                queue_messages_max: change.queue_messages_max,
             },
         },
         FaultKind::Crash { node } => Fault::Crash { node: index(node) },
@@ -153,6 +156,24 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
         FaultKind::Break { between } => {
             Fault::Break { first: index(&between[0]), second: index(&between[1]) }
         }
+        FaultKind::Corrupt { between, probability } => Fault::Corrupt {
+            first: index(&between[0]),
+            second: index(&between[1]),
+            probability: *probability,
+        },
+        FaultKind::Replay { between, count } => {
+            Fault::Replay { first: index(&between[0]), second: index(&between[1]), count: *count }
+        }
+        FaultKind::Clog { from, to, both } => Fault::Clog { from: index(from), to: index(to), both: *both },
+        FaultKind::Pause { node } => Fault::Pause { node: index(node) },
+        FaultKind::DiskFault { node, kind } => Fault::Disk {
+            node: index(node),
+            kind: match kind {
+                scenario::DiskFaultKind::FsyncFail => DiskFaultKind::FsyncFail,
+                scenario::DiskFaultKind::Full => DiskFaultKind::Full,
+                scenario::DiskFaultKind::Misdirected => DiskFaultKind::Misdirected,
+            },
+        },
     }
 }
 

@@ -483,7 +483,8 @@ fn time_bounded_fault_errors() {
         ("{at: 1s, for: 5s, crash: a}", "5:19: the fault ends at 6s (`for` 5s), after `duration` 5s"),
         (
             "{at: 1s, until: 2s, heal: all}",
-            "5:14: a `heal` fault cannot last: `until` applies to partition, cut, link, isolate, crash and clock_jump",
+            "5:14: a `heal` fault cannot last: `until` applies to partition, cut, link, isolate, crash, clock_jump, \
+             corrupt, clog, pause and disk_fault",
         ),
         ("{at: 1s, from: 2s, crash: a}", "5:14: fault has both `at` and `from`"),
         ("{from: 1s, crash: a}", "5:5: missing required key `until`"),

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry::run::Report;
-use ferry::scenario::{self, FaultKind, Scenario, Transport};
+use ferry::scenario::{self, DiskFaultKind, FaultKind, Scenario, Transport};
 use ferry_simulator::Trace;
 
 /// Seeds run per scenario unless [`SEEDS_BY_SCENARIO`] says otherwise.
@@ -115,6 +115,15 @@ fn expected_coverage(scenario: &Scenario) -> BTreeSet<&'static str> {
             FaultKind::ClockJump { .. } => "clock-jump",
             FaultKind::Heal { .. } => "heal",
             FaultKind::Break { .. } => "break",
+            FaultKind::Corrupt { .. } => "corrupt",
+            FaultKind::Replay { .. } => "replay",
+            FaultKind::Clog { .. } => "clog",
+            FaultKind::Pause { .. } => "pause",
+            FaultKind::DiskFault { kind, .. } => match kind {
+                DiskFaultKind::FsyncFail => "fsync-fail",
+                DiskFaultKind::Full => "disk-full",
+                DiskFaultKind::Misdirected => "misdirected-write",
+            },
         });
     }
     if let Some(chaos) = &scenario.chaos {
@@ -123,6 +132,10 @@ fn expected_coverage(scenario: &Scenario) -> BTreeSet<&'static str> {
             (chaos.partition.is_some(), "partition"),
             (chaos.cut.is_some(), "cut"),
             (chaos.clock_jump.is_some(), "clock-jump"),
+            (chaos.corrupt.is_some(), "corrupt"),
+            (chaos.replay.is_some(), "replay"),
+            (chaos.clog.is_some(), "clog"),
+            (chaos.pause.is_some(), "pause"),
         ];
         expected.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, kind)| *kind));
     }
@@ -240,7 +253,8 @@ fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<Strin
             idle.push(format!("{file}: `{kind}` never fired"));
             continue;
         }
-        let lasting = ["partition", "cut", "link", "isolate", "crash"].contains(&kind);
+        let lasting =
+            ["partition", "cut", "link", "isolate", "crash", "corrupt", "clog", "pause"].contains(&kind);
         if lasting && covered.active_ns.get(kind).copied().unwrap_or(0) == 0 {
             idle.push(format!("{file}: `{kind}` fired but was never in force for any time"));
         }

@@ -83,6 +83,22 @@ impl VirtualDisk {
         self.durable_bytes = self.durable_bytes.min(length_bytes);
     }
 
+    /// A misdirected append: the log grows by `length_bytes`, but the bytes landed
+    /// somewhere else, so their intended place keeps stale contents (zeros, a fresh
+    /// region). The disk reports success; a checksum on recovery is the only witness.
+    pub fn append_misdirected(&mut self, length_bytes: usize) {
+        self.log.resize(self.log.len() + length_bytes, 0);
+    }
+
+    /// After a failed fsync: nothing since the last successful sync is on the disk (Linux
+    /// may drop the failed dirty pages, so even a later "successful" fsync would not bring
+    /// them back). Returns how many bytes were thrown away.
+    pub fn drop_unsynced(&mut self) -> u64 {
+        let dropped = (self.log.len() - self.durable_bytes) as u64;
+        self.log.truncate(self.durable_bytes);
+        dropped
+    }
+
     /// Applies crash semantics and returns what was lost.
     pub fn crash(&mut self, config: &DiskConfig, rng: &mut impl RngCore) -> CrashDamage {
         let unsynced = (self.log.len() - self.durable_bytes) as u64;
@@ -158,6 +174,21 @@ mod tests {
         disk.truncate(2);
         assert_eq!(disk.length_bytes(), 2);
         assert_eq!(disk.durable_bytes(), 2);
+    }
+
+    /// Goal: a failed fsync keeps only what earlier syncs made durable, and a misdirected
+    /// append leaves stale bytes where the record should be. Method: one disk, both faults.
+    #[test]
+    fn failed_fsync_drops_unsynced_and_misdirected_append_leaves_stale_bytes() {
+        let mut disk = VirtualDisk::default();
+        disk.append(b"durable");
+        disk.synced(disk.length_bytes());
+        disk.append(b"failed");
+        assert_eq!(disk.drop_unsynced(), 6);
+        assert_eq!(disk.length_bytes(), 7);
+        disk.append_misdirected(3);
+        let (bytes, _) = disk.read_all(&DiskConfig::default(), &mut stream(0, Stream::Disk));
+        assert_eq!(bytes, b"durable\0\0\0");
     }
 
     #[test]

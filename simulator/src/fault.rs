@@ -58,6 +58,51 @@ pub enum Fault {
         /// The other end.
         second: u32,
     },
+    /// Damage messages on one link (both directions): each may get bit flips, a cut-short
+    /// tail or appended garbage, drawn from the network stream.
+    Corrupt {
+        /// One end.
+        first: u32,
+        /// The other end.
+        second: u32,
+        /// Probability that one message is damaged.
+        probability: f64,
+    },
+    /// Deliver again up to `count` messages per direction drawn from the link's recent
+    /// history (see [`REPLAY_HISTORY_MESSAGES_MAX`](crate::sim::REPLAY_HISTORY_MESSAGES_MAX)),
+    /// to whatever session is current: across restarts too.
+    Replay {
+        /// One end.
+        first: u32,
+        /// The other end.
+        second: u32,
+        /// Messages per direction.
+        count: u32,
+    },
+    /// Hold every message from `from` to `to` (and back, with `both`), then release them in
+    /// order, in one burst, when the fault ends.
+    Clog {
+        /// Sender side.
+        from: u32,
+        /// Receiver side.
+        to: u32,
+        /// Also hold `to`'s messages to `from`.
+        both: bool,
+    },
+    /// The node stops handling events (a GC pause); its clock runs on, and its messages,
+    /// timers, disk completions and commands wait for the end of the pause, in order.
+    Pause {
+        /// The node.
+        node: u32,
+    },
+    /// The node's disk misbehaves: for the next operation, or for the whole window when
+    /// the fault is time-bounded.
+    Disk {
+        /// The node.
+        node: u32,
+        /// What goes wrong.
+        kind: DiskFaultKind,
+    },
     /// Remove every partition, cut, isolation and link override.
     HealAll,
     /// Restore every link touching these nodes.
@@ -65,6 +110,32 @@ pub enum Fault {
         /// The nodes.
         nodes: Vec<u32>,
     },
+}
+
+/// What a disk fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiskFaultKind {
+    /// An fsync reports failure. The bytes it covered are not durable, and the host is
+    /// told ([`Process::on_disk_sync_failed`](crate::process::Process::on_disk_sync_failed)).
+    FsyncFail,
+    /// The disk is full: appends are refused (ENOSPC), and the next sync reports the
+    /// failure; reads keep working.
+    Full,
+    /// An append lands at the wrong offset: its intended place keeps stale bytes (zeros),
+    /// the disk reports success, and only a checksum on recovery can tell.
+    Misdirected,
+}
+
+impl DiskFaultKind {
+    /// The stable name used in traces and fault coverage.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::FsyncFail => "fsync-fail",
+            Self::Full => "disk-full",
+            Self::Misdirected => "misdirected-write",
+        }
+    }
 }
 
 impl Fault {
@@ -80,13 +151,19 @@ impl Fault {
             Self::Isolate { .. } => "isolate",
             Self::ClockJump { .. } => "clock-jump",
             Self::Break { .. } => "break",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Replay { .. } => "replay",
+            Self::Clog { .. } => "clog",
+            Self::Pause { .. } => "pause",
+            Self::Disk { kind, .. } => kind.name(),
             Self::HealAll | Self::HealNodes { .. } => "heal",
         }
     }
 
     /// True for the kinds that can be in force for a while and then be undone exactly:
-    /// partition, cut, link, isolate, crash (undone by a restart) and clock jump (undone by
-    /// the opposite jump).
+    /// partition, cut, link, isolate, corrupt, clog (released), pause (resumed), disk
+    /// faults (the disk behaves again), crash (undone by a restart) and clock jump (undone
+    /// by the opposite jump).
     #[must_use]
     pub const fn is_undoable(&self) -> bool {
         matches!(
@@ -97,6 +174,10 @@ impl Fault {
                 | Self::Isolate { .. }
                 | Self::Crash { .. }
                 | Self::ClockJump { .. }
+                | Self::Corrupt { .. }
+                | Self::Clog { .. }
+                | Self::Pause { .. }
+                | Self::Disk { .. }
         )
     }
 
@@ -109,7 +190,15 @@ impl Fault {
     /// True for the kinds that add a layer to the network state.
     #[must_use]
     pub(crate) const fn is_network_layer(&self) -> bool {
-        matches!(self, Self::Partition { .. } | Self::Cut { .. } | Self::Link { .. } | Self::Isolate { .. })
+        matches!(
+            self,
+            Self::Partition { .. }
+                | Self::Cut { .. }
+                | Self::Link { .. }
+                | Self::Isolate { .. }
+                | Self::Corrupt { .. }
+                | Self::Clog { .. }
+        )
     }
 }
 
@@ -143,8 +232,26 @@ impl fmt::Display for Named<'_> {
                 if let Some(reorder) = change.reorder {
                     write!(formatter, " reorder={reorder}")?;
                 }
+                if let Some(bytes_per_second) = change.bandwidth_bytes_per_second {
+                    write!(formatter, " bandwidth={}bps", bytes_per_second.saturating_mul(8))?;
+                }
+                if let Some(queue) = change.queue_messages_max {
+                    write!(formatter, " queue={queue}")?;
+                }
                 Ok(())
             }
+            Fault::Corrupt { first, second, probability } => {
+                write!(formatter, "corrupt {} <-> {} probability={probability}", name(first), name(second))
+            }
+            Fault::Replay { first, second, count } => {
+                write!(formatter, "replay {} <-> {} count={count}", name(first), name(second))
+            }
+            Fault::Clog { from, to, both } => {
+                let arrow = if *both { "<->" } else { "->" };
+                write!(formatter, "clog {} {arrow} {}", name(from), name(to))
+            }
+            Fault::Pause { node } => write!(formatter, "pause {}", name(node)),
+            Fault::Disk { node, kind } => write!(formatter, "disk-fault {} kind={}", name(node), kind.name()),
             Fault::Crash { node } => write!(formatter, "crash {}", name(node)),
             Fault::Restart { node } => write!(formatter, "restart {}", name(node)),
             Fault::Isolate { node } => write!(formatter, "isolate {}", name(node)),
@@ -211,11 +318,29 @@ mod tests {
                 loss: Some(0.5),
                 duplicate: Some(0.25),
                 reorder: Some(1.0),
+                bandwidth_bytes_per_second: Some(8_000),
+                queue_messages_max: Some(4),
             },
         };
         assert_eq!(
             Named(&fault, &names).to_string(),
-            "link a <-> b latency=1ms..20ms loss=0.5 duplicate=0.25 reorder=1"
+            "link a <-> b latency=1ms..20ms loss=0.5 duplicate=0.25 reorder=1 bandwidth=64000bps queue=4"
         );
+    }
+
+    #[test]
+    fn adversarial_faults_print_every_setting() {
+        let names = ["a".to_owned(), "b".to_owned()];
+        let cases = [
+            (Fault::Corrupt { first: 0, second: 1, probability: 0.25 }, "corrupt a <-> b probability=0.25"),
+            (Fault::Replay { first: 1, second: 0, count: 3 }, "replay b <-> a count=3"),
+            (Fault::Clog { from: 0, to: 1, both: false }, "clog a -> b"),
+            (Fault::Clog { from: 0, to: 1, both: true }, "clog a <-> b"),
+            (Fault::Pause { node: 1 }, "pause b"),
+            (Fault::Disk { node: 0, kind: DiskFaultKind::FsyncFail }, "disk-fault a kind=fsync-fail"),
+        ];
+        for (fault, text) in cases {
+            assert_eq!(Named(&fault, &names).to_string(), text);
+        }
     }
 }

@@ -23,7 +23,7 @@ pub mod random;
 pub mod sim;
 pub mod trace;
 
-pub use fault::Fault;
+pub use fault::{DiskFaultKind, Fault};
 pub use network::{DropReason, LinkOverride, LinkParams, Topology, Transport};
 pub use process::{Context, Process};
 pub use sim::{Control, RunEnd, SimConfig, Simulation, Stats};

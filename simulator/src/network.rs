@@ -27,9 +27,16 @@ pub struct LinkParams {
     pub duplicate: f64,
     /// Probability a datagram gets an extra delay of up to `latency_ns_max`.
     pub reorder: f64,
-    /// Serialisation rate; `None` for unlimited.
+    /// Serialisation rate; `None` for unlimited. With a rate, each direction is a FIFO
+    /// queue: a message starts transmitting when the one before it has finished.
     pub bandwidth_bytes_per_second: Option<u64>,
+    /// Most messages waiting or transmitting in one direction (drop-tail beyond, traced as
+    /// `queue-full`); `None` for [`QUEUE_MESSAGES_MAX_DEFAULT`].
+    pub queue_messages_max: Option<u64>,
 }
+
+/// Bound on a bandwidth-limited direction's queue when none is configured.
+pub const QUEUE_MESSAGES_MAX_DEFAULT: u64 = 1 << 16;
 
 impl Default for LinkParams {
     fn default() -> Self {
@@ -40,6 +47,7 @@ impl Default for LinkParams {
             duplicate: 0.0,
             reorder: 0.0,
             bandwidth_bytes_per_second: None,
+            queue_messages_max: None,
         }
     }
 }
@@ -72,6 +80,8 @@ pub enum DropReason {
     NotConnected,
     /// The stream connection it was sent on broke.
     ConnectionBroken,
+    /// A full queue: a bandwidth-limited link's, a clog's or a paused node's.
+    QueueFull,
 }
 
 impl DropReason {
@@ -87,6 +97,7 @@ impl DropReason {
             Self::NoLink => "no-link",
             Self::NotConnected => "not-connected",
             Self::ConnectionBroken => "connection-broken",
+            Self::QueueFull => "queue-full",
         }
     }
 }
@@ -108,6 +119,10 @@ pub struct LinkOverride {
     pub duplicate: Option<f64>,
     /// New reorder probability.
     pub reorder: Option<f64>,
+    /// New serialisation rate.
+    pub bandwidth_bytes_per_second: Option<u64>,
+    /// New queue bound.
+    pub queue_messages_max: Option<u64>,
 }
 
 impl LinkOverride {
@@ -124,6 +139,12 @@ impl LinkOverride {
         }
         if let Some(reorder) = self.reorder {
             params.reorder = reorder;
+        }
+        if let Some(rate) = self.bandwidth_bytes_per_second {
+            params.bandwidth_bytes_per_second = Some(rate);
+        }
+        if let Some(queue) = self.queue_messages_max {
+            params.queue_messages_max = Some(queue);
         }
     }
 }
@@ -174,6 +195,10 @@ pub struct Network {
     override_layers: Vec<(LayerId, (u32, u32), LinkOverride)>,
     /// The effective parameters of each overridden pair `(low, high)`.
     overrides: BTreeMap<(u32, u32), LinkParams>,
+    /// Active corruption `(layer, pair, probability)`, in the order applied.
+    corrupt_layers: Vec<(LayerId, (u32, u32), f64)>,
+    /// Active clogs `(layer, from, to, both)`, in the order applied.
+    clog_layers: Vec<(LayerId, u32, u32, bool)>,
     pub(crate) connections: BTreeMap<(u32, u32), Connection>,
     pub(crate) next_epoch: u64,
 }
@@ -207,6 +232,8 @@ impl Network {
             blocks: Vec::new(),
             override_layers: Vec::new(),
             overrides: BTreeMap::new(),
+            corrupt_layers: Vec::new(),
+            clog_layers: Vec::new(),
             connections: BTreeMap::new(),
             next_epoch: 1,
         }
@@ -283,7 +310,46 @@ impl Network {
     /// True while any partition, isolation, cut or override is in force.
     #[must_use]
     pub fn is_faulty(&self) -> bool {
-        !self.blocks.is_empty() || !self.override_layers.is_empty()
+        !self.blocks.is_empty()
+            || !self.override_layers.is_empty()
+            || !self.corrupt_layers.is_empty()
+            || !self.clog_layers.is_empty()
+    }
+
+    /// Damages messages between `first` and `second` (both ways) with `probability`, under
+    /// layer `id`.
+    pub fn corrupt(&mut self, id: LayerId, first: u32, second: u32, probability: f64) {
+        self.corrupt_layers.push((id, pair(first, second), probability));
+    }
+
+    /// The probability that a message from `from` to `to` is damaged: every corruption
+    /// layer on the link draws on its own, so `1 - Π(1 - p)`.
+    #[must_use]
+    pub fn corrupt_probability(&self, from: u32, to: u32) -> f64 {
+        let key = pair(from, to);
+        let intact: f64 = self
+            .corrupt_layers
+            .iter()
+            .filter(|(_, pair, _)| *pair == key)
+            .map(|(_, _, probability)| 1.0 - probability)
+            .product();
+        1.0 - intact
+    }
+
+    /// Holds messages from `from` to `to` (and back with `both`), under layer `id`.
+    pub fn clog(&mut self, id: LayerId, from: u32, to: u32, both: bool) {
+        self.clog_layers.push((id, from, to, both));
+    }
+
+    /// The earliest clog in force on `from → to`, if any.
+    #[must_use]
+    pub fn clogged_by(&self, from: u32, to: u32) -> Option<LayerId> {
+        self.clog_layers
+            .iter()
+            .find(|(_, source, target, both)| {
+                (*source, *target) == (from, to) || (*both && (*source, *target) == (to, from))
+            })
+            .map(|(id, ..)| *id)
     }
 
     /// Splits the nodes into `groups` under layer `id`; nodes listed nowhere form one more
@@ -354,7 +420,11 @@ impl Network {
         for pair in &touched {
             self.recompute_override(*pair);
         }
-        blocks_before != self.blocks.len() || !touched.is_empty()
+        let adversaries_before = self.corrupt_layers.len() + self.clog_layers.len();
+        self.corrupt_layers.retain(|(layer, ..)| *layer != id);
+        self.clog_layers.retain(|(layer, ..)| *layer != id);
+        let adversaries_removed = adversaries_before != self.corrupt_layers.len() + self.clog_layers.len();
+        blocks_before != self.blocks.len() || !touched.is_empty() || adversaries_removed
     }
 
     /// Restores every link touching `node`: partitions in force no longer apply to it, and
@@ -380,6 +450,8 @@ impl Network {
         for pair in touched {
             self.recompute_override(pair);
         }
+        self.corrupt_layers.retain(|(_, (low, high), _)| *low != node && *high != node);
+        self.clog_layers.retain(|(_, from, to, _)| *from != node && *to != node);
     }
 
     /// The layers in force, ascending.
@@ -388,7 +460,11 @@ impl Network {
         let blocks = self.blocks.iter().map(|block| match block {
             Block::Groups { id, .. } | Block::Cut { id, .. } => *id,
         });
-        blocks.chain(self.override_layers.iter().map(|(id, _, _)| *id)).collect()
+        blocks
+            .chain(self.override_layers.iter().map(|(id, _, _)| *id))
+            .chain(self.corrupt_layers.iter().map(|(id, ..)| *id))
+            .chain(self.clog_layers.iter().map(|(id, ..)| *id))
+            .collect()
     }
 
     /// Removes every partition, cut and override.
@@ -396,6 +472,8 @@ impl Network {
         self.blocks.clear();
         self.override_layers.clear();
         self.overrides.clear();
+        self.corrupt_layers.clear();
+        self.clog_layers.clear();
     }
 
     /// Open connections whose path is now blocked in either direction.

@@ -35,6 +35,18 @@ pub trait Process: Sized {
     /// The sync `sync_id` completed: everything appended before it is durable.
     fn on_disk_synced(&mut self, context: &mut Context<'_, Self::Event>, sync_id: u64);
 
+    /// The sync `sync_id` failed (EIO, or ENOSPC from an append before it): nothing
+    /// appended since the last successful sync may be assumed durable, and a retried fsync
+    /// could report success without the lost bytes (PostgreSQL's "fsyncgate", 2018).
+    ///
+    /// The default does what PostgreSQL chose: stop and recover from what the disk holds
+    /// ([`Context::restart_from_disk`]); the process never acknowledges what the sync
+    /// covered. A process that overrides this must not treat the failed range as durable.
+    fn on_disk_sync_failed(&mut self, context: &mut Context<'_, Self::Event>, sync_id: u64) {
+        let _ = sync_id;
+        context.restart_from_disk();
+    }
+
     /// A link to `peer` is usable. `initiator` tells which side should start a handshake
     /// (the connecting side of a stream, the lower index of a datagram link).
     fn on_link_up(&mut self, context: &mut Context<'_, Self::Event>, peer: u32, initiator: bool);
@@ -67,6 +79,7 @@ pub(crate) enum Action<E> {
     Truncate(u64),
     Connect(u32),
     Emit(E),
+    RestartFromDisk,
 }
 
 /// What one callback asked for.
@@ -157,6 +170,13 @@ impl<E> Context<'_, E> {
     /// Opens a stream connection to `peer` (stream transport only).
     pub fn connect(&mut self, peer: u32) {
         self.outputs.actions.push(Action::Connect(peer));
+    }
+
+    /// Stops this process and boots it again from the durable contents of its disk (what
+    /// was not synced is gone), like a crash followed at once by a restart. Outputs asked
+    /// for after this call in the same callback are discarded.
+    pub fn restart_from_disk(&mut self) {
+        self.outputs.actions.push(Action::RestartFromDisk);
     }
 
     /// Reports an event to the trace and the checkers.

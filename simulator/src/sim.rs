@@ -6,7 +6,7 @@
 //! single-threaded and every random draw comes from a stream of the run seed.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
@@ -14,8 +14,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::clock::NodeClock;
 use crate::disk::{DiskConfig, VirtualDisk};
-use crate::fault::{Fault, Named};
-use crate::network::{self, DropReason, LayerId, LinkParams, Network, Topology, Transport};
+use crate::fault::{DiskFaultKind, Fault, Named};
+use crate::network::{
+    self, DropReason, LayerId, LinkParams, Network, QUEUE_MESSAGES_MAX_DEFAULT, Topology, Transport,
+};
 use crate::process::{Action, Context, Outputs, Process};
 use crate::random::{self, Stream};
 use crate::trace::{LineFields, Trace, TraceRecord};
@@ -25,6 +27,26 @@ pub const EVENTS_MAX_DEFAULT: u64 = 2_000_000_000;
 
 /// Directed pairs tracked for reorder detection.
 pub const REORDER_PAIRS_MAX: usize = 1 << 18;
+
+/// Delivered messages kept per directed link for `replay` faults (oldest forgotten first).
+/// Kept only in runs that schedule a replay.
+pub const REPLAY_HISTORY_MESSAGES_MAX: usize = 32;
+
+/// Messages one clog holds; past it, new ones are dropped as `queue-full`.
+pub const CLOG_HELD_MESSAGES_MAX: usize = 1 << 16;
+
+/// Events waiting for one paused node; past it, new deliveries are dropped as
+/// `queue-full` (timers, disk completions and commands are bounded at their source).
+pub const PAUSE_DEFERRED_EVENTS_MAX: usize = 1 << 16;
+
+/// Instant disk faults waiting for their operation, per node; more are ignored.
+pub const DISK_FAULTS_PENDING_MAX: usize = 64;
+
+/// Most garbage bytes a corruption appends to a message.
+pub const CORRUPT_GARBAGE_BYTES_MAX: u64 = 16;
+
+/// Most bits one corruption flips.
+pub const CORRUPT_FLIPPED_BITS_MAX: u64 = 4;
 
 /// Everything that shapes a run except the hosted process.
 #[derive(Debug, Clone)]
@@ -102,6 +124,22 @@ pub struct Stats {
     pub crashes_torn: u64,
     /// Restarts that read a flipped bit.
     pub corrupt_reads: u64,
+    /// Messages a `corrupt` fault damaged.
+    pub corrupted: u64,
+    /// Messages a `replay` fault delivered again.
+    pub replayed: u64,
+    /// Messages a clog held and released.
+    pub clog_released: u64,
+    /// Messages that waited behind another on a bandwidth-limited link.
+    pub bandwidth_queued: u64,
+    /// Events that waited for a paused node.
+    pub pause_deferred: u64,
+    /// Syncs that reported failure.
+    pub sync_failures: u64,
+    /// Appends refused by a full disk.
+    pub appends_refused: u64,
+    /// Appends that landed at the wrong offset.
+    pub misdirected_appends: u64,
 }
 
 impl Stats {
@@ -123,6 +161,14 @@ impl Stats {
             ("lost-unsynced", self.crashes_losing_writes),
             ("torn-write", self.crashes_torn),
             ("corrupt-read", self.corrupt_reads),
+            ("corrupted-message", self.corrupted),
+            ("replayed-message", self.replayed),
+            ("clog-released", self.clog_released),
+            ("bandwidth-queued", self.bandwidth_queued),
+            ("pause-deferred", self.pause_deferred),
+            ("sync-failed", self.sync_failures),
+            ("append-refused", self.appends_refused),
+            ("misdirected-append", self.misdirected_appends),
         ];
         for (name, count) in extra {
             if count > 0 {
@@ -154,6 +200,23 @@ enum Event<C> {
     Command { node: u32, command: C },
     Fault { fault: Fault, until_ns: Option<u64> },
     FaultEnd { layer: LayerId, fault: Fault, since_ns: u64 },
+    SyncFailed { node: u32, incarnation: u64, sync_id: u64 },
+    RestartFromDisk { node: u32, incarnation: u64 },
+}
+
+impl<C> Event<C> {
+    /// The node that handles this event, for pauses; `None` for faults.
+    fn node(&self, paused: impl Fn(u32) -> bool) -> Option<u32> {
+        match self {
+            Event::Deliver(message) => Some(message.to),
+            Event::Timer { node, .. }
+            | Event::Synced { node, .. }
+            | Event::SyncFailed { node, .. }
+            | Event::Command { node, .. } => Some(*node),
+            Event::Connect { from, to, .. } => Some(if paused(*from) { *from } else { *to }),
+            Event::Fault { .. } | Event::FaultEnd { .. } | Event::RestartFromDisk { .. } => None,
+        }
+    }
 }
 
 /// Who applied a fault, for the counters.
@@ -211,7 +274,7 @@ impl Hasher for PairHasher {
 
 type PairMap = hashbrown::HashMap<(u32, u32), u64, BuildHasherDefault<PairHasher>>;
 
-struct Slot<P> {
+struct Slot<P: Process> {
     process: Option<P>,
     incarnation: u64,
     clock: NodeClock,
@@ -221,6 +284,33 @@ struct Slot<P> {
     timer_generation: u64,
     /// When the node crashed, while it is down.
     crashed_since_ns: Option<u64>,
+    /// The pauses in force on this node (their layers).
+    paused_by: Vec<LayerId>,
+    /// Events that arrived while paused, in arrival order.
+    deferred: VecDeque<Event<P::Command>>,
+    /// Time-bounded disk faults in force.
+    disk_faults: Vec<(LayerId, DiskFaultKind)>,
+    /// Instant disk faults waiting for the next operation of their kind.
+    disk_faults_once: Vec<DiskFaultKind>,
+    /// An append was refused since the last restart: every later sync fails.
+    append_refused: bool,
+}
+
+impl<P: Process> Slot<P> {
+    /// True when a disk fault of `kind` hits the operation being done now (an instant one
+    /// is used up).
+    fn disk_fault_hits(&mut self, kind: DiskFaultKind) -> bool {
+        if self.disk_faults.iter().any(|(_, active)| *active == kind) {
+            return true;
+        }
+        match self.disk_faults_once.iter().position(|pending| *pending == kind) {
+            Some(index) => {
+                self.disk_faults_once.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// How a run ended.
@@ -270,6 +360,16 @@ pub struct Simulation<P: Process> {
     next_layer: LayerId,
     /// Messages sent over each overridden pair `(low, high)` while an override was on it.
     override_traffic: BTreeMap<(u32, u32), u64>,
+    /// Messages each clog (by layer) holds, in send order.
+    held: BTreeMap<LayerId, Vec<InFlight>>,
+    /// Per directed bandwidth-limited link, when each queued message finishes transmitting.
+    link_queues: BTreeMap<(u32, u32), VecDeque<u64>>,
+    /// Recently delivered messages per directed link, for `replay`.
+    replay_history: BTreeMap<(u32, u32), VecDeque<Bytes>>,
+    /// Whether a replay is scheduled, so that deliveries are remembered.
+    replay_enabled: bool,
+    /// Pauses and disk-fault windows in force: kind and since when.
+    active_windows: BTreeMap<LayerId, (&'static str, u64)>,
 }
 
 impl<P: Process> std::fmt::Debug for Simulation<P> {
@@ -301,6 +401,12 @@ const TAG_COMMAND: u64 = 16;
 const TAG_PROCESS: u64 = 17;
 const TAG_NOTE: u64 = 18;
 const TAG_BOOT: u64 = 19;
+const TAG_HELD: u64 = 20;
+const TAG_CORRUPT: u64 = 21;
+const TAG_REPLAY: u64 = 22;
+const TAG_SYNC_FAILED: u64 = 23;
+const TAG_DISK_FAULT: u64 = 24;
+const TAG_RESUME: u64 = 25;
 
 /// The `kind` of a tag's events in a JSON-lines trace.
 fn tag_kind(tag: u64) -> &'static str {
@@ -322,6 +428,12 @@ fn tag_kind(tag: u64) -> &'static str {
         TAG_COMMAND => "command",
         TAG_PROCESS => "event",
         TAG_BOOT => "boot",
+        TAG_HELD => "held",
+        TAG_CORRUPT => "corrupt",
+        TAG_REPLAY => "replay",
+        TAG_SYNC_FAILED => "disk-sync-failed",
+        TAG_DISK_FAULT => "disk-fault",
+        TAG_RESUME => "resume",
         _ => "note",
     }
 }
@@ -367,6 +479,11 @@ impl<P: Process> Simulation<P> {
                     timer_at_ns: None,
                     timer_generation: 0,
                     crashed_since_ns: None,
+                    paused_by: Vec::new(),
+                    deferred: VecDeque::new(),
+                    disk_faults: Vec::new(),
+                    disk_faults_once: Vec::new(),
+                    append_refused: false,
                 }
             })
             .collect();
@@ -389,6 +506,11 @@ impl<P: Process> Simulation<P> {
             active_layers: BTreeMap::new(),
             next_layer: 1,
             override_traffic: BTreeMap::new(),
+            held: BTreeMap::new(),
+            link_queues: BTreeMap::new(),
+            replay_history: BTreeMap::new(),
+            replay_enabled: false,
+            active_windows: BTreeMap::new(),
         };
         for node in 0..nodes_count {
             simulation.trace_clock(node);
@@ -487,6 +609,7 @@ impl<P: Process> Simulation<P> {
 
     /// Schedules `fault` at virtual time `at_ns`.
     pub fn schedule_fault(&mut self, at_ns: u64, fault: Fault) {
+        self.replay_enabled |= matches!(fault, Fault::Replay { .. });
         self.push(at_ns, Event::Fault { fault, until_ns: None });
     }
 
@@ -497,6 +620,7 @@ impl<P: Process> Simulation<P> {
     /// instant faults.
     pub fn schedule_fault_until(&mut self, at_ns: u64, until_ns: u64, fault: Fault) {
         let until_ns = fault.is_undoable().then_some(until_ns.max(at_ns));
+        self.replay_enabled |= matches!(fault, Fault::Replay { .. });
         self.push(at_ns, Event::Fault { fault, until_ns });
     }
 
@@ -512,7 +636,7 @@ impl<P: Process> Simulation<P> {
     #[must_use]
     pub fn fault_active_ns(&self) -> BTreeMap<&'static str, u64> {
         let mut total = self.stats.fault_active_ns.clone();
-        for (kind, since_ns) in self.active_layers.values() {
+        for (kind, since_ns) in self.active_layers.values().chain(self.active_windows.values()) {
             *total.entry(*kind).or_insert(0) += self.now_ns - since_ns;
         }
         for slot in &self.slots {
@@ -548,6 +672,14 @@ impl<P: Process> Simulation<P> {
                 self.apply_fault(Fault::Restart { node }, Origin::Liveness, None);
             }
         }
+        // Pauses applied without an end last until now.
+        for node in 0..self.nodes_count() {
+            let layers = std::mem::take(&mut self.slots[node as usize].paused_by);
+            for layer in layers {
+                self.settle_window(layer);
+            }
+            self.resume(node);
+        }
     }
 
     fn push(&mut self, at_ns: u64, event: Event<P::Command>) {
@@ -572,6 +704,12 @@ impl<P: Process> Simulation<P> {
             }
             let Some(Reverse(scheduled)) = self.queue.pop() else { return RunEnd::Idle };
             self.now_ns = scheduled.at_ns;
+            let paused =
+                |node: u32| self.slots.get(node as usize).is_some_and(|slot| !slot.paused_by.is_empty());
+            if let Some(node) = scheduled.event.node(paused).filter(|node| paused(*node)) {
+                self.defer(node, scheduled.event);
+                continue;
+            }
             if self.handle(scheduled.event) {
                 self.stats.events += 1;
                 let control = observer(self);
@@ -642,6 +780,33 @@ impl<P: Process> Simulation<P> {
             }
             Event::Fault { fault, until_ns } => self.apply_fault(fault, Origin::Scheduled, until_ns),
             Event::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
+            Event::SyncFailed { node, incarnation, sync_id } => {
+                let slot = &self.slots[node as usize];
+                if slot.incarnation != incarnation || slot.process.is_none() {
+                    return false;
+                }
+                self.stats.sync_failures += 1;
+                self.record(TAG_SYNC_FAILED, node, &[sync_id], |names| {
+                    format!(
+                        "{} disk sync #{sync_id} failed: nothing since the last good sync is durable",
+                        names[node as usize]
+                    )
+                });
+                self.call(node, |process, context| process.on_disk_sync_failed(context, sync_id));
+            }
+            Event::RestartFromDisk { node, incarnation } => {
+                let slot = &self.slots[node as usize];
+                if slot.incarnation != incarnation || slot.process.is_none() {
+                    return false;
+                }
+                let dropped = self.slots[node as usize].disk.drop_unsynced();
+                self.slots[node as usize].append_refused = false;
+                self.record(TAG_SYNC_FAILED, node, &[dropped], |names| {
+                    format!("{} restarts from disk, {dropped}B unsynced dropped", names[node as usize])
+                });
+                self.crash(node);
+                self.restart(node);
+            }
         }
         true
     }
@@ -718,6 +883,13 @@ impl<P: Process> Simulation<P> {
             return self.drop_message(from, to, message_id, reason);
         }
         self.stats.delivered += 1;
+        if self.replay_enabled {
+            let history = self.replay_history.entry((from, to)).or_default();
+            if history.len() >= REPLAY_HISTORY_MESSAGES_MAX {
+                history.pop_front();
+            }
+            history.push_back(bytes.clone());
+        }
         // Reorder detection keeps one word per directed pair, up to a bound; past it, new
         // pairs are not tracked (the counter is coverage information, not an invariant).
         if let Some(highest) = self.last_delivered.get_mut(&(from, to)) {
@@ -754,15 +926,46 @@ impl<P: Process> Simulation<P> {
     }
 
     fn apply_outputs(&mut self, node: u32, outputs: &mut Outputs<P::Event>) {
+        let mut restarting = false;
         for action in outputs.actions.drain(..) {
+            if restarting {
+                // Asked for after `restart_from_disk`: the process is going away.
+                continue;
+            }
             match action {
                 Action::Send { to, bytes, description } => self.send(node, to, bytes, description),
                 Action::Append(bytes) => {
                     let length = bytes.len() as u64;
-                    self.slots[node as usize].disk.append(&bytes);
-                    self.record(TAG_APPEND, node, &[length], |names| {
-                        format!("{} disk append {length}B", names[node as usize])
-                    });
+                    let slot = &mut self.slots[node as usize];
+                    if slot.disk_fault_hits(DiskFaultKind::Full) {
+                        slot.append_refused = true;
+                        self.stats.appends_refused += 1;
+                        self.record(TAG_DISK_FAULT, node, &[length, 1], |names| {
+                            format!(
+                                "{} disk append {length}B refused: no space left (ENOSPC)",
+                                names[node as usize]
+                            )
+                        });
+                    } else if slot.disk_fault_hits(DiskFaultKind::Misdirected) {
+                        slot.disk.append_misdirected(bytes.len());
+                        self.stats.misdirected_appends += 1;
+                        self.record(TAG_DISK_FAULT, node, &[length, 2], |names| {
+                            format!(
+                                "{} disk append {length}B misdirected: landed elsewhere, stale bytes in its place",
+                                names[node as usize]
+                            )
+                        });
+                    } else {
+                        slot.disk.append(&bytes);
+                        self.record(TAG_APPEND, node, &[length], |names| {
+                            format!("{} disk append {length}B", names[node as usize])
+                        });
+                    }
+                }
+                Action::RestartFromDisk => {
+                    restarting = true;
+                    let incarnation = self.slots[node as usize].incarnation;
+                    self.push(self.now_ns, Event::RestartFromDisk { node, incarnation });
                 }
                 Action::Sync(sync_id) => {
                     let length_bytes = self.slots[node as usize].disk.length_bytes();
@@ -771,14 +974,19 @@ impl<P: Process> Simulation<P> {
                         self.config.disk.fsync_latency_ns_min,
                         self.config.disk.fsync_latency_ns_max,
                     );
-                    let incarnation = self.slots[node as usize].incarnation;
+                    let slot = &mut self.slots[node as usize];
+                    let incarnation = slot.incarnation;
+                    // An append refused since the last restart fails every later sync.
+                    let fails = slot.append_refused || slot.disk_fault_hits(DiskFaultKind::FsyncFail);
                     self.record(TAG_SYNC, node, &[sync_id, latency], |names| {
                         format!("{} disk sync #{sync_id} ({latency}ns)", names[node as usize])
                     });
-                    self.push(
-                        self.now_ns + latency,
-                        Event::Synced { node, incarnation, sync_id, length_bytes },
-                    );
+                    let event = if fails {
+                        Event::SyncFailed { node, incarnation, sync_id }
+                    } else {
+                        Event::Synced { node, incarnation, sync_id, length_bytes }
+                    };
+                    self.push(self.now_ns + latency, event);
                 }
                 Action::Truncate(length_bytes) => {
                     self.slots[node as usize].disk.truncate(length_bytes);
@@ -804,7 +1012,9 @@ impl<P: Process> Simulation<P> {
                 }
             }
         }
-        if let Some(deadline) = outputs.timer.take() {
+        if let Some(deadline) = outputs.timer.take()
+            && !restarting
+        {
             self.set_timer(node, deadline);
         }
     }
@@ -870,25 +1080,17 @@ impl<P: Process> Simulation<P> {
         if self.network.is_overridden(from, to) {
             *self.override_traffic.entry((from.min(to), from.max(to))).or_insert(0) += 1;
         }
-        let transmit_ns = params
-            .bandwidth_bytes_per_second
-            .map_or(0, |rate| (bytes.len() as u64).saturating_mul(1_000_000_000) / rate.max(1));
         let mut message =
             InFlight { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch: 0 };
         match self.network.transport() {
             Transport::Stream => {
-                let latency =
+                let Some(connection) = self.network.connection(from, to) else {
+                    // The latency draw a stream send always made, so that a run's draws (and
+                    // so its trace) stay what they were before bandwidth queues.
                     random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
-                let now_ns = self.now_ns;
-                let Some(connection) = self.network.connection_mut(from, to) else {
                     return self.drop_message(from, to, message_id, DropReason::NotConnected);
                 };
-                let direction = network::direction(from, to);
-                // Stream order: never deliver before an earlier message of this direction.
-                let at_ns = (now_ns + latency + transmit_ns).max(connection.last_delivery_ns[direction]);
-                connection.last_delivery_ns[direction] = at_ns;
                 message.epoch = connection.epoch;
-                self.push(at_ns, Event::Deliver(message));
             }
             Transport::Datagram => {
                 if let Err(reason) = self.network.check_path(from, to) {
@@ -897,7 +1099,59 @@ impl<P: Process> Simulation<P> {
                 if random::chance(&mut self.network_rng, params.loss) {
                     return self.drop_message(from, to, message_id, DropReason::Loss);
                 }
-                let copies = if random::chance(&mut self.network_rng, params.duplicate) { 2 } else { 1 };
+            }
+        }
+        if let Some(layer) = self.network.clogged_by(from, to) {
+            return self.hold(layer, message);
+        }
+        self.transmit(message, &params, true);
+    }
+
+    /// Puts a message on the wire: through the link's bandwidth queue, then latency (and,
+    /// for datagrams when `may_duplicate`, duplication and reordering), then corruption.
+    fn transmit(&mut self, message: InFlight, params: &LinkParams, may_duplicate: bool) {
+        let (from, to, message_id) = (message.from, message.to, message.message_id);
+        // Transmission ends when the link has sent this message: after every earlier one
+        // of this direction (a FIFO queue), at the link's rate.
+        let mut sent_ns = self.now_ns;
+        if let Some(rate) = params.bandwidth_bytes_per_second {
+            let transmit_ns = (message.bytes.len() as u64).saturating_mul(1_000_000_000) / rate.max(1);
+            let queue_max = params.queue_messages_max.unwrap_or(QUEUE_MESSAGES_MAX_DEFAULT);
+            let now_ns = self.now_ns;
+            let queue = self.link_queues.entry((from, to)).or_default();
+            while queue.front().is_some_and(|done_ns| *done_ns <= now_ns) {
+                queue.pop_front();
+            }
+            if queue.len() as u64 >= queue_max {
+                return self.drop_message(from, to, message_id, DropReason::QueueFull);
+            }
+            let start_ns = queue.back().copied().unwrap_or(now_ns).max(now_ns);
+            if start_ns > now_ns {
+                self.stats.bandwidth_queued += 1;
+            }
+            sent_ns = start_ns.saturating_add(transmit_ns);
+            queue.push_back(sent_ns);
+        }
+        match self.network.transport() {
+            Transport::Stream => {
+                let latency =
+                    random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+                let epoch = message.epoch;
+                let Some(connection) =
+                    self.network.connection_mut(from, to).filter(|open| open.epoch == epoch)
+                else {
+                    return self.drop_message(from, to, message_id, DropReason::ConnectionBroken);
+                };
+                let direction = network::direction(from, to);
+                // Stream order: never deliver before an earlier message of this direction.
+                let at_ns = (sent_ns + latency).max(connection.last_delivery_ns[direction]);
+                connection.last_delivery_ns[direction] = at_ns;
+                let message = self.damage(message);
+                self.push(at_ns, Event::Deliver(message));
+            }
+            Transport::Datagram => {
+                let duplicate = may_duplicate && random::chance(&mut self.network_rng, params.duplicate);
+                let copies = if duplicate { 2 } else { 1 };
                 for copy in 0..copies {
                     let mut latency =
                         random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
@@ -920,10 +1174,197 @@ impl<P: Process> Simulation<P> {
                             },
                         );
                     }
-                    let at_ns = self.now_ns + latency + transmit_ns;
-                    self.push(at_ns, Event::Deliver(message.clone()));
+                    let copy = self.damage(message.clone());
+                    self.push(sent_ns + latency, Event::Deliver(copy));
                 }
             }
+        }
+    }
+
+    /// With the link's corruption probability, damages the message: flips 1 to
+    /// [`CORRUPT_FLIPPED_BITS_MAX`] bits, cuts its tail short, or appends up to
+    /// [`CORRUPT_GARBAGE_BYTES_MAX`] garbage bytes (one of the three, drawn), and traces
+    /// what it did.
+    ///
+    /// A stream is damaged the same way. TCP's 16-bit checksum catches most damage on the
+    /// wire (and retransmits, which costs only time); what this models is the corruption
+    /// that gets through: damage the checksum misses, or damage done after it was checked
+    /// (a NIC or middlebox bug), delivered in place of the segment.
+    fn damage(&mut self, mut message: InFlight) -> InFlight {
+        let probability = self.network.corrupt_probability(message.from, message.to);
+        if !random::chance(&mut self.network_rng, probability) {
+            return message;
+        }
+        let rng = &mut self.network_rng;
+        let mut bytes = message.bytes.to_vec();
+        let length = bytes.len() as u64;
+        let mode = if length == 0 { 2 } else { random::uniform(rng, 0, 2) };
+        let what = match mode {
+            0 => {
+                let flips = random::uniform(rng, 1, CORRUPT_FLIPPED_BITS_MAX);
+                let mut bits = Vec::new();
+                for _ in 0..flips {
+                    let bit = random::uniform(rng, 0, length * 8 - 1);
+                    // bit / 8 < bytes.len(), a usize.
+                    bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+                    bits.push(bit.to_string());
+                }
+                format!("flipped bits {}", bits.join(","))
+            }
+            1 => {
+                let kept = random::uniform(rng, 0, length - 1);
+                // kept < bytes.len(), a usize.
+                bytes.truncate(kept as usize);
+                format!("cut to {kept}B of {length}B")
+            }
+            _ => {
+                let extra = random::uniform(rng, 1, CORRUPT_GARBAGE_BYTES_MAX);
+                for _ in 0..extra {
+                    bytes.push(random::uniform(rng, 0, 255) as u8);
+                }
+                format!("{extra}B of garbage appended")
+            }
+        };
+        self.stats.corrupted += 1;
+        let (from, to, message_id) = (message.from, message.to, message.message_id);
+        let ends = Some(Ends::message(from, to, message_id));
+        let hashed = [u64::from(to), message_id, mode, bytes.len() as u64];
+        self.record_between(TAG_CORRUPT, from, &hashed, ends, |names| {
+            format!("{} -> {} #{message_id} corrupted: {what}", names[from as usize], names[to as usize])
+        });
+        message.bytes = Bytes::from(bytes);
+        message
+    }
+
+    /// Keeps a message back while clog `layer` is in force.
+    fn hold(&mut self, layer: LayerId, message: InFlight) {
+        let (from, to, message_id) = (message.from, message.to, message.message_id);
+        let held = self.held.entry(layer).or_default();
+        if held.len() >= CLOG_HELD_MESSAGES_MAX {
+            return self.drop_message(from, to, message_id, DropReason::QueueFull);
+        }
+        held.push(message);
+        let ends = Some(Ends::message(from, to, message_id));
+        self.record_between(TAG_HELD, from, &[u64::from(to), message_id], ends, |names| {
+            format!("{} -> {} #{message_id} held: clogged", names[from as usize], names[to as usize])
+        });
+    }
+
+    /// Releases, in send order, the messages of every clog no longer in force.
+    fn release_unclogged(&mut self, live: &std::collections::BTreeSet<LayerId>) {
+        let ended: Vec<LayerId> = self.held.keys().copied().filter(|layer| !live.contains(layer)).collect();
+        for layer in ended {
+            let messages = self.held.remove(&layer).unwrap_or_default();
+            let count = messages.len() as u64;
+            self.record(TAG_HELD, 0, &[layer, count], |_| {
+                format!("clog released {count} messages in a burst")
+            });
+            for message in messages {
+                self.stats.clog_released += 1;
+                let params = *self.network.params(message.from, message.to);
+                // A message may meet a newer clog on its way out; it waits for that one.
+                match self.network.clogged_by(message.from, message.to) {
+                    Some(newer) => self.hold(newer, message),
+                    None => self.transmit(message, &params, false),
+                }
+            }
+        }
+    }
+
+    /// Delivers again up to `count` remembered messages in each direction between `first`
+    /// and `second`, to the sessions in force now.
+    fn replay(&mut self, first: u32, second: u32, count: u32) {
+        for (from, to) in [(first, second), (second, first)] {
+            if from as usize >= self.slots.len() || to as usize >= self.slots.len() {
+                continue;
+            }
+            let available = self.replay_history.get(&(from, to)).map_or(0, VecDeque::len) as u64;
+            for _ in 0..count.min(available as u32) {
+                let index = random::uniform(&mut self.network_rng, 0, available - 1);
+                let Some(bytes) = self
+                    .replay_history
+                    .get(&(from, to))
+                    .and_then(|history| history.get(index as usize))
+                    .cloned()
+                else {
+                    continue;
+                };
+                let message_id = self.next_message_id;
+                self.next_message_id += 1;
+                self.stats.replayed += 1;
+                let length = bytes.len() as u64;
+                let ends = Some(Ends::message(from, to, message_id));
+                self.record_between(
+                    TAG_REPLAY,
+                    from,
+                    &[u64::from(to), message_id, index, length],
+                    ends,
+                    |names| {
+                        format!(
+                            "{} -> {} #{message_id} replay of a message delivered earlier ({length}B)",
+                            names[from as usize], names[to as usize]
+                        )
+                    },
+                );
+                let epoch = match self.network.transport() {
+                    Transport::Datagram => 0,
+                    Transport::Stream => match self.network.connection(from, to) {
+                        Some(connection) => connection.epoch,
+                        None => {
+                            self.drop_message(from, to, message_id, DropReason::NotConnected);
+                            continue;
+                        }
+                    },
+                };
+                let params = *self.network.params(from, to);
+                let latency =
+                    random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+                let message = InFlight {
+                    from,
+                    to,
+                    message_id,
+                    bytes,
+                    from_incarnation: self.slots[from as usize].incarnation,
+                    to_incarnation: self.slots[to as usize].incarnation,
+                    epoch,
+                };
+                self.push(self.now_ns + latency, Event::Deliver(message));
+            }
+        }
+    }
+
+    /// Keeps an event for paused `node` until the pause ends.
+    fn defer(&mut self, node: u32, event: Event<P::Command>) {
+        let slot = &mut self.slots[node as usize];
+        if slot.deferred.len() >= PAUSE_DEFERRED_EVENTS_MAX
+            && let Event::Deliver(message) = event
+        {
+            return self.drop_message(message.from, message.to, message.message_id, DropReason::QueueFull);
+        }
+        slot.deferred.push_back(event);
+        self.stats.pause_deferred += 1;
+    }
+
+    /// Ends every pause of `node` that is over: hands it what waited, in arrival order, now.
+    fn resume(&mut self, node: u32) {
+        let slot = &mut self.slots[node as usize];
+        if !slot.paused_by.is_empty() || slot.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut slot.deferred);
+        let count = deferred.len() as u64;
+        self.record(TAG_RESUME, node, &[count], |names| {
+            format!("{} resumes: {count} events waited", names[node as usize])
+        });
+        for event in deferred {
+            self.push(self.now_ns, event);
+        }
+    }
+
+    /// Adds a pause's or disk-fault window's time to the totals.
+    fn settle_window(&mut self, layer: LayerId) {
+        if let Some((kind, since_ns)) = self.active_windows.remove(&layer) {
+            *self.stats.fault_active_ns.entry(kind).or_insert(0) += self.now_ns - since_ns;
         }
     }
 
@@ -1076,6 +1517,29 @@ impl<P: Process> Simulation<P> {
             }
             Fault::Crash { node } => self.crash(*node),
             Fault::Restart { node } => self.restart(*node),
+            Fault::Corrupt { first, second, probability } => {
+                self.network.corrupt(layer, *first, *second, *probability);
+            }
+            Fault::Clog { from, to, both } => self.network.clog(layer, *from, *to, *both),
+            Fault::Replay { first, second, count } => self.replay(*first, *second, *count),
+            Fault::Pause { node } => {
+                if let Some(slot) = self.slots.get_mut(*node as usize)
+                    && slot.process.is_some()
+                {
+                    slot.paused_by.push(layer);
+                    self.active_windows.insert(layer, ("pause", self.now_ns));
+                }
+            }
+            Fault::Disk { node, kind } => {
+                if let Some(slot) = self.slots.get_mut(*node as usize) {
+                    if until_ns.is_some() {
+                        slot.disk_faults.push((layer, *kind));
+                        self.active_windows.insert(layer, (kind.name(), self.now_ns));
+                    } else if slot.disk_faults_once.len() < DISK_FAULTS_PENDING_MAX {
+                        slot.disk_faults_once.push(*kind);
+                    }
+                }
+            }
         }
         if fault.is_network_layer() {
             self.active_layers.insert(layer, (fault.kind(), self.now_ns));
@@ -1105,6 +1569,20 @@ impl<P: Process> Simulation<P> {
                 *self.stats.fault_active_ns.entry("clock-jump").or_insert(0) += self.now_ns - since_ns;
                 true
             }
+            Fault::Pause { node } => {
+                let slot = &mut self.slots[*node as usize];
+                let was_paused = slot.paused_by.contains(&layer);
+                slot.paused_by.retain(|paused| *paused != layer);
+                self.settle_window(layer);
+                self.resume(*node);
+                was_paused
+            }
+            Fault::Disk { node, .. } => {
+                let slot = &mut self.slots[*node as usize];
+                slot.disk_faults.retain(|(active, _)| *active != layer);
+                self.settle_window(layer);
+                true
+            }
             _ => self.network.remove_layer(layer),
         };
         let text = format!(
@@ -1123,6 +1601,9 @@ impl<P: Process> Simulation<P> {
             return;
         }
         let live = self.network.layer_ids();
+        if !self.held.is_empty() {
+            self.release_unclogged(&live);
+        }
         let now_ns = self.now_ns;
         let stats = &mut self.stats;
         self.active_layers.retain(|layer, (kind, since_ns)| {
@@ -1162,6 +1643,8 @@ impl<P: Process> Simulation<P> {
         slot.timer_at_ns = None;
         slot.timer_generation += 1;
         slot.crashed_since_ns = Some(self.now_ns);
+        // A crash ends its pauses; what waited goes to the dead incarnation and is dropped.
+        slot.paused_by.clear();
         let damage = slot.disk.crash(&self.config.disk, &mut self.disk_rng);
         if damage.lost_bytes > 0 {
             self.stats.crashes_losing_writes += 1;
@@ -1169,12 +1652,14 @@ impl<P: Process> Simulation<P> {
         if damage.torn_bytes > 0 {
             self.stats.crashes_torn += 1;
         }
+        self.slots[node as usize].append_refused = false;
         self.record(TAG_CRASH, node, &[damage.lost_bytes, damage.torn_bytes], |names| {
             format!(
                 "{} crashed: lost {}B unsynced, kept {}B torn",
                 names[node as usize], damage.lost_bytes, damage.torn_bytes
             )
         });
+        self.resume(node);
         for (first, second) in self.network.connections_of(node) {
             self.network.close_connection(first, second);
             let peer = if first == node { second } else { first };

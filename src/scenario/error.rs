@@ -399,13 +399,22 @@ pub enum ErrorKind {
     BreakNeedsStream,
     /// `until` or `for` on a fault kind that cannot last (`heal`, `restart`, `break`).
     #[error(
-        "a `{kind}` fault cannot last: `{key}` applies to partition, cut, link, isolate, crash and clock_jump"
+        "a `{kind}` fault cannot last: `{key}` applies to partition, cut, link, isolate, crash, clock_jump, \
+         corrupt, clog, pause and disk_fault"
     )]
     CannotLast {
         /// The fault kind.
         kind: &'static str,
         /// `until` or `for`.
         key: &'static str,
+    },
+    /// A `clog` or `pause` fault without `for` or `until`.
+    #[error(
+        "a `{kind}` fault needs an end: write `for: 2s` or `from`/`until`; what it holds is handed over then"
+    )]
+    NeedsEnd {
+        /// The fault kind.
+        kind: &'static str,
     },
     /// A time-bounded fault that ends after the run.
     #[error("the fault ends at {end} (`for` {text}), after `duration` {duration}")]

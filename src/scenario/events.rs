@@ -9,16 +9,18 @@ use super::duration::{
 };
 use super::error::{ErrorKind, Located, Span, shorten};
 use super::model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Fault, FaultKind, LinkOverride, NodeIndex, NodeSelection,
-    RandomPuts, Transport, WorkloadItem,
+    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, DiskFaultKind, Fault, FaultKind,
+    LinkOverride, NodeIndex, NodeSelection, RandomPuts, Transport, WorkloadItem,
 };
 use super::parse::{
     Context, Result, boolean, duration, mapping, probability, range, required, scalar, sequence, text,
     unknown_key,
 };
-use super::quantity::{EXPECTED_RATE, EXPECTED_WHOLE, parse_rate, parse_whole};
+use super::quantity::{
+    EXPECTED_BANDWIDTH, EXPECTED_RATE, EXPECTED_WHOLE, parse_bandwidth, parse_rate, parse_whole,
+};
 use super::yaml::{Entry, Node};
-use super::{CHAOS_EVERY_NS_MIN, KEYS_COUNT_MAX, VALUE_BYTES_MAX};
+use super::{CHAOS_EVERY_NS_MIN, KEYS_COUNT_MAX, QUEUE_MESSAGES_MAX, REPLAY_COUNT_MAX, VALUE_BYTES_MAX};
 
 const WORKLOAD_KEYS: &[&str] =
     &["at", "node", "put", "delete", "ping", "from", "until", "rate", "keys", "nodes", "value_bytes"];
@@ -27,8 +29,22 @@ const PUT_KEYS: &[&str] = &["at", "node", "put"];
 const DELETE_KEYS: &[&str] = &["at", "node", "delete"];
 const PING_KEYS: &[&str] = &["at", "node", "ping"];
 const RANDOM_KEYS: &[&str] = &["from", "until", "rate", "keys", "nodes", "value_bytes"];
-const FAULT_KINDS: &[&str] =
-    &["partition", "cut", "link", "crash", "restart", "isolate", "clock_jump", "heal", "break"];
+const FAULT_KINDS: &[&str] = &[
+    "partition",
+    "cut",
+    "link",
+    "crash",
+    "restart",
+    "isolate",
+    "clock_jump",
+    "heal",
+    "break",
+    "corrupt",
+    "replay",
+    "clog",
+    "pause",
+    "disk_fault",
+];
 const FAULT_KEYS: &[&str] = &[
     "at",
     "from",
@@ -43,10 +59,31 @@ const FAULT_KEYS: &[&str] = &[
     "clock_jump",
     "heal",
     "break",
+    "corrupt",
+    "replay",
+    "clog",
+    "pause",
+    "disk_fault",
 ];
 /// Fault kinds that may be time-bounded (`until` or `for`).
-const LASTING_KINDS: &[&str] = &["partition", "cut", "link", "isolate", "crash", "clock_jump"];
-const CHAOS_KEYS: &[&str] = &["until", "crash", "partition", "cut", "clock_jump", "swarm"];
+const LASTING_KINDS: &[&str] =
+    &["partition", "cut", "link", "isolate", "crash", "clock_jump", "corrupt", "clog", "pause", "disk_fault"];
+/// Fault kinds that must be time-bounded: what they hold back is handed over at the end.
+const WINDOW_KINDS: &[&str] = &["clog", "pause"];
+const CHAOS_KEYS: &[&str] = &[
+    "until",
+    "crash",
+    "partition",
+    "cut",
+    "clock_jump",
+    "corrupt",
+    "replay",
+    "clog",
+    "pause",
+    "disk_fault",
+    "swarm",
+];
+const DISK_FAULT_KINDS: &[&str] = &["fsync_fail", "full", "misdirected"];
 const EXPECTED_TEXT: &str = "text";
 const EXPECTED_KEY: &str = "a non-empty key";
 /// `CHAOS_EVERY_NS_MIN` as written in messages.
@@ -246,7 +283,8 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
         "fault",
         FAULT_KEYS,
         FAULT_KINDS,
-        "`partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, `heal` or `break`",
+        "`partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, `heal`, `break`, `corrupt`, \
+         `replay`, `clog`, `pause` or `disk_fault`",
     )?;
     // The start (`at` or `from`, one of them) and the optional end (`until` or `for`).
     let mut start: Option<(u64, &str, &'static str)> = None;
@@ -288,6 +326,11 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
             "isolate" => FaultKind::Isolate { node: context.node(value)? },
             "clock_jump" => clock_jump(value, context)?,
             "heal" => FaultKind::Heal { nodes: context.selection(value, "`heal`")? },
+            "corrupt" => corrupt(value, context)?,
+            "replay" => replay(value, context)?,
+            "clog" => clog(value, context)?,
+            "pause" => FaultKind::Pause { node: context.node(value)? },
+            "disk_fault" => disk_fault(value, context)?,
             _ => {
                 if context.transport == Some(Transport::Datagram) {
                     return Err(Located::new(entry.key_span, ErrorKind::BreakNeedsStream));
@@ -336,6 +379,9 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
     };
     if start_key == "from" && until_ns.is_none() {
         return Err(Located::new(node.span, ErrorKind::MissingKey { key: "until" }));
+    }
+    if until_ns.is_none() && WINDOW_KINDS.contains(&kind_name) {
+        return Err(Located::new(node.span, ErrorKind::NeedsEnd { kind: kind_name }));
     }
     let (kind, subject_span) = required(kind, node.span, kind_name)?;
     Ok((
@@ -406,10 +452,17 @@ fn cut(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
 }
 
 fn link(node: &Node, context: &Context<'_>) -> Result<LinkOverride> {
-    const KEYS: &[&str] = &["between", "latency", "loss", "duplicate", "reorder"];
+    const KEYS: &[&str] = &["between", "latency", "loss", "duplicate", "reorder", "bandwidth", "queue"];
     let mut between = None;
-    let mut link =
-        LinkOverride { between: [0, 0], latency_ns: None, loss: None, duplicate: None, reorder: None };
+    let mut link = LinkOverride {
+        between: [0, 0],
+        latency_ns: None,
+        loss: None,
+        duplicate: None,
+        reorder: None,
+        bandwidth_bits_per_second: None,
+        queue_messages_max: None,
+    };
     for entry in mapping(node, "a mapping like {between: [a, b], loss: 0.5}")? {
         let value = &entry.value;
         match entry.key.as_str() {
@@ -418,11 +471,119 @@ fn link(node: &Node, context: &Context<'_>) -> Result<LinkOverride> {
             "loss" => link.loss = Some(probability(value, "loss")?),
             "duplicate" => link.duplicate = Some(probability(value, "duplicate")?),
             "reorder" => link.reorder = Some(probability(value, "reorder")?),
+            "bandwidth" => {
+                link.bandwidth_bits_per_second = Some(scalar(value, EXPECTED_BANDWIDTH, parse_bandwidth)?)
+            }
+            "queue" => link.queue_messages_max = Some(queue(value)?),
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }
     link.between = required(between, node.span, "between")?;
     Ok(link)
+}
+
+/// A queue bound: a whole number of messages, 1 to [`QUEUE_MESSAGES_MAX`].
+pub(crate) fn queue(node: &Node) -> Result<u64> {
+    scalar(node, EXPECTED_WHOLE, |text| parse_whole(text, "`queue`", 1, QUEUE_MESSAGES_MAX))
+}
+
+fn corrupt(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["between", "probability"];
+    let mut between = None;
+    let mut chance = None;
+    for entry in mapping(node, "a mapping like {between: [a, b], probability: 0.1}")? {
+        match entry.key.as_str() {
+            "between" => between = Some(context.pair(&entry.value)?),
+            "probability" => chance = Some(probability(&entry.value, "probability")?),
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    Ok(FaultKind::Corrupt {
+        between: required(between, node.span, "between")?,
+        probability: required(chance, node.span, "probability")?,
+    })
+}
+
+fn replay(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["between", "count"];
+    let mut between = None;
+    let mut count = 1;
+    for entry in mapping(node, "a mapping like {between: [a, b], count: 5}")? {
+        match entry.key.as_str() {
+            "between" => between = Some(context.pair(&entry.value)?),
+            "count" => count = replay_count(&entry.value)?,
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    Ok(FaultKind::Replay { between: required(between, node.span, "between")?, count })
+}
+
+fn replay_count(node: &Node) -> Result<u32> {
+    let count = scalar(node, EXPECTED_WHOLE, |text| parse_whole(text, "`count`", 1, REPLAY_COUNT_MAX))?;
+    // The limit fits u32, so the conversion cannot fail.
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+fn clog(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["between", "from", "to"];
+    let entries = mapping(node, "a mapping like {between: [a, b]} or {from: a, to: b}")?;
+    if entries.iter().any(|entry| entry.key == "between") {
+        let mut between = None;
+        for entry in entries {
+            match entry.key.as_str() {
+                "between" => between = Some(context.pair(&entry.value)?),
+                "from" | "to" => {
+                    let kind = ErrorKind::Conflict {
+                        item: "clog",
+                        first: "between",
+                        second: if entry.key == "from" { "from" } else { "to" },
+                    };
+                    return Err(Located::new(entry.key_span, kind));
+                }
+                _ => return Err(unknown_key(entry, KEYS)),
+            }
+        }
+        let [from, to] = required(between, node.span, "between")?;
+        return Ok(FaultKind::Clog { from, to, both: true });
+    }
+    match cut(node, context) {
+        Ok(FaultKind::Cut { from, to }) => Ok(FaultKind::Clog { from, to, both: false }),
+        Ok(_) => Err(Located::new(node.span, ErrorKind::MissingKey { key: "between" })),
+        Err(error) => Err(error),
+    }
+}
+
+fn disk_fault(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
+    const KEYS: &[&str] = &["node", "kind"];
+    let mut target = None;
+    let mut kind = None;
+    for entry in mapping(node, "a mapping like {node: a, kind: fsync_fail}")? {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "node" => target = Some(context.node(value)?),
+            "kind" => {
+                kind = Some(match text(value, "`fsync_fail`, `full` or `misdirected`")? {
+                    "fsync_fail" => DiskFaultKind::FsyncFail,
+                    "full" => DiskFaultKind::Full,
+                    "misdirected" => DiskFaultKind::Misdirected,
+                    other => {
+                        let kind = ErrorKind::UnknownName {
+                            what: "disk fault kind",
+                            name: shorten(other),
+                            suggestion: super::suggest(other, DISK_FAULT_KINDS),
+                            expected: DISK_FAULT_KINDS,
+                        };
+                        return Err(Located::new(value.span, kind));
+                    }
+                });
+            }
+            _ => return Err(unknown_key(entry, KEYS)),
+        }
+    }
+    Ok(FaultKind::DiskFault {
+        node: required(target, node.span, "node")?,
+        kind: required(kind, node.span, "kind")?,
+    })
 }
 
 fn between(node: &Node, context: &Context<'_>) -> Result<[NodeIndex; 2]> {
@@ -457,8 +618,19 @@ fn clock_jump(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
 
 pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
     let mut until_ns = None;
-    let mut chaos =
-        Chaos { until_ns: 0, crash: None, partition: None, cut: None, clock_jump: None, swarm: false };
+    let mut chaos = Chaos {
+        until_ns: 0,
+        crash: None,
+        partition: None,
+        cut: None,
+        clock_jump: None,
+        corrupt: None,
+        replay: None,
+        clog: None,
+        pause: None,
+        disk_fault: None,
+        swarm: false,
+    };
     for entry in mapping(node, "a mapping of random faults")? {
         let value = &entry.value;
         match entry.key.as_str() {
@@ -479,6 +651,20 @@ pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
                 let signed_range = |node: &Node| scalar(node, EXPECTED_SIGNED_RANGE, parse_signed_range_ns);
                 let (every_ns, by_ns) = periodic(value, &["every", "by"], signed_range)?;
                 chaos.clock_jump = Some(ChaosClockJump { every_ns, by_ns });
+            }
+            "corrupt" | "clog" | "pause" | "disk_fault" => {
+                let (every_ns, duration_ns) = periodic(value, &["every", "duration"], range)?;
+                let window = Some(ChaosWindow { every_ns, duration_ns });
+                match entry.key.as_str() {
+                    "corrupt" => chaos.corrupt = window,
+                    "clog" => chaos.clog = window,
+                    "pause" => chaos.pause = window,
+                    _ => chaos.disk_fault = window,
+                }
+            }
+            "replay" => {
+                let (every_ns, count) = periodic(value, &["every", "count"], replay_count)?;
+                chaos.replay = Some(ChaosReplay { every_ns, count });
             }
             "swarm" => chaos.swarm = boolean(value)?,
             _ => return Err(unknown_key(entry, CHAOS_KEYS)),

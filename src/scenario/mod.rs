@@ -47,7 +47,11 @@
 //!   duplicate: 0.01         # probability a message arrives twice; default 0
 //!   reorder: 0.1            # probability of an extra delay draw; default 0
 //!   bandwidth: 10mbps       # bits per second per direction (bps, kbps, mbps, gbps);
-//!                           # default unlimited
+//!                           # default unlimited. Each direction is a FIFO queue: a
+//!                           # message waits for the earlier ones to be transmitted
+//!   queue: 64               # most messages queued per direction of a bandwidth-limited
+//!                           # link (1 to 65536, the default); more are dropped as
+//!                           # `queue-full`
 //! clock:
 //!   skew: 200ms             # each clock starts off by up to ±skew; default 0s
 //!   drift_ppm: 100          # each clock runs fast/slow by up to ±drift_ppm; default 0
@@ -71,6 +75,12 @@
 //!   - {at: 21s, isolate: d}
 //!   - {at: 22s, clock_jump: {node: b, by: -2s}}
 //!   - {at: 23s, break: {between: [a, b]}}      # needs transport: stream
+//!   - {at: 30s, for: 2s, corrupt: {between: [a, b], probability: 0.1}}
+//!   - {at: 31s, replay: {between: [a, b], count: 5}}  # count: 1 to 1000, default 1
+//!   - {at: 32s, for: 2s, clog: {from: a, to: b}}   # or {between: [a, b]}: both ways
+//!   - {at: 33s, for: 500ms, pause: c}
+//!   - {at: 34s, for: 1s, disk_fault: {node: a, kind: fsync_fail}}  # | full | misdirected
+//!   - {at: 35s, link: {between: [a, b], bandwidth: 64kbps, queue: 16}}
 //!   - {at: 40s, heal: all}                      # or heal: [a, d]
 //! chaos:                    # random faults from the seed; default: none
 //!   until: 60s              # required in `chaos`
@@ -78,6 +88,11 @@
 //!   partition: {every: 15s, duration: 1s..10s}
 //!   cut: {every: 20s, duration: 1s..3s}
 //!   clock_jump: {every: 30s, by: -1s..1s}
+//!   corrupt: {every: 20s, duration: 1s..3s}
+//!   replay: {every: 10s, count: 10}
+//!   clog: {every: 20s, duration: 100ms..2s}
+//!   pause: {every: 20s, duration: 100ms..1s}
+//!   disk_fault: {every: 30s, duration: 100ms..1s}
 //!   swarm: false            # per seed, leave out a random subset of the kinds above
 //! expect:
 //!   converged: true         # all nodes end with identical state; default true
@@ -102,10 +117,37 @@
 //! time order. After the last fault and after `chaos.until`, the simulator heals every
 //! link and restarts every crashed node, then checks `expect`.
 //!
+//! A fault may last: `{from: 5s, until: 8s, KIND: ...}` or `{at: 5s, for: 3s, KIND: ...}`
+//! undoes exactly that fault at its end (partition, cut, link, isolate, crash, clock_jump,
+//! corrupt, clog, pause, disk_fault; `clog` and `pause` must last).
+//!
+//! **Adversarial faults.** `corrupt` damages each message on a link, both ways, with
+//! `probability` (required): flipped bits, a cut tail or appended garbage, drawn from the
+//! seed and traced. Streams are damaged too: this is the corruption that survives TCP's
+//! checksum (or happens after it), delivered as the segment. `replay` delivers again up to
+//! `count` messages per direction from the last 32 the link delivered, to the sessions in
+//! force now (across restarts too). `clog` holds a link's messages (one way with
+//! `from`/`to`, both with `between`) and releases them in order at its end. `pause` stops
+//! a node without crashing it: its clock runs, and its messages, timers, disk completions
+//! and commands wait for the end, in order. `link` also takes `bandwidth` and `queue`.
+//! `disk_fault` (`node` and `kind`, both required) hits the node's next disk operation of
+//! that kind, or every one while it lasts: `fsync_fail` (the sync reports failure; the node
+//! never acknowledges what it covered and restarts from its disk, since nothing after the
+//! last good sync may be assumed durable), `full` (appends fail with ENOSPC, so the next
+//! sync fails the same way; reads keep working) and `misdirected` (an append lands at the
+//! wrong offset and the disk reports success; only the WAL's checksums catch it, at the
+//! next recovery; a node restarted after one may lose a write it acknowledged, so this is
+//! outside what the no-data-loss check promises, see `scenarios/adversarial.yaml`).
+//!
 //! **Chaos.** Each kind present fires on average once `every` (at least 1ms) until
 //! `until` (≤ `duration`): `crash` restarts the node after `downtime`; `partition` splits
 //! the nodes into two random groups for `duration`; `cut` blocks one direction of a random
-//! link for `duration`; `clock_jump` jumps a random clock by a value drawn from `by`.
+//! link for `duration`; `clock_jump` jumps a random clock by a value drawn from `by`;
+//! `corrupt` damages a random link's messages (probability 0.2) for `duration`; `replay`
+//! replays 1 to `count` messages each way on a random link; `clog` clogs a random link
+//! (one way or both) for `duration`; `pause` pauses a random node for `duration`;
+//! `disk_fault` makes a random node's fsyncs fail, or its disk full, for `duration`
+//! (never `misdirected`).
 //!
 //! **Limits.** A file is at most 4 MiB, nests at most 64 levels, holds at most 250,000
 //! YAML values and no scalar over 64 KiB; a flow collection (`[...]`, `{...}`) at the top
@@ -132,9 +174,9 @@ pub use duration::DURATION_NS_MAX;
 pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosWindow, Clock, Disk, Expect, Fault, FaultKind, LinkOverride,
-    LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs,
-    Topology, Transport, WorkloadItem,
+    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect, Fault,
+    FaultKind, LinkOverride, LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate,
+    Scenario, SignedRangeNs, Topology, Transport, WorkloadItem,
 };
 pub use warnings::{Warning, warnings};
 
@@ -165,6 +207,12 @@ pub const RATE_PER_SECOND_MAX: u64 = 100_000;
 pub const DRIFT_PPM_MAX: u64 = 100_000;
 /// Shortest `every` of a chaos kind (1ms), so chaos cannot flood the event queue.
 pub const CHAOS_EVERY_NS_MIN: u64 = 1_000_000;
+/// Largest `count` of a `replay` fault (the simulator remembers
+/// [`REPLAY_HISTORY_MESSAGES_MAX`](ferry_simulator::sim::REPLAY_HISTORY_MESSAGES_MAX) messages
+/// per direction and may pick one more than once).
+pub const REPLAY_COUNT_MAX: u64 = 1_000;
+/// Largest `queue` of a link, in messages.
+pub const QUEUE_MESSAGES_MAX: u64 = ferry_simulator::network::QUEUE_MESSAGES_MAX_DEFAULT;
 
 const _: () = assert!(SCALAR_BYTES_MAX as u64 <= FILE_BYTES_MAX);
 // A scalar over the byte limit but within the lookahead gets the more precise message.

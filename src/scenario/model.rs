@@ -229,8 +229,13 @@ pub struct Network {
     /// is likely overtaken by later ones; default 0.
     pub reorder: f64,
     /// `bandwidth` (`10mbps`, `64kbps`, `1.5gbps`, decimal prefixes): bits per second each
-    /// link carries in each direction; `None` (the default) means unlimited.
+    /// link carries in each direction; `None` (the default) means unlimited. Each
+    /// direction is a FIFO queue: a message waits for the ones before it to be sent.
     pub bandwidth_bits_per_second: Option<u64>,
+    /// `queue`: most messages waiting or in transmission per direction of a
+    /// bandwidth-limited link, 1 to [`QUEUE_MESSAGES_MAX`](super::QUEUE_MESSAGES_MAX); more are
+    /// dropped (`queue-full`). `None` (the default) means that bound.
+    pub queue_messages_max: Option<u64>,
 }
 
 impl Default for Network {
@@ -242,6 +247,7 @@ impl Default for Network {
             duplicate: 0.0,
             reorder: 0.0,
             bandwidth_bits_per_second: None,
+            queue_messages_max: None,
         }
     }
 }
@@ -411,8 +417,8 @@ pub struct Fault {
     /// `at` or `from`: when it starts; `at_ns` < `duration`.
     pub at_ns: u64,
     /// `until`, or `at` + `for`: when it is undone; `at_ns < until_ns <= duration`. Only
-    /// for partition, cut, link, isolate, crash (undone by a restart) and clock_jump
-    /// (undone by the opposite jump).
+    /// for partition, cut, link, isolate, corrupt, clog (released), pause (resumed),
+    /// disk_fault, crash (undone by a restart) and clock_jump (undone by the opposite jump).
     pub until_ns: Option<u64>,
     /// What happens.
     pub kind: FaultKind,
@@ -488,6 +494,59 @@ pub enum FaultKind {
         /// The two nodes, distinct, as written.
         between: [NodeIndex; 2],
     },
+    /// `corrupt: {between: [a, b], probability: 0.1}`: each message on the link, either
+    /// way, is damaged with `probability` (bit flips, a cut tail or appended garbage).
+    Corrupt {
+        /// The two nodes, distinct, as written.
+        between: [NodeIndex; 2],
+        /// `probability` (required).
+        probability: f64,
+    },
+    /// `replay: {between: [a, b], count: 5}`: up to `count` messages per direction that
+    /// the link delivered earlier are delivered again, to the sessions in force now.
+    Replay {
+        /// The two nodes, distinct, as written.
+        between: [NodeIndex; 2],
+        /// `count`: 1 to [`REPLAY_COUNT_MAX`](super::REPLAY_COUNT_MAX); default 1.
+        count: u32,
+    },
+    /// `clog: {between: [a, b]}` (both ways) or `clog: {from: a, to: b}` (one way): the
+    /// link holds every message until the fault ends, then releases them in order.
+    Clog {
+        /// Sending side (or one end).
+        from: NodeIndex,
+        /// Receiving side (or the other end).
+        to: NodeIndex,
+        /// Written with `between`: both directions.
+        both: bool,
+    },
+    /// `pause: a`: the node handles nothing until the fault ends (its clock runs); what
+    /// arrives for it waits and is handled then, in order.
+    Pause {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// `disk_fault: {node: a, kind: fsync_fail | full | misdirected}`: the next disk
+    /// operation of that kind goes wrong, or every one while the fault lasts.
+    DiskFault {
+        /// The node.
+        node: NodeIndex,
+        /// `kind` (required).
+        kind: DiskFaultKind,
+    },
+}
+
+/// What a `disk_fault` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFaultKind {
+    /// `fsync_fail`: an fsync reports failure; the node restarts from its disk and never
+    /// acknowledges what the sync covered.
+    FsyncFail,
+    /// `full`: appends fail with ENOSPC (nothing is written), so the next sync fails too.
+    Full,
+    /// `misdirected`: an append lands at the wrong offset and the disk reports success;
+    /// the WAL's checksums catch it at the next recovery.
+    Misdirected,
 }
 
 /// A `link` fault: `between` two distinct nodes, each given property replaces the network
@@ -504,6 +563,10 @@ pub struct LinkOverride {
     pub duplicate: Option<f64>,
     /// `reorder`: a probability.
     pub reorder: Option<f64>,
+    /// `bandwidth`: bits per second per direction.
+    pub bandwidth_bits_per_second: Option<u64>,
+    /// `queue`: the link's queue bound, in messages.
+    pub queue_messages_max: Option<u64>,
 }
 
 /// `chaos`: random faults drawn from the seed from time 0 until `until_ns`. Each present
@@ -520,6 +583,19 @@ pub struct Chaos {
     pub cut: Option<ChaosWindow>,
     /// `clock_jump: {every, by}`: jump a random node's clock by an offset drawn from `by`.
     pub clock_jump: Option<ChaosClockJump>,
+    /// `corrupt: {every, duration}`: damage messages on a random link (probability
+    /// [`CHAOS_CORRUPT_PROBABILITY`](crate::chaos::CHAOS_CORRUPT_PROBABILITY)) for `duration`.
+    pub corrupt: Option<ChaosWindow>,
+    /// `replay: {every, count}`: replay up to `count` earlier messages each way on a random
+    /// link.
+    pub replay: Option<ChaosReplay>,
+    /// `clog: {every, duration}`: clog one random direction of a link for `duration`.
+    pub clog: Option<ChaosWindow>,
+    /// `pause: {every, duration}`: pause a random node for `duration`.
+    pub pause: Option<ChaosWindow>,
+    /// `disk_fault: {every, duration}`: a random node's fsyncs fail, or its disk is full,
+    /// for `duration` (misdirected writes are left out: see `scenarios/adversarial.yaml`).
+    pub disk_fault: Option<ChaosWindow>,
     /// `swarm`: for each seed, disable a random subset of the kinds above, so that different
     /// seeds explore different mixes of faults (swarm testing); default `false`.
     pub swarm: bool,
@@ -541,6 +617,15 @@ pub struct ChaosWindow {
     pub every_ns: u64,
     /// `duration` (required): how long the fault lasts; a duration or range.
     pub duration_ns: RangeNs,
+}
+
+/// `chaos.replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosReplay {
+    /// `every` (required): mean interval, at least [`CHAOS_EVERY_NS_MIN`](super::CHAOS_EVERY_NS_MIN).
+    pub every_ns: u64,
+    /// `count` (required): messages per direction, 1 to [`REPLAY_COUNT_MAX`](super::REPLAY_COUNT_MAX).
+    pub count: u32,
 }
 
 /// `chaos.clock_jump`.

@@ -461,7 +461,7 @@ fn topology_edges(node: &Node, context: &Context<'_>) -> Result<Vec<(NodeIndex, 
 }
 
 fn network(node: &Node) -> Result<Network> {
-    const KEYS: &[&str] = &["transport", "latency", "loss", "duplicate", "reorder", "bandwidth"];
+    const KEYS: &[&str] = &["transport", "latency", "loss", "duplicate", "reorder", "bandwidth", "queue"];
     let mut network = Network::default();
     for entry in mapping(node, "a mapping of network settings")? {
         let value = &entry.value;
@@ -474,6 +474,7 @@ fn network(node: &Node) -> Result<Network> {
             "bandwidth" => {
                 network.bandwidth_bits_per_second = Some(scalar(value, EXPECTED_BANDWIDTH, parse_bandwidth)?);
             }
+            "queue" => network.queue_messages_max = Some(super::events::queue(value)?),
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }

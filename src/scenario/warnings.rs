@@ -58,6 +58,7 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
                 | FaultKind::Link(_)
                 | FaultKind::Isolate { .. }
                 | FaultKind::Crash { .. }
+                | FaultKind::Corrupt { .. }
         );
         if instant_and_last && undone_at_once {
             found.push(Warning {
@@ -75,6 +76,10 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
                 if !scenario.topology.connects(first, second, scenario.nodes.len()) {
                     found.push(no_link(fault.span, scenario, first, second, "link"));
                 }
+                let rate = change.bandwidth_bits_per_second.or(scenario.network.bandwidth_bits_per_second);
+                if change.queue_messages_max.is_some() && rate.is_none() {
+                    found.push(queue_without_bandwidth(Some(fault.span)));
+                }
                 if stream && (change.loss.is_some() || change.duplicate.is_some() || change.reorder.is_some())
                 {
                     found.push(Warning {
@@ -89,6 +94,22 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
             FaultKind::Cut { from, to } if !scenario.topology.connects(*from, *to, scenario.nodes.len()) => {
                 found.push(no_link(fault.span, scenario, *from, *to, "cut"));
             }
+            FaultKind::Corrupt { between: [first, second], .. }
+            | FaultKind::Replay { between: [first, second], .. }
+                if !scenario.topology.connects(*first, *second, scenario.nodes.len()) =>
+            {
+                let what = if matches!(fault.kind, FaultKind::Corrupt { .. }) { "corrupt" } else { "replay" };
+                found.push(no_link(fault.span, scenario, *first, *second, what));
+            }
+            FaultKind::Clog { from, to, .. }
+                if !scenario.topology.connects(*from, *to, scenario.nodes.len()) =>
+            {
+                found.push(no_link(fault.span, scenario, *from, *to, "clog"));
+            }
+            FaultKind::Corrupt { probability, .. } if *probability == 0.0 => found.push(Warning {
+                span: Some(fault.span),
+                message: "this `corrupt` fault has probability 0: it damages nothing".to_owned(),
+            }),
             FaultKind::Partition { groups } if groups.len() < 2 => found.push(Warning {
                 span: Some(fault.span),
                 message: "this partition has one group: it separates nothing".to_owned(),
@@ -96,8 +117,21 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
             _ => {}
         }
     }
+    if scenario.network.queue_messages_max.is_some() && scenario.network.bandwidth_bits_per_second.is_none() {
+        found.push(queue_without_bandwidth(None));
+    }
     found.sort_by_key(|warning| warning.span);
     found
+}
+
+fn queue_without_bandwidth(span: Option<Span>) -> Warning {
+    Warning {
+        span,
+        message:
+            "`queue` bounds a bandwidth-limited link's queue, but this link has no `bandwidth`: it has no \
+                  effect"
+                .to_owned(),
+    }
 }
 
 fn no_link(span: Span, scenario: &Scenario, first: usize, second: usize, what: &str) -> Warning {

@@ -86,7 +86,8 @@ fn wrong_types() {
         ),
         (
             "faults: [{at: 1s}]\n",
-            "t.yaml:4:10: fault needs one of `partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, `heal` or `break`",
+            "t.yaml:4:10: fault needs one of `partition`, `cut`, `link`, `crash`, `restart`, `isolate`, `clock_jump`, \
+             `heal`, `break`, `corrupt`, `replay`, `clog`, `pause` or `disk_fault`",
         ),
         (
             "workload: [{at: 1s, node: a}]\n",

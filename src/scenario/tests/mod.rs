@@ -4,6 +4,7 @@
 
 use super::*;
 
+mod adversary;
 mod errors;
 mod hostile;
 
@@ -106,6 +107,7 @@ fn contract_example() {
             duplicate: 0.01,
             reorder: 0.0,
             bandwidth_bits_per_second: None,
+            queue_messages_max: None,
         },
         clock: Clock { skew_ns: 200 * MILLISECOND_NS, drift_ppm: 100 },
         disk: Disk {
@@ -137,6 +139,8 @@ fn contract_example() {
                     loss: Some(0.5),
                     duplicate: None,
                     reorder: None,
+                    bandwidth_bits_per_second: None,
+                    queue_messages_max: None,
                 }),
             ),
             fault(15, FaultKind::Crash { node: 2 }),
@@ -157,6 +161,11 @@ fn contract_example() {
             }),
             cut: None,
             clock_jump: None,
+            corrupt: None,
+            replay: None,
+            clog: None,
+            pause: None,
+            disk_fault: None,
             swarm: false,
         }),
         expect: Expect { converged: true, within_ns: 30 * SECOND_NS, no_data_loss: true, trace_hash: None },
@@ -267,6 +276,8 @@ chaos:
                 loss: None,
                 duplicate: Some(1.0),
                 reorder: Some(0.0),
+                bandwidth_bits_per_second: None,
+                queue_messages_max: None,
             }),
         ]
     );
