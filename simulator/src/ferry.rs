@@ -234,6 +234,7 @@ impl TraceRecord for FerryEvent {
                 Event::RoutedPong { .. } => "routed-pong",
                 Event::Pong { .. } => "pong",
                 Event::Conflict(_) => "lww",
+                Event::Audit(_) => "audit",
             },
             Self::WriteRefused { .. } => "write-refused",
             Self::PingSent { .. } => "route-ping-sent",
