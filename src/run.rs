@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
-use ferry_simulator::ferry::{Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, format_ns};
+use ferry_simulator::ferry::{
+    Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, Violation, format_ns,
+};
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
     Control, Fault, LinkOverride, LinkParams, SimConfig, Simulation, Stats, Trace, Transport,
@@ -26,7 +28,8 @@ use crate::scenario::{self, FaultKind, LivenessCause, NodeSelection, Scenario, W
 /// One named expectation and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
-    /// `converged`, `no_data_loss`, `invariants`, `routing` or `trace_hash`.
+    /// `converged`, `no_data_loss`, `invariants`, `causality`, `sessions`, `routing` or
+    /// `trace_hash`.
     pub name: &'static str,
     /// True when it held.
     pub ok: bool,
@@ -251,6 +254,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
     ferry_config.trace_values = options.trace_values;
+    let mut checker = FerryChecker::default();
+    ferry_config.audit = Some(checker.audit_log());
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
     for item in &scenario.faults {
         let fault = fault(&item.kind, nodes_count);
@@ -286,7 +291,6 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let (heal_ns, _) = scenario.liveness_start();
     let heal_reason = liveness_reason(scenario);
     let cancelled = || options.cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed));
-    let mut checker = FerryChecker::default();
     simulation.run_until(heal_ns, |simulation| {
         checker.observe(simulation);
         if cancelled() { Control::Stop } else { Control::Continue }
@@ -339,6 +343,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
             .join("; ")
     };
     checks.push(Check { name: "invariants", ok: checker.violations.is_empty(), detail });
+    checks.push(causality_check(&checker));
+    checks.push(sessions_check(&checker));
     if !checker.pings.is_empty() {
         checks.push(routing_check(&checker, &scenario.nodes));
     }
@@ -435,6 +441,63 @@ fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -
             checker.acked.len(),
             simulation.nodes_count(),
             checker.acked.len() - superseded
+        ),
+    }
+}
+
+/// `at 4.512s: node b issued ...; ...`, and how many more were not shown.
+fn violations_detail(violations: &[Violation], violations_count: u64) -> String {
+    let mut detail = violations
+        .iter()
+        .map(|violation| format!("at {}: {}", format_ns(violation.at_ns), violation.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hidden_count = violations_count.saturating_sub(violations.len() as u64);
+    if hidden_count > 0 {
+        let _ = write!(detail, "; and {hidden_count} more");
+    }
+    detail
+}
+
+fn causality_check(checker: &FerryChecker) -> Check {
+    let causal = &checker.causal;
+    if causal.violations_count > 0 {
+        return Check {
+            name: "causality",
+            ok: false,
+            detail: violations_detail(&causal.violations, causal.violations_count),
+        };
+    }
+    let exempt = match causal.writes_exempt {
+        0 => String::new(),
+        count => format!(" ({count} after a timestamp its clock refused as too far ahead, exempt)"),
+    };
+    Check {
+        name: "causality",
+        ok: true,
+        detail: format!(
+            "{}, each newer than every version its node had seen of its key{exempt}",
+            plural(causal.writes_checked as usize, "write")
+        ),
+    }
+}
+
+fn sessions_check(checker: &FerryChecker) -> Check {
+    let sessions = &checker.sessions;
+    if sessions.violations_count > 0 {
+        return Check {
+            name: "sessions",
+            ok: false,
+            detail: violations_detail(&sessions.violations, sessions.violations_count),
+        };
+    }
+    Check {
+        name: "sessions",
+        ok: true,
+        detail: format!(
+            "{} accepted in {}, none twice, none after its session ended, none in plaintext",
+            plural(sessions.envelopes_accepted as usize, "envelope"),
+            plural(sessions.sessions_count as usize, "session")
         ),
     }
 }
