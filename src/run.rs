@@ -23,7 +23,9 @@ use ferry_simulator::{
 use rand_chacha::rand_core::RngCore;
 
 use crate::chaos;
-use crate::scenario::{self, FaultKind, LivenessCause, NodeSelection, Scenario, WorkloadItem};
+use crate::scenario::{
+    self, FaultKind, LivenessCause, NodeSelection, RandomPuts, Scenario, ValueBytes, WorkloadItem,
+};
 
 /// One named expectation and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -156,6 +158,57 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
 
 const VALUE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// Draws one operation of a random workload item: usually one command on one node; a hot
+/// operation is one command on each of several nodes, all for the same instant. Without
+/// `deletes`, `hot_keys` and a `value_bytes` range it draws exactly what plain random puts
+/// always drew (node, key, value), so existing seeds keep their traces.
+fn random_operation(rng: &mut impl RngCore, puts: &RandomPuts, writers: &[usize]) -> Vec<(u32, Command)> {
+    if let Some(hot) = &puts.hot_keys
+        && random::uniform(rng, 0, PER_MILLION - 1) < u64::from(hot.share_per_million)
+    {
+        let key = format!("hot{}", random::uniform(rng, 0, hot.keys_count - 1));
+        // A partial Fisher-Yates shuffle picks distinct writers.
+        let mut candidates = writers.to_vec();
+        let count = (hot.writers_count as usize).min(candidates.len());
+        let mut operations = Vec::with_capacity(count);
+        for index in 0..count {
+            let chosen = random::uniform(rng, index as u64, candidates.len() as u64 - 1) as usize;
+            candidates.swap(index, chosen);
+            operations.push((candidates[index] as u32, random_command(rng, puts, key.clone())));
+        }
+        return operations;
+    }
+    let node = writers[random::uniform(rng, 0, writers.len() as u64 - 1) as usize];
+    let key = format!("k{}", random::uniform(rng, 0, puts.keys_count.max(1) - 1));
+    vec![(node as u32, random_command(rng, puts, key))]
+}
+
+/// Millionths in one.
+const PER_MILLION: u64 = 1_000_000;
+
+/// A delete of `key` (with probability `deletes`) or a put of a random value.
+fn random_command(rng: &mut impl RngCore, puts: &RandomPuts, key: String) -> Command {
+    if puts.deletes_per_million > 0
+        && random::uniform(rng, 0, PER_MILLION - 1) < u64::from(puts.deletes_per_million)
+    {
+        return Command::Delete { key: key.into() };
+    }
+    let ValueBytes { min, max } = puts.value_bytes;
+    let length = if min == max {
+        min
+    } else {
+        // One value in four at each limit, the rest anywhere between.
+        match random::uniform(rng, 0, 3) {
+            0 => min,
+            1 => max,
+            _ => random::uniform(rng, u64::from(min), u64::from(max)) as u32,
+        }
+    };
+    let value: Vec<u8> =
+        (0..length).map(|_| VALUE_ALPHABET[(rng.next_u32() as usize) % VALUE_ALPHABET.len()]).collect();
+    Command::Put { key: key.into(), value: value.into() }
+}
+
 /// Schedules the workload; returns the time of the last command (write or ping).
 fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario, seed: u64) -> u64 {
     let mut last_write_ns = 0;
@@ -186,18 +239,27 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
                 // functions, whose last bits may differ between platforms.
                 let mut at_ns = puts.from_ns + random::uniform(&mut rng, 0, interval_ns);
                 while at_ns < puts.until_ns && !writers.is_empty() {
-                    let node = writers[random::uniform(&mut rng, 0, writers.len() as u64 - 1) as usize];
-                    let key = format!("k{}", random::uniform(&mut rng, 0, puts.keys_count.max(1) - 1));
-                    let value: Vec<u8> = (0..puts.value_bytes)
-                        .map(|_| VALUE_ALPHABET[(rng.next_u32() as usize) % VALUE_ALPHABET.len()])
-                        .collect();
-                    simulation.schedule_command(
-                        at_ns,
-                        node as u32,
-                        Command::Put { key: key.into(), value: value.into() },
-                    );
+                    for (node, command) in random_operation(&mut rng, puts, &writers) {
+                        simulation.schedule_command(at_ns, node, command);
+                    }
                     last_write_ns = last_write_ns.max(at_ns);
                     at_ns += random::uniform(&mut rng, 0, 2 * interval_ns);
+                }
+                // Bursts draw after the steady operations, so adding one leaves those as
+                // they were.
+                if let Some(burst) = &puts.burst
+                    && !writers.is_empty()
+                {
+                    let mut at_ns = puts.from_ns.saturating_add(burst.every_ns);
+                    while at_ns < puts.until_ns {
+                        for _ in 0..burst.operations_count {
+                            for (node, command) in random_operation(&mut rng, puts, &writers) {
+                                simulation.schedule_command(at_ns, node, command);
+                            }
+                        }
+                        last_write_ns = last_write_ns.max(at_ns);
+                        at_ns = at_ns.saturating_add(burst.every_ns);
+                    }
                 }
             }
         }
