@@ -77,7 +77,7 @@ impl CausalChecker {
             );
             self.violation(at_ns, detail);
         }
-        self.last_issued.insert(node, write.issued.clone());
+        self.last_issued.insert(node, write.issued);
         let Some(seen) = &write.seen else { return };
         if version(&write.issued) > version(seen) {
             return;
@@ -96,7 +96,7 @@ impl CausalChecker {
 
     /// Node `node` acknowledged its own write `write`.
     pub fn acknowledged(&mut self, node: u32, write: WriteId) {
-        let highest = self.acked_max.entry(node).or_insert_with(|| write.clone());
+        let highest = self.acked_max.entry(node).or_insert(write);
         if write.timestamp > highest.timestamp {
             *highest = write;
         }
@@ -110,7 +110,7 @@ impl CausalChecker {
     /// Node `node` restarted: what it issued but never acknowledged may be gone.
     pub fn restarted(&mut self, node: u32) {
         match self.acked_max.get(&node) {
-            Some(highest) => self.last_issued.insert(node, highest.clone()),
+            Some(highest) => self.last_issued.insert(node, *highest),
             None => self.last_issued.remove(&node),
         };
     }
