@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
-use ferry_simulator::ferry::{Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, format_ns};
+use ferry_simulator::ferry::{
+    Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, Violation, format_ns,
+};
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
     Control, DiskFaultKind, Fault, LinkOverride, LinkParams, SimConfig, Simulation, Stats, Trace, Transport,
@@ -21,12 +23,15 @@ use ferry_simulator::{
 use rand_chacha::rand_core::RngCore;
 
 use crate::chaos;
-use crate::scenario::{self, FaultKind, LivenessCause, NodeSelection, Scenario, WorkloadItem};
+use crate::scenario::{
+    self, FaultKind, LivenessCause, NodeSelection, RandomPuts, Scenario, ValueBytes, WorkloadItem,
+};
 
 /// One named expectation and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
-    /// `converged`, `no_data_loss`, `invariants`, `routing` or `trace_hash`.
+    /// `converged`, `no_data_loss`, `invariants`, `causality`, `sessions`, `routing` or
+    /// `trace_hash`.
     pub name: &'static str,
     /// True when it held.
     pub ok: bool,
@@ -179,6 +184,57 @@ pub fn fault(kind: &FaultKind, nodes_count: usize) -> Fault {
 
 const VALUE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// Draws one operation of a random workload item: usually one command on one node; a hot
+/// operation is one command on each of several nodes, all for the same instant. Without
+/// `deletes`, `hot_keys` and a `value_bytes` range it draws exactly what plain random puts
+/// always drew (node, key, value), so existing seeds keep their traces.
+fn random_operation(rng: &mut impl RngCore, puts: &RandomPuts, writers: &[usize]) -> Vec<(u32, Command)> {
+    if let Some(hot) = &puts.hot_keys
+        && random::uniform(rng, 0, PER_MILLION - 1) < u64::from(hot.share_per_million)
+    {
+        let key = format!("hot{}", random::uniform(rng, 0, hot.keys_count - 1));
+        // A partial Fisher-Yates shuffle picks distinct writers.
+        let mut candidates = writers.to_vec();
+        let count = (hot.writers_count as usize).min(candidates.len());
+        let mut operations = Vec::with_capacity(count);
+        for index in 0..count {
+            let chosen = random::uniform(rng, index as u64, candidates.len() as u64 - 1) as usize;
+            candidates.swap(index, chosen);
+            operations.push((candidates[index] as u32, random_command(rng, puts, key.clone())));
+        }
+        return operations;
+    }
+    let node = writers[random::uniform(rng, 0, writers.len() as u64 - 1) as usize];
+    let key = format!("k{}", random::uniform(rng, 0, puts.keys_count.max(1) - 1));
+    vec![(node as u32, random_command(rng, puts, key))]
+}
+
+/// Millionths in one.
+const PER_MILLION: u64 = 1_000_000;
+
+/// A delete of `key` (with probability `deletes`) or a put of a random value.
+fn random_command(rng: &mut impl RngCore, puts: &RandomPuts, key: String) -> Command {
+    if puts.deletes_per_million > 0
+        && random::uniform(rng, 0, PER_MILLION - 1) < u64::from(puts.deletes_per_million)
+    {
+        return Command::Delete { key: key.into() };
+    }
+    let ValueBytes { min, max } = puts.value_bytes;
+    let length = if min == max {
+        min
+    } else {
+        // One value in four at each limit, the rest anywhere between.
+        match random::uniform(rng, 0, 3) {
+            0 => min,
+            1 => max,
+            _ => random::uniform(rng, u64::from(min), u64::from(max)) as u32,
+        }
+    };
+    let value: Vec<u8> =
+        (0..length).map(|_| VALUE_ALPHABET[(rng.next_u32() as usize) % VALUE_ALPHABET.len()]).collect();
+    Command::Put { key: key.into(), value: value.into() }
+}
+
 /// Schedules the workload; returns the time of the last command (write or ping).
 fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario, seed: u64) -> u64 {
     let mut last_write_ns = 0;
@@ -209,18 +265,27 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
                 // functions, whose last bits may differ between platforms.
                 let mut at_ns = puts.from_ns + random::uniform(&mut rng, 0, interval_ns);
                 while at_ns < puts.until_ns && !writers.is_empty() {
-                    let node = writers[random::uniform(&mut rng, 0, writers.len() as u64 - 1) as usize];
-                    let key = format!("k{}", random::uniform(&mut rng, 0, puts.keys_count.max(1) - 1));
-                    let value: Vec<u8> = (0..puts.value_bytes)
-                        .map(|_| VALUE_ALPHABET[(rng.next_u32() as usize) % VALUE_ALPHABET.len()])
-                        .collect();
-                    simulation.schedule_command(
-                        at_ns,
-                        node as u32,
-                        Command::Put { key: key.into(), value: value.into() },
-                    );
+                    for (node, command) in random_operation(&mut rng, puts, &writers) {
+                        simulation.schedule_command(at_ns, node, command);
+                    }
                     last_write_ns = last_write_ns.max(at_ns);
                     at_ns += random::uniform(&mut rng, 0, 2 * interval_ns);
+                }
+                // Bursts draw after the steady operations, so adding one leaves those as
+                // they were.
+                if let Some(burst) = &puts.burst
+                    && !writers.is_empty()
+                {
+                    let mut at_ns = puts.from_ns.saturating_add(burst.every_ns);
+                    while at_ns < puts.until_ns {
+                        for _ in 0..burst.operations_count {
+                            for (node, command) in random_operation(&mut rng, puts, &writers) {
+                                simulation.schedule_command(at_ns, node, command);
+                            }
+                        }
+                        last_write_ns = last_write_ns.max(at_ns);
+                        at_ns = at_ns.saturating_add(burst.every_ns);
+                    }
                 }
             }
         }
@@ -277,6 +342,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
     ferry_config.trace_values = options.trace_values;
+    let mut checker = FerryChecker::default();
+    ferry_config.audit = Some(checker.audit_log());
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
     for item in &scenario.faults {
         let fault = fault(&item.kind, nodes_count);
@@ -312,7 +379,6 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let (heal_ns, _) = scenario.liveness_start();
     let heal_reason = liveness_reason(scenario);
     let cancelled = || options.cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed));
-    let mut checker = FerryChecker::default();
     simulation.run_until(heal_ns, |simulation| {
         checker.observe(simulation);
         if cancelled() { Control::Stop } else { Control::Continue }
@@ -365,6 +431,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
             .join("; ")
     };
     checks.push(Check { name: "invariants", ok: checker.violations.is_empty(), detail });
+    checks.push(causality_check(&checker));
+    checks.push(sessions_check(&checker));
     if !checker.pings.is_empty() {
         checks.push(routing_check(&checker, &scenario.nodes));
     }
@@ -461,6 +529,63 @@ fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -
             checker.acked.len(),
             simulation.nodes_count(),
             checker.acked.len() - superseded
+        ),
+    }
+}
+
+/// `at 4.512s: node b issued ...; ...`, and how many more were not shown.
+fn violations_detail(violations: &[Violation], violations_count: u64) -> String {
+    let mut detail = violations
+        .iter()
+        .map(|violation| format!("at {}: {}", format_ns(violation.at_ns), violation.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hidden_count = violations_count.saturating_sub(violations.len() as u64);
+    if hidden_count > 0 {
+        let _ = write!(detail, "; and {hidden_count} more");
+    }
+    detail
+}
+
+fn causality_check(checker: &FerryChecker) -> Check {
+    let causal = &checker.causal;
+    if causal.violations_count > 0 {
+        return Check {
+            name: "causality",
+            ok: false,
+            detail: violations_detail(&causal.violations, causal.violations_count),
+        };
+    }
+    let exempt = match causal.writes_exempt {
+        0 => String::new(),
+        count => format!(" ({count} after a timestamp its clock refused as too far ahead, exempt)"),
+    };
+    Check {
+        name: "causality",
+        ok: true,
+        detail: format!(
+            "{}, each newer than every version its node had seen of its key{exempt}",
+            plural(causal.writes_checked as usize, "write")
+        ),
+    }
+}
+
+fn sessions_check(checker: &FerryChecker) -> Check {
+    let sessions = &checker.sessions;
+    if sessions.violations_count > 0 {
+        return Check {
+            name: "sessions",
+            ok: false,
+            detail: violations_detail(&sessions.violations, sessions.violations_count),
+        };
+    }
+    Check {
+        name: "sessions",
+        ok: true,
+        detail: format!(
+            "{} accepted in {}, none twice, none after its session ended, none in plaintext",
+            plural(sessions.envelopes_accepted as usize, "envelope"),
+            plural(sessions.sessions_count as usize, "session")
         ),
     }
 }

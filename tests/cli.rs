@@ -162,7 +162,7 @@ fn run_json_is_one_object_with_the_contract_keys() {
     assert_eq!(value["outcome"], "converged");
     let names: Vec<&str> =
         value["checks"].as_array().into_iter().flatten().filter_map(|check| check["name"].as_str()).collect();
-    assert_eq!(names, ["converged", "no_data_loss", "invariants"]);
+    assert_eq!(names, ["converged", "no_data_loss", "invariants", "causality", "sessions"]);
 
     let text = ferry(&["run", "scenarios/quickstart.yaml", "--seed", "3"]);
     let [_, _, hash_line] = closing_lines(&text.stdout);

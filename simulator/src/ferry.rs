@@ -9,20 +9,28 @@
 //!
 //! When the trace writes text, each node attaches the plaintext of what it sends and
 //! [`describe`] turns it into the send line's description; the hash never sees it.
+//!
+//! With [`FerryConfig::audit`], each node also reports what the checkers need and the trace
+//! does not: its protocol node's [`Audit`] events and, for each local write, the version of
+//! the key it held before ([`IssuedWrite`]). They go to an [`AuditLog`], never to the trace,
+//! so they change no hash; [`FerryChecker`] reads them with [`causal`] and [`sessions`].
 
+pub mod causal;
 pub mod describe;
+pub mod sessions;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_protocol::node::{
-    EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
+    Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
     conflict_outcome,
 };
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
-use ferry_protocol::store::{Conflict, Digest, WriteId};
+use ferry_protocol::store::{Conflict, Digest, Register, Store, WriteId};
 use ferry_protocol::{Envelope, NodeId, SteadyClock, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -33,7 +41,9 @@ use crate::random::{self, Stream};
 use crate::sim::Simulation;
 use crate::trace::{TraceHasher, TraceRecord};
 
+use self::causal::{CausalChecker, IssuedWrite};
 use self::describe::Names;
+use self::sessions::SessionChecker;
 
 /// First delay before redialling a broken stream connection.
 pub const REDIAL_NS_INITIAL: u64 = 100_000_000;
@@ -60,6 +70,38 @@ pub struct FerryConfig {
     /// Show keys and values of pushed entries in the text trace's send lines (escaped and
     /// cut short). Off by default: values may be private. Never changes the trace hash.
     pub trace_values: bool,
+    /// Where nodes report what the checkers need ([`AuditRecord`]s); `None` boots nodes
+    /// without `NodeConfig::audit`. Never changes the trace hash.
+    pub audit: Option<AuditLog>,
+}
+
+/// What a node reports to the checkers alone, never to the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditRecord {
+    /// The protocol node's own audit.
+    Node(Audit),
+    /// A local write and the key's version just before it.
+    Issued(IssuedWrite),
+}
+
+/// Records nodes append and the checker drains after every step, tagged with the node's
+/// index. Shared between the run's [`FerryConfig`] and its [`FerryChecker`]; a run is one
+/// thread, so the lock is never contended. Drained after every step, it holds one step's
+/// records.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog(Arc<Mutex<Vec<(u32, AuditRecord)>>>);
+
+impl AuditLog {
+    /// Appends `record` from `node`.
+    pub fn push(&self, node: u32, record: AuditRecord) {
+        self.0.lock().expect("a run is one thread, so no holder of the lock panicked").push((node, record));
+    }
+
+    /// Everything appended since the last call, oldest first.
+    #[must_use]
+    pub fn take(&self) -> Vec<(u32, AuditRecord)> {
+        std::mem::take(&mut *self.0.lock().expect("a run is one thread, so no holder of the lock panicked"))
+    }
 }
 
 impl FerryConfig {
@@ -76,6 +118,7 @@ impl FerryConfig {
             pull_interval_ns: 1_000_000_000,
             routing: false,
             trace_values: false,
+            audit: None,
         }
     }
 }
@@ -185,7 +228,7 @@ pub enum FerryEvent {
 }
 
 /// `put c#2@1.203s+0`.
-struct WriteDisplay<'a>(&'a WriteId, &'a str);
+pub(crate) struct WriteDisplay<'a>(pub(crate) &'a WriteId, pub(crate) &'a str);
 
 impl fmt::Display for WriteDisplay<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,6 +277,7 @@ impl TraceRecord for FerryEvent {
                 Event::RoutedPong { .. } => "routed-pong",
                 Event::Pong { .. } => "pong",
                 Event::Conflict(_) => "lww",
+                Event::Audit(_) => "audit",
             },
             Self::WriteRefused { .. } => "write-refused",
             Self::PingSent { .. } => "route-ping-sent",
@@ -263,6 +307,8 @@ pub struct FerryNode {
     ids: Names,
     /// Show values in send descriptions.
     trace_values: bool,
+    /// Where to report audits, if anyone listens.
+    audit: Option<AuditLog>,
 }
 
 impl FerryNode {
@@ -298,6 +344,11 @@ impl FerryNode {
                         self.pings.remove(&index);
                         let target = self.names[index as usize].clone();
                         context.emit(FerryEvent::PingAnswered { target, round_trip_ns });
+                    }
+                }
+                Output::Event(Event::Audit(audit)) => {
+                    if let Some(log) = &self.audit {
+                        log.push(context.node(), AuditRecord::Node(audit));
                     }
                 }
                 Output::Event(Event::Conflict(conflict)) => {
@@ -353,6 +404,16 @@ impl FerryNode {
     }
 }
 
+/// The write behind a register.
+fn write_of_register(register: &Register) -> WriteId {
+    WriteId {
+        timestamp: register.timestamp,
+        origin: register.origin,
+        sequence: register.sequence,
+        delete: register.is_tombstone(),
+    }
+}
+
 fn node_deadline(node: Option<&Node>) -> Option<u64> {
     node.and_then(Node::poll_timeout)
 }
@@ -371,6 +432,7 @@ impl Process for FerryNode {
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;
         node_config.describe_sends = context.describes_sends();
+        node_config.audit = config.audit.is_some();
         let ids = Names::new(&config.names);
         let mut seed = [0u8; 32];
         context.rng().fill_bytes(&mut seed);
@@ -386,6 +448,7 @@ impl Process for FerryNode {
                 names: std::sync::Arc::clone(&config.names),
                 ids,
                 trace_values: config.trace_values,
+                audit: config.audit.clone(),
             },
             Err(error) => {
                 context.emit(FerryEvent::StartFailed { reason: error.to_string() });
@@ -398,6 +461,7 @@ impl Process for FerryNode {
                     names: std::sync::Arc::clone(&config.names),
                     ids,
                     trace_values: config.trace_values,
+                    audit: config.audit.clone(),
                 }
             }
         };
@@ -470,6 +534,13 @@ impl Process for FerryNode {
     fn on_command(&mut self, context: &mut Context<'_, FerryEvent>, command: Command) {
         let now_ns = context.now_ns();
         let Some(node) = self.node.as_mut() else { return };
+        // What the node held of the key before writing, for the causality checker.
+        let seen = match (&self.audit, &command) {
+            (Some(_), Command::Put { key, .. } | Command::Delete { key }) => {
+                Some((key.clone(), node.store().register(key).map(write_of_register)))
+            }
+            _ => None,
+        };
         let result = match command {
             Command::Put { key, value } => node.put(now_ns, key, value),
             Command::Delete { key } => node.delete(now_ns, key),
@@ -479,8 +550,21 @@ impl Process for FerryNode {
                 Ok(0)
             }
         };
-        if let Err(error) = result {
-            context.emit(FerryEvent::WriteRefused { reason: error.to_string() });
+        match result {
+            Ok(sequence) => {
+                if let (Some(log), Some((key, seen)), Some(node)) = (&self.audit, seen, self.node.as_ref())
+                    && let Some(entry) = node.entry(node.node_id(), sequence)
+                {
+                    let issued = WriteId {
+                        timestamp: entry.timestamp,
+                        origin: entry.origin,
+                        sequence,
+                        delete: entry.operation.value().is_none(),
+                    };
+                    log.push(context.node(), AuditRecord::Issued(IssuedWrite { key, seen, issued }));
+                }
+            }
+            Err(error) => context.emit(FerryEvent::WriteRefused { reason: error.to_string() }),
         }
         self.drain(context);
     }
@@ -516,6 +600,9 @@ pub struct Violation {
 }
 
 /// Watches a ferry cluster: records acknowledged writes and checks invariants.
+///
+/// Boot the nodes with [`audit_log`](Self::audit_log) as [`FerryConfig::audit`] for the
+/// causality and session checks; without it they see nothing and pass.
 #[derive(Debug, Default)]
 pub struct FerryChecker {
     /// Every acknowledged write, by `(origin, sequence)`.
@@ -527,6 +614,12 @@ pub struct FerryChecker {
     /// Last-writer-wins conflicts resolved, counted once per node that resolved one (a
     /// conflict seen by three nodes counts three); recovery's replay does not count again.
     pub lww_conflicts: u64,
+    /// Every local write was newer than what its node had seen of its key.
+    pub causal: CausalChecker,
+    /// Every session accepted each envelope once, while it lasted, and nothing in plaintext.
+    pub sessions: SessionChecker,
+    /// Where the nodes report to `causal` and `sessions`.
+    audit: AuditLog,
 }
 
 /// What became of a routed ping.
@@ -544,11 +637,21 @@ pub enum PingOutcome {
 }
 
 impl FerryChecker {
-    /// Looks at the events of the last step. Call after every event.
+    /// The log to pass as [`FerryConfig::audit`].
+    #[must_use]
+    pub fn audit_log(&self) -> AuditLog {
+        self.audit.clone()
+    }
+
+    /// Looks at the events and audits of the last step. Call after every event.
     pub fn observe(&mut self, simulation: &Simulation<FerryNode>) {
+        let names = &simulation.config().names;
         for (node, event) in simulation.events_last() {
             match event {
                 FerryEvent::Node(Event::Acked { entry }) => {
+                    let delete = entry.operation.value().is_none();
+                    let (timestamp, origin, sequence) = (entry.timestamp, entry.origin, entry.sequence);
+                    self.causal.acknowledged(*node, WriteId { timestamp, origin, sequence, delete });
                     let key = (entry.origin, entry.sequence);
                     let write = AckedWrite { entry: entry.clone(), node: *node, at_ns: simulation.now_ns() };
                     if let Some(previous) = self.acked.insert(key, write)
@@ -565,7 +668,11 @@ impl FerryChecker {
                         });
                     }
                 }
-                FerryEvent::Node(Event::Recovered { .. }) => self.check_origin_durable(simulation, *node),
+                FerryEvent::Node(Event::Recovered { .. }) => {
+                    self.causal.restarted(*node);
+                    self.sessions.restarted(*node);
+                    self.check_origin_durable(simulation, *node);
+                }
                 FerryEvent::PingSent { target, route, attempt } => {
                     let outcome = if route.is_err() && *attempt > PING_ATTEMPTS_MAX {
                         PingOutcome::GaveUp
@@ -592,6 +699,14 @@ impl FerryChecker {
                     ),
                 }),
                 _ => {}
+            }
+        }
+        let at_ns = simulation.now_ns();
+        for (node, record) in self.audit.take() {
+            match record {
+                AuditRecord::Issued(write) => self.causal.issued(at_ns, node, &write, names),
+                AuditRecord::Node(Audit::ClockRefused { timestamp }) => self.causal.refused(node, timestamp),
+                AuditRecord::Node(audit) => self.sessions.audit(at_ns, node, &audit, names),
             }
         }
     }
@@ -641,9 +756,11 @@ impl FerryChecker {
     }
 
     /// No data loss: every acknowledged write is on every node, unless a later write to the
-    /// same key superseded it under last-writer-wins. Returns one line per violation.
+    /// same key superseded it under last-writer-wins ([`missing`] says when). Returns one
+    /// line per violation.
     #[must_use]
     pub fn data_loss(&self, simulation: &Simulation<FerryNode>) -> Vec<String> {
+        let newest_deletes = self.newest_deletes();
         let mut problems = Vec::new();
         for node in 0..simulation.nodes_count() {
             let name = &simulation.config().names[node as usize];
@@ -654,38 +771,66 @@ impl FerryChecker {
             for write in self.acked.values() {
                 let entry = &write.entry;
                 let key = entry.operation.key();
-                let found = protocol.store().version(key);
-                let ok = match found {
-                    Some((timestamp, origin)) if (timestamp, origin) > entry.version() => true,
-                    Some((timestamp, origin)) if (timestamp, origin) == entry.version() => {
-                        protocol.get(key) == entry.operation.value()
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    problems.push(format!(
-                        "node {name} lacks acknowledged write {}#{} ({}) to key {:?}, acknowledged by {} at {}",
-                        entry.origin,
-                        entry.sequence,
-                        describe_version(found),
-                        String::from_utf8_lossy(key),
-                        simulation.config().names[write.node as usize],
-                        format_ns(write.at_ns),
-                    ));
-                    if problems.len() >= 20 {
-                        return problems;
-                    }
+                let newest_delete = newest_deletes.get(&key[..]).copied();
+                let Some(reason) = missing(entry, protocol.store(), newest_delete) else { continue };
+                problems.push(format!(
+                    "node {name} lacks acknowledged write {}#{} ({reason}) to key {:?}, acknowledged by {} at {}",
+                    entry.origin,
+                    entry.sequence,
+                    String::from_utf8_lossy(key),
+                    simulation.config().names[write.node as usize],
+                    format_ns(write.at_ns),
+                ));
+                if problems.len() >= 20 {
+                    return problems;
                 }
             }
         }
         problems
     }
+
+    /// The version of the newest acknowledged delete of each key.
+    fn newest_deletes(&self) -> BTreeMap<&[u8], (Timestamp, NodeId)> {
+        let mut newest: BTreeMap<&[u8], (Timestamp, NodeId)> = BTreeMap::new();
+        for write in self.acked.values() {
+            let entry = &write.entry;
+            if entry.operation.value().is_none() {
+                let version = newest.entry(entry.operation.key()).or_insert_with(|| entry.version());
+                *version = (*version).max(entry.version());
+            }
+        }
+        newest
+    }
 }
 
-fn describe_version(found: Option<(Timestamp, NodeId)>) -> String {
-    match found {
-        Some((timestamp, origin)) => format!("node holds older version {timestamp} from {origin}"),
-        None => "key absent".to_owned(),
+/// Why `store` fails to reflect the acknowledged write `entry`, or `None` when it reflects
+/// it: the key's register (a tombstone too) is `entry` itself or a write of higher version.
+/// A key with no register at all is no loss when `entry` is a delete, or when
+/// `newest_delete`, the newest acknowledged delete of the key, outranks `entry`: absence is
+/// what that delete asked for. A register older than an acknowledged delete is a key that
+/// came back from the dead, and a loss.
+#[must_use]
+pub fn missing(
+    entry: &WalEntry,
+    store: &Store,
+    newest_delete: Option<(Timestamp, NodeId)>,
+) -> Option<String> {
+    let delete = entry.operation.value().is_none();
+    let Some(register) = store.register(entry.operation.key()) else {
+        let deleted = delete || newest_delete.is_some_and(|version| version > entry.version());
+        return (!deleted).then(|| "key absent".to_owned());
+    };
+    let (timestamp, origin) = register.version();
+    match register.version().cmp(&entry.version()) {
+        std::cmp::Ordering::Greater => None,
+        std::cmp::Ordering::Equal if register.value.as_ref() == entry.operation.value() => None,
+        std::cmp::Ordering::Equal => {
+            Some(format!("node holds another write of version {timestamp} from {origin}"))
+        }
+        std::cmp::Ordering::Less if delete && !register.is_tombstone() => Some(format!(
+            "the key came back after the delete: node holds older put {timestamp} from {origin}"
+        )),
+        std::cmp::Ordering::Less => Some(format!("node holds older version {timestamp} from {origin}")),
     }
 }
 
@@ -693,4 +838,76 @@ fn describe_version(found: Option<(Timestamp, NodeId)>) -> String {
 #[must_use]
 pub fn format_ns(at_ns: u64) -> String {
     format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_protocol::Operation;
+
+    use super::*;
+
+    fn entry(origin: &str, sequence: u64, physical_ms: u64, value: Option<&'static str>) -> WalEntry {
+        let key = Bytes::from_static(b"k");
+        let operation = match value {
+            Some(value) => Operation::Put { key, value: Bytes::from_static(value.as_bytes()) },
+            None => Operation::Delete { key },
+        };
+        WalEntry {
+            origin: NodeId::from_name(origin),
+            sequence,
+            timestamp: Timestamp::new(physical_ms, 0),
+            operation,
+        }
+    }
+
+    fn store(entries: &[&WalEntry]) -> Store {
+        let mut store = Store::new();
+        for entry in entries {
+            store.apply(entry);
+        }
+        store
+    }
+
+    #[test]
+    fn a_winning_delete_is_no_loss() {
+        // Goal: deletes are writes like any other. Method: a put, then an acknowledged delete
+        // of the key; the tombstone reflects both, and a store that kept no tombstone still
+        // reflects the delete and, through the newest acknowledged delete, the put.
+        let put = entry("a", 1, 1000, Some("v"));
+        let delete = entry("b", 1, 2000, None);
+        let both = store(&[&put, &delete]);
+        assert_eq!(missing(&put, &both, Some(delete.version())), None);
+        assert_eq!(missing(&delete, &both, Some(delete.version())), None);
+        let empty = Store::new();
+        assert_eq!(missing(&delete, &empty, Some(delete.version())), None);
+        assert_eq!(missing(&put, &empty, Some(delete.version())), None);
+        assert_eq!(missing(&put, &empty, None), Some("key absent".to_owned()));
+    }
+
+    #[test]
+    fn a_key_back_after_its_delete_is_a_loss() {
+        // Goal: resurrection is caught. Method: the delete was acknowledged, but the node
+        // holds only the older put (the tombstone was lost, or the put was applied over it).
+        let put = entry("a", 1, 1000, Some("v"));
+        let delete = entry("b", 1, 2000, None);
+        let resurrected = store(&[&put]);
+        let expected = format!(
+            "the key came back after the delete: node holds older put {} from {}",
+            put.timestamp, put.origin
+        );
+        assert_eq!(missing(&delete, &resurrected, Some(delete.version())), Some(expected));
+        // The put itself is fine there: it is the newest write that node holds.
+        assert_eq!(missing(&put, &resurrected, Some(delete.version())), None);
+    }
+
+    #[test]
+    fn a_different_write_of_the_same_version_is_a_loss() {
+        // Goal: an equal version must be the same write. Method: a put and a delete that
+        // share a version (a buggy origin); each store holds the other.
+        let put = entry("a", 1, 1000, Some("v"));
+        let delete = entry("a", 1, 1000, None);
+        let reason = format!("node holds another write of version {} from {}", put.timestamp, put.origin);
+        assert_eq!(missing(&put, &store(&[&delete]), None), Some(reason.clone()));
+        assert_eq!(missing(&delete, &store(&[&put]), None), Some(reason));
+    }
 }

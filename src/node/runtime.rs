@@ -637,7 +637,7 @@ impl Runtime {
             Event::Pong { link, round_trip_ns } => {
                 self.logger.debug(format_args!("pong on link {link}: {round_trip_ns} ns"));
             }
-            event @ Event::Conflict(_) => self.logger.debug(format_args!("{event}")),
+            event @ (Event::Conflict(_) | Event::Audit(_)) => self.logger.debug(format_args!("{event}")),
         }
     }
 

@@ -9,8 +9,8 @@ use super::duration::{
 };
 use super::error::{ErrorKind, Located, Span, shorten};
 use super::model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, DiskFaultKind, Fault, FaultKind,
-    LinkOverride, NodeIndex, NodeSelection, RandomPuts, Transport, WorkloadItem,
+    Burst, Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, DiskFaultKind, Fault, FaultKind,
+    HotKeys, LinkOverride, NodeIndex, NodeSelection, RandomPuts, Transport, ValueBytes, WorkloadItem,
 };
 use super::parse::{
     Context, Result, boolean, duration, mapping, probability, range, required, scalar, sequence, text,
@@ -20,15 +20,35 @@ use super::quantity::{
     EXPECTED_BANDWIDTH, EXPECTED_RATE, EXPECTED_WHOLE, parse_bandwidth, parse_rate, parse_whole,
 };
 use super::yaml::{Entry, Node};
-use super::{CHAOS_EVERY_NS_MIN, KEYS_COUNT_MAX, QUEUE_MESSAGES_MAX, REPLAY_COUNT_MAX, VALUE_BYTES_MAX};
+use super::{
+    BURST_OPERATIONS_MAX, CHAOS_EVERY_NS_MIN, HOT_KEYS_COUNT_MAX, HOT_WRITERS_MAX, KEYS_COUNT_MAX,
+    QUEUE_MESSAGES_MAX, REPLAY_COUNT_MAX, VALUE_BYTES_MAX,
+};
 
-const WORKLOAD_KEYS: &[&str] =
-    &["at", "node", "put", "delete", "ping", "from", "until", "rate", "keys", "nodes", "value_bytes"];
+const WORKLOAD_KEYS: &[&str] = &[
+    "at",
+    "node",
+    "put",
+    "delete",
+    "ping",
+    "from",
+    "until",
+    "rate",
+    "keys",
+    "nodes",
+    "value_bytes",
+    "deletes",
+    "hot_keys",
+    "burst",
+];
 const WORKLOAD_KINDS: &[&str] = &["put", "delete", "ping", "rate"];
 const PUT_KEYS: &[&str] = &["at", "node", "put"];
 const DELETE_KEYS: &[&str] = &["at", "node", "delete"];
 const PING_KEYS: &[&str] = &["at", "node", "ping"];
-const RANDOM_KEYS: &[&str] = &["from", "until", "rate", "keys", "nodes", "value_bytes"];
+const RANDOM_KEYS: &[&str] =
+    &["from", "until", "rate", "keys", "nodes", "value_bytes", "deletes", "hot_keys", "burst"];
+const HOT_KEYS_KEYS: &[&str] = &["keys", "share", "writers"];
+const EXPECTED_WHOLE_RANGE: &str = "a whole number or a range like 0..65536";
 const FAULT_KINDS: &[&str] = &[
     "partition",
     "cut",
@@ -224,7 +244,10 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
     let mut rate = None;
     let mut keys_count = None;
     let mut nodes = NodeSelection::All;
-    let mut value_bytes = 8;
+    let mut value_bytes = ValueBytes { min: 8, max: 8 };
+    let mut deletes_per_million = 0;
+    let mut hot_keys = None;
+    let mut burst = None;
     for entry in entries {
         let value = &entry.value;
         match entry.key.as_str() {
@@ -240,11 +263,16 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
                 })?);
             }
             "nodes" => nodes = context.selection(value, "`nodes`")?,
-            _ => {
-                let parse = |text: &str| parse_whole(text, "`value_bytes`", 0, u64::from(VALUE_BYTES_MAX));
-                // The limit fits u32, so the conversion cannot fail.
-                value_bytes = u32::try_from(scalar(value, EXPECTED_WHOLE, parse)?).unwrap_or(VALUE_BYTES_MAX);
+            "deletes" => deletes_per_million = per_million(probability(value, "deletes")?),
+            "hot_keys" => hot_keys = Some(read_hot_keys(value)?),
+            "burst" => {
+                let count = |node: &Node| {
+                    scalar(node, EXPECTED_WHOLE, |text| parse_whole(text, "`count`", 1, BURST_OPERATIONS_MAX))
+                };
+                let (every_ns, operations_count) = periodic(value, &["every", "count"], count)?;
+                burst = Some(Burst { every_ns, operations_count });
             }
+            _ => value_bytes = scalar(value, EXPECTED_WHOLE_RANGE, parse_value_bytes)?,
         }
     }
     if let (Some((from_ns, from_node)), Some((until_ns, until_node))) = (from, until) {
@@ -257,6 +285,71 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
         keys_count: required(keys_count, node.span, "keys")?,
         nodes,
         value_bytes,
+        deletes_per_million,
+        hot_keys,
+        burst,
+    })
+}
+
+/// A probability in millionths, rounded to the nearest.
+fn per_million(probability: f64) -> u32 {
+    // `probability` lies in 0..=1, so the product fits.
+    (probability * 1_000_000.0).round() as u32
+}
+
+/// Parses `N` (the range `N..=N`) or `MIN..MAX`, both ends included, each 0 to
+/// [`VALUE_BYTES_MAX`].
+fn parse_value_bytes(text: &str) -> std::result::Result<ValueBytes, ErrorKind> {
+    let end = |part: &str| {
+        // A malformed end is a malformed range: quote all of it.
+        let length =
+            parse_whole(part.trim(), "`value_bytes`", 0, u64::from(VALUE_BYTES_MAX)).map_err(|kind| {
+                match kind {
+                    ErrorKind::WrongType { .. } => ErrorKind::WrongType {
+                        expected: EXPECTED_WHOLE_RANGE,
+                        found: format!("{:?}", shorten(text)),
+                    },
+                    other => other,
+                }
+            })?;
+        // The limit fits u32, so the conversion cannot fail.
+        Ok(u32::try_from(length).unwrap_or(VALUE_BYTES_MAX))
+    };
+    let Some((start, finish)) = text.split_once("..") else {
+        let length = end(text)?;
+        return Ok(ValueBytes { min: length, max: length });
+    };
+    let (min, max) = (end(start)?, end(finish)?);
+    if min > max {
+        return Err(ErrorKind::InvertedRange { text: shorten(text) });
+    }
+    Ok(ValueBytes { min, max })
+}
+
+/// Reads `{keys, share, writers}`; `keys` and `share` are required.
+fn read_hot_keys(node: &Node) -> Result<HotKeys> {
+    let mut keys_count = None;
+    let mut share_per_million = None;
+    let mut writers_count = 2;
+    for entry in mapping(node, "a mapping like {keys: 2, share: 0.3, writers: 3}")? {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "keys" => {
+                let parse = |text: &str| parse_whole(text, "`keys`", 1, HOT_KEYS_COUNT_MAX);
+                keys_count = Some(scalar(value, EXPECTED_WHOLE, parse)?);
+            }
+            "share" => share_per_million = Some(per_million(probability(value, "share")?)),
+            "writers" => {
+                let parse = |text: &str| parse_whole(text, "`writers`", 1, HOT_WRITERS_MAX);
+                writers_count = scalar(value, EXPECTED_WHOLE, parse)?;
+            }
+            _ => return Err(unknown_key(entry, HOT_KEYS_KEYS)),
+        }
+    }
+    Ok(HotKeys {
+        keys_count: required(keys_count, node.span, "keys")?,
+        share_per_million: required(share_per_million, node.span, "share")?,
+        writers_count,
     })
 }
 

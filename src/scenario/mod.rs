@@ -65,6 +65,8 @@
 //!   - {at: 1s, node: a, put: {key: x, value: "1"}}
 //!   - {at: 2s, node: b, delete: x}
 //!   - {from: 0s, until: 60s, rate: 50/s, keys: 100, nodes: all, value_bytes: 8}
+//!   - {rate: 20/s, keys: 40, deletes: 0.2, value_bytes: 0..65536,
+//!      hot_keys: {keys: 2, share: 0.3, writers: 3}, burst: {every: 2s, count: 50}}
 //!   - {at: 5s, node: a, ping: e}  # a routed ping, retried until answered (needs routing)
 //! faults:                   # default: none; applied in time order, ties in file order
 //!   - {at: 10s, partition: [[a, b], [c, d]]}   # unlisted nodes (e) form one more group
@@ -106,6 +108,19 @@
 //! nodes together) and `keys` (1 to 1,000,000); `from` defaults to 0s, `until` to
 //! `duration` (`from` < `until` ≤ `duration`), `nodes` to `all`, `value_bytes` to 8 (at
 //! most 65,536).
+//!
+//! Four optional keys make a random item bite. `deletes` (a probability, default 0) is the
+//! share of operations that delete their key instead of putting it. `value_bytes` may be a
+//! range `MIN..MAX`, both included: one value in four is `MIN` long, one in four `MAX` long,
+//! the rest anywhere between, so values at and beyond the protocol's 32,768-byte limit are
+//! written (the node refuses the longer ones, and the trace says so). `hot_keys: {keys, share,
+//! writers}` sends a `share` of operations (required, a probability) to one of `keys` hot keys
+//! (required, 1 to 1,000, named `hot0`, `hot1`, ...), each written by `writers` distinct
+//! nodes of the item (1 to 64, default 2, at most the item's nodes) at the same instant, so
+//! timestamps tie and last-writer-wins breaks ties by origin. `burst: {every, count}` (both
+//! required) adds `count` operations (1 to 10,000) at one instant every `every` (at least
+//! 1ms), the first at `from` + `every`, before `until`. Without these keys an item draws
+//! exactly what it always drew, so existing seeds keep their traces.
 //!
 //! **Faults.** Each has `at` (before `duration`) and exactly one kind. A `partition` lists
 //! groups; links between groups are blocked both ways, and nodes not listed form one more
@@ -174,9 +189,9 @@ pub use duration::DURATION_NS_MAX;
 pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
-    Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect, Fault,
-    FaultKind, LinkOverride, LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts, RangeNs, Rate,
-    Scenario, SignedRangeNs, Topology, Transport, WorkloadItem,
+    Burst, Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect,
+    Fault, FaultKind, HotKeys, LinkOverride, LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts,
+    RangeNs, Rate, Scenario, SignedRangeNs, Topology, Transport, ValueBytes, WorkloadItem,
 };
 pub use warnings::{Warning, warnings};
 
@@ -199,6 +214,12 @@ pub const NODE_COUNT_MAX: usize = 10_000;
 pub const NODE_NAME_BYTES_MAX: usize = 64;
 /// Largest key space of a random workload item (`keys`).
 pub const KEYS_COUNT_MAX: u64 = 1_000_000;
+/// Most hot keys of a random workload item.
+pub const HOT_KEYS_COUNT_MAX: u64 = 1_000;
+/// Most nodes writing one hot operation.
+pub const HOT_WRITERS_MAX: u64 = 64;
+/// Most operations in one burst of a random workload item.
+pub const BURST_OPERATIONS_MAX: u64 = 10_000;
 /// Largest `value_bytes` of a random workload item.
 pub const VALUE_BYTES_MAX: u32 = 64 << 10;
 /// Highest rate of a random workload item, in operations per second.

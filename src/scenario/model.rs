@@ -311,7 +311,8 @@ pub enum WorkloadItem {
         /// `delete`: the key, non-empty text.
         key: String,
     },
-    /// `{from, until, rate, keys, nodes, value_bytes}`: random puts drawn from the seed.
+    /// `{from, until, rate, keys, nodes, value_bytes, deletes, hot_keys, burst}`: random
+    /// puts and deletes drawn from the seed.
     Random(RandomPuts),
     /// `{at, node, ping: TARGET}`: a routed ping from `node` to `target`, retried until
     /// answered (up to 10 times, 1 s apart). Needs `routing: true` to cross more than one
@@ -356,9 +357,52 @@ pub struct RandomPuts {
     pub keys_count: u64,
     /// `nodes`: which nodes receive the puts; `all` (the default) or a list of names.
     pub nodes: NodeSelection,
-    /// `value_bytes`: length of each value; 0 to [`VALUE_BYTES_MAX`](super::VALUE_BYTES_MAX),
-    /// default 8.
-    pub value_bytes: u32,
+    /// `value_bytes`: length of each value, `N` or `MIN..MAX` (both included); 0 to
+    /// [`VALUE_BYTES_MAX`](super::VALUE_BYTES_MAX), default 8. A range picks its minimum
+    /// for one value in four, its maximum for another, and a uniform length otherwise, so
+    /// the limits are hit.
+    pub value_bytes: ValueBytes,
+    /// `deletes`: share of operations that delete their key instead of putting it, in
+    /// millionths (`0.2` is 200,000); default 0.
+    pub deletes_per_million: u32,
+    /// `hot_keys`: a share of operations that several nodes write at one instant.
+    pub hot_keys: Option<HotKeys>,
+    /// `burst`: extra operations all issued at one instant, periodically.
+    pub burst: Option<Burst>,
+}
+
+/// Lengths of random values: `min..=max` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueBytes {
+    /// Shortest value.
+    pub min: u32,
+    /// Longest value, ≥ `min`.
+    pub max: u32,
+}
+
+/// `hot_keys: {keys, share, writers}`: a `share` of operations goes to one of `keys` hot
+/// keys (`hot0`, `hot1`, ...), each written by `writers` distinct nodes in the same instant,
+/// so their timestamps often tie and last-writer-wins breaks the tie by origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotKeys {
+    /// `keys` (required): how many hot keys, 1 to [`HOT_KEYS_COUNT_MAX`](super::HOT_KEYS_COUNT_MAX).
+    pub keys_count: u64,
+    /// `share` (required): probability that an operation is a hot one, in millionths.
+    pub share_per_million: u32,
+    /// `writers`: nodes writing each hot operation, 1 to
+    /// [`HOT_WRITERS_MAX`](super::HOT_WRITERS_MAX), default 2; at most the item's nodes.
+    pub writers_count: u64,
+}
+
+/// `burst: {every, count}`: `count` operations at one instant, every `every` from `from`
+/// (the first at `from + every`) until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// `every` (required): time between bursts, at least 1ms.
+    pub every_ns: u64,
+    /// `count` (required): operations per burst, 1 to
+    /// [`BURST_OPERATIONS_MAX`](super::BURST_OPERATIONS_MAX).
+    pub operations_count: u64,
 }
 
 /// A rate: `operations_count` operations every `period_ns` on average. At most

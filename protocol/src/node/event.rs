@@ -5,7 +5,9 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::entry::{NodeId, Operation, Timestamp, WalEntry};
+use crate::envelope::MessageType;
 use crate::message::Message;
+use crate::session::Receipt;
 use crate::storage::DiskRequest;
 use crate::store::{Conflict, ConflictReason, WriteId};
 
@@ -111,6 +113,71 @@ pub enum Event {
     /// a received entry met the key's register). Not reported again when recovery replays
     /// the WAL.
     Conflict(Conflict),
+    /// What a checker needs to hold the node to its promises; only with
+    /// [`NodeConfig::audit`](super::NodeConfig::audit).
+    Audit(Audit),
+}
+
+/// One fact for an outside checker: which envelopes sessions accepted, when sessions began
+/// and ended, which timestamps the clock refused. Emitted only with
+/// [`NodeConfig::audit`](super::NodeConfig::audit), so a deployed node pays nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audit {
+    /// A handshake installed a session on `link`.
+    SessionEstablished {
+        /// The link.
+        link: LinkId,
+        /// The session's name ([`Receipt::session_id`]).
+        session_id: u64,
+    },
+    /// An application message reached the node on `link`: under a session and counter, or,
+    /// if `receipt` is `None`, in plaintext.
+    EnvelopeAccepted {
+        /// The link.
+        link: LinkId,
+        /// The message's type.
+        message_type: MessageType,
+        /// The session and counter that authenticated it.
+        receipt: Option<Receipt>,
+    },
+    /// The node discarded a session on `link` (a Close, a replacement, the link's end): no
+    /// envelope of it may be accepted again.
+    SessionEnded {
+        /// The link.
+        link: LinkId,
+        /// The session's name.
+        session_id: u64,
+    },
+    /// The clock refused to merge a received timestamp too far ahead of its wall clock
+    /// (PROTOCOL.md 8.2); a later local write need not beat it.
+    ClockRefused {
+        /// The refused timestamp.
+        timestamp: Timestamp,
+    },
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SessionEstablished { link, session_id } => {
+                write!(formatter, "audit link={link} session {session_id:016x} established")
+            }
+            Self::EnvelopeAccepted { link, message_type, receipt: Some(receipt) } => write!(
+                formatter,
+                "audit link={link} accepted {message_type:?} session {:016x} counter {}",
+                receipt.session_id, receipt.counter
+            ),
+            Self::EnvelopeAccepted { link, message_type, receipt: None } => {
+                write!(formatter, "audit link={link} accepted {message_type:?} in plaintext")
+            }
+            Self::SessionEnded { link, session_id } => {
+                write!(formatter, "audit link={link} session {session_id:016x} ended")
+            }
+            Self::ClockRefused { timestamp } => {
+                write!(formatter, "audit clock refused {}", HlcDisplay(*timestamp))
+            }
+        }
+    }
 }
 
 /// Largest part of a key shown in an event line; the rest is counted.
@@ -226,6 +293,7 @@ impl fmt::Display for Event {
                 write_id(formatter, conflict.loser())?;
                 write!(formatter, " ({})", conflict_outcome(conflict))
             }
+            Self::Audit(audit) => write!(formatter, "{audit}"),
         }
     }
 }

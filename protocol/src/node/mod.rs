@@ -31,7 +31,8 @@ use rand_core::RngCore;
 use thiserror::Error;
 
 pub use event::{
-    EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage, conflict_outcome,
+    Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage,
+    conflict_outcome,
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
@@ -77,6 +78,9 @@ pub struct NodeConfig {
     pub handshake_retry_ns_initial: u64,
     /// Largest wait between handshake attempts: the wait doubles after each retry up to it.
     pub handshake_retry_ns_max: u64,
+    /// Emit [`Event::Audit`]s (accepted envelopes, sessions begun and ended, refused clock
+    /// readings) for a checker. Off by default: a deployed node has no one to tell.
+    pub audit: bool,
 }
 
 impl NodeConfig {
@@ -96,6 +100,7 @@ impl NodeConfig {
             describe_sends: false,
             handshake_retry_ns_initial: 1_000_000_000,
             handshake_retry_ns_max: 8_000_000_000,
+            audit: false,
         }
     }
 }
@@ -356,11 +361,12 @@ impl Node {
             Err(error) => return self.reject(link, error.to_string()),
         };
         let peer = Peer::new(kind, connection, &self.config);
-        if let Some(old) = self.peers.insert(link, peer)
-            && old.node_id.is_some()
-        {
-            let reason = "replaced by a new link".to_owned();
-            self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+        if let Some(old) = self.peers.insert(link, peer) {
+            self.audit_sessions_ended(link, &old);
+            if old.node_id.is_some() {
+                let reason = "replaced by a new link".to_owned();
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+            }
         }
         self.drain_connection(now_ns, link);
     }
@@ -369,11 +375,28 @@ impl Node {
     pub fn link_down(&mut self, now_ns: u64, link: LinkId) {
         let now_ns = self.steady.advance(now_ns);
         self.routing_neighbour_down(now_ns, link);
-        if let Some(peer) = self.peers.remove(&link)
-            && peer.node_id.is_some()
-        {
-            let reason = "link down".to_owned();
-            self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+        if let Some(peer) = self.peers.remove(&link) {
+            self.audit_sessions_ended(link, &peer);
+            if peer.node_id.is_some() {
+                let reason = "link down".to_owned();
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+            }
+        }
+    }
+
+    /// With [`NodeConfig::audit`], reports the end of every session a forgotten peer held.
+    fn audit_sessions_ended(&mut self, link: LinkId, peer: &Peer) {
+        if self.config.audit {
+            for session_id in peer.connection.session_ids() {
+                self.outputs.push_back(Output::Event(Event::Audit(Audit::SessionEnded { link, session_id })));
+            }
+        }
+    }
+
+    /// Queues `audit` when [`NodeConfig::audit`] is on.
+    fn audit(&mut self, audit: Audit) {
+        if self.config.audit {
+            self.outputs.push_back(Output::Event(Event::Audit(audit)));
         }
     }
 
@@ -543,6 +566,7 @@ impl Node {
             && self.clock.observe(remote, wall_ns).is_err()
         {
             self.stats.clock_rejections += 1;
+            self.audit(Audit::ClockRefused { timestamp: remote });
         }
         let origin = self.node_id();
         let sequence = self.log.held().get(origin) + 1;
@@ -593,6 +617,10 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         match peer.connection.handle_envelope(now_ns, envelope, &mut *self.rng) {
             Ok(Some((msg_id, message))) => {
+                // Before the connection's events: an authenticated Close is accepted, then
+                // ends its session.
+                let receipt = peer.connection.last_receipt();
+                self.audit(Audit::EnvelopeAccepted { link, message_type: message.message_type(), receipt });
                 self.drain_connection(now_ns, link);
                 self.handle_message(now_ns, link, msg_id, message);
             }
@@ -614,6 +642,13 @@ impl Node {
     fn drain_connection(&mut self, now_ns: u64, link: LinkId) {
         loop {
             let Some(peer) = self.peers.get_mut(&link) else { return };
+            let ended = peer.connection.take_ended_sessions();
+            if !ended.is_empty() {
+                for session_id in ended {
+                    self.audit(Audit::SessionEnded { link, session_id });
+                }
+                continue;
+            }
             if let Some(contents) = peer.connection.poll_transmit() {
                 self.send_contents(link, &contents, None);
                 continue;
@@ -621,6 +656,12 @@ impl Node {
             let Some(event) = peer.connection.poll_event() else { return };
             match event {
                 ConnectionEvent::Established(info) | ConnectionEvent::Replaced { current: info, .. } => {
+                    if self.config.audit
+                        && let Some(session_id) = peer.connection.session_id()
+                    {
+                        let audit = Audit::SessionEstablished { link, session_id };
+                        self.outputs.push_back(Output::Event(Event::Audit(audit)));
+                    }
                     if peer.node_id != Some(info.node_id) {
                         // A different peer on this link: forget what we knew of the old one.
                         peer.acked = VersionVector::new();
@@ -762,6 +803,7 @@ impl Node {
             }
             if self.clock.observe(entry.timestamp, self.steady.reading_ns()).is_err() {
                 self.stats.clock_rejections += 1;
+                self.audit(Audit::ClockRefused { timestamp: entry.timestamp });
             }
             // Own the bytes: a slice would keep the whole received frame alive for as long
             // as the entry lives (forever, in the log).

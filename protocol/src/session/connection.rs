@@ -41,6 +41,21 @@ pub const EVENTS_QUEUED_MAX: usize = 16;
 /// msg_id of every plaintext handshake and Close envelope: nothing answers them by id.
 const HANDSHAKE_MSG_ID: u32 = 0;
 
+/// Most ended sessions [`Connection::take_ended_sessions`] holds; beyond it the oldest is
+/// forgotten. A caller that drains after every input never sees more than two.
+pub const ENDED_SESSIONS_MAX: usize = 16;
+
+/// Which session accepted an application message, and under which counter: what an audit
+/// needs to tell a replay from a new envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The session's name: the first 8 bytes of its handshake hash, big-endian, the same at
+    /// both ends of the link.
+    pub session_id: u64,
+    /// The envelope's nonce counter.
+    pub counter: u64,
+}
+
 /// Something the caller should know about the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvent {
@@ -151,6 +166,10 @@ pub struct Connection {
     /// The replaced session's transport, kept to read envelopes still in flight under it
     /// until the first envelope authenticates under the new session.
     previous: Option<Transport>,
+    /// The session and counter of the last application message returned.
+    receipt: Option<Receipt>,
+    /// Sessions discarded since the caller last asked, oldest first.
+    ended_session_ids: Vec<u64>,
     transmits: VecDeque<Bytes>,
     events: VecDeque<ConnectionEvent>,
     transmits_dropped_count: u64,
@@ -198,6 +217,8 @@ impl Connection {
             pending: None,
             session: None,
             previous: None,
+            receipt: None,
+            ended_session_ids: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             transmits_dropped_count: 0,
@@ -249,6 +270,7 @@ impl Connection {
         envelope: Envelope,
         rng: &mut dyn RngCore,
     ) -> Result<Option<(u32, Message)>, SessionError> {
+        self.receipt = None;
         let message_type = envelope.header.message_type;
         match dispatch(&envelope.header)? {
             EnvelopeClass::Handshake => {
@@ -292,10 +314,58 @@ impl Connection {
         let session = self.session.as_mut().ok_or(SessionError::NotEstablished)?;
         let bytes = session.transport.seal(msg_id, message)?;
         if message_type == MessageType::Close {
-            self.session = None;
-            self.previous = None;
+            self.end_session();
+            self.discard_previous();
         }
         Ok(bytes)
+    }
+
+    /// The session and counter that authenticated the application message the last
+    /// [`handle_envelope`](Self::handle_envelope) returned; `None` after any other outcome.
+    #[must_use]
+    pub fn last_receipt(&self) -> Option<Receipt> {
+        self.receipt
+    }
+
+    /// The established session's name (the first 8 bytes of its handshake hash).
+    #[must_use]
+    pub fn session_id(&self) -> Option<u64> {
+        self.session.as_ref().map(|session| session.transport.session_id())
+    }
+
+    /// The names of the sessions this connection can still read: the established one and
+    /// the replaced one kept for envelopes in flight (PROTOCOL.md 7.5).
+    pub fn session_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        let current = self.session.as_ref().map(|session| session.transport.session_id());
+        current.into_iter().chain(self.previous.as_ref().map(Transport::session_id))
+    }
+
+    /// The names of the sessions discarded since the last call (by a Close, or once the
+    /// replaced session's envelopes stopped being read), oldest first; at most
+    /// [`ENDED_SESSIONS_MAX`].
+    pub fn take_ended_sessions(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ended_session_ids)
+    }
+
+    fn record_ended(&mut self, session_id: u64) {
+        if self.ended_session_ids.len() >= ENDED_SESSIONS_MAX {
+            self.ended_session_ids.remove(0);
+        }
+        self.ended_session_ids.push(session_id);
+    }
+
+    /// Forgets the established session.
+    fn end_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.record_ended(session.transport.session_id());
+        }
+    }
+
+    /// Forgets the replaced session's receive key and window.
+    fn discard_previous(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            self.record_ended(previous.session_id());
+        }
     }
 
     /// The next handshake message or handshake refusal (Close) to send, as a frame's contents.
@@ -411,15 +481,14 @@ impl Connection {
 
     fn install(&mut self, session: Session) {
         let current = session.peer.clone();
+        // Only one replaced session stays readable: an older one ends here.
+        self.discard_previous();
         match self.session.replace(session) {
             Some(old) => {
                 self.previous = Some(old.transport);
                 self.push_event(ConnectionEvent::Replaced { previous: old.peer, current });
             }
-            None => {
-                self.previous = None;
-                self.push_event(ConnectionEvent::Established(current));
-            }
+            None => self.push_event(ConnectionEvent::Established(current)),
         }
     }
 
@@ -572,24 +641,31 @@ impl Connection {
                 SessionError::NoSession
             });
         };
-        let (plaintext, current) = match session.transport.open(envelope) {
+        let (plaintext, current, session_id) = match session.transport.open(envelope) {
             Ok(plaintext) => {
                 session.received_any = true;
-                self.previous = None;
-                (plaintext, true)
+                let session_id = session.transport.session_id();
+                self.discard_previous();
+                (plaintext, true, session_id)
             }
-            Err(error) => match self.previous.as_mut().map(|previous| previous.open(envelope)) {
-                Some(Ok(plaintext)) => (plaintext, false),
-                _ => return Err(error),
+            Err(error) => match self.previous.as_mut() {
+                Some(previous) => match previous.open(envelope) {
+                    Ok(plaintext) => (plaintext, false, previous.session_id()),
+                    Err(_) => return Err(error),
+                },
+                None => return Err(error),
             },
         };
+        // `open` succeeded, so the envelope carried a counter.
+        let counter = envelope.header.nonce.unwrap_or_default();
         let message_type = envelope.header.message_type;
         let message = decode_payload(message_type, plaintext)
             .map_err(|error| SessionError::Decode { message_type, error })?;
+        self.receipt = Some(Receipt { session_id, counter });
         if let Message::Close { code, reason } = &message {
-            self.previous = None;
+            self.discard_previous();
             if current {
-                self.session = None;
+                self.end_session();
                 self.push_event(ConnectionEvent::Closed { code: *code, reason: reason.clone() });
             }
         }

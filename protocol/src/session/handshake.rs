@@ -31,6 +31,9 @@ pub(crate) struct Keys {
     pub(crate) send: [u8; KEY_BYTES],
     /// Key of the direction we receive in.
     pub(crate) receive: [u8; KEY_BYTES],
+    /// The first 8 bytes of the handshake hash, big-endian: the same at both ends and
+    /// different for every handshake, so it names the session without revealing a key.
+    pub(crate) session_id: u64,
 }
 
 /// A message read by Noise: its decrypted payload and the peer's static key.
@@ -76,11 +79,14 @@ fn read(
 
 fn split(state: &mut HandshakeState, initiator: bool) -> Keys {
     debug_assert!(state.is_handshake_finished());
+    let mut session_id = [0; 8];
+    session_id.copy_from_slice(&state.get_handshake_hash()[..8]);
+    let session_id = u64::from_be_bytes(session_id);
     let (initiator_to_responder, responder_to_initiator) = state.dangerously_get_raw_split();
     if initiator {
-        Keys { send: initiator_to_responder, receive: responder_to_initiator }
+        Keys { send: initiator_to_responder, receive: responder_to_initiator, session_id }
     } else {
-        Keys { send: responder_to_initiator, receive: initiator_to_responder }
+        Keys { send: responder_to_initiator, receive: initiator_to_responder, session_id }
     }
 }
 

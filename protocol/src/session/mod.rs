@@ -30,7 +30,9 @@ use std::fmt;
 
 use crate::entry::NodeId;
 
-pub use connection::{Connection, ConnectionEvent, EVENTS_QUEUED_MAX, TRANSMITS_QUEUED_MAX};
+pub use connection::{
+    Connection, ConnectionEvent, ENDED_SESSIONS_MAX, EVENTS_QUEUED_MAX, Receipt, TRANSMITS_QUEUED_MAX,
+};
 pub use dispatch::{EnvelopeClass, dispatch};
 pub use error::{HandshakeError, SessionError};
 pub use identity::{Identity, KEY_BYTES};

@@ -40,6 +40,8 @@ pub(crate) struct Transport {
     send_counter_next: u64,
     receive_cipher: ChaCha20Poly1305,
     window: ReplayWindow,
+    /// The session's name ([`Keys::session_id`]), for audits.
+    session_id: u64,
 }
 
 impl fmt::Debug for Transport {
@@ -60,7 +62,13 @@ impl Transport {
             send_counter_next: 0,
             receive_cipher: ChaCha20Poly1305::new(&keys.receive.into()),
             window: ReplayWindow::new(),
+            session_id: keys.session_id,
         }
+    }
+
+    /// The session's name: the first 8 bytes of its handshake hash.
+    pub(crate) const fn session_id(&self) -> u64 {
+        self.session_id
     }
 
     /// Encrypts `message` into a complete envelope under the next counter.
@@ -135,8 +143,8 @@ mod tests {
     fn pair() -> (Transport, Transport) {
         let (forward, backward) = ([1; 32], [2; 32]);
         (
-            Transport::new(&Keys { send: forward, receive: backward }),
-            Transport::new(&Keys { send: backward, receive: forward }),
+            Transport::new(&Keys { send: forward, receive: backward, session_id: 1 }),
+            Transport::new(&Keys { send: backward, receive: forward, session_id: 1 }),
         )
     }
 

@@ -396,3 +396,54 @@ fn first_error_in_document_order() {
         "t.yaml:3:1: unknown key `bogus`, expected one of `name`, `seed`, `duration`, `nodes`, `topology`, `network`, `clock`, `disk`, `workload`, `faults`, `chaos`, `expect` or `routing`"
     );
 }
+
+/// Goal: every invalid value of the biting workload keys is refused with its position.
+/// Method: one bad value per case, each on line 5.
+#[test]
+fn random_workload_that_bites_errors() {
+    let item = |keys: &str| error_after_base(&format!("workload:\n  - {{rate: 1/s, keys: 1, {keys}}}\n"));
+    let cases = [
+        "deletes: 1.5",
+        "deletes: often",
+        "value_bytes: 10..5",
+        "value_bytes: 0..65537",
+        "value_bytes: a..b",
+        "hot_keys: 3",
+        "hot_keys: {keys: 0, share: 0.5}",
+        "hot_keys: {keys: 2}",
+        "hot_keys: {share: 0.5}",
+        "hot_keys: {keys: 2, share: 2}",
+        "hot_keys: {keys: 2, share: 0.5, writers: 0}",
+        "hot_keys: {keys: 2, share: 0.5, writers: 65}",
+        "hot_keys: {keys: 2, share: 0.5, writer: 3}",
+        "burst: {every: 2s}",
+        "burst: {count: 5}",
+        "burst: {every: 0s, count: 5}",
+        "burst: {every: 1s, count: 0}",
+        "burst: {every: 1s, count: 10001}",
+        "burst: {every: 1s, count: 5, size: 3}",
+    ];
+    let rendered: Vec<String> = cases.iter().map(|keys| item(keys)).collect();
+    let expected = [
+        "t.yaml:5:35: `deletes` must be a probability in [0, 1], found 1.5",
+        "t.yaml:5:35: expected a probability like 0.05, found \"often\"",
+        "t.yaml:5:39: range 10..5 is inverted: its start is after its end",
+        "t.yaml:5:39: `value_bytes` 65537 is outside 0..=65536",
+        "t.yaml:5:39: expected a whole number or a range like 0..65536, found \"a..b\"",
+        "t.yaml:5:36: expected a mapping like {keys: 2, share: 0.3, writers: 3}, found \"3\"",
+        "t.yaml:5:43: `keys` 0 is outside 1..=1000",
+        "t.yaml:5:36: missing required key `share`",
+        "t.yaml:5:36: missing required key `keys`",
+        "t.yaml:5:53: `share` must be a probability in [0, 1], found 2",
+        "t.yaml:5:67: `writers` 0 is outside 1..=64",
+        "t.yaml:5:67: `writers` 65 is outside 1..=64",
+        "t.yaml:5:58: unknown key `writer`, did you mean `writers`?",
+        "t.yaml:5:33: missing required key `count`",
+        "t.yaml:5:33: missing required key `every`",
+        "t.yaml:5:41: `every` 0s is shorter than the minimum 1ms",
+        "t.yaml:5:52: `count` 0 is outside 1..=10000",
+        "t.yaml:5:52: `count` 10001 is outside 1..=10000",
+        "t.yaml:5:55: unknown key `size`, expected `every` or `count`",
+    ];
+    assert_eq!(rendered, expected);
+}

@@ -125,7 +125,10 @@ fn contract_example() {
                 rate: Rate { operations_count: 50, period_ns: SECOND_NS },
                 keys_count: 100,
                 nodes: NodeSelection::All,
-                value_bytes: 8,
+                value_bytes: ValueBytes { min: 8, max: 8 },
+                deletes_per_million: 0,
+                hot_keys: None,
+                burst: None,
             }),
         ],
         faults: vec![
@@ -260,7 +263,10 @@ chaos:
             rate: Rate { operations_count: 3, period_ns: MILLISECOND_NS },
             keys_count: 10,
             nodes: NodeSelection::Listed(vec![2, 0]),
-            value_bytes: 0,
+            value_bytes: ValueBytes { min: 0, max: 0 },
+            deletes_per_million: 0,
+            hot_keys: None,
+            burst: None,
         })]
     );
     let kinds: Vec<FaultKind> = scenario.faults.iter().map(|fault| fault.kind.clone()).collect();
@@ -351,4 +357,28 @@ fn contract_check_malformed_files() {
         let rendered = parse(file, text).map(|_| ()).map_err(|error| error.to_string());
         assert_eq!(rendered, Err(expected.to_owned()), "{file}");
     }
+}
+
+/// Goal: the keys that make a random workload bite parse into the model. Method: one item
+/// with every new key, and the plain number form of `value_bytes` beside a range.
+#[test]
+fn random_workload_that_bites() {
+    let scenario = valid(&format!(
+        "{BASE}workload:\n  - {{rate: 10/s, keys: 5, deletes: 0.2, hot_keys: {{keys: 2, share: 0.3, writers: 3}}, \
+         value_bytes: 0..65536, burst: {{every: 2s, count: 50}}}}\n  - {{rate: 1/s, keys: 1, value_bytes: 7}}\n"
+    ));
+    let [WorkloadItem::Random(bites), WorkloadItem::Random(plain)] = scenario.workload.as_slice() else {
+        panic!("two random items expected: {:?}", scenario.workload);
+    };
+    assert_eq!(bites.deletes_per_million, 200_000);
+    assert_eq!(bites.hot_keys, Some(HotKeys { keys_count: 2, share_per_million: 300_000, writers_count: 3 }));
+    assert_eq!(bites.value_bytes, ValueBytes { min: 0, max: 65_536 });
+    assert_eq!(bites.burst, Some(Burst { every_ns: 2 * SECOND_NS, operations_count: 50 }));
+    assert_eq!(plain.value_bytes, ValueBytes { min: 7, max: 7 });
+    assert_eq!((plain.deletes_per_million, plain.hot_keys, plain.burst), (0, None, None));
+    // `writers` defaults to 2.
+    let scenario =
+        valid(&format!("{BASE}workload:\n  - {{rate: 1/s, keys: 1, hot_keys: {{keys: 1, share: 1}}}}\n"));
+    let [WorkloadItem::Random(hot)] = scenario.workload.as_slice() else { panic!("one item expected") };
+    assert_eq!(hot.hot_keys.map(|hot| hot.writers_count), Some(2));
 }
