@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::entry::{NodeId, VersionVector, WalEntry};
+use crate::message;
 
 /// Entries that arrived ahead of a gap, waiting for their predecessors.
 pub const PENDING_ENTRIES_MAX: usize = 4096;
@@ -29,6 +30,9 @@ pub(crate) enum Offer {
 #[derive(Debug, Default)]
 pub(crate) struct Log {
     entries: BTreeMap<NodeId, Vec<WalEntry>>,
+    /// Per origin, the encoded bytes of its entries 1..=n at index n-1 (running totals), so
+    /// the bytes of any range cost two lookups.
+    ends: BTreeMap<NodeId, Vec<u64>>,
     held: VersionVector,
     durable: VersionVector,
     pending: BTreeMap<(NodeId, u64), WalEntry>,
@@ -85,6 +89,9 @@ impl Log {
         let list = self.entries.entry(origin).or_default();
         assert_eq!(list.len() as u64 + 1, sequence, "log must stay contiguous per origin");
         list.push(entry.clone());
+        let ends = self.ends.entry(origin).or_default();
+        let end = ends.last().copied().unwrap_or(0) + message::entry_encoded_len(&entry) as u64;
+        ends.push(end);
         self.held.set(origin, sequence);
         self.accepted.push(entry);
     }
@@ -106,6 +113,21 @@ impl Log {
         let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX).min(list.len());
         let end = usize::try_from(to).unwrap_or(usize::MAX).min(list.len());
         if start >= end { &[] } else { &list[start..end] }
+    }
+
+    /// Encoded bytes of `origin`'s entries in `after + 1..=through`, clamped to what is held.
+    pub(crate) fn bytes_between(&self, origin: NodeId, after: u64, through: u64) -> u64 {
+        let Some(ends) = self.ends.get(&origin) else { return 0 };
+        let end_at = |position: u64| {
+            let count = usize::try_from(position).unwrap_or(usize::MAX).min(ends.len());
+            count.checked_sub(1).map_or(0, |index| ends[index])
+        };
+        end_at(through).saturating_sub(end_at(after))
+    }
+
+    /// Encoded bytes of the entries above `lower` and up to `upper`, over every origin.
+    pub(crate) fn bytes_above(&self, lower: &VersionVector, upper: &VersionVector) -> u64 {
+        upper.iter().map(|(origin, through)| self.bytes_between(origin, lower.get(origin), through)).sum()
     }
 }
 
@@ -141,6 +163,25 @@ mod tests {
         assert_eq!(log.range(NodeId(1), 2, 10).len(), 2);
         assert_eq!(log.get(NodeId(1), 3).map(|entry| entry.sequence), Some(3));
         assert_eq!(log.get(NodeId(1), 0), None);
+    }
+
+    #[test]
+    fn bytes_of_ranges_are_the_encoded_sizes_clamped_to_what_is_held() {
+        let mut log = Log::default();
+        for sequence in 1..=3 {
+            log.offer(entry(1, sequence));
+        }
+        log.offer(entry(2, 1));
+        let size =
+            |origin, sequence| message::entry_encoded_len(log.get(NodeId(origin), sequence).unwrap()) as u64;
+        assert_eq!(log.bytes_between(NodeId(1), 0, 3), size(1, 1) + size(1, 2) + size(1, 3));
+        assert_eq!(log.bytes_between(NodeId(1), 1, 2), size(1, 2));
+        assert_eq!(log.bytes_between(NodeId(1), 2, 99), size(1, 3));
+        assert_eq!(log.bytes_between(NodeId(1), 3, 1), 0);
+        assert_eq!(log.bytes_between(NodeId(9), 0, 5), 0);
+        let lower: VersionVector = [(NodeId(1), 2)].into_iter().collect();
+        let upper: VersionVector = [(NodeId(1), 3), (NodeId(2), 1)].into_iter().collect();
+        assert_eq!(log.bytes_above(&lower, &upper), size(1, 3) + size(2, 1));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! (WalAck), and unacknowledged pushes are resent with exponential backoff. Nodes relay
 //! entries of every origin, so the cluster converges through any connected topology.
 
+mod congestion;
 mod event;
 mod log;
 mod peer;
@@ -30,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 use rand_core::RngCore;
 use thiserror::Error;
 
+pub use congestion::{PEER_INFLIGHT_BYTES_MAX, WINDOW_BYTES_INITIAL, WINDOW_BYTES_MIN};
 pub use event::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage,
     conflict_outcome,
@@ -484,6 +486,8 @@ impl Node {
                 peer.retransmit_at_ns = None;
                 if peer.inflight_count() > 0 {
                     self.stats.retransmits += 1;
+                    let inflight_bytes = self.log.bytes_above(&peer.floor, &peer.sent);
+                    peer.window.on_timeout(inflight_bytes);
                     peer.rewind();
                     peer.backoff_ns = (peer.backoff_ns * 2).min(self.config.retransmit_ns_max);
                 }
@@ -761,8 +765,14 @@ impl Node {
             Message::WalPush { entries } => self.handle_push(link, msg_id, entries),
             Message::WalAck { positions } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
+                let inflight_before = self.log.bytes_above(&peer.floor, &peer.sent);
                 if peer.acknowledge(&positions) {
-                    peer.backoff_ns = self.config.retransmit_ns_initial;
+                    let inflight_after = self.log.bytes_above(&peer.floor, &peer.sent);
+                    peer.window.on_acknowledged(inflight_before.saturating_sub(inflight_after));
+                    peer.window.on_ack(&peer.acked, now_ns);
+                    peer.backoff_ns = peer
+                        .window
+                        .timeout_ns(self.config.retransmit_ns_initial, self.config.retransmit_ns_max);
                     peer.retransmit_at_ns = None;
                 }
                 self.pump(now_ns, link);
@@ -773,6 +783,18 @@ impl Node {
                 // was lost or is waiting in its gap buffer. Held is not durable, so the pull
                 // moves the floor, never the acknowledged positions.
                 peer.pulled(vector);
+                // The neighbour still lacks what is in flight, and nothing moved for longer
+                // than a retransmission timeout: after a partition the timer may have backed
+                // off to seconds, so the pull stands in for it (with a gentler window cut).
+                let stalled_ns = now_ns.saturating_sub(peer.retransmit_armed_ns);
+                let timeout_ns =
+                    peer.window.timeout_ns(self.config.retransmit_ns_initial, self.config.retransmit_ns_max);
+                if peer.inflight_count() > 0 && peer.retransmit_at_ns.is_some() && stalled_ns >= timeout_ns {
+                    self.stats.retransmits += 1;
+                    peer.window.on_loss(self.log.bytes_above(&peer.floor, &peer.sent));
+                    peer.rewind();
+                    peer.retransmit_at_ns = None;
+                }
                 self.pump(now_ns, link);
             }
             Message::Close { code, reason } => {
@@ -834,6 +856,11 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         let Some(peer_id) = peer.node_id else { return };
         let mut budget = PEER_INFLIGHT_ENTRIES_MAX.saturating_sub(peer.inflight_count());
+        // Bytes the congestion window allows; when nothing is in flight one entry goes
+        // whatever its size, so an entry larger than the window is never stuck.
+        let inflight_bytes = self.log.bytes_above(&peer.floor, &peer.sent);
+        let mut bytes_budget = peer.window.bytes().saturating_sub(inflight_bytes);
+        let mut first_free = inflight_bytes == 0;
         let mut batches: Vec<Vec<WalEntry>> = Vec::new();
         let mut batch: Vec<WalEntry> = Vec::new();
         let mut batch_bytes = 0usize;
@@ -842,8 +869,8 @@ impl Node {
         let mut sent_updates = Vec::new();
         {
             let mut sent_positions = peer.sent.iter().peekable();
-            for (origin, durable) in self.log.durable().iter() {
-                if budget == 0 {
+            'origins: for (origin, durable) in self.log.durable().iter() {
+                if budget == 0 || (bytes_budget == 0 && !first_free) {
                     break;
                 }
                 while sent_positions.peek().is_some_and(|(sent_origin, _)| *sent_origin < origin) {
@@ -858,26 +885,40 @@ impl Node {
                 }
                 let from = sent + 1;
                 let to = durable.min(from + budget - 1);
+                let mut last = sent;
                 for entry in self.log.range(origin, from, to) {
                     let entry_bytes = message::entry_encoded_len(entry);
+                    if entry_bytes as u64 > bytes_budget && !first_free {
+                        if last > sent {
+                            sent_updates.push((origin, last));
+                        }
+                        break 'origins;
+                    }
+                    first_free = false;
+                    bytes_budget = bytes_budget.saturating_sub(entry_bytes as u64);
                     if batch_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 16 && !batch.is_empty() {
                         batches.push(std::mem::take(&mut batch));
                         batch_bytes = 0;
                     }
                     batch_bytes += entry_bytes;
                     batch.push(entry.clone());
+                    last = entry.sequence;
                 }
-                budget -= to - from + 1;
-                sent_updates.push((origin, to));
+                budget -= last - sent;
+                sent_updates.push((origin, last));
             }
         }
         let advanced: VersionVector = sent_updates.into_iter().collect();
         peer.sent.merge_max(&advanced);
+        if !batch.is_empty() || !batches.is_empty() {
+            peer.window.on_push(&peer.sent, now_ns);
+        }
         if !batch.is_empty() {
             batches.push(batch);
         }
         if peer.inflight_count() > 0 && peer.retransmit_at_ns.is_none() {
             peer.retransmit_at_ns = Some(now_ns.saturating_add(peer.backoff_ns));
+            peer.retransmit_armed_ns = now_ns;
         }
         for entries in batches {
             self.stats.pushes_sent += 1;

@@ -11,6 +11,7 @@
 use rand_core::RngCore;
 
 use super::NodeConfig;
+use super::congestion::Window;
 use crate::entry::{NodeId, VersionVector};
 use crate::frame::FrameDecoder;
 use crate::session::{Connection, Role};
@@ -38,7 +39,12 @@ pub(crate) struct Peer {
     pub(crate) floor: VersionVector,
     pub(crate) sent: VersionVector,
     pub(crate) retransmit_at_ns: Option<u64>,
+    /// When the retransmission timer was last started: the last progress or push of the
+    /// entries in flight.
+    pub(crate) retransmit_armed_ns: u64,
     pub(crate) backoff_ns: u64,
+    /// How much may be in flight, and the measured round trip that sets `backoff_ns`.
+    pub(crate) window: Window,
     /// We accepted entries from this peer and owe it a WalAck once the sync with this id
     /// (or a later one) completes; the msg_id of its latest push, echoed by the ack.
     pub(crate) ack_due: Option<(u64, u32)>,
@@ -64,7 +70,9 @@ impl Peer {
             floor: VersionVector::new(),
             sent: VersionVector::new(),
             retransmit_at_ns: None,
+            retransmit_armed_ns: 0,
             backoff_ns: config.retransmit_ns_initial,
+            window: Window::default(),
             ack_due: None,
             next_pull_ns: None,
             ping: None,
@@ -109,21 +117,52 @@ impl Peer {
 
     /// An OutboxPull: the peer holds `vector` now (its previous pull no longer counts), and
     /// pushing resumes from there.
+    ///
+    /// What is in flight beyond the pull stays in flight: it may still be on its way (on a
+    /// slow link, behind a queue), and if it was lost the retransmission timer pushes it
+    /// again. Pushing it again at every pull would refill the very queue that delays it.
+    /// Only an origin whose position fell below the previous floor (the peer lost entries
+    /// it held) is pushed again from the new floor at once.
     pub(crate) fn pulled(&mut self, mut vector: VersionVector) {
         vector.merge_max(&self.acked);
+        let mut sent = VersionVector::new();
+        let mut rewound = false;
+        for (origin, position) in vector.iter() {
+            if position < self.floor.get(origin) {
+                rewound = true;
+                sent.set(origin, position);
+            } else {
+                sent.set(origin, position.max(self.sent.get(origin)));
+            }
+        }
+        for (origin, position) in self.sent.iter() {
+            // Origins the pull does not name: the peer holds none of them.
+            if vector.get(origin) == 0 {
+                if self.floor.get(origin) > 0 {
+                    rewound = true;
+                } else {
+                    sent.set(origin, position);
+                }
+            }
+        }
+        if rewound {
+            self.window.on_rewind();
+        }
         self.floor = vector;
-        self.sent = self.floor.clone();
+        self.sent = sent;
     }
 
     /// Go-back-N: forget what is in flight so it is pushed again.
     pub(crate) fn rewind(&mut self) {
         self.sent = self.floor.clone();
+        self.window.on_rewind();
     }
 
     /// A new session with the same peer: only its durable positions are still known.
     pub(crate) fn reset_to_acked(&mut self) {
         self.floor = self.acked.clone();
         self.sent = self.acked.clone();
+        self.window.on_rewind();
     }
 
     /// The earliest deadline of this peer's own timers (not the connection's).
