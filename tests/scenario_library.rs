@@ -22,7 +22,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -194,6 +194,10 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
         }
     }
 
+    // With FERRY_LIBRARY_FAIL_FAST set, the first failure stops the workers: a mutation
+    // run (README, "How many bugs the simulator finds") needs a verdict, not a list.
+    let fail_fast = std::env::var_os("FERRY_LIBRARY_FAIL_FAST").is_some();
+    let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let failures: Mutex<Vec<(usize, u64, String)>> = Mutex::new(Vec::new());
     let coverage: Mutex<Vec<Coverage>> = Mutex::new((0..files.len()).map(|_| Coverage::default()).collect());
@@ -201,6 +205,9 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
         for _ in 0..WORKERS_COUNT {
             scope.spawn(|| {
                 while let Some(&(index, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let scenario = &scenarios[index].1;
                     let result =
                         catch_unwind(AssertUnwindSafe(|| ferry::run::run(scenario, seed, Trace::default())))
@@ -215,6 +222,7 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
                         coverage.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index].add(report);
                     }
                     if let Some(failure) = describe_failure(&result) {
+                        stop.store(fail_fast, Ordering::Relaxed);
                         failures
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
