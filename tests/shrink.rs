@@ -113,7 +113,7 @@ fn exported_chaos_replays_to_the_same_trace_hash() {
 fn shrink_with(file: &str, seed: u64, jobs: usize) -> Outcome {
     let cancel = AtomicBool::new(false);
     let header = |signature: &Signature| vec![format!("from {file} with seed {seed}: {signature}")];
-    shrink::shrink(&load(file), seed, &header, Options { jobs, cancel: &cancel }, &|_| {})
+    shrink::shrink(&load(file), seed, &header, Options { jobs, cancel: &cancel, interrupt: &cancel }, &|_| {})
         .unwrap_or_else(|_| panic!("{file} fails with seed {seed}"))
 }
 
@@ -185,7 +185,7 @@ fn a_passing_seed_is_refused() {
         &load("tests/scenarios/crash-pair.yaml"),
         1,
         &|_| Vec::new(),
-        Options { jobs: 1, cancel: &cancel },
+        Options { jobs: 1, cancel: &cancel, interrupt: &cancel },
         &|_| {},
     );
     assert!(matches!(refused, Err(shrink::Refusal::Passes(_))));

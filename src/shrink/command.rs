@@ -83,6 +83,7 @@ pub fn shrink_command(file: &Path, flags: &Flags<'_>) -> Result<i32, Error> {
     let out = flags.out.map_or_else(|| default_out(file), Path::to_path_buf);
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
+    let interrupt = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let progress = progress_bar();
     sweep::catch_interrupt();
@@ -90,7 +91,11 @@ pub fn shrink_command(file: &Path, flags: &Flags<'_>) -> Result<i32, Error> {
         // The watcher turns Ctrl-C and the end of the budget into `cancel`.
         scope.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                if sweep::interrupted() || started.elapsed() >= budget {
+                if sweep::interrupted() {
+                    interrupt.store(true, Ordering::Relaxed);
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                if started.elapsed() >= budget {
                     cancel.store(true, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -106,8 +111,8 @@ pub fn shrink_command(file: &Path, flags: &Flags<'_>) -> Result<i32, Error> {
             ));
         };
         let header = |signature: &Signature| header(file, flags.seed, signature);
-        let result =
-            super::shrink(&scenario, flags.seed, &header, Options { jobs, cancel: &cancel }, &on_progress);
+        let options = Options { jobs, cancel: &cancel, interrupt: &interrupt };
+        let result = super::shrink(&scenario, flags.seed, &header, options, &on_progress);
         done.store(true, Ordering::Relaxed);
         result
     });

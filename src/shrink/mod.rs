@@ -37,8 +37,10 @@ pub use signature::Signature;
 pub struct Options<'a> {
     /// Candidates run in parallel (at least 1); the result does not depend on it.
     pub jobs: usize,
-    /// Set from outside (budget, Ctrl-C) to stop; the best so far is returned.
+    /// Set from outside (budget, Ctrl-C) to stop the search; the best so far is returned.
     pub cancel: &'a AtomicBool,
+    /// Set from outside (Ctrl-C) to stop even the run that confirms the failure.
+    pub interrupt: &'a AtomicBool,
 }
 
 /// Where the search stands, for a progress line.
@@ -97,7 +99,8 @@ pub fn shrink(
     options: Options<'_>,
     progress: &dyn Fn(&Progress<'_>),
 ) -> Result<Outcome, Refusal> {
-    let run_options = run::Options { cancel: Some(options.cancel), ..run::Options::default() };
+    // The budget does not cut the confirming run short: without it there is nothing to keep.
+    let run_options = run::Options { cancel: Some(options.interrupt), ..run::Options::default() };
     let before = run::run_with(input, seed, Trace::default(), run_options);
     if before.interrupted {
         return Err(Refusal::Interrupted);
