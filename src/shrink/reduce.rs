@@ -32,8 +32,8 @@ pub const EXPLICIT_OPERATIONS_MAX: usize = 32;
 /// The passes, in the order they run; the shrinker repeats the list until none succeeds.
 pub const PASSES: &[Pass] = &[
     Pass { name: "drop faults", candidates: drop_faults },
-    Pass { name: "drop workload items", candidates: drop_workload },
     Pass { name: "drop nodes", candidates: drop_nodes },
+    Pass { name: "drop workload items", candidates: drop_workload },
     Pass { name: "plain faults", candidates: undraw },
     Pass { name: "shorten", candidates: shorten },
     Pass { name: "weaken faults", candidates: weaken_faults },
@@ -124,14 +124,27 @@ fn keep<T: Clone>(items: &[T], removed: &[bool]) -> Vec<T> {
     items.iter().zip(removed).filter(|(_, removed)| !**removed).map(|(item, _)| item.clone()).collect()
 }
 
-/// Fewer nodes: chunks of the node list, last nodes first within a size (so the survivors
-/// keep the first names), never all of them.
+/// Fewer nodes: first only the first k nodes for growing k (1, 2, 3, 4, 6, 9, 13, ...: a
+/// big cluster gets small in one step, and the small candidates run fastest), then chunks
+/// of the node list, later nodes first within a size (so the survivors keep the first
+/// names), never all of them.
 fn drop_nodes(scenario: &Scenario, _: &Context) -> Vec<Scenario> {
     let count = scenario.nodes.len();
-    let mut removals: Vec<Vec<usize>> =
+    let mut removals: Vec<Vec<usize>> = Vec::new();
+    let mut kept = 1;
+    while kept < count / 2 {
+        removals.push((kept..count).collect());
+        kept = if kept < 4 { kept + 1 } else { kept + kept / 2 };
+    }
+    let mut chunked: Vec<Vec<usize>> =
         chunks(count).into_iter().filter(|chunk| chunk.len() < count).collect();
     // Within a size, try the later nodes first.
-    removals.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| b[0].cmp(&a[0])));
+    chunked.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| b[0].cmp(&a[0])));
+    for chunk in chunked {
+        if !removals.contains(&chunk) {
+            removals.push(chunk);
+        }
+    }
     removals
         .into_iter()
         .filter_map(|chunk| {

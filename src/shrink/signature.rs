@@ -5,8 +5,13 @@ use crate::run::Report;
 
 /// Which failed check a shrink keeps when several fail: the first in this list (a check
 /// not listed comes after them).
+///
+/// Safety checks come first: they fail on their own. `converged` comes before `no_data_loss`
+/// because nodes that have not converged usually also lack writes they have not received
+/// yet: the lost writes are then a symptom. A lost write in a cluster that converged fails
+/// `no_data_loss` alone.
 pub const PRIORITY: &[&str] =
-    &["invariants", "no_data_loss", "causality", "sessions", "routing", "converged"];
+    &["invariants", "causality", "sessions", "routing", "converged", "no_data_loss"];
 
 /// The failure a shrink keeps: a check name and, for the checks that have kinds, a kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +24,7 @@ pub struct Signature {
 
 impl Signature {
     /// The failure of `report` to keep, with that check's first kind: the first failed
-    /// check in [`PRIORITY`] order, so that a lost write or a broken invariant is kept rather
-    /// than the failure to converge it often causes. `trace_hash` (which any change fails)
+    /// check in [`PRIORITY`] order. `trace_hash` (which any change fails)
     /// is never kept. `None` when nothing else failed.
     #[must_use]
     pub fn of(report: &Report) -> Option<Signature> {
