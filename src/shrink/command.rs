@@ -242,10 +242,11 @@ fn report(
         String::new()
     };
     text.push_str(&format!(
-        "{} candidates tried, {} accepted, in {:.1}s with {jobs} jobs{stop}\n",
+        "{} candidates tried, {} accepted, in {:.1}s with {}{stop}\n",
         outcome.tried,
         outcome.accepted,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        if jobs == 1 { "1 job".to_owned() } else { format!("{jobs} jobs") }
     ));
     if !still_fails {
         text.push_str(
