@@ -138,7 +138,12 @@ fn nodes(names: &[String]) -> String {
     if counted {
         return names.len().to_string();
     }
-    format!("[{}]", names.join(", "))
+    let flow = format!("[{}]", names.join(", "));
+    if flow.len() <= FLOW_CHARS_MAX {
+        return flow;
+    }
+    // A long list in block style, which the reader does not bound like a flow list.
+    names.iter().map(|name| format!("\n  - {name}")).collect()
 }
 
 fn selection(selection: &NodeSelection, names: &[String]) -> String {
