@@ -146,6 +146,16 @@ fn assert_shrinks(file: &str, seed: u64, check: &str, kind: Option<&str>, max_fa
     assert!(shrunk.nodes.len() < original.nodes.len(), "{file}");
     assert!(outcome.text.lines().count() < 25, "{file}: a file read at a glance\n{}", outcome.text);
     assert_eq!(shrunk.seed, Some(seed), "{file}: the file carries its seed");
+    // The nodes get at least the time to converge they had (a shrink cannot fake a
+    // `not-converged` by cutting the run short), and `expect` is as it was.
+    let window = |scenario: &Scenario| {
+        let (heal_ns, _) = scenario.liveness_start();
+        scenario.expect.within_ns.min(scenario.duration_ns.saturating_sub(heal_ns))
+    };
+    assert!(window(&shrunk) >= window(&original), "{file}:\n{}", outcome.text);
+    assert_eq!(shrunk.expect.within_ns, original.expect.within_ns, "{file}");
+    assert_eq!(shrunk.expect.converged, original.expect.converged, "{file}");
+    assert_eq!(shrunk.expect.no_data_loss, original.expect.no_data_loss, "{file}");
     // It fails the same way, and deterministically.
     let first = run::run(&shrunk, seed, Trace::default());
     let second = run::run(&shrunk, seed, Trace::default());
