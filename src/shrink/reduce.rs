@@ -380,6 +380,24 @@ fn shorten(scenario: &Scenario, context: &Context) -> Vec<Scenario> {
     for (index, item) in scenario.workload.iter().enumerate() {
         let WorkloadItem::Random(puts) = item else { continue };
         let length_ns = puts.until_ns - puts.from_ns;
+        // Only the last (or first) 1ms, 10ms, ... of the window: the writes that matter
+        // are often the last ones.
+        for window_ns in [1_000_000, 10_000_000, 100_000_000, 1_000_000_000, 10_000_000_000] {
+            if window_ns * 2 > length_ns {
+                break;
+            }
+            for tail in [true, false] {
+                let mut candidate = scenario.clone();
+                if let WorkloadItem::Random(puts) = &mut candidate.workload[index] {
+                    if tail {
+                        puts.from_ns = puts.until_ns - window_ns;
+                    } else {
+                        puts.until_ns = puts.from_ns + window_ns;
+                    }
+                }
+                candidates.push(candidate);
+            }
+        }
         let shorter_ns = ceil_ms(length_ns / 2).max(1_000_000);
         if shorter_ns < length_ns {
             // The first half, then the second.
