@@ -229,3 +229,82 @@ pub fn draw(chaos: &Chaos, nodes_count: u32, seed: u64) -> Vec<Drawn> {
     schedule.sort_by_key(|drawn| drawn.at_ns);
     schedule
 }
+
+/// The scenario with the schedule `seed` draws written out as explicit faults marked
+/// `drawn`, and a `chaos` section reduced to its `until` (which draws nothing but still
+/// starts the liveness phase where it did), so that it replays to the same trace hash as
+/// `scenario` with `seed` (`ferry run --export-faults`). Without `chaos`, a copy.
+#[must_use]
+pub fn export(scenario: &crate::scenario::Scenario, seed: u64) -> crate::scenario::Scenario {
+    let mut exported = scenario.clone();
+    let Some(chaos) = &scenario.chaos else { return exported };
+    let nodes_count = scenario.nodes.len();
+    for drawn in draw(chaos, nodes_count as u32, seed) {
+        exported.faults.push(crate::scenario::Fault {
+            at_ns: drawn.at_ns,
+            until_ns: drawn.until_ns,
+            kind: fault_kind(&drawn.fault, nodes_count),
+            drawn: true,
+            span: crate::scenario::Span::START,
+        });
+    }
+    // Stable: the scripted faults of an instant stay before the drawn ones, in order.
+    exported.faults.sort_by_key(|fault| fault.at_ns);
+    exported.chaos = Some(Chaos {
+        until_ns: chaos.until_ns,
+        crash: None,
+        partition: None,
+        cut: None,
+        clock_jump: None,
+        corrupt: None,
+        replay: None,
+        clog: None,
+        pause: None,
+        disk_fault: None,
+        swarm: false,
+    });
+    exported
+}
+
+/// A drawn fault as the scenario writes it.
+fn fault_kind(fault: &Fault, nodes_count: usize) -> crate::scenario::FaultKind {
+    use crate::scenario::FaultKind;
+    let node = |index: &u32| *index as usize;
+    match fault {
+        Fault::Crash { node: index } => FaultKind::Crash { node: node(index) },
+        Fault::Partition { groups } => {
+            let mut listed = vec![false; nodes_count];
+            let mut written: Vec<Vec<usize>> = Vec::new();
+            for group in groups {
+                let group: Vec<usize> = group.iter().map(node).filter(|index| *index < nodes_count).collect();
+                group.iter().for_each(|index| listed[*index] = true);
+                written.push(group);
+            }
+            let rest: Vec<usize> = (0..nodes_count).filter(|index| !listed[*index]).collect();
+            if !rest.is_empty() {
+                written.push(rest);
+            }
+            FaultKind::Partition { groups: written }
+        }
+        Fault::Cut { from, to } => FaultKind::Cut { from: node(from), to: node(to) },
+        Fault::ClockJump { node: index, by_ns } => FaultKind::ClockJump { node: node(index), by_ns: *by_ns },
+        Fault::Corrupt { first, second, probability } => {
+            FaultKind::Corrupt { between: [node(first), node(second)], probability: *probability }
+        }
+        Fault::Replay { first, second, count } => {
+            FaultKind::Replay { between: [node(first), node(second)], count: *count }
+        }
+        Fault::Clog { from, to, both } => FaultKind::Clog { from: node(from), to: node(to), both: *both },
+        Fault::Pause { node: index } => FaultKind::Pause { node: node(index) },
+        Fault::Disk { node: index, kind } => FaultKind::DiskFault {
+            node: node(index),
+            kind: match kind {
+                DiskFaultKind::FsyncFail => crate::scenario::DiskFaultKind::FsyncFail,
+                DiskFaultKind::Full => crate::scenario::DiskFaultKind::Full,
+                DiskFaultKind::Misdirected => crate::scenario::DiskFaultKind::Misdirected,
+            },
+        },
+        // Chaos draws none of the others; a heal of everything is the harmless answer.
+        _ => FaultKind::Heal { nodes: crate::scenario::NodeSelection::All },
+    }
+}

@@ -67,13 +67,17 @@ enum Command {
         /// accepting a change of behaviour.
         #[arg(long)]
         bless: bool,
+        /// Write the scenario with the chaos schedule this seed draws as explicit faults
+        /// (marked `drawn: true`); it replays to the same trace hash.
+        #[arg(long, value_name = "PATH")]
+        export_faults: Option<PathBuf>,
     },
     /// Run a range of seeds of one or more scenarios, in parallel.
     Sweep {
         /// Scenario files (YAML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Seeds `A..B` (B exclusive).
+        /// Seeds `A..B` (B exclusive); with `--until-fail` also `A..` (no end).
         #[arg(long, value_name = "A..B")]
         seeds: String,
         /// Simulations in parallel (default: all cores). Each simulation is single-threaded.
@@ -96,6 +100,34 @@ enum Command {
         /// Write a JUnit XML report: one test case per file and seed range.
         #[arg(long, value_name = "PATH")]
         junit: Option<PathBuf>,
+        /// Keep drawing seeds, in order, until the first one fails (or the seeds or the
+        /// budget run out); seeds may be open-ended, `A..`.
+        #[arg(long)]
+        until_fail: bool,
+        /// Stop the sweep after this much wall time (`30s`, `10m`); what ran is reported.
+        #[arg(long, value_name = "DURATION")]
+        budget: Option<String>,
+        /// Hand the first failing seed to `ferry shrink` (its output comes before the
+        /// summary lines).
+        #[arg(long)]
+        shrink: bool,
+    },
+    /// Shrink a failing seed to the smallest scenario file that still fails the same check.
+    Shrink {
+        /// Scenario file (YAML).
+        file: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the shrunk scenario (default: next to FILE, `NAME.shrunk.yaml`).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Wall time to search for (`30s`, `5m`; default 5m); then the best so far is written.
+        #[arg(long, value_name = "DURATION")]
+        budget: Option<String>,
+        /// Candidates run in parallel (default: all cores); the result does not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Validate scenario files without running them.
     Check {
@@ -172,8 +204,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             trace_format,
             trace_values,
             dump_state,
+            export_faults,
         } => {
             let flags = RunFlags {
+                export_faults: export_faults.as_deref(),
                 json,
                 check_determinism,
                 bless,
@@ -183,7 +217,19 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
             run_command(&file, seed, trace.as_deref(), &flags)
         }
-        Command::Sweep { files, seeds, jobs, shard, json, trace_dir, fail_fast, junit } => {
+        Command::Sweep {
+            files,
+            seeds,
+            jobs,
+            shard,
+            json,
+            trace_dir,
+            fail_fast,
+            junit,
+            until_fail,
+            budget,
+            shrink,
+        } => {
             let options = crate::sweep::Options {
                 jobs,
                 shard: shard.as_deref(),
@@ -191,8 +237,16 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
                 trace_dir: trace_dir.as_deref(),
                 fail_fast,
                 junit: junit.as_deref(),
+                until_fail,
+                budget: budget.as_deref(),
+                shrink,
             };
             crate::sweep::sweep(&files, &seeds, &options)
+        }
+        Command::Shrink { file, seed, out, budget, jobs } => {
+            let flags =
+                crate::shrink::command::Flags { seed, out: out.as_deref(), budget: budget.as_deref(), jobs };
+            crate::shrink::command::shrink_command(&file, &flags)
         }
         Command::Check { files } => check_command(&files),
         Command::Node(arguments) => crate::node::run_node(arguments).map_err(Error::from),
@@ -240,10 +294,11 @@ struct RunFlags<'a> {
     trace_format: TraceFormat,
     trace_values: bool,
     dump_state: Option<&'a Path>,
+    export_faults: Option<&'a Path>,
 }
 
 /// Subcommand names, for "did you mean" when clap's own guess finds nothing (`rn`).
-const SUBCOMMANDS: &[&str] = &["run", "sweep", "check", "node", "registry"];
+const SUBCOMMANDS: &[&str] = &["run", "sweep", "shrink", "check", "node", "registry"];
 
 /// A clap error that deserves a pointed hint: `ferry run FILE --seeds 0..3` means
 /// `ferry sweep`, and `ferry rn` means `ferry run`.
@@ -310,6 +365,9 @@ fn run_command(
             )));
         }
     }
+    if let Some(path) = flags.export_faults {
+        export_faults(file, &scenario, seed, path)?;
+    }
     let trace = match trace_path {
         Some(path) => trace_sink(path, flags.trace_format)?,
         None => Trace::default(),
@@ -351,6 +409,27 @@ fn run_command(
     };
     written.and_then(|()| out.flush()).map_err(|error| Error::Io { path: "stdout".to_owned(), error })?;
     Ok(if report.passed() { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Writes the scenario with the chaos schedule of `seed` as explicit faults to `path`.
+fn export_faults(file: &Path, scenario: &Scenario, seed: u64, path: &Path) -> Result<(), Error> {
+    let mut exported = crate::chaos::export(scenario, seed);
+    // The file's hash was for its own seed; the export runs `seed` by default.
+    if seed != scenario.seed.unwrap_or(0) {
+        exported.expect.trace_hash = None;
+    }
+    exported.seed = Some(seed);
+    let header = [
+        format!(
+            "Exported by ferry run --export-faults (ferry {}) from {} with seed {seed}:",
+            env!("CARGO_PKG_VERSION"),
+            crate::text::escape(&file.display().to_string())
+        ),
+        "the chaos schedule that seed draws, as explicit faults; it replays to the same trace hash."
+            .to_owned(),
+    ];
+    let text = scenario::to_yaml(&exported, &header);
+    std::fs::write(path, text).map_err(|error| Error::Io { path: path.display().to_string(), error })
 }
 
 /// Writes `hash` into `file`'s `expect.trace_hash`; returns what changed, for the report.
@@ -491,6 +570,33 @@ fn write_text_report(
     writeln!(out, "outcome: {}", outcome(report))?;
     writeln!(out, "seed: {}", report.seed)?;
     writeln!(out, "trace-hash: {}", report.trace_hash)
+}
+
+/// Parses `A..B` (B exclusive), or `A..` (to the last seed) when `open` allows it.
+pub(crate) fn parse_seeds_open(text: &str, open: bool) -> Result<(u64, u64), Error> {
+    if let Some(start) = text.strip_suffix("..")
+        && !start.contains("..")
+    {
+        if !open {
+            return Err(Error::Usage(format!(
+                "--seeds {}: an open range needs --until-fail; write A..B",
+                crate::text::shell_word(text)
+            )));
+        }
+        let start: u64 = start.trim().parse().map_err(|_| {
+            Error::Usage(format!("--seeds {}: expected A.. or A..B, e.g. 0..", crate::text::shell_word(text)))
+        })?;
+        return Ok((start, u64::MAX));
+    }
+    if open {
+        // A bounded range may be as long as one likes: the sweep stops at the first failure.
+        let usage = || Error::Usage(format!("--seeds {text:?}: expected A..B with A < B, or A.."));
+        let (start, end) = text.split_once("..").ok_or_else(usage)?;
+        let start: u64 = start.trim().parse().map_err(|_| usage())?;
+        let end: u64 = end.trim().parse().map_err(|_| usage())?;
+        return if start < end { Ok((start, end)) } else { Err(usage()) };
+    }
+    parse_seeds(text)
 }
 
 /// Parses `A..B` (B exclusive).

@@ -11,5 +11,6 @@ pub mod inspect;
 pub mod node;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod sweep;
 pub mod text;

@@ -70,6 +70,10 @@ pub struct Report {
     pub interrupted: bool,
     /// Last-writer-wins conflicts resolved, summed over the nodes that resolved them.
     pub lww_conflicts: u64,
+    /// Stable kinds of the failed checks that have them, as `(check, kind)` pairs in report
+    /// order: `converged` is `not-converged` or `converged-unexpectedly`; `no_data_loss` has
+    /// one pair per kind of loss found ([`ferry_simulator::ferry::LossKind::name`]).
+    pub failure_kinds: Vec<(&'static str, &'static str)>,
     /// Each node's final state ([`crate::inspect::dump_state`]), when asked for.
     pub state: Option<serde_json::Value>,
     /// Writes acknowledged during the run.
@@ -127,6 +131,18 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
     config.clock_skew_ns = scenario.clock.skew_ns;
     config.clock_drift_ppm = scenario.clock.drift_ppm;
     config
+}
+
+/// A fault marked `drawn` as the chaos schedule would have drawn it: a partition is its
+/// first group against the rest, as [`chaos::draw`] makes it.
+fn drawn_fault(item: &scenario::Fault, nodes_count: usize) -> chaos::Drawn {
+    let mut converted = fault(&item.kind, nodes_count);
+    if let Fault::Partition { groups } = &mut converted
+        && groups.len() >= 2
+    {
+        groups.pop();
+    }
+    chaos::Drawn { at_ns: item.at_ns, until_ns: item.until_ns, fault: converted }
 }
 
 /// Converts a scripted fault to the simulator's.
@@ -235,6 +251,47 @@ fn random_command(rng: &mut impl RngCore, puts: &RandomPuts, key: String) -> Com
     Command::Put { key: key.into(), value: value.into() }
 }
 
+/// The operations a random workload item (at `item_index` in the file) draws for `seed`,
+/// as `(time, node, command)` in the order they are scheduled: the steady ones, then the
+/// bursts.
+#[must_use]
+pub fn random_operations(
+    puts: &RandomPuts,
+    nodes_count: usize,
+    seed: u64,
+    item_index: usize,
+) -> Vec<(u64, u32, Command)> {
+    let mut operations = Vec::new();
+    let mut rng = random::stream(seed, Stream::WorkloadItem(item_index as u32));
+    let writers = puts.nodes.indices(nodes_count);
+    let interval_ns = puts.rate.interval_ns_mean().max(1);
+    // Uniform gaps in [0, 2 * mean] keep the mean rate without transcendental
+    // functions, whose last bits may differ between platforms.
+    let mut at_ns = puts.from_ns + random::uniform(&mut rng, 0, interval_ns);
+    while at_ns < puts.until_ns && !writers.is_empty() {
+        for (node, command) in random_operation(&mut rng, puts, &writers) {
+            operations.push((at_ns, node, command));
+        }
+        at_ns += random::uniform(&mut rng, 0, 2 * interval_ns);
+    }
+    // Bursts draw after the steady operations, so adding one leaves those as
+    // they were.
+    if let Some(burst) = &puts.burst
+        && !writers.is_empty()
+    {
+        let mut at_ns = puts.from_ns.saturating_add(burst.every_ns);
+        while at_ns < puts.until_ns {
+            for _ in 0..burst.operations_count {
+                for (node, command) in random_operation(&mut rng, puts, &writers) {
+                    operations.push((at_ns, node, command));
+                }
+            }
+            at_ns = at_ns.saturating_add(burst.every_ns);
+        }
+    }
+    operations
+}
+
 /// Schedules the workload; returns the time of the last command (write or ping).
 fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario, seed: u64) -> u64 {
     let mut last_write_ns = 0;
@@ -258,34 +315,10 @@ fn schedule_workload(simulation: &mut Simulation<FerryNode>, scenario: &Scenario
                 last_write_ns = last_write_ns.max(*at_ns);
             }
             WorkloadItem::Random(puts) => {
-                let mut rng = random::stream(seed, Stream::WorkloadItem(item_index as u32));
-                let writers = puts.nodes.indices(scenario.nodes.len());
-                let interval_ns = puts.rate.interval_ns_mean().max(1);
-                // Uniform gaps in [0, 2 * mean] keep the mean rate without transcendental
-                // functions, whose last bits may differ between platforms.
-                let mut at_ns = puts.from_ns + random::uniform(&mut rng, 0, interval_ns);
-                while at_ns < puts.until_ns && !writers.is_empty() {
-                    for (node, command) in random_operation(&mut rng, puts, &writers) {
-                        simulation.schedule_command(at_ns, node, command);
-                    }
-                    last_write_ns = last_write_ns.max(at_ns);
-                    at_ns += random::uniform(&mut rng, 0, 2 * interval_ns);
-                }
-                // Bursts draw after the steady operations, so adding one leaves those as
-                // they were.
-                if let Some(burst) = &puts.burst
-                    && !writers.is_empty()
+                for (at_ns, node, command) in random_operations(puts, scenario.nodes.len(), seed, item_index)
                 {
-                    let mut at_ns = puts.from_ns.saturating_add(burst.every_ns);
-                    while at_ns < puts.until_ns {
-                        for _ in 0..burst.operations_count {
-                            for (node, command) in random_operation(&mut rng, puts, &writers) {
-                                simulation.schedule_command(at_ns, node, command);
-                            }
-                        }
-                        last_write_ns = last_write_ns.max(at_ns);
-                        at_ns = at_ns.saturating_add(burst.every_ns);
-                    }
+                    simulation.schedule_command(at_ns, node, command);
+                    last_write_ns = last_write_ns.max(at_ns);
                 }
             }
         }
@@ -345,17 +378,23 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let mut checker = FerryChecker::default();
     ferry_config.audit = Some(checker.audit_log());
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);
-    for item in &scenario.faults {
+    for item in scenario.faults.iter().filter(|item| !item.drawn) {
         let fault = fault(&item.kind, nodes_count);
         match item.until_ns {
             Some(until_ns) => simulation.schedule_fault_until(item.at_ns, until_ns, fault),
             None => simulation.schedule_fault(item.at_ns, fault),
         }
     }
+    // Faults the file marks `drawn` (an exported chaos schedule) go the way chaos draws go.
+    let mut schedule: Vec<chaos::Drawn> =
+        scenario.faults.iter().filter(|item| item.drawn).map(|item| drawn_fault(item, nodes_count)).collect();
     let mut chaos_faults = 0;
     if let Some(chaos) = &scenario.chaos {
-        let schedule = chaos::draw(chaos, nodes_count as u32, seed);
-        chaos_faults = schedule.len();
+        let drawn = chaos::draw(chaos, nodes_count as u32, seed);
+        chaos_faults = drawn.len();
+        schedule.extend(drawn);
+    }
+    if !schedule.is_empty() {
         for drawn in &schedule {
             let until =
                 drawn.until_ns.map(|until_ns| format!(" until {}", format_ns(until_ns))).unwrap_or_default();
@@ -416,9 +455,17 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     }
 
     let mut checks = Vec::new();
-    checks.push(convergence_check(&simulation, expect_convergence, converged_ns, heal_ns, deadline_ns));
+    let mut failure_kinds = Vec::new();
+    let convergence = convergence_check(&simulation, expect_convergence, converged_ns, heal_ns, deadline_ns);
+    if !convergence.ok {
+        let kind = if expect_convergence { "not-converged" } else { "converged-unexpectedly" };
+        failure_kinds.push(("converged", kind));
+    }
+    checks.push(convergence);
     if scenario.expect.no_data_loss {
-        checks.push(data_loss_check(&checker, &simulation));
+        let (check, kinds) = data_loss_check(&checker, &simulation);
+        failure_kinds.extend(kinds.into_iter().map(|kind| ("no_data_loss", kind.name())));
+        checks.push(check);
     }
     let detail = if checker.violations.is_empty() {
         "no acknowledged write vanished from its origin; every node started".to_owned()
@@ -461,6 +508,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         warnings: run_warnings(scenario, &simulation),
         interrupted: cancelled(),
         lww_conflicts: checker.lww_conflicts,
+        failure_kinds,
         state: options.dump_state.then(|| crate::inspect::dump_state(&simulation)),
         trace_error,
     }
@@ -504,10 +552,18 @@ fn run_warnings(scenario: &Scenario, simulation: &Simulation<FerryNode>) -> Vec<
     warnings
 }
 
-fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -> Check {
-    let problems = checker.data_loss(simulation);
+/// The check, and the kinds of loss found (sorted, each once).
+fn data_loss_check(
+    checker: &FerryChecker,
+    simulation: &Simulation<FerryNode>,
+) -> (Check, Vec<ferry_simulator::ferry::LossKind>) {
+    let problems = checker.data_losses(simulation);
     if !problems.is_empty() {
-        return Check { name: "no_data_loss", ok: false, detail: problems.join("; ") };
+        let mut kinds: Vec<_> = problems.iter().map(|loss| loss.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let detail = problems.into_iter().map(|loss| loss.detail).collect::<Vec<_>>().join("; ");
+        return (Check { name: "no_data_loss", ok: false, detail }, kinds);
     }
     // Writes a later write to the same key beat under last-writer-wins: on every node
     // (the check passed), so node 0 tells.
@@ -521,7 +577,7 @@ fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -
             })
             .count()
     });
-    Check {
+    let check = Check {
         name: "no_data_loss",
         ok: true,
         detail: format!(
@@ -530,7 +586,8 @@ fn data_loss_check(checker: &FerryChecker, simulation: &Simulation<FerryNode>) -
             simulation.nodes_count(),
             checker.acked.len() - superseded
         ),
-    }
+    };
+    (check, Vec::new())
 }
 
 /// `at 4.512s: node b issued ...; ...`, and how many more were not shown.

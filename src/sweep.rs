@@ -11,7 +11,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_simulator::Trace;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,6 +38,12 @@ pub struct Options<'a> {
     pub fail_fast: bool,
     /// Where to write JUnit XML.
     pub junit: Option<&'a Path>,
+    /// Run seeds in order until the first failure (`--until-fail`).
+    pub until_fail: bool,
+    /// Wall-time bound (`--budget`), a duration like `10m`.
+    pub budget: Option<&'a str>,
+    /// Shrink the first failing seed (`--shrink`).
+    pub shrink: bool,
 }
 
 /// Set by the SIGINT handler; read by the sweep.
@@ -52,8 +58,14 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
     }
 }
 
-/// Routes Ctrl-C to [`INTERRUPTED`] for the rest of the process.
-fn catch_interrupt() {
+/// True once Ctrl-C was pressed since [`catch_interrupt`].
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Routes Ctrl-C to [`INTERRUPTED`] for the rest of the process (`ferry sweep`, `ferry
+/// shrink`).
+pub(crate) fn catch_interrupt() {
     INTERRUPTED.store(false, Ordering::SeqCst);
     #[cfg(unix)]
     {
@@ -84,8 +96,15 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
             eprintln!("{}", warning.render(&file.path.display().to_string()));
         }
     }
-    let (start, end) = cli::parse_seeds(seeds)?;
+    let (start, end) = cli::parse_seeds_open(seeds, options.until_fail)?;
+    let budget = options.budget.map(crate::shrink::command::parse_budget).transpose()?;
     let (shard_index, shard_count) = options.shard.map(cli::parse_shard).transpose()?.unwrap_or((0, 1));
+    if options.until_fail {
+        if options.shard.is_some() || options.junit.is_some() {
+            return Err(Error::Usage("--until-fail goes without --shard and --junit".to_owned()));
+        }
+        return until_fail(&files, start, end, budget, options);
+    }
     let jobs = match options.jobs {
         Some(0) => return Err(Error::Usage("--jobs 0: at least one job is needed".to_owned())),
         Some(jobs) => jobs,
@@ -100,6 +119,8 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
         (0..files.len()).flat_map(|file| seeds.iter().map(move |seed| (file, *seed))).collect();
 
     catch_interrupt();
+    let started = Instant::now();
+    let out_of_time = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     let progress = progress_bar(work.len() as u64, options.json);
     let failures = AtomicUsize::new(0);
@@ -142,6 +163,10 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
                 if INTERRUPTED.load(Ordering::Relaxed) {
                     stop.store(true, Ordering::Relaxed);
                 }
+                if budget.is_some_and(|budget| started.elapsed() >= budget) {
+                    out_of_time.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
@@ -154,7 +179,8 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
     progress.finish_and_clear();
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
     let results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let summaries = print(&files, &work, &results, options, interrupted)?;
+    let stopped = Stopped { interrupted, out_of_time: out_of_time.load(Ordering::Relaxed) };
+    let summaries = print(&files, &work, &results, options, stopped)?;
     if let Some(path) = options.junit {
         let xml = junit(&summaries, seeds_label(start, end, options.shard))
             .map_err(|error| Error::Io { path: path.display().to_string(), error })?;
@@ -214,13 +240,21 @@ fn failure_reason(report: &Report) -> String {
         .join("; ")
 }
 
+/// Why a sweep stopped before running every seed, if it did.
+#[derive(Debug, Clone, Copy)]
+struct Stopped {
+    interrupted: bool,
+    out_of_time: bool,
+}
+
 fn print(
     files: &[File<'_>],
     work: &[(usize, u64)],
     results: &[Option<Report>],
     options: &Options<'_>,
-    interrupted: bool,
+    stopped: Stopped,
 ) -> Result<Vec<Summary>, Error> {
+    let interrupted = stopped.interrupted;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let io_error = |error| Error::Io { path: "stdout".to_owned(), error };
@@ -276,8 +310,19 @@ fn print(
     let not_run: u64 = summaries.iter().map(|summary| summary.not_run).sum();
     if interrupted {
         lines.push(format!("interrupted (Ctrl-C): {not_run} seeds not run"));
+    } else if stopped.out_of_time && not_run > 0 {
+        lines.push(format!("the budget ran out: {not_run} seeds not run"));
     } else if options.fail_fast && not_run > 0 {
         lines.push(format!("stopped at the first failure (--fail-fast): {not_run} seeds not run"));
+    }
+    if options.shrink && !interrupted {
+        let first = files.iter().zip(&summaries).find_map(|(file, summary)| {
+            summary.failed.iter().map(|(seed, _, _)| *seed).min().map(|seed| (file.path, seed))
+        });
+        if let Some((path, seed)) = first {
+            out.flush().map_err(io_error)?;
+            hand_to_shrink(path, seed, options)?;
+        }
     }
     for summary in &summaries {
         let skipped =
@@ -364,4 +409,167 @@ fn junit(summaries: &[Summary], seeds: String) -> io::Result<Vec<u8>> {
     let mut xml = writer.into_inner();
     xml.push(b'\n');
     Ok(xml)
+}
+
+/// Runs `ferry shrink` on a failing seed found by a sweep (`--shrink`); its output goes to
+/// stdout before the sweep's summary lines.
+fn hand_to_shrink(path: &Path, seed: u64, options: &Options<'_>) -> Result<(), Error> {
+    println!("shrinking seed {seed} of {}", crate::text::shell_word(&path.display().to_string()));
+    let flags = crate::shrink::command::Flags { seed, out: None, budget: None, jobs: options.jobs };
+    match crate::shrink::command::shrink_command(path, &flags) {
+        Ok(_) => Ok(()),
+        Err(error @ Error::Io { .. }) => Err(error),
+        Err(error) => {
+            println!("shrink: {error}");
+            Ok(())
+        }
+    }
+}
+
+/// `--until-fail`: seeds in order, `jobs` at a time, until the first that fails (the
+/// lowest failing seed, whatever order the runs finish in), the end of the seeds, the budget
+/// or Ctrl-C. Prints the failing seed's line, then `N passed, M failed` last, where the
+/// passed seeds are those before the failing one, so the output does not depend on `jobs`.
+fn until_fail(
+    files: &[File<'_>],
+    start: u64,
+    end: u64,
+    budget: Option<Duration>,
+    options: &Options<'_>,
+) -> Result<i32, Error> {
+    let jobs = match options.jobs {
+        Some(0) => return Err(Error::Usage("--jobs 0: at least one job is needed".to_owned())),
+        Some(jobs) => jobs,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let per_seed = files.len() as u64;
+    // Work item i is file i % per_seed of seed start + i / per_seed.
+    let total = (end - start).saturating_mul(per_seed);
+    catch_interrupt();
+    let started = Instant::now();
+    let stop = AtomicBool::new(false);
+    let out_of_time = AtomicBool::new(false);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let runs = std::sync::atomic::AtomicU64::new(0);
+    let first_failure = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let failure: Mutex<Option<(u64, Report)>> = Mutex::new(None);
+    let done = AtomicBool::new(false);
+    let progress = if !options.json && io::stdout().is_terminal() && io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} runs, {per_sec}, {elapsed}: looking for a failure")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= total || index > first_failure.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let file = &files[(index % per_seed) as usize];
+                        let seed = start + index / per_seed;
+                        let run_options = run::Options { cancel: Some(&stop), ..run::Options::default() };
+                        let report = run::run_with(&file.scenario, seed, Trace::default(), run_options);
+                        if report.interrupted {
+                            break;
+                        }
+                        progress.inc(1);
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        if !report.passed() {
+                            let mut slot = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if slot.as_ref().is_none_or(|(known, _)| index < *known) {
+                                *slot = Some((index, report));
+                                first_failure.fetch_min(index, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if INTERRUPTED.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if budget.is_some_and(|budget| started.elapsed() >= budget)
+                    && first_failure.load(Ordering::Relaxed) == u64::MAX
+                {
+                    out_of_time.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for worker in workers {
+            let _ = worker.join();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    progress.finish_and_clear();
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    let failure = failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let io_error = |error| Error::Io { path: "stdout".to_owned(), error };
+    let several = files.len() > 1;
+    // Seeds below the failure all ran and passed; without a failure, count what passed.
+    let (passed, failed) = match &failure {
+        Some((index, report)) => {
+            let file = &files[(index % per_seed) as usize];
+            let seed = start + index / per_seed;
+            if options.json {
+                let warnings: Vec<String> = Vec::new();
+                writeln!(out, "{}", cli::json_report(report, Some(file.path), &warnings, false))
+                    .map_err(io_error)?;
+            } else {
+                let name = if several { format!("{} ", file.path.display()) } else { String::new() };
+                let reason = failure_reason(report);
+                let replay = cli::replay_command(file.path, seed);
+                writeln!(out, "{name}seed {seed} failed ({reason}); replay: {replay}").map_err(io_error)?;
+            }
+            if options.shrink && !interrupted {
+                out.flush().map_err(io_error)?;
+                hand_to_shrink(file.path, seed, options)?;
+            }
+            (*index, 1)
+        }
+        None => (runs.load(Ordering::Relaxed), 0),
+    };
+    let mut lines = Vec::new();
+    if interrupted {
+        lines.push(format!("interrupted (Ctrl-C) before a failure, after {passed} runs"));
+    } else if failure.is_none() && out_of_time.load(Ordering::Relaxed) {
+        lines.push(format!("the budget ran out before a failure, after {passed} runs"));
+    } else if failure.is_none() {
+        lines.push(format!("no failure in seeds {start}..{end}"));
+    } else if let Some((index, _)) = &failure {
+        lines.push(format!("first failure after {} passing runs", index));
+    }
+    lines.push(format!("{passed} passed, {failed} failed"));
+    for line in lines {
+        if options.json {
+            eprintln!("{line}");
+        } else {
+            writeln!(out, "{line}").map_err(io_error)?;
+        }
+    }
+    out.flush().map_err(io_error)?;
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else if failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }

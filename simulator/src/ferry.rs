@@ -760,27 +760,37 @@ impl FerryChecker {
     /// line per violation.
     #[must_use]
     pub fn data_loss(&self, simulation: &Simulation<FerryNode>) -> Vec<String> {
+        self.data_losses(simulation).into_iter().map(|loss| loss.detail).collect()
+    }
+
+    /// As [`FerryChecker::data_loss`], each problem with its [`LossKind`].
+    #[must_use]
+    pub fn data_losses(&self, simulation: &Simulation<FerryNode>) -> Vec<Loss> {
         let newest_deletes = self.newest_deletes();
         let mut problems = Vec::new();
         for node in 0..simulation.nodes_count() {
             let name = &simulation.config().names[node as usize];
             let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else {
-                problems.push(format!("node {name} is not running"));
+                problems
+                    .push(Loss { kind: LossKind::NodeDown, detail: format!("node {name} is not running") });
                 continue;
             };
             for write in self.acked.values() {
                 let entry = &write.entry;
                 let key = entry.operation.key();
                 let newest_delete = newest_deletes.get(&key[..]).copied();
-                let Some(reason) = missing(entry, protocol.store(), newest_delete) else { continue };
-                problems.push(format!(
+                let Some((kind, reason)) = missing_kind(entry, protocol.store(), newest_delete) else {
+                    continue;
+                };
+                let detail = format!(
                     "node {name} lacks acknowledged write {}#{} ({reason}) to key {:?}, acknowledged by {} at {}",
                     entry.origin,
                     entry.sequence,
                     String::from_utf8_lossy(key),
                     simulation.config().names[write.node as usize],
                     format_ns(write.at_ns),
-                ));
+                );
+                problems.push(Loss { kind, detail });
                 if problems.len() >= 20 {
                     return problems;
                 }
@@ -815,22 +825,75 @@ pub fn missing(
     store: &Store,
     newest_delete: Option<(Timestamp, NodeId)>,
 ) -> Option<String> {
+    missing_kind(entry, store, newest_delete).map(|(_, reason)| reason)
+}
+
+/// As [`missing`], with the kind of the loss.
+#[must_use]
+pub fn missing_kind(
+    entry: &WalEntry,
+    store: &Store,
+    newest_delete: Option<(Timestamp, NodeId)>,
+) -> Option<(LossKind, String)> {
     let delete = entry.operation.value().is_none();
     let Some(register) = store.register(entry.operation.key()) else {
         let deleted = delete || newest_delete.is_some_and(|version| version > entry.version());
-        return (!deleted).then(|| "key absent".to_owned());
+        return (!deleted).then(|| (LossKind::KeyAbsent, "key absent".to_owned()));
     };
     let (timestamp, origin) = register.version();
     match register.version().cmp(&entry.version()) {
         std::cmp::Ordering::Greater => None,
         std::cmp::Ordering::Equal if register.value.as_ref() == entry.operation.value() => None,
-        std::cmp::Ordering::Equal => {
-            Some(format!("node holds another write of version {timestamp} from {origin}"))
-        }
-        std::cmp::Ordering::Less if delete && !register.is_tombstone() => Some(format!(
-            "the key came back after the delete: node holds older put {timestamp} from {origin}"
+        std::cmp::Ordering::Equal => Some((
+            LossKind::OtherValue,
+            format!("node holds another write of version {timestamp} from {origin}"),
         )),
-        std::cmp::Ordering::Less => Some(format!("node holds older version {timestamp} from {origin}")),
+        std::cmp::Ordering::Less if delete && !register.is_tombstone() => Some((
+            LossKind::Resurrected,
+            format!("the key came back after the delete: node holds older put {timestamp} from {origin}"),
+        )),
+        std::cmp::Ordering::Less => {
+            Some((LossKind::OlderVersion, format!("node holds older version {timestamp} from {origin}")))
+        }
+    }
+}
+
+/// One problem [`FerryChecker::data_losses`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// What kind of loss.
+    pub kind: LossKind,
+    /// One line: which node, which write, why.
+    pub detail: String,
+}
+
+/// How an acknowledged write is missing from a node: a stable name for each way, so that
+/// tools (`ferry shrink`) can tell one failure from another without reading the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LossKind {
+    /// The node is not running at the end.
+    NodeDown,
+    /// The key is absent and no newer acknowledged delete explains it.
+    KeyAbsent,
+    /// The node holds another value under the same version.
+    OtherValue,
+    /// An acknowledged delete was undone: the node holds an older put.
+    Resurrected,
+    /// The node holds an older version of the key.
+    OlderVersion,
+}
+
+impl LossKind {
+    /// `node-down`, `key-absent`, `other-value`, `resurrected`, `older-version`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            LossKind::NodeDown => "node-down",
+            LossKind::KeyAbsent => "key-absent",
+            LossKind::OtherValue => "other-value",
+            LossKind::Resurrected => "resurrected",
+            LossKind::OlderVersion => "older-version",
+        }
     }
 }
 

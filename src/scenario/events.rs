@@ -70,6 +70,7 @@ const FAULT_KEYS: &[&str] = &[
     "from",
     "until",
     "for",
+    "drawn",
     "partition",
     "cut",
     "link",
@@ -383,9 +384,14 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
     let mut start: Option<(u64, &str, &'static str)> = None;
     let mut end: Option<(&Entry, &'static str)> = None;
     let mut kind: Option<(FaultKind, Span)> = None;
+    let mut drawn = false;
     for entry in entries {
         let value = &entry.value;
         match entry.key.as_str() {
+            "drawn" => {
+                drawn = boolean(value)?;
+                continue;
+            }
             "at" | "from" => {
                 let key = if entry.key == "at" { "at" } else { "from" };
                 if let Some((_, _, first)) = start {
@@ -478,7 +484,7 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
     }
     let (kind, subject_span) = required(kind, node.span, kind_name)?;
     Ok((
-        Fault { at_ns, until_ns, kind, span: node.span },
+        Fault { at_ns, until_ns, kind, drawn, span: node.span },
         FaultSource { subject_span, at_text: at_text.to_owned() },
     ))
 }

@@ -5,7 +5,8 @@
 //! consumes the [`Scenario`] it returns. Entry points: [`load`] (a path) and [`parse()`] (a
 //! text with a label for messages). Code map: `yaml` (bounded tree with positions) →
 //! `parse` and `events` (typed sections) → `validate` (crash/restart order); `duration` and
-//! `quantity` read single values; `model` holds the public types; `error` the messages.
+//! `quantity` read single values; `model` holds the public types; `error` the messages;
+//! `write` turns a model back into a file (`--export-faults`, `ferry shrink`).
 //!
 //! # Why `saphyr-parser`
 //! We read YAML with `saphyr-parser`'s event stream and build a small positioned tree by
@@ -136,6 +137,13 @@
 //! undoes exactly that fault at its end (partition, cut, link, isolate, crash, clock_jump,
 //! corrupt, clog, pause, disk_fault; `clog` and `pause` must last).
 //!
+//! `drawn: true` on a fault (default false) marks one that chaos drew, as `ferry run
+//! --export-faults` writes them: it is scheduled the way the chaos schedule is (announced
+//! by a `chaos schedule:` line at the top of the trace, applied after the other faults of
+//! the same instant, a partition as its first group against the rest) and, while the file
+//! keeps a `chaos` section, it leaves the start of the liveness phase to `chaos.until`. So
+//! an exported schedule replays to the same trace hash as the seed that drew it.
+//!
 //! **Adversarial faults.** `corrupt` damages each message on a link, both ways, with
 //! `probability` (required): flipped bits, a cut tail or appended garbage, drawn from the
 //! seed and traced. Streams are damaged too: this is the corruption that survives TCP's
@@ -179,6 +187,7 @@ mod parse;
 mod quantity;
 mod validate;
 mod warnings;
+mod write;
 mod yaml;
 
 use std::io::Read;
@@ -194,6 +203,15 @@ pub use model::{
     RangeNs, Rate, Scenario, SignedRangeNs, Topology, Transport, ValueBytes, WorkloadItem,
 };
 pub use warnings::{Warning, warnings};
+pub use write::{duration as format_duration_exact, to_yaml};
+
+/// Parses a duration in the scenario notation (`250ms`, `5m`), for command-line flags.
+///
+/// # Errors
+/// The problem, worded as in scenario files.
+pub fn parse_duration(text: &str) -> Result<u64, ErrorKind> {
+    duration::parse_duration_ns(text)
+}
 
 /// Largest scenario file, in bytes (4 MiB); a longer file is refused before parsing.
 pub const FILE_BYTES_MAX: u64 = 4 << 20;

@@ -102,6 +102,10 @@ impl Scenario {
             consider(chaos.until_ns, LivenessCause::Chaos);
         }
         for (index, fault) in self.faults.iter().enumerate() {
+            // A drawn fault ends by `chaos.until`, which already counts.
+            if fault.drawn && self.chaos.is_some() {
+                continue;
+            }
             let end_ns = fault.end_ns();
             if end_ns >= best.0 {
                 best = (end_ns, LivenessCause::Fault(index));
@@ -466,6 +470,14 @@ pub struct Fault {
     pub until_ns: Option<u64>,
     /// What happens.
     pub kind: FaultKind,
+    /// `drawn: true`: the fault was drawn by `chaos` (written by `ferry run --export-faults`)
+    /// and is scheduled exactly as the chaos schedule is: announced by a `chaos schedule:`
+    /// line at the top of the trace, applied after the other scripted faults of the same
+    /// instant, a partition as its first group against the rest, and, while the file has a
+    /// `chaos` section, ended by `chaos.until` rather than moving the liveness phase. So an
+    /// exported schedule replays to the same trace hash as the seed that drew it. Default
+    /// `false`.
+    pub drawn: bool,
     /// Where the fault is written in the file (for warnings).
     pub span: super::Span,
 }

@@ -92,6 +92,7 @@ fn contract_example() {
         at_ns: at_s * SECOND_NS,
         until_ns: None,
         kind,
+        drawn: false,
         span: Span::START,
     };
     let expected = Scenario {
