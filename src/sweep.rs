@@ -158,18 +158,7 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
             })
             .collect();
         // The watcher turns Ctrl-C into `stop`, so runs in flight end at their next event.
-        scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                if INTERRUPTED.load(Ordering::Relaxed) {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                if budget.is_some_and(|budget| started.elapsed() >= budget) {
-                    out_of_time.store(true, Ordering::Relaxed);
-                    stop.store(true, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
+        scope.spawn(|| watch(&done, &stop, &out_of_time, budget.map(|budget| (started, budget)), || true));
         for worker in workers {
             // A panicking run leaves its seed unreported; the panic message is already out.
             let _ = worker.join();
@@ -194,6 +183,27 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
     } else {
         EXIT_OK
     })
+}
+
+/// Until `done`: turns Ctrl-C into `stop`, and the end of `budget` (counted from its start)
+/// into `out_of_time` and `stop` while `budget_counts()` says it still applies.
+fn watch(
+    done: &AtomicBool,
+    stop: &AtomicBool,
+    out_of_time: &AtomicBool,
+    budget: Option<(Instant, Duration)>,
+    budget_counts: impl Fn() -> bool,
+) {
+    while !done.load(Ordering::Relaxed) {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if budget.is_some_and(|(started, budget)| started.elapsed() >= budget) && budget_counts() {
+            out_of_time.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn seeds_label(start: u64, end: u64, shard: Option<&str>) -> String {
@@ -465,6 +475,7 @@ fn until_fail(
     } else {
         ProgressBar::hidden()
     };
+    let watched_budget = budget.map(|budget| (started, budget));
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
@@ -497,19 +508,11 @@ fn until_fail(
                 })
             })
             .collect();
+        // Once a seed failed, the budget no longer stops the runs that may fail lower.
         scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                if INTERRUPTED.load(Ordering::Relaxed) {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                if budget.is_some_and(|budget| started.elapsed() >= budget)
-                    && first_failure.load(Ordering::Relaxed) == u64::MAX
-                {
-                    out_of_time.store(true, Ordering::Relaxed);
-                    stop.store(true, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            watch(&done, &stop, &out_of_time, watched_budget, || {
+                first_failure.load(Ordering::Relaxed) == u64::MAX
+            })
         });
         for worker in workers {
             let _ = worker.join();
