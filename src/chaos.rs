@@ -250,19 +250,7 @@ pub fn export(scenario: &crate::scenario::Scenario, seed: u64) -> crate::scenari
     }
     // Stable: the scripted faults of an instant stay before the drawn ones, in order.
     exported.faults.sort_by_key(|fault| fault.at_ns);
-    exported.chaos = Some(Chaos {
-        until_ns: chaos.until_ns,
-        crash: None,
-        partition: None,
-        cut: None,
-        clock_jump: None,
-        corrupt: None,
-        replay: None,
-        clog: None,
-        pause: None,
-        disk_fault: None,
-        swarm: false,
-    });
+    exported.chaos = Some(Chaos::quiet(chaos.until_ns));
     exported
 }
 

@@ -717,19 +717,7 @@ fn clock_jump(node: &Node, context: &Context<'_>) -> Result<FaultKind> {
 
 pub(crate) fn chaos(node: &Node, context: &Context<'_>) -> Result<Chaos> {
     let mut until_ns = None;
-    let mut chaos = Chaos {
-        until_ns: 0,
-        crash: None,
-        partition: None,
-        cut: None,
-        clock_jump: None,
-        corrupt: None,
-        replay: None,
-        clog: None,
-        pause: None,
-        disk_fault: None,
-        swarm: false,
-    };
+    let mut chaos = Chaos::quiet(0);
     for entry in mapping(node, "a mapping of random faults")? {
         let value = &entry.value;
         match entry.key.as_str() {

@@ -657,6 +657,27 @@ pub struct Chaos {
     pub swarm: bool,
 }
 
+impl Chaos {
+    /// Chaos with no kind enabled: it draws nothing, and only `until_ns` counts (the
+    /// liveness phase starts after it).
+    #[must_use]
+    pub fn quiet(until_ns: u64) -> Self {
+        Self {
+            until_ns,
+            crash: None,
+            partition: None,
+            cut: None,
+            clock_jump: None,
+            corrupt: None,
+            replay: None,
+            clog: None,
+            pause: None,
+            disk_fault: None,
+            swarm: false,
+        }
+    }
+}
+
 /// `chaos.crash`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChaosCrash {
