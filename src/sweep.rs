@@ -206,6 +206,20 @@ fn watch(
     }
 }
 
+/// Prints a sweep's closing lines: on stdout, or on stderr with `--json`, where stdout holds
+/// only JSON lines.
+fn write_summary(out: &mut impl io::Write, lines: &[String], json: bool) -> Result<(), Error> {
+    let io_error = |error| Error::Io { path: "stdout".to_owned(), error };
+    for line in lines {
+        if json {
+            eprintln!("{line}");
+        } else {
+            writeln!(out, "{line}").map_err(io_error)?;
+        }
+    }
+    out.flush().map_err(io_error)
+}
+
 fn seeds_label(start: u64, end: u64, shard: Option<&str>) -> String {
     match shard {
         Some(shard) => format!("seeds {start}..{end} shard {shard}"),
@@ -347,15 +361,7 @@ fn print(
     let passed: u64 = summaries.iter().map(|summary| summary.passed).sum();
     let failed: usize = summaries.iter().map(|summary| summary.failed.len()).sum();
     lines.push(format!("{passed} passed, {failed} failed"));
-    for line in lines {
-        // With --json, stdout holds only JSON lines; the summary goes to stderr.
-        if options.json {
-            eprintln!("{line}");
-        } else {
-            writeln!(out, "{line}").map_err(io_error)?;
-        }
-    }
-    out.flush().map_err(io_error)?;
+    write_summary(&mut out, &lines, options.json)?;
     Ok(summaries)
 }
 
@@ -560,14 +566,7 @@ fn until_fail(
         lines.push(format!("first failure after {} passing runs", index));
     }
     lines.push(format!("{passed} passed, {failed} failed"));
-    for line in lines {
-        if options.json {
-            eprintln!("{line}");
-        } else {
-            writeln!(out, "{line}").map_err(io_error)?;
-        }
-    }
-    out.flush().map_err(io_error)?;
+    write_summary(&mut out, &lines, options.json)?;
     Ok(if interrupted {
         EXIT_INTERRUPTED
     } else if failed > 0 {
