@@ -154,6 +154,19 @@ pub enum Audit {
         /// The refused timestamp.
         timestamp: Timestamp,
     },
+    /// The node relayed a routed message of `source` toward `target` (PROTOCOL.md 8.10): it
+    /// arrived with `hops_left_received` and left with `hops_left_sent`, which must be one
+    /// less, so a message caught in a routing loop dies after a bounded number of hops.
+    RoutedRelayed {
+        /// The node that sent the message first.
+        source: NodeId,
+        /// Where it is going.
+        target: NodeId,
+        /// The hop limit it arrived with.
+        hops_left_received: u8,
+        /// The hop limit it left with.
+        hops_left_sent: u8,
+    },
 }
 
 impl fmt::Display for Audit {
@@ -176,6 +189,10 @@ impl fmt::Display for Audit {
             Self::ClockRefused { timestamp } => {
                 write!(formatter, "audit clock refused {}", HlcDisplay(*timestamp))
             }
+            Self::RoutedRelayed { source, target, hops_left_received, hops_left_sent } => write!(
+                formatter,
+                "audit relayed {source} -> {target} hops_left {hops_left_received} -> {hops_left_sent}"
+            ),
         }
     }
 }

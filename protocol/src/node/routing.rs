@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Event, LinkId, Node, NodeError, Output};
+use super::{Audit, Event, LinkId, Node, NodeError, Output};
 use crate::entry::NodeId;
 use crate::message::{Message, Route, RoutedBody};
 use crate::router::{DISTANCE_UNREACHABLE, Router};
@@ -87,8 +87,11 @@ impl Node {
             if hops_left == 0 {
                 return;
             }
-            let message = Message::Routed { source, target, hops_left: hops_left - 1, body };
+            let hops_left_sent = hops_left - 1;
+            let message = Message::Routed { source, target, hops_left: hops_left_sent, body };
             if let Some(hop) = self.routing.router.next_hop(now_ns, target) {
+                let hops_left_received = hops_left;
+                self.audit(Audit::RoutedRelayed { source, target, hops_left_received, hops_left_sent });
                 self.send_message(hop.link, &message);
             }
             return;

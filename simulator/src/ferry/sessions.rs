@@ -108,7 +108,7 @@ impl SessionChecker {
                     }
                 }
             }
-            Audit::ClockRefused { .. } => {}
+            Audit::ClockRefused { .. } | Audit::RoutedRelayed { .. } => {}
         }
     }
 
