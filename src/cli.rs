@@ -474,6 +474,7 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "liveness_actions": stats.liveness_by_kind,
             "coverage": stats.coverage(),
             "writes_acked": report.writes_acked,
+            "writes_refused": report.writes_refused,
             "lww_conflicts": report.lww_conflicts,
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
             "heal_ms": report.heal_ns / 1_000_000,
@@ -534,9 +535,13 @@ fn write_text_report(
         "disk         {} crashes lost unsynced writes, {} left a torn tail",
         stats.crashes_losing_writes, stats.crashes_torn
     )?;
+    let refused = match report.writes_refused {
+        0 => String::new(),
+        count => format!(", {count} refused by their node"),
+    };
     writeln!(
         out,
-        "writes       {} acknowledged, {} last-writer-wins conflicts resolved",
+        "writes       {} acknowledged, {} last-writer-wins conflicts resolved{refused}",
         report.writes_acked, report.lww_conflicts
     )?;
     writeln!(

@@ -78,6 +78,8 @@ pub struct Report {
     pub state: Option<serde_json::Value>,
     /// Writes acknowledged during the run.
     pub writes_acked: usize,
+    /// Workload writes a node refused, acknowledging nothing.
+    pub writes_refused: u64,
     /// The chaos faults drawn for this seed.
     pub chaos_faults: usize,
     /// The first error writing or flushing the text trace, if a sink was attached and
@@ -208,7 +210,7 @@ fn random_operation(rng: &mut impl RngCore, puts: &RandomPuts, writers: &[usize]
     if let Some(hot) = &puts.hot_keys
         && random::uniform(rng, 0, PER_MILLION - 1) < u64::from(hot.share_per_million)
     {
-        let key = format!("hot{}", random::uniform(rng, 0, hot.keys_count - 1));
+        let key = key_name(format!("hot{}", random::uniform(rng, 0, hot.keys_count - 1)), puts.key_bytes);
         // A partial Fisher-Yates shuffle picks distinct writers.
         let mut candidates = writers.to_vec();
         let count = (hot.writers_count as usize).min(candidates.len());
@@ -221,8 +223,20 @@ fn random_operation(rng: &mut impl RngCore, puts: &RandomPuts, writers: &[usize]
         return operations;
     }
     let node = writers[random::uniform(rng, 0, writers.len() as u64 - 1) as usize];
-    let key = format!("k{}", random::uniform(rng, 0, puts.keys_count.max(1) - 1));
+    let key = key_name(format!("k{}", random::uniform(rng, 0, puts.keys_count.max(1) - 1)), puts.key_bytes);
     vec![(node as u32, random_command(rng, puts, key))]
+}
+
+/// `name` padded with `.` to `key_bytes`, if given (a longer name stays as it is). The
+/// padding draws nothing, so `key_bytes` changes no other choice of a seed.
+fn key_name(mut name: String, key_bytes: Option<u32>) -> String {
+    if let Some(length) = key_bytes {
+        let length = length as usize;
+        if name.len() < length {
+            name.extend(std::iter::repeat_n('.', length - name.len()));
+        }
+    }
+    name
 }
 
 /// Millionths in one.
@@ -503,6 +517,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         heal_reason,
         converged_ns,
         writes_acked: checker.acked.len(),
+        writes_refused: checker.writes_refused,
         chaos_faults,
         fault_active_ns: simulation.fault_active_ns(),
         warnings: run_warnings(scenario, &simulation),
@@ -747,6 +762,11 @@ fn differences(simulation: &Simulation<FerryNode>) -> String {
     detail.trim_end_matches(';').to_owned()
 }
 
+/// An untrusted key for a report line: escaped, cut to a bound.
+fn shown(key: &[u8]) -> ferry_protocol::node::Escaped<'_> {
+    ferry_protocol::node::Escaped { bytes: key, bytes_max: ferry_protocol::node::EVENT_KEY_BYTES_SHOWN_MAX }
+}
+
 fn first_difference(left: &ferry_protocol::store::Store, right: &ferry_protocol::store::Store) -> String {
     let mut left_entries = left.iter_all();
     let mut right_entries = right.iter_all();
@@ -754,15 +774,15 @@ fn first_difference(left: &ferry_protocol::store::Store, right: &ferry_protocol:
         match (left_entries.next(), right_entries.next()) {
             (None, None) => return "same keys, different versions".to_owned(),
             (Some((key, _)), None) | (None, Some((key, _))) => {
-                return format!("key {:?} on one side only", String::from_utf8_lossy(key));
+                return format!("key {} on one side only", shown(key));
             }
             (Some((left_key, left_version)), Some((right_key, right_version))) => {
                 if left_key != right_key {
                     let key = left_key.min(right_key);
-                    return format!("key {:?} on one side only", String::from_utf8_lossy(key));
+                    return format!("key {} on one side only", shown(key));
                 }
                 if left_version != right_version {
-                    return format!("key {:?} has different versions", String::from_utf8_lossy(left_key));
+                    return format!("key {} has different versions", shown(left_key));
                 }
             }
         }

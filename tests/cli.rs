@@ -234,7 +234,7 @@ fn trace_file_lines_start_with_virtual_time() {
         previous_ns = at_ns;
     }
     assert!(trace.contains("] fault partition"), "the trace shows the scripted partition");
-    assert!(trace.contains("] a command put greeting=hello"), "the trace shows the workload");
+    assert!(trace.contains("] a command put \"greeting\"=\"hello\""), "the trace shows the workload");
 }
 
 /// Goal: a trace that cannot be written is an error (exit 2, the path and the reason), not

@@ -41,7 +41,7 @@ use crate::random::{self, Stream};
 use crate::sim::Simulation;
 use crate::trace::{TraceHasher, TraceRecord};
 
-use self::causal::{CausalChecker, IssuedWrite};
+use self::causal::{CausalChecker, IssuedWrite, node_name};
 use self::describe::Names;
 use self::sessions::SessionChecker;
 
@@ -148,13 +148,17 @@ pub enum Command {
 impl fmt::Display for Command {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Put { key, value } => {
-                write!(formatter, "put {}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(value))
-            }
-            Self::Delete { key } => write!(formatter, "delete {}", String::from_utf8_lossy(key)),
+            // Scenario text may hold anything, and values may be 32 KiB: escaped and cut.
+            Self::Put { key, value } => write!(formatter, "put {}={}", shown(key), shown(value)),
+            Self::Delete { key } => write!(formatter, "delete {}", shown(key)),
             Self::Ping { target } => write!(formatter, "route-ping node #{target}"),
         }
     }
+}
+
+/// `bytes` for a trace or report line: escaped, at most [`EVENT_KEY_BYTES_SHOWN_MAX`] shown.
+fn shown(bytes: &[u8]) -> Escaped<'_> {
+    Escaped { bytes, bytes_max: EVENT_KEY_BYTES_SHOWN_MAX }
 }
 
 impl TraceRecord for Command {
@@ -614,12 +618,38 @@ pub struct FerryChecker {
     /// Last-writer-wins conflicts resolved, counted once per node that resolved one (a
     /// conflict seen by three nodes counts three); recovery's replay does not count again.
     pub lww_conflicts: u64,
+    /// Workload writes a node refused (a key or value over its limit, a full disk); nothing
+    /// of them was acknowledged.
+    pub writes_refused: u64,
     /// Every local write was newer than what its node had seen of its key.
     pub causal: CausalChecker,
     /// Every session accepted each envelope once, while it lasted, and nothing in plaintext.
     pub sessions: SessionChecker,
     /// Where the nodes report to `causal` and `sessions`.
     audit: AuditLog,
+}
+
+/// Invariant (PROTOCOL.md 8.10): a relay forwards a routed message with one hop less and
+/// never one that arrived with none left, so a message caught in a routing loop dies. Returns
+/// what node `node` did wrong relaying `(source, target)`, if anything.
+fn relay_violation(
+    names: &[String],
+    node: u32,
+    (source, target): (NodeId, NodeId),
+    hops_left_received: u8,
+    hops_left_sent: u8,
+) -> Option<String> {
+    if hops_left_received.checked_sub(1) == Some(hops_left_sent) {
+        return None;
+    }
+    let ids = Names::new(names);
+    Some(format!(
+        "node {} relayed a routed message {} -> {} that arrived with hops_left {hops_left_received} \
+         onward with hops_left {hops_left_sent}",
+        node_name(names, node),
+        ids.show(source),
+        ids.show(target),
+    ))
 }
 
 /// What became of a routed ping.
@@ -691,6 +721,7 @@ impl FerryChecker {
                     );
                 }
                 FerryEvent::Conflict { .. } => self.lww_conflicts += 1,
+                FerryEvent::WriteRefused { .. } => self.writes_refused += 1,
                 FerryEvent::StartFailed { reason } => self.violations.push(Violation {
                     at_ns: simulation.now_ns(),
                     detail: format!(
@@ -706,6 +737,18 @@ impl FerryChecker {
             match record {
                 AuditRecord::Issued(write) => self.causal.issued(at_ns, node, &write, names),
                 AuditRecord::Node(Audit::ClockRefused { timestamp }) => self.causal.refused(node, timestamp),
+                AuditRecord::Node(Audit::RoutedRelayed {
+                    source,
+                    target,
+                    hops_left_received,
+                    hops_left_sent,
+                }) => {
+                    if let Some(detail) =
+                        relay_violation(names, node, (source, target), hops_left_received, hops_left_sent)
+                    {
+                        self.violations.push(Violation { at_ns, detail });
+                    }
+                }
                 AuditRecord::Node(audit) => self.sessions.audit(at_ns, node, &audit, names),
             }
         }
@@ -783,10 +826,10 @@ impl FerryChecker {
                     continue;
                 };
                 let detail = format!(
-                    "node {name} lacks acknowledged write {}#{} ({reason}) to key {:?}, acknowledged by {} at {}",
+                    "node {name} lacks acknowledged write {}#{} ({reason}) to key {}, acknowledged by {} at {}",
                     entry.origin,
                     entry.sequence,
-                    String::from_utf8_lossy(key),
+                    shown(key),
                     simulation.config().names[write.node as usize],
                     format_ns(write.at_ns),
                 );
@@ -929,6 +972,25 @@ mod tests {
             store.apply(entry);
         }
         store
+    }
+
+    #[test]
+    fn a_relay_that_keeps_the_hop_limit_is_caught() {
+        // Goal: the hop-limit invariant rejects a relay that does not count down (a routing
+        // loop would then carry the message until the routes change) and one that forwards
+        // a spent message. Method: hand-built relays, one right and three wrong.
+        let names = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let ends = (NodeId::from_name("a"), NodeId::from_name("c"));
+        assert_eq!(relay_violation(&names, 1, ends, 16, 15), None);
+        assert_eq!(relay_violation(&names, 1, ends, 1, 0), None);
+        assert_eq!(
+            relay_violation(&names, 1, ends, 16, 16).as_deref(),
+            Some(
+                "node b relayed a routed message a -> c that arrived with hops_left 16 onward with hops_left 16"
+            )
+        );
+        assert!(relay_violation(&names, 1, ends, 0, 0).is_some(), "a spent message is dropped");
+        assert!(relay_violation(&names, 1, ends, 5, 3).is_some(), "one hop is one less");
     }
 
     #[test]
