@@ -34,7 +34,7 @@ use ferry_simulator::Trace;
 const SEEDS_DEFAULT: u64 = 16;
 
 /// Seeds for the scenarios too slow for [`SEEDS_DEFAULT`], by file stem.
-const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[("large-cluster", 2), ("chaos-swarm", 12)];
+const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[("large-cluster", 2), ("chaos-swarm", 12), ("large-entries", 6)];
 
 /// Worker threads; the CI machine has two cores.
 const WORKERS_COUNT: usize = 2;

@@ -21,8 +21,8 @@ use super::quantity::{
 };
 use super::yaml::{Entry, Node};
 use super::{
-    BURST_OPERATIONS_MAX, CHAOS_EVERY_NS_MIN, HOT_KEYS_COUNT_MAX, HOT_WRITERS_MAX, KEYS_COUNT_MAX,
-    QUEUE_MESSAGES_MAX, REPLAY_COUNT_MAX, VALUE_BYTES_MAX,
+    BURST_OPERATIONS_MAX, CHAOS_EVERY_NS_MIN, HOT_KEYS_COUNT_MAX, HOT_WRITERS_MAX, KEY_BYTES_MAX,
+    KEYS_COUNT_MAX, QUEUE_MESSAGES_MAX, REPLAY_COUNT_MAX, VALUE_BYTES_MAX,
 };
 
 const WORKLOAD_KEYS: &[&str] = &[
@@ -37,6 +37,7 @@ const WORKLOAD_KEYS: &[&str] = &[
     "keys",
     "nodes",
     "value_bytes",
+    "key_bytes",
     "deletes",
     "hot_keys",
     "burst",
@@ -46,7 +47,7 @@ const PUT_KEYS: &[&str] = &["at", "node", "put"];
 const DELETE_KEYS: &[&str] = &["at", "node", "delete"];
 const PING_KEYS: &[&str] = &["at", "node", "ping"];
 const RANDOM_KEYS: &[&str] =
-    &["from", "until", "rate", "keys", "nodes", "value_bytes", "deletes", "hot_keys", "burst"];
+    &["from", "until", "rate", "keys", "nodes", "value_bytes", "key_bytes", "deletes", "hot_keys", "burst"];
 const HOT_KEYS_KEYS: &[&str] = &["keys", "share", "writers"];
 const EXPECTED_WHOLE_RANGE: &str = "a whole number or a range like 0..65536";
 const FAULT_KINDS: &[&str] = &[
@@ -246,6 +247,7 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
     let mut keys_count = None;
     let mut nodes = NodeSelection::All;
     let mut value_bytes = ValueBytes { min: 8, max: 8 };
+    let mut key_bytes = None;
     let mut deletes_per_million = 0;
     let mut hot_keys = None;
     let mut burst = None;
@@ -264,6 +266,13 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
                 })?);
             }
             "nodes" => nodes = context.selection(value, "`nodes`")?,
+            "key_bytes" => {
+                let length = scalar(value, EXPECTED_WHOLE, |text| {
+                    parse_whole(text, "`key_bytes`", 1, u64::from(KEY_BYTES_MAX))
+                })?;
+                // The limit fits u32, so the conversion cannot fail.
+                key_bytes = Some(u32::try_from(length).unwrap_or(KEY_BYTES_MAX));
+            }
             "deletes" => deletes_per_million = per_million(probability(value, "deletes")?),
             "hot_keys" => hot_keys = Some(read_hot_keys(value)?),
             "burst" => {
@@ -286,6 +295,7 @@ fn random_puts(node: &Node, entries: &[Entry], context: &Context<'_>) -> Result<
         keys_count: required(keys_count, node.span, "keys")?,
         nodes,
         value_bytes,
+        key_bytes,
         deletes_per_million,
         hot_keys,
         burst,

@@ -238,6 +238,9 @@ pub const HOT_KEYS_COUNT_MAX: u64 = 1_000;
 pub const HOT_WRITERS_MAX: u64 = 64;
 /// Most operations in one burst of a random workload item.
 pub const BURST_OPERATIONS_MAX: u64 = 10_000;
+/// Largest `key_bytes` of a random workload item: four times a node's limit, so a scenario
+/// can make nodes refuse keys.
+pub const KEY_BYTES_MAX: u32 = 4 << 10;
 /// Largest `value_bytes` of a random workload item.
 pub const VALUE_BYTES_MAX: u32 = 64 << 10;
 /// Highest rate of a random workload item, in operations per second.

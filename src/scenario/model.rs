@@ -315,7 +315,7 @@ pub enum WorkloadItem {
         /// `delete`: the key, non-empty text.
         key: String,
     },
-    /// `{from, until, rate, keys, nodes, value_bytes, deletes, hot_keys, burst}`: random
+    /// `{from, until, rate, keys, nodes, value_bytes, key_bytes, deletes, hot_keys, burst}`: random
     /// puts and deletes drawn from the seed.
     Random(RandomPuts),
     /// `{at, node, ping: TARGET}`: a routed ping from `node` to `target`, retried until
@@ -366,6 +366,10 @@ pub struct RandomPuts {
     /// for one value in four, its maximum for another, and a uniform length otherwise, so
     /// the limits are hit.
     pub value_bytes: ValueBytes,
+    /// `key_bytes`: pad every key name (`k17`, `hot3`) with `.` to this many bytes, 1 to
+    /// [`KEY_BYTES_MAX`](super::KEY_BYTES_MAX); a longer name stays as it is. `None` (the
+    /// default) leaves the names short. A node refuses keys over its own limit (1 KiB).
+    pub key_bytes: Option<u32>,
     /// `deletes`: share of operations that delete their key instead of putting it, in
     /// millionths (`0.2` is 200,000); default 0.
     pub deletes_per_million: u32,

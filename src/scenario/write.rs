@@ -290,6 +290,9 @@ fn random_item(puts: &RandomPuts, names: &[String]) -> Vec<(&'static str, String
         let text = if min == max { min.to_string() } else { format!("{min}..{max}") };
         entries.push(("value_bytes", text));
     }
+    if let Some(length) = puts.key_bytes {
+        entries.push(("key_bytes", length.to_string()));
+    }
     if puts.deletes_per_million != 0 {
         entries.push(("deletes", per_million(puts.deletes_per_million)));
     }

@@ -549,6 +549,11 @@ fn lighten_workload(scenario: &Scenario, _: &Context) -> Vec<Scenario> {
             changed.deletes_per_million = 0;
             lighter.push(changed);
         }
+        if puts.key_bytes.is_some() {
+            let mut changed = puts.clone();
+            changed.key_bytes = None;
+            lighter.push(changed);
+        }
         if puts.value_bytes.min != puts.value_bytes.max {
             let mut changed = puts.clone();
             changed.value_bytes = ValueBytes { min: puts.value_bytes.min, max: puts.value_bytes.min };
