@@ -127,8 +127,14 @@ fn exported_chaos_replays_to_the_same_trace_hash() {
 fn shrink_with(file: &str, seed: u64, jobs: usize) -> Outcome {
     let cancel = AtomicBool::new(false);
     let header = |signature: &Signature| vec![format!("from {file} with seed {seed}: {signature}")];
-    shrink::shrink(&load(file), seed, &header, Options { jobs, cancel: &cancel, interrupt: &cancel }, &|_| {})
-        .unwrap_or_else(|_| panic!("{file} fails with seed {seed}"))
+    shrink::shrink(
+        &load(file),
+        seed,
+        &header,
+        Options { jobs, cancel: &cancel, interrupt: &cancel, planted_bug: None },
+        &|_| {},
+    )
+    .unwrap_or_else(|_| panic!("{file} fails with seed {seed}"))
 }
 
 /// Checks one shrink: small, the same failure, deterministic, and the same bytes again and
@@ -210,7 +216,7 @@ fn a_passing_seed_is_refused() {
         &load("tests/scenarios/crash-pair.yaml"),
         1,
         &|_| Vec::new(),
-        Options { jobs: 1, cancel: &cancel, interrupt: &cancel },
+        Options { jobs: 1, cancel: &cancel, interrupt: &cancel, planted_bug: None },
         &|_| {},
     );
     assert!(matches!(refused, Err(shrink::Refusal::Passes(_))));

@@ -111,7 +111,7 @@ pub fn shrink_command(file: &Path, flags: &Flags<'_>) -> Result<i32, Error> {
             ));
         };
         let header = |signature: &Signature| header(file, flags.seed, signature);
-        let options = Options { jobs, cancel: &cancel, interrupt: &interrupt };
+        let options = Options { jobs, cancel: &cancel, interrupt: &interrupt, planted_bug: None };
         let result = super::shrink(&scenario, flags.seed, &header, options, &on_progress);
         done.store(true, Ordering::Relaxed);
         result
