@@ -277,6 +277,41 @@ fn shrink_command_exit_codes() {
     assert_eq!(no_seed.code, 2, "{no_seed:?}");
 }
 
+/// Goal: a failure that cannot get smaller is still written, next to the input by
+/// default, and the output says that nothing could be removed. Method: one node with a
+/// 1ms link latency that expects `converged: false`, and nothing else, shrunk without
+/// `--out` in a scratch directory: exit 0, `lonely.shrunk.yaml` written and still failing.
+#[test]
+fn shrink_command_nothing_to_remove() {
+    let directory = fresh_directory("shrink_command_nothing_to_remove");
+    let input = support::write_file(
+        &directory,
+        "lonely.yaml",
+        "name: lonely\nduration: 1s\nnodes: 1\nnetwork: {latency: 1ms}\nexpect:\n  converged: false\n  within: 1s\n",
+    );
+    let input_text = input.display().to_string();
+    let outcome = ferry(&["shrink", &input_text, "--seed", "0", "--jobs", "1"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let out = directory.join("lonely.shrunk.yaml");
+    let out_text = out.display().to_string();
+    assert!(outcome.stdout.contains("0 accepted"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.lines().any(|line| line.starts_with("nothing could be removed: ")),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains(&format!("wrote {out_text}\n")), "{}", outcome.stdout);
+    let replay = ferry(&["run", &out_text, "--seed", "0"]);
+    assert_eq!(replay.code, 1, "{replay:?}");
+    assert!(replay.stdout.contains("FAILED converged"), "{}", replay.stdout);
+
+    // A search that removed something does not say so.
+    let stubborn =
+        ferry(&["shrink", "tests/scenarios/shrink/stubborn.yaml", "--seed", "9", "--out", &out_text]);
+    assert_eq!(stubborn.code, 0, "{stubborn:?}");
+    assert!(!stubborn.stdout.contains("nothing could be removed"), "{}", stubborn.stdout);
+}
+
 /// Goal: `--export-faults` writes a file that replays to the same trace hash, through the
 /// binary. Method: chaos-swarm's seed 2, then the exported file without `--seed`.
 #[test]
