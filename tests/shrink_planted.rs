@@ -96,7 +96,8 @@ fn assert_shrinks(
 /// planted-ack-before-sync (5 nodes, 10 faults, random writes and deletes on a slow disk)
 /// with `AckBeforeSync`: a node that restarts without a write it acknowledged fails
 /// `invariants` (the checker's own test of an ack before fsync, first among the failed
-/// checks); what is left is a crash and the writes just before it.
+/// checks). What is left is a crash within the fsync latency of a write before it, and the
+/// write is lost for good: `no_data_loss` fails too (`key-absent`).
 #[test]
 fn ack_before_sync_shrinks_to_its_crash() {
     let shrunk = assert_shrinks(
@@ -109,6 +110,8 @@ fn ack_before_sync_shrinks_to_its_crash() {
     let crashes = shrunk.faults.iter().filter(|fault| matches!(fault.kind, FaultKind::Crash { .. })).count();
     assert_eq!(crashes, 1, "{shrunk:?}");
     assert!(!shrunk.workload.is_empty(), "{shrunk:?}");
+    let report = run(&shrunk, Some(PlantedBug::AckBeforeSync));
+    assert!(report.failure_kinds.contains(&("no_data_loss", "key-absent")), "{:?}", report.checks);
 }
 
 /// Goal: a relay bug shrinks to the shortest line that shows it. Method:
