@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use ferry_simulator::disk::DiskConfig;
 use ferry_simulator::ferry::{
-    Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, Violation, format_ns,
+    Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, PlantedBug, Violation, format_ns,
 };
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
@@ -350,6 +350,11 @@ pub struct Options<'a> {
     pub trace_values: bool,
     /// Keep each node's final state in [`Report::state`] (`--dump-state`).
     pub dump_state: bool,
+    /// Runs every node with this bug planted ([`PlantedBug`]), so that tests of `ferry
+    /// shrink` get real failures of a broken process. No flag sets it; `None` is the correct
+    /// process.
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
 }
 
 /// Runs `scenario` with `seed`, recording into `trace`.
@@ -389,6 +394,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
     ferry_config.trace_values = options.trace_values;
+    ferry_config.planted_bug = options.planted_bug;
     let mut checker = FerryChecker::default();
     ferry_config.audit = Some(checker.audit_log());
     let mut simulation: Simulation<FerryNode> = Simulation::new(config, ferry_config, trace);

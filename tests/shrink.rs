@@ -127,8 +127,14 @@ fn exported_chaos_replays_to_the_same_trace_hash() {
 fn shrink_with(file: &str, seed: u64, jobs: usize) -> Outcome {
     let cancel = AtomicBool::new(false);
     let header = |signature: &Signature| vec![format!("from {file} with seed {seed}: {signature}")];
-    shrink::shrink(&load(file), seed, &header, Options { jobs, cancel: &cancel, interrupt: &cancel }, &|_| {})
-        .unwrap_or_else(|_| panic!("{file} fails with seed {seed}"))
+    shrink::shrink(
+        &load(file),
+        seed,
+        &header,
+        Options { jobs, cancel: &cancel, interrupt: &cancel, planted_bug: None },
+        &|_| {},
+    )
+    .unwrap_or_else(|_| panic!("{file} fails with seed {seed}"))
 }
 
 /// Checks one shrink: small, the same failure, deterministic, and the same bytes again and
@@ -210,7 +216,7 @@ fn a_passing_seed_is_refused() {
         &load("tests/scenarios/crash-pair.yaml"),
         1,
         &|_| Vec::new(),
-        Options { jobs: 1, cancel: &cancel, interrupt: &cancel },
+        Options { jobs: 1, cancel: &cancel, interrupt: &cancel, planted_bug: None },
         &|_| {},
     );
     assert!(matches!(refused, Err(shrink::Refusal::Passes(_))));
@@ -269,6 +275,41 @@ fn shrink_command_exit_codes() {
     assert_eq!(jobs.code, 2, "{jobs:?}");
     let no_seed = ferry(&["shrink", "tests/scenarios/shrink/stubborn.yaml"]);
     assert_eq!(no_seed.code, 2, "{no_seed:?}");
+}
+
+/// Goal: a failure that cannot get smaller is still written, next to the input by
+/// default, and the output says that nothing could be removed. Method: one node with a
+/// 1ms link latency that expects `converged: false`, and nothing else, shrunk without
+/// `--out` in a scratch directory: exit 0, `lonely.shrunk.yaml` written and still failing.
+#[test]
+fn shrink_command_nothing_to_remove() {
+    let directory = fresh_directory("shrink_command_nothing_to_remove");
+    let input = support::write_file(
+        &directory,
+        "lonely.yaml",
+        "name: lonely\nduration: 1s\nnodes: 1\nnetwork: {latency: 1ms}\nexpect:\n  converged: false\n  within: 1s\n",
+    );
+    let input_text = input.display().to_string();
+    let outcome = ferry(&["shrink", &input_text, "--seed", "0", "--jobs", "1"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let out = directory.join("lonely.shrunk.yaml");
+    let out_text = out.display().to_string();
+    assert!(outcome.stdout.contains("0 accepted"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.lines().any(|line| line.starts_with("nothing could be removed: ")),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains(&format!("wrote {out_text}\n")), "{}", outcome.stdout);
+    let replay = ferry(&["run", &out_text, "--seed", "0"]);
+    assert_eq!(replay.code, 1, "{replay:?}");
+    assert!(replay.stdout.contains("FAILED converged"), "{}", replay.stdout);
+
+    // A search that removed something does not say so.
+    let stubborn =
+        ferry(&["shrink", "tests/scenarios/shrink/stubborn.yaml", "--seed", "9", "--out", &out_text]);
+    assert_eq!(stubborn.code, 0, "{stubborn:?}");
+    assert!(!stubborn.stdout.contains("nothing could be removed"), "{}", stubborn.stdout);
 }
 
 /// Goal: `--export-faults` writes a file that replays to the same trace hash, through the

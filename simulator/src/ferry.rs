@@ -26,12 +26,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ferry_protocol::node::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
-    conflict_outcome,
+    SentMessage, conflict_outcome,
 };
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::{Conflict, Digest, Register, Store, WriteId};
-use ferry_protocol::{Envelope, NodeId, SteadyClock, Timestamp, WalEntry};
+use ferry_protocol::{Envelope, Message, NodeId, SteadyClock, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -73,6 +73,30 @@ pub struct FerryConfig {
     /// Where nodes report what the checkers need ([`AuditRecord`]s); `None` boots nodes
     /// without `NodeConfig::audit`. Never changes the trace hash.
     pub audit: Option<AuditLog>,
+    /// A bug planted in every node, for tests that need a process that really fails
+    /// ([`PlantedBug`]); `None`, the default, is the correct adapter.
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// A deliberate bug in the adapter, so that tests of the tools that hunt failures (`ferry
+/// shrink`) have real failures of a broken process to work on, and can show that the bug,
+/// not the scenario, is the cause: the same scenario passes with the correct adapter.
+///
+/// Only tests set one ([`FerryConfig::planted_bug`], through the CLI crate's
+/// `run::Options`); no command-line flag or scenario key reaches it. Both bugs are
+/// deterministic: they change what a node does, never the order in which the simulator
+/// does it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The adapter tells its node that every sync completed the moment it asks for one
+    /// (and still asks the disk): writes are acknowledged, and pushed to peers, before they
+    /// are durable, so a crash within the fsync latency loses acknowledged writes.
+    AckBeforeSync,
+    /// The adapter never sends a `WalPush` that carries another origin's entry: a node
+    /// passes on only its own writes, so in a line a write never gets two hops.
+    ForgetToRelay,
 }
 
 /// What a node reports to the checkers alone, never to the trace.
@@ -119,6 +143,7 @@ impl FerryConfig {
             routing: false,
             trace_values: false,
             audit: None,
+            planted_bug: None,
         }
     }
 }
@@ -313,6 +338,8 @@ pub struct FerryNode {
     trace_values: bool,
     /// Where to report audits, if anyone listens.
     audit: Option<AuditLog>,
+    /// The bug planted in this node, if any ([`PlantedBug`]).
+    bug: Option<PlantedBug>,
 }
 
 impl FerryNode {
@@ -325,8 +352,14 @@ impl FerryNode {
     fn drain(&mut self, context: &mut Context<'_, FerryEvent>) {
         let Some(node) = self.node.as_mut() else { return };
         let mut broken = Vec::new();
+        let own_id = node.node_id();
+        // Syncs to report complete at once (only with `PlantedBug::AckBeforeSync`).
+        let mut premature = Vec::new();
         while let Some(output) = node.poll() {
             match output {
+                Output::Send { message: Some(sent), .. }
+                    if self.bug == Some(PlantedBug::ForgetToRelay)
+                        && relays_another_origin(&sent, own_id) => {}
                 Output::Send { link, frame, message: None } => context.send(link as u32, frame),
                 Output::Send { link, frame, message: Some(sent) } => {
                     let (ids, values) = (&self.ids, self.trace_values);
@@ -338,7 +371,12 @@ impl FerryNode {
                     broken.push(link as u32);
                 }
                 Output::Disk(DiskRequest::Append { bytes }) => context.append(bytes),
-                Output::Disk(DiskRequest::Sync { sync_id }) => context.sync(sync_id),
+                Output::Disk(DiskRequest::Sync { sync_id }) => {
+                    context.sync(sync_id);
+                    if self.bug == Some(PlantedBug::AckBeforeSync) {
+                        premature.push(sync_id);
+                    }
+                }
                 Output::Disk(DiskRequest::Truncate { length_bytes }) => context.truncate(length_bytes),
                 Output::Event(Event::RoutedPong { target, round_trip_ns }) => {
                     let answered = self.pings.keys().copied().find(|index| {
@@ -372,6 +410,16 @@ impl FerryNode {
         let own = [redial, ping].into_iter().flatten().min().map(|at| self.steady.to_reading_ns(at));
         let deadline = [node_deadline(self.node.as_ref()), own].into_iter().flatten().min();
         context.set_timer(deadline);
+        if !premature.is_empty() {
+            // The disk's own completion comes later, and the node ignores it, as it ignores
+            // every completion of a sync it no longer waits for.
+            if let Some(node) = self.node.as_mut() {
+                for sync_id in premature {
+                    node.handle_synced(context.now_ns(), sync_id);
+                }
+            }
+            self.drain(context);
+        }
     }
 
     /// Sends every routed ping whose next attempt is due; gives up after
@@ -408,6 +456,15 @@ impl FerryNode {
     }
 }
 
+/// True when `sent` is a `WalPush` carrying an entry whose origin is not `own`
+/// (`PlantedBug::ForgetToRelay`).
+fn relays_another_origin(sent: &SentMessage, own: NodeId) -> bool {
+    match &sent.message {
+        Message::WalPush { entries } => entries.iter().any(|entry| entry.origin != own),
+        _ => false,
+    }
+}
+
 /// The write behind a register.
 fn write_of_register(register: &Register) -> WriteId {
     WriteId {
@@ -435,7 +492,9 @@ impl Process for FerryNode {
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;
-        node_config.describe_sends = context.describes_sends();
+        // Forgetting to relay needs to see what is sent.
+        node_config.describe_sends =
+            context.describes_sends() || config.planted_bug == Some(PlantedBug::ForgetToRelay);
         node_config.audit = config.audit.is_some();
         let ids = Names::new(&config.names);
         let mut seed = [0u8; 32];
@@ -453,6 +512,7 @@ impl Process for FerryNode {
                 ids,
                 trace_values: config.trace_values,
                 audit: config.audit.clone(),
+                bug: config.planted_bug,
             },
             Err(error) => {
                 context.emit(FerryEvent::StartFailed { reason: error.to_string() });
@@ -466,6 +526,7 @@ impl Process for FerryNode {
                     ids,
                     trace_values: config.trace_values,
                     audit: config.audit.clone(),
+                    bug: config.planted_bug,
                 }
             }
         };

@@ -35,7 +35,8 @@ pub struct Flags<'a> {
     pub jobs: Option<usize>,
 }
 
-/// `scenarios/x.yaml` → `scenarios/x.shrunk.yaml`.
+/// `scenarios/x.yaml` → `scenarios/x.shrunk.yaml` (and `x.yml` too; a name without either
+/// suffix gets `.shrunk.yaml` appended).
 #[must_use]
 pub fn default_out(file: &Path) -> PathBuf {
     let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
@@ -111,7 +112,7 @@ pub fn shrink_command(file: &Path, flags: &Flags<'_>) -> Result<i32, Error> {
             ));
         };
         let header = |signature: &Signature| header(file, flags.seed, signature);
-        let options = Options { jobs, cancel: &cancel, interrupt: &interrupt };
+        let options = Options { jobs, cancel: &cancel, interrupt: &interrupt, planted_bug: None };
         let result = super::shrink(&scenario, flags.seed, &header, options, &on_progress);
         done.store(true, Ordering::Relaxed);
         result
@@ -248,6 +249,9 @@ fn report(
         elapsed.as_secs_f64(),
         if jobs == 1 { "1 job".to_owned() } else { format!("{jobs} jobs") }
     ));
+    if outcome.complete && outcome.accepted == 0 {
+        text.push_str("nothing could be removed: no smaller or gentler candidate failed the same way\n");
+    }
     if !still_fails {
         text.push_str(
             "warning: the written file did not fail the same way when run again; please report this\n",
@@ -260,4 +264,24 @@ fn report(
 
 fn humantime(duration: Duration) -> String {
     crate::scenario::format_duration_exact(duration.as_nanos().min(u128::from(u64::MAX)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the default `--out` is next to the input, `NAME.shrunk.yaml`. Method: names
+    /// with `.yaml`, `.yml`, no suffix, and an already shrunk file.
+    #[test]
+    fn default_out_is_next_to_the_input() {
+        let cases = [
+            ("scenarios/x.yaml", "scenarios/x.shrunk.yaml"),
+            ("x.yml", "x.shrunk.yaml"),
+            ("dir/x", "dir/x.shrunk.yaml"),
+            ("x.shrunk.yaml", "x.shrunk.shrunk.yaml"),
+        ];
+        for (file, expected) in cases {
+            assert_eq!(default_out(Path::new(file)), PathBuf::from(expected), "{file}");
+        }
+    }
 }

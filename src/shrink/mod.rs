@@ -41,6 +41,11 @@ pub struct Options<'a> {
     pub cancel: &'a AtomicBool,
     /// Set from outside (Ctrl-C) to stop even the run that confirms the failure.
     pub interrupt: &'a AtomicBool,
+    /// Every run, the confirming one and each candidate, plants this bug
+    /// ([`run::Options::planted_bug`]): tests shrink real failures of a broken process with
+    /// it. The command always passes `None`.
+    #[doc(hidden)]
+    pub planted_bug: Option<ferry_simulator::ferry::PlantedBug>,
 }
 
 /// Where the search stands, for a progress line.
@@ -100,7 +105,11 @@ pub fn shrink(
     progress: &dyn Fn(&Progress<'_>),
 ) -> Result<Outcome, Refusal> {
     // The budget does not cut the confirming run short: without it there is nothing to keep.
-    let run_options = run::Options { cancel: Some(options.interrupt), ..run::Options::default() };
+    let run_options = run::Options {
+        cancel: Some(options.interrupt),
+        planted_bug: options.planted_bug,
+        ..run::Options::default()
+    };
     let before = run::run_with(input, seed, Trace::default(), run_options);
     if before.interrupted {
         return Err(Refusal::Interrupted);
@@ -190,7 +199,11 @@ impl Search<'_> {
 
     /// Runs one candidate: `Some(true)` when it fails the same way, `None` when cancelled.
     fn verdict(&self, candidate: &Scenario) -> Option<bool> {
-        let run_options = run::Options { cancel: Some(self.options.cancel), ..run::Options::default() };
+        let run_options = run::Options {
+            cancel: Some(self.options.cancel),
+            planted_bug: self.options.planted_bug,
+            ..run::Options::default()
+        };
         let report = run::run_with(candidate, self.seed, Trace::default(), run_options);
         if report.interrupted {
             return None;
