@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::session::{Identity, VersionRange};
-use ferry_protocol::{LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
+use ferry_protocol::{Event, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -446,6 +446,123 @@ fn peer_with_another_protocol_version_fails_its_handshake() {
     assert_closed_by_peer(&mut stream);
     assert_eq!(a.request("put after handshake"), "ok");
     assert_eq!(a.request("peers"), "peers: (none)");
+}
+
+#[test]
+fn every_refused_handshake_hears_why() {
+    // Goal: the Close that says why a handshake was refused reaches the peer before the
+    // socket closes (it used to be queued for the writer after the socket was shut, and
+    // arrived 4 times in 20). Method: ten version-2 peers in turn, each reading until the
+    // node closes the socket; every one must see a VersionMismatch Close.
+    let data = scratch("refusal");
+    let (_a, a_address) = Process::node("a", &data.join("a"), &[]);
+    for attempt in 0..10 {
+        let mut rng = ChaCha20Rng::seed_from_u64(attempt);
+        let mut session = SessionConfig::new("future", Identity::generate(&mut rng));
+        session.versions = VersionRange::single(2);
+        let mut future = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
+        let mut stream = TcpStream::connect(a_address).expect("a listens");
+        future.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+        let events = drive_until_closed(&mut future, &mut stream);
+        assert!(
+            events.iter().any(|event| matches!(event, Event::HandshakeFailed { reason, .. } if reason.contains("VersionMismatch"))),
+            "attempt {attempt}: no VersionMismatch Close before the socket closed: {events:?}"
+        );
+    }
+}
+
+#[test]
+fn garbage_under_an_established_session_closes_it_after_a_bound() {
+    // Goal: after a handshake, frames that fail authentication are not free: the node
+    // closes the session with a reason once it has seen more than SESSION_INVALID_MIN of
+    // them (PROTOCOL.md 9), processes nothing more of the connection, logs it once, and
+    // keeps serving. Method: a protocol Node named mallory completes a handshake with a
+    // over TCP, then writes one ping frame with its tag flipped 20,000 times (each fails
+    // authentication; a failed frame records no nonce, so none is a replay).
+    let data = scratch("session-garbage");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
+    let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    let connected =
+        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
+    assert!(connected.is_some(), "mallory's handshake with a completes");
+    a.wait_answer("peers", |answer| answer == "peers: mallory");
+
+    mallory.ping(0, 1);
+    let mut frame = loop {
+        match mallory.poll() {
+            Some(Output::Send { frame, .. }) => break frame.to_vec(),
+            Some(_) => {}
+            None => panic!("a ping is sent"),
+        }
+    };
+    *frame.last_mut().expect("a frame has bytes") ^= 0x01;
+    let flood: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 20_000).collect();
+    // The node may close the socket while the flood is being written.
+    let _ = stream.write_all(&flood);
+    let events = drive_until_closed(&mut mallory, &mut stream);
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            Event::PeerDisconnected { reason, .. } if reason.contains("ProtocolError") && reason.contains("17 invalid envelopes against")
+        )),
+        "mallory hears why: {events:?}"
+    );
+    let line = a.wait_stderr("invalid envelopes");
+    assert!(
+        line.contains("peer disconnected: mallory") && line.contains("17 invalid envelopes against"),
+        "{line}"
+    );
+    assert_eq!(a.stderr_lines_containing("invalid envelopes").len(), 1, "logged once");
+    assert_eq!(a.request("put after the flood"), "ok");
+    a.wait_answer("peers", |answer| answer == "peers: (none)");
+}
+
+/// Feeds `node` what `stream` delivers and writes what it sends, until an event matches
+/// `found` (returned) or the stream ends (`None`).
+fn drive_until(
+    node: &mut Node,
+    stream: &mut TcpStream,
+    mut found: impl FnMut(&Event) -> bool,
+) -> Option<Event> {
+    stream.set_read_timeout(Some(DEADLINE)).expect("a timeout can be set");
+    let mut buffer = [0; 64 * 1024];
+    let mut matched = None;
+    loop {
+        // Everything queued is written, also after a match (a handshake's last message).
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Send { frame, .. } if stream.write_all(&frame).is_err() => return matched,
+                Output::Event(event) if matched.is_none() && found(&event) => matched = Some(event),
+                _ => {}
+            }
+        }
+        if matched.is_some() {
+            return matched;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(length) => node.handle_stream(0, 1, &buffer[..length]),
+        }
+    }
+}
+
+/// Drives `node` over `stream` until the peer closes it; returns every event seen.
+fn drive_until_closed(node: &mut Node, stream: &mut TcpStream) -> Vec<Event> {
+    let mut events = Vec::new();
+    drive_until(node, stream, |event| {
+        events.push(event.clone());
+        false
+    });
+    while let Some(output) = node.poll() {
+        if let Output::Event(event) = output {
+            events.push(event);
+        }
+    }
+    events
 }
 
 #[test]

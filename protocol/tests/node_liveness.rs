@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use ferry_protocol::node::{LinkKind, Node, NodeConfig, Output};
+use ferry_protocol::node::{
+    LinkKind, Node, NodeConfig, Output, SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
+};
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::{Envelope, MessageType};
@@ -216,4 +218,82 @@ fn timers_count_elapsed_time_when_the_clock_steps_back() {
     let first_stamp = a.node.entry(a.node.node_id(), 1).expect("held").timestamp;
     let second_stamp = a.node.entry(a.node.node_id(), second).expect("held").timestamp;
     assert!(second_stamp > first_stamp);
+}
+
+/// a's next envelope toward b, a Ping, and a copy of it whose tag is flipped.
+fn ping_and_forgery(a: &mut Side, now_ns: u64) -> (Bytes, Bytes) {
+    a.node.ping(now_ns, 1);
+    drain(a);
+    let frame = a.frames.pop_back().expect("a ping is sent");
+    let mut forged = frame.to_vec();
+    *forged.last_mut().expect("a frame has bytes") ^= 0x01;
+    (frame, Bytes::from(forged))
+}
+
+#[test]
+fn invalid_envelopes_past_the_bound_close_the_session_and_a_new_one_follows() {
+    // Goal: a session is closed with a reason once it has seen more than
+    // SESSION_INVALID_MIN envelopes that fail authentication (PROTOCOL.md 9), and the
+    // link recovers: the Initiator handshakes again. Method: a and b establish a session on
+    // a datagram link; b is handed one forged envelope (a's ping with its tag flipped) again
+    // and again; the frames b sends are read from their headers.
+    let (mut a, mut b) = linked_pair(0);
+    settle(&mut a, &mut b, 0);
+    assert_eq!(b.node.connected_peers().count(), 1, "the session is up");
+    let (_, forged) = ping_and_forgery(&mut a, MS);
+    for _ in 0..SESSION_INVALID_MIN {
+        b.node.handle_datagram(MS, 0, forged.clone());
+        drain(&mut b);
+    }
+    assert!(b.frames.is_empty(), "up to the bound, nothing is answered");
+    assert_eq!(b.node.connected_peers().count(), 1, "up to the bound, the session stays");
+    b.node.handle_datagram(MS, 0, forged.clone());
+    drain(&mut b);
+    let sent: Vec<MessageType> = b.frames.iter().map(message_type_any).collect();
+    assert_eq!(sent, [MessageType::Close], "one more closes the session with a Close");
+    assert_eq!(b.node.stats().sessions_closed_invalid, 1);
+    assert_eq!(b.node.connected_peers().count(), 0);
+    // The Close reaches a, whose next attempt after its backoff establishes a new session.
+    settle(&mut a, &mut b, MS);
+    assert_eq!(a.node.connected_peers().count(), 0, "a heard the Close");
+    let mut now_ns = MS;
+    for _ in 0..STEPS_MAX {
+        if a.node.connected_peers().count() == 1 && b.node.connected_peers().count() == 1 {
+            return;
+        }
+        now_ns = a.node.poll_timeout().expect("a retries").max(now_ns);
+        a.node.handle_timeout(now_ns);
+        drain(&mut a);
+        settle(&mut a, &mut b, now_ns);
+    }
+    panic!("no new session after the close");
+}
+
+#[test]
+fn occasional_corruption_never_closes_a_busy_session() {
+    // Goal: the bound tolerates a link that damages some envelopes: one forged envelope
+    // per SESSION_VALID_PER_INVALID valid ones, far past SESSION_INVALID_MIN in total,
+    // never closes the session. Method: 40 rounds of 8 valid pings and one forgery.
+    let (mut a, mut b) = linked_pair(0);
+    settle(&mut a, &mut b, 0);
+    for round in 0..40 {
+        let now_ns = (round + 1) * MS;
+        for _ in 0..SESSION_VALID_PER_INVALID {
+            let (valid, _) = ping_and_forgery(&mut a, now_ns);
+            b.node.handle_datagram(now_ns, 0, valid);
+            drain(&mut b);
+        }
+        let (_, forged) = ping_and_forgery(&mut a, now_ns);
+        b.node.handle_datagram(now_ns, 0, forged);
+        drain(&mut b);
+    }
+    assert_eq!(b.node.stats().frames_rejected, 40, "every forgery was rejected");
+    assert_eq!(b.node.stats().sessions_closed_invalid, 0);
+    assert_eq!(b.node.connected_peers().count(), 1);
+}
+
+/// The type of any frame, whatever the length of its prefix.
+fn message_type_any(frame: &Bytes) -> MessageType {
+    let start = frame.iter().position(|byte| byte & 0x80 == 0).map_or(frame.len(), |index| index + 1);
+    Envelope::decode(frame.slice(start..)).expect("valid envelope").header.message_type
 }

@@ -27,6 +27,8 @@ const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write blocked this long means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closing connection may take to write what is queued (the Close that says why).
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (such as too many open files) before the next.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -114,10 +116,17 @@ impl Connection {
         }
     }
 
-    /// Shuts the socket down both ways: the reader then reports `Input::Closed`.
+    /// Stops reading at once, so nothing more from the peer is processed, and lets the
+    /// writer send what is queued (the Close that says why) within [`CLOSE_FLUSH_TIMEOUT`].
+    /// The reader then reports `Input::Closed`, the runtime drops this connection and with it
+    /// the queue's sender, and the writer, once the queue is empty, shuts the socket.
     pub(crate) fn shutdown(&mut self) {
         self.closing = true;
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if self.stream.set_write_timeout(Some(CLOSE_FLUSH_TIMEOUT)).is_err() {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            return;
+        }
+        let _ = self.stream.shutdown(Shutdown::Read);
     }
 }
 
@@ -158,6 +167,8 @@ fn write_frames(mut stream: TcpStream, queued: &Receiver<Bytes>) {
             return;
         }
     }
+    // The runtime dropped the connection: everything queued is written.
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Starts the thread accepting connections on `listener`.

@@ -354,7 +354,8 @@ impl Runtime {
             }
             Input::Dialed { key, result } => self.handle_dialed(now_ns, key, result),
             Input::Received { link, bytes } => {
-                if self.connections.contains_key(&link) {
+                // Bytes already read from a link being closed are never processed.
+                if self.connections.get(&link).is_some_and(|connection| !connection.closing) {
                     self.node.handle_stream(now_ns, link, &bytes);
                 }
             }

@@ -37,7 +37,7 @@ pub use event::{
     conflict_outcome,
 };
 pub use log::PENDING_ENTRIES_MAX;
-pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX};
+pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX, SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID};
 pub use routing::ROUTE_PINGS_MAX;
 
 use self::log::{Log, Offer};
@@ -46,7 +46,7 @@ use crate::clock::HybridClock;
 use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
 use crate::envelope::Envelope;
 use crate::frame::{self, Decoded, FRAME_BYTES_MAX_DEFAULT};
-use crate::message::{self, Message, WAL_PUSH_BYTES_MAX};
+use crate::message::{self, CloseCode, Message, WAL_PUSH_BYTES_MAX};
 use crate::session::{Connection, ConnectionEvent, Role, SessionConfig, SessionError};
 use crate::steady::SteadyClock;
 use crate::storage::DiskRequest;
@@ -156,6 +156,8 @@ pub struct NodeStats {
     pub frames_rejected: u64,
     /// Received timestamps too far ahead to merge into the HLC.
     pub clock_rejections: u64,
+    /// Sessions closed for too many invalid envelopes (PROTOCOL.md 9).
+    pub sessions_closed_invalid: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -429,8 +431,8 @@ impl Node {
             Ok(Decoded::Frame(contents)) if decoder.buffered_bytes() == 0 => {
                 self.handle_contents(now_ns, link, contents);
             }
-            Ok(_) => self.reject(link, "datagram does not hold exactly one frame".to_owned()),
-            Err(error) => self.reject(link, error.to_string()),
+            Ok(_) => self.reject_invalid(now_ns, link, "datagram does not hold exactly one frame".to_owned()),
+            Err(error) => self.reject_invalid(now_ns, link, error.to_string()),
         }
         self.finish_input(now_ns);
     }
@@ -613,14 +615,58 @@ impl Node {
         self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
     }
 
+    /// Rejects a frame the peer (or someone on the path) should not have sent, and counts it
+    /// against the session's abuse bound (PROTOCOL.md 9): past it the session is closed.
+    fn reject_invalid(&mut self, now_ns: u64, link: LinkId, reason: String) {
+        let Some(peer) = self.peers.get_mut(&link) else { return self.reject(link, reason) };
+        if !peer.connection.is_established() || !peer.session_abused() {
+            return self.reject(link, reason);
+        }
+        let (invalid, valid) = (peer.session_invalid_count, peer.session_valid_count);
+        self.stats.sessions_closed_invalid += 1;
+        self.reject(link, reason.clone());
+        let reason =
+            format!("{invalid} invalid envelopes against {valid} valid in one session, last: {reason}");
+        self.close_session(now_ns, link, CloseCode::ProtocolError, reason);
+    }
+
+    /// Ends the session on `link` with a Close carrying `code` and `reason`. A stream link is
+    /// closed with it (the peer redials); on a datagram link the Initiator handshakes again
+    /// after its backoff.
+    fn close_session(&mut self, now_ns: u64, link: LinkId, code: CloseCode, reason: String) {
+        let close = Message::Close { code, reason: reason.clone() };
+        self.send_message(link, &close);
+        self.drain_connection(now_ns, link);
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        match peer.kind {
+            LinkKind::Stream => {
+                if let Some(peer) = self.peers.remove(&link) {
+                    self.audit_sessions_ended(link, &peer);
+                }
+                self.routing_neighbour_down(now_ns, link);
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+                self.outputs.push_back(Output::Close { link });
+            }
+            LinkKind::Datagram => {
+                peer.node_id = None;
+                peer.retransmit_at_ns = None;
+                peer.next_pull_ns = None;
+                peer.schedule_handshake_retry(now_ns, &mut *self.rng);
+                self.routing_neighbour_down(now_ns, link);
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
+            }
+        }
+    }
+
     fn handle_contents(&mut self, now_ns: u64, link: LinkId, contents: Bytes) {
         let envelope = match Envelope::decode(contents) {
             Ok(envelope) => envelope,
-            Err(error) => return self.reject(link, error.to_string()),
+            Err(error) => return self.reject_invalid(now_ns, link, error.to_string()),
         };
         let Some(peer) = self.peers.get_mut(&link) else { return };
         match peer.connection.handle_envelope(now_ns, envelope, &mut *self.rng) {
             Ok(Some((msg_id, message))) => {
+                peer.session_valid_count += 1;
                 // Before the connection's events: an authenticated Close is accepted, then
                 // ends its session.
                 let receipt = peer.connection.last_receipt();
@@ -635,9 +681,14 @@ impl Node {
                 self.drain_connection(now_ns, link);
             }
             Err(SessionError::HandshakeInProgress) => self.drain_connection(now_ns, link),
-            Err(error) => {
+            // The network duplicates and delays envelopes: a repeat is no offence.
+            Err(error @ (SessionError::Replay { .. } | SessionError::TooOld { .. })) => {
                 self.drain_connection(now_ns, link);
                 self.reject(link, error.to_string());
+            }
+            Err(error) => {
+                self.drain_connection(now_ns, link);
+                self.reject_invalid(now_ns, link, error.to_string());
             }
         }
     }
@@ -679,6 +730,8 @@ impl Node {
                     peer.retransmit_at_ns = None;
                     peer.handshake_backoff_ns = self.config.handshake_retry_ns_initial;
                     peer.handshake_retry_at_ns = None;
+                    peer.session_valid_count = 0;
+                    peer.session_invalid_count = 0;
                     let node_id = info.node_id;
                     let event = Event::PeerConnected { link, name: info.name, node_id };
                     self.outputs.push_back(Output::Event(event));

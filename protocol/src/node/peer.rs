@@ -28,6 +28,12 @@ pub enum LinkKind {
 /// Entries pushed to one peer and not yet acknowledged, at most.
 pub const PEER_INFLIGHT_ENTRIES_MAX: u64 = 2048;
 
+/// Invalid envelopes a session tolerates in any case before it is closed.
+pub const SESSION_INVALID_MIN: u64 = 16;
+/// Valid envelopes that earn a session one more tolerated invalid one, past
+/// [`SESSION_INVALID_MIN`].
+pub const SESSION_VALID_PER_INVALID: u64 = 8;
+
 pub(crate) struct Peer {
     pub(crate) kind: LinkKind,
     pub(crate) connection: Connection,
@@ -56,6 +62,10 @@ pub(crate) struct Peer {
     /// The wait before that attempt, before jitter; doubles per retry up to
     /// `NodeConfig::handshake_retry_ns_max`.
     pub(crate) handshake_backoff_ns: u64,
+    /// Envelopes the current session authenticated, and envelopes it rejected as invalid
+    /// (not repeats): the abuse bound of PROTOCOL.md 9.
+    pub(crate) session_valid_count: u64,
+    pub(crate) session_invalid_count: u64,
 }
 
 impl Peer {
@@ -78,7 +88,19 @@ impl Peer {
             ping: None,
             handshake_retry_at_ns: None,
             handshake_backoff_ns: config.handshake_retry_ns_initial,
+            session_valid_count: 0,
+            session_invalid_count: 0,
         }
+    }
+
+    /// One more invalid envelope under the current session: true once the session has seen
+    /// more than [`SESSION_INVALID_MIN`] of them and more than one per
+    /// [`SESSION_VALID_PER_INVALID`] valid ones (PROTOCOL.md 9). A garbage flood crosses the
+    /// bound after a few frames; a link that corrupts one envelope in a hundred never does.
+    pub(crate) fn session_abused(&mut self) -> bool {
+        self.session_invalid_count += 1;
+        self.session_invalid_count > SESSION_INVALID_MIN
+            && self.session_invalid_count > self.session_valid_count / SESSION_VALID_PER_INVALID
     }
 
     /// After a failed attempt or a closed session: if this end is the link's Initiator and
