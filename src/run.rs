@@ -634,9 +634,9 @@ fn causality_check(checker: &FerryChecker) -> Check {
             detail: violations_detail(&causal.violations, causal.violations_count),
         };
     }
-    let exempt = match causal.writes_exempt {
+    let exempt = match causal.writes_stamped_above {
         0 => String::new(),
-        count => format!(" ({count} after a timestamp its clock refused as too far ahead, exempt)"),
+        count => format!(" ({count} stamped just above a version ahead of their node's clock)"),
     };
     Check {
         name: "causality",

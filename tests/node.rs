@@ -11,10 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
 use ferry_protocol::session::{Identity, VersionRange};
-use ferry_protocol::{Event, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
+use ferry_protocol::{
+    DiskRequest, Event, LinkKind, Node, NodeConfig, NodeId, Operation, Output, Role, SessionConfig,
+    Timestamp, WalEntry, wal,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -521,6 +525,62 @@ fn garbage_under_an_established_session_closes_it_after_a_bound() {
     a.wait_answer("peers", |answer| answer == "peers: (none)");
 }
 
+#[test]
+fn entries_from_the_future_pin_no_key() {
+    // Goal: an entry stamped a year ahead of the node's clock is stored and served, reported
+    // once, and the next local write of its key wins over it (PROTOCOL.md 8.2); one stamped
+    // 2^64 - 1 makes its key refuse writes with an error, never an `ok` that loses.
+    // Method: a protocol Node named mallory recovers a WAL holding two entries of its own,
+    // `k` a year ahead and `pinned` at 2^64 - 1, and pushes them to a over TCP.
+    let data = scratch("future");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let year_ahead_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as u64
+        + 365 * 24 * 3_600_000;
+    let origin = NodeId::from_name("mallory");
+    let put = |key: &'static [u8], value: &'static [u8]| Operation::Put {
+        key: Bytes::from_static(key),
+        value: Bytes::from_static(value),
+    };
+    let mut wal = BytesMut::new();
+    let forged = [
+        WalEntry {
+            origin,
+            sequence: 1,
+            timestamp: Timestamp::new(year_ahead_ms, 0),
+            operation: put(b"k", b"future"),
+        },
+        WalEntry {
+            origin,
+            sequence: 2,
+            timestamp: Timestamp(u64::MAX),
+            operation: put(b"pinned", b"forged"),
+        },
+    ];
+    for entry in &forged {
+        wal::encode_record(entry, &mut wal);
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
+    let mut mallory = Node::recover(NodeConfig::new(session), &wal, Box::new(rng)).expect("a valid wal");
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    let connected =
+        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
+    assert!(connected.is_some(), "mallory's handshake with a completes");
+    // Keep serving a's pulls until it holds both entries.
+    std::thread::spawn(move || drive_until_closed(&mut mallory, &mut stream));
+    a.wait_answer("get k", |answer| answer == "future");
+    a.wait_answer("get pinned", |answer| answer == "forged");
+    let line = a.wait_stderr("ahead of this node's clock");
+    assert!(line.contains(&format!("entries of origin {origin} from mallory")), "{line}");
+    assert_eq!(a.stderr_lines_containing("ahead of this node's clock").len(), 1, "reported once per origin");
+    assert_eq!(a.request("put k honest"), "ok");
+    assert_eq!(a.request("get k"), "honest");
+    let refused = a.request("put pinned honest");
+    assert!(refused.starts_with("error: ") && refused.contains("timestamp maximum"), "{refused}");
+    assert_eq!(a.request("get pinned"), "forged");
+}
+
 /// Feeds `node` what `stream` delivers and writes what it sends, until an event matches
 /// `found` (returned) or the stream ends (`None`).
 fn drive_until(
@@ -532,9 +592,11 @@ fn drive_until(
     let mut buffer = [0; 64 * 1024];
     let mut matched = None;
     loop {
-        // Everything queued is written, also after a match (a handshake's last message).
+        // Everything queued is written, also after a match (a handshake's last message); a
+        // sync completes at once (this peer's log is only in memory).
         while let Some(output) = node.poll() {
             match output {
+                Output::Disk(DiskRequest::Sync { sync_id }) => node.handle_synced(0, sync_id),
                 Output::Send { frame, .. } if stream.write_all(&frame).is_err() => return matched,
                 Output::Event(event) if matched.is_none() && found(&event) => matched = Some(event),
                 _ => {}

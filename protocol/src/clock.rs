@@ -69,8 +69,18 @@ impl HybridClock {
     /// result, every merged remote and every restored timestamp, except at the unreachable
     /// ceiling `Timestamp(u64::MAX)` (physical year ~10,889, refused by `observe` for any
     /// sane drift bound), where it saturates instead of panicking.
+    ///
+    /// One exception keeps a clock that was far ahead from stamping every later write in its
+    /// future: when `last` lies more than `drift_ms_max` beyond the wall clock (our own clock
+    /// ran far ahead and was put right, or we restored such a timestamp), the clock starts
+    /// again from the wall time. Writes to a key then still beat every version of it their
+    /// node holds, by the node's own rule (PROTOCOL.md 8.2), not by the clock's.
     pub fn now(&mut self, wall_ns: u64) -> Timestamp {
-        let wall = Timestamp::new(wall_ns / NANOSECONDS_PER_MILLISECOND, 0);
+        let wall_ms = wall_ns / NANOSECONDS_PER_MILLISECOND;
+        if self.last.physical_ms() > wall_ms.saturating_add(self.drift_ms_max) {
+            self.last = Timestamp(0);
+        }
+        let wall = Timestamp::new(wall_ms, 0);
         let next = if wall > self.last { wall } else { Timestamp(self.last.0.saturating_add(1)) };
         self.last = next;
         next
@@ -144,10 +154,10 @@ mod tests {
 
     #[test]
     fn monotonic_when_the_wall_clock_jumps_backwards() {
-        // Goal: strict monotonicity across a backward jump. Method: jump back 10 s and take
-        // many readings; each exceeds the one before, and the physical part stays put until
-        // the wall clock catches up.
-        let mut clock = HybridClock::new(1000);
+        // Goal: strict monotonicity across a backward jump within the drift bound. Method:
+        // jump back 10 s (the bound is 60 s) and take many readings; each exceeds the one
+        // before, and the physical part stays put until the wall clock catches up.
+        let mut clock = HybridClock::new(60_000);
         let before = clock.now(20_000 * MS);
         let mut previous = before;
         for step in 0..1000 {
@@ -182,8 +192,26 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_far_ahead_of_the_wall_starts_again_from_it() {
+        // Goal: a clock whose last timestamp lies more than the drift bound ahead of the
+        // wall clock (it ran a year ahead and was put right, or restored such a timestamp)
+        // stamps from the wall time again instead of staying a year ahead; within the bound
+        // it stays monotonic. Method: restore a timestamp a year ahead, read at wall 10 s.
+        const YEAR_MS: u64 = 365 * 24 * 3_600_000;
+        let mut clock = HybridClock::new(60_000);
+        clock.restore(Timestamp::new(YEAR_MS, 3));
+        assert_eq!(clock.now(10_000 * MS), Timestamp::new(10_000, 0));
+        assert_eq!(clock.now(10_000 * MS), Timestamp::new(10_000, 1));
+        // Exactly at the bound it does not restart.
+        let mut clock = HybridClock::new(60_000);
+        clock.restore(Timestamp::new(70_000, 3));
+        assert_eq!(clock.now(10_000 * MS), Timestamp::new(70_000, 4));
+    }
+
+    #[test]
     fn saturates_at_the_ceiling_instead_of_panicking() {
-        let mut clock = HybridClock::new(1000);
+        // An unbounded drift never restarts, so the ceiling is reachable.
+        let mut clock = HybridClock::new(u64::MAX);
         clock.restore(Timestamp(u64::MAX));
         assert_eq!(clock.now(u64::MAX), Timestamp(u64::MAX));
         assert_eq!(clock.now(0), Timestamp(u64::MAX));
@@ -235,9 +263,9 @@ mod tests {
     fn restore_keeps_timestamps_rising_across_a_restart() {
         // Goal: a restarted node whose wall clock went backwards still issues larger
         // timestamps than before the crash.
-        let mut before = HybridClock::new(1000);
+        let mut before = HybridClock::new(60_000);
         let last_before_crash = before.now(50_000 * MS);
-        let mut after = HybridClock::new(1000);
+        let mut after = HybridClock::new(60_000);
         after.restore(last_before_crash);
         assert_eq!(after.now(40_000 * MS), Timestamp::new(50_000, 1));
         // A lower restore is ignored.
@@ -252,7 +280,9 @@ mod tests {
         ) {
             // Goal: under any interleaving of readings, merges and restores with a wall clock
             // that wanders both ways, each reading exceeds every earlier reading and every
-            // accepted remote. Method: track that high-water mark beside the clock.
+            // accepted remote, unless that mark lies more than the drift bound ahead of the
+            // wall clock: then the reading starts again from the wall time. Method: track that
+            // high-water mark beside the clock.
             let mut clock = HybridClock::new(500);
             let mut high = Timestamp(0);
             for (kind, wall_ms, remote_ms) in steps {
@@ -260,6 +290,9 @@ mod tests {
                 let remote = Timestamp::new(remote_ms, (remote_ms % 7) as u16);
                 match kind {
                     0 | 1 => {
+                        if high.physical_ms() > wall_ms + 500 {
+                            high = Timestamp(0);
+                        }
                         let next = clock.now(wall_ns);
                         proptest::prop_assert!(next > high);
                         proptest::prop_assert!(next.physical_ms() >= wall_ms);

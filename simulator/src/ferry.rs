@@ -306,6 +306,7 @@ impl TraceRecord for FerryEvent {
                 Event::RoutedPong { .. } => "routed-pong",
                 Event::Pong { .. } => "pong",
                 Event::Conflict(_) => "lww",
+                Event::ClockAhead { .. } => "clock-ahead",
                 Event::Audit(_) => "audit",
             },
             Self::WriteRefused { .. } => "write-refused",
@@ -606,6 +607,9 @@ impl Process for FerryNode {
             }
             _ => None,
         };
+        // How the node stamped it: counted by the node, compared around the write.
+        let stamps = |node: &Node| (node.stats().clock_restarts, node.stats().writes_stamped_above_held);
+        let stamps_before = stamps(node);
         let result = match command {
             Command::Put { key, value } => node.put(now_ns, key, value),
             Command::Delete { key } => node.delete(now_ns, key),
@@ -626,7 +630,11 @@ impl Process for FerryNode {
                         sequence,
                         delete: entry.operation.value().is_none(),
                     };
-                    log.push(context.node(), AuditRecord::Issued(IssuedWrite { key, seen, issued }));
+                    let stamps_after = stamps(node);
+                    let clock_restarted = stamps_after.0 > stamps_before.0;
+                    let stamped_above_held = stamps_after.1 > stamps_before.1;
+                    let write = IssuedWrite { key, seen, issued, clock_restarted, stamped_above_held };
+                    log.push(context.node(), AuditRecord::Issued(write));
                 }
             }
             Err(error) => context.emit(FerryEvent::WriteRefused { reason: error.to_string() }),
@@ -797,7 +805,6 @@ impl FerryChecker {
         for (node, record) in self.audit.take() {
             match record {
                 AuditRecord::Issued(write) => self.causal.issued(at_ns, node, &write, names),
-                AuditRecord::Node(Audit::ClockRefused { timestamp }) => self.causal.refused(node, timestamp),
                 AuditRecord::Node(Audit::RoutedRelayed {
                     source,
                     target,

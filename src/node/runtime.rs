@@ -635,6 +635,19 @@ impl Runtime {
                     }
                 }
             }
+            Event::ClockAhead { link, origin, ahead_ms, .. } => {
+                let from = self.connections.get(&link).map_or_else(
+                    || "a closed link".to_owned(),
+                    |connection| match &connection.peer_name {
+                        Some(name) => format!("{name} ({})", connection.address),
+                        None => connection.address.to_string(),
+                    },
+                );
+                self.logger.info(format_args!(
+                    "warning: entries of origin {origin} from {from} are stamped {:.1} s ahead of this node's clock; writes here still win over them (reported once per origin)",
+                    ahead_ms as f64 / 1000.0
+                ));
+            }
             Event::Pong { link, round_trip_ns } => {
                 self.logger.debug(format_args!("pong on link {link}: {round_trip_ns} ns"));
             }

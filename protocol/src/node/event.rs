@@ -109,6 +109,20 @@ pub enum Event {
         /// Round-trip time on the node's clock.
         round_trip_ns: u64,
     },
+    /// An entry of `origin`, received on `link`, is stamped more than the drift bound ahead
+    /// of this node's clock (PROTOCOL.md 8.2): that origin's clock runs ahead, it wrote just
+    /// above such a version, or the entry is forged. It is stored and applied like any other,
+    /// and later writes here still beat it; reported once per origin.
+    ClockAhead {
+        /// The link it arrived on.
+        link: LinkId,
+        /// The entry's origin.
+        origin: NodeId,
+        /// Its timestamp.
+        timestamp: Timestamp,
+        /// How far ahead of our wall clock, in milliseconds.
+        ahead_ms: u64,
+    },
     /// Last-writer-wins chose between writes of two origins to one key (a local write or
     /// a received entry met the key's register). Not reported again when recovery replays
     /// the WAL.
@@ -154,6 +168,14 @@ pub enum Audit {
         /// The refused timestamp.
         timestamp: Timestamp,
     },
+    /// The clock started again from the wall time because its last timestamp lay more than
+    /// the drift bound ahead of it (PROTOCOL.md 8.2): the node's timestamps fall here, once.
+    ClockRestarted {
+        /// The last timestamp before.
+        from: Timestamp,
+        /// The first after.
+        to: Timestamp,
+    },
     /// The node relayed a routed message of `source` toward `target` (PROTOCOL.md 8.10): it
     /// arrived with `hops_left_received` and left with `hops_left_sent`, which must be one
     /// less, so a message caught in a routing loop dies after a bounded number of hops.
@@ -188,6 +210,9 @@ impl fmt::Display for Audit {
             }
             Self::ClockRefused { timestamp } => {
                 write!(formatter, "audit clock refused {}", HlcDisplay(*timestamp))
+            }
+            Self::ClockRestarted { from, to } => {
+                write!(formatter, "audit clock restarted from {} to {}", HlcDisplay(*from), HlcDisplay(*to))
             }
             Self::RoutedRelayed { source, target, hops_left_received, hops_left_sent } => write!(
                 formatter,
@@ -299,6 +324,11 @@ impl fmt::Display for Event {
             }
             Self::Rejected { link, reason } => write!(formatter, "rejected frame link={link}: {reason}"),
             Self::Pong { link, round_trip_ns } => write!(formatter, "pong link={link} rtt={round_trip_ns}ns"),
+            Self::ClockAhead { link, origin, timestamp, ahead_ms } => write!(
+                formatter,
+                "clock-ahead link={link} origin={origin} timestamp={} ahead={ahead_ms}ms",
+                HlcDisplay(*timestamp)
+            ),
             Self::RoutedPong { target, round_trip_ns } => {
                 write!(formatter, "routed pong from {target} rtt={round_trip_ns}ns")
             }

@@ -24,7 +24,7 @@ mod log;
 mod peer;
 mod routing;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -107,6 +107,10 @@ impl NodeConfig {
     }
 }
 
+/// Origins a node remembers having reported in `Event::ClockAhead`; later offenders go
+/// unreported (they are still counted in `NodeStats::clock_rejections`).
+pub const CLOCK_OFFENDERS_MAX: usize = 256;
+
 /// Why the node cannot start or a write was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NodeError {
@@ -137,6 +141,11 @@ pub enum NodeError {
         /// Its length.
         length_bytes: usize,
     },
+    /// The key's current version is stamped `2^64 − 1`, which no timestamp beats: no honest
+    /// clock gets there (a `u64` of wall nanoseconds stays below 2^45 ms), so the entry was
+    /// forged by a peer that may write (PROTOCOL.md 8.2).
+    #[error("the key holds a version stamped at the timestamp maximum 2^64-1: no write can beat it")]
+    KeyAtTimestampMaximum,
 }
 
 /// Counters for benchmarks and diagnostics.
@@ -156,6 +165,11 @@ pub struct NodeStats {
     pub frames_rejected: u64,
     /// Received timestamps too far ahead to merge into the HLC.
     pub clock_rejections: u64,
+    /// Local writes stamped just above the held version of their key rather than by the
+    /// clock, because that version was ahead of the clock (PROTOCOL.md 8.2).
+    pub writes_stamped_above_held: u64,
+    /// Times the clock started again from the wall time because it was far ahead of it.
+    pub clock_restarts: u64,
     /// Sessions closed for too many invalid envelopes (PROTOCOL.md 9).
     pub sessions_closed_invalid: u64,
 }
@@ -180,6 +194,8 @@ pub struct Node {
     /// The newest remote timestamp read at recovery, merged into the clock (under the drift
     /// bound) just before the first local write after recovery is stamped.
     recovered_remote_max: Option<Timestamp>,
+    /// Origins already reported by `Event::ClockAhead`.
+    clock_offenders: BTreeSet<NodeId>,
     routing: routing::Routing,
     /// The caller's clock readings as steady time: every timer is set and compared in it,
     /// so a reading that steps back never postpones a deadline.
@@ -229,6 +245,7 @@ impl Node {
             msg_id_next: 1,
             stats: NodeStats::default(),
             recovered_remote_max: None,
+            clock_offenders: BTreeSet::new(),
             routing,
             steady: SteadyClock::new(),
         };
@@ -576,7 +593,21 @@ impl Node {
         }
         let origin = self.node_id();
         let sequence = self.log.held().get(origin) + 1;
-        let entry = WalEntry { origin, sequence, timestamp: self.clock.now(wall_ns), operation };
+        let before = self.clock.last();
+        let mut timestamp = self.clock.now(wall_ns);
+        if timestamp < before {
+            self.stats.clock_restarts += 1;
+            self.audit(Audit::ClockRestarted { from: before, to: timestamp });
+        }
+        // PROTOCOL.md 8.2: a write beats every version of its key its node holds, even one
+        // stamped far ahead of the clock (which the clock refused to follow).
+        if let Some((held, held_origin)) = self.store.version(operation.key())
+            && (held, held_origin) >= (timestamp, origin)
+        {
+            timestamp = Timestamp(held.0.checked_add(1).ok_or(NodeError::KeyAtTimestampMaximum)?);
+            self.stats.writes_stamped_above_held += 1;
+        }
+        let entry = WalEntry { origin, sequence, timestamp, operation };
         let offer = self.log.offer(entry);
         assert_eq!(offer, Offer::Accepted, "a local write is always the next of its origin");
         self.apply_accepted();
@@ -862,6 +893,18 @@ impl Node {
         }
     }
 
+    /// Reports, once per origin (at most [`CLOCK_OFFENDERS_MAX`] origins), that an entry of
+    /// `entry.origin` arrived stamped more than the drift bound ahead of our clock.
+    fn report_clock_ahead(&mut self, link: LinkId, entry: &WalEntry) {
+        if self.clock_offenders.len() >= CLOCK_OFFENDERS_MAX || !self.clock_offenders.insert(entry.origin) {
+            return;
+        }
+        let wall_ms = self.steady.reading_ns() / 1_000_000;
+        let ahead_ms = entry.timestamp.physical_ms().saturating_sub(wall_ms);
+        let event = Event::ClockAhead { link, origin: entry.origin, timestamp: entry.timestamp, ahead_ms };
+        self.outputs.push_back(Output::Event(event));
+    }
+
     fn handle_push(&mut self, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
         // A peer pushes only from its durable, contiguous log: it holds every entry up to the
         // highest it pushed, durably, so there is no point pushing them back to it.
@@ -879,6 +922,7 @@ impl Node {
             if self.clock.observe(entry.timestamp, self.steady.reading_ns()).is_err() {
                 self.stats.clock_rejections += 1;
                 self.audit(Audit::ClockRefused { timestamp: entry.timestamp });
+                self.report_clock_ahead(link, &entry);
             }
             // Own the bytes: a slice would keep the whole received frame alive for as long
             // as the entry lives (forever, in the log).

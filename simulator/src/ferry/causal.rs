@@ -7,11 +7,14 @@
 //! timestamps a node's clock refused. Two rules follow:
 //!
 //! - **Newer than what it saw:** the issued `(timestamp, origin)` version exceeds the
-//!   version the node held of that key, unless the node's clock refused that version's
-//!   timestamp as too far ahead (8.2 allows it to lose then).
-//! - **Monotonic:** each timestamp a node issues exceeds the one before; after a restart,
-//!   it exceeds every timestamp of the node's acknowledged writes (an unacknowledged write
-//!   may be lost with its timestamp, and never left the node).
+//!   version the node held of that key, always: also when that version was stamped far
+//!   ahead of the node's clock (the node then stamps its write just above it).
+//! - **Monotonic:** each timestamp a node's clock issues exceeds the one before; after a
+//!   restart, it exceeds every clock-stamped timestamp of the node's acknowledged writes (an
+//!   unacknowledged write may be lost with its timestamp, and never left the node). Two
+//!   exceptions the node reports with the write: a write stamped above a far-ahead held
+//!   version is outside the clock's sequence, and a clock that restarted from the wall time
+//!   (it was more than the drift bound ahead) begins a new sequence.
 //!
 //! It sees only the key written, not every entry the node applied: a write that follows
 //! another to a different key is not checked against it.
@@ -37,6 +40,10 @@ pub struct IssuedWrite {
     pub seen: Option<WriteId>,
     /// The write the node issued.
     pub issued: WriteId,
+    /// The node's clock started again from the wall time for this write (it was far ahead).
+    pub clock_restarted: bool,
+    /// The node stamped this write just above the held version, which was ahead of its clock.
+    pub stamped_above_held: bool,
 }
 
 /// Checks that every local write is newer than what its node had seen; see the module docs.
@@ -47,13 +54,13 @@ pub struct CausalChecker {
     last_issued: BTreeMap<u32, WriteId>,
     /// Per node, its acknowledged write of highest timestamp.
     acked_max: BTreeMap<u32, WriteId>,
-    /// Per node, the remote timestamps its clock refused (in any incarnation).
-    refused: BTreeMap<u32, BTreeSet<Timestamp>>,
+    /// Per node, its writes stamped above a held version rather than by its clock.
+    stamped_above: BTreeSet<(u32, Timestamp)>,
     /// Local writes checked.
     pub writes_checked: u64,
-    /// Writes that followed a version whose timestamp the node's clock had refused, so
-    /// that need not have won over it.
-    pub writes_exempt: u64,
+    /// Writes stamped just above a version that was ahead of their node's clock (one its
+    /// clock refused to follow, or its own from before its clock restarted).
+    pub writes_stamped_above: u64,
     /// Violations found, counted.
     pub violations_count: u64,
     /// The first [`CAUSAL_VIOLATIONS_KEPT_MAX`] violations.
@@ -67,7 +74,13 @@ impl CausalChecker {
         let name = node_name(names, node);
         let issued = WriteDisplay(&write.issued, &origin_name(names, write.issued.origin));
         let key = Escaped { bytes: &write.key, bytes_max: EVENT_KEY_BYTES_SHOWN_MAX };
-        if let Some(previous) = self.last_issued.get(&node)
+        if write.clock_restarted {
+            self.last_issued.remove(&node);
+        }
+        if write.stamped_above_held {
+            self.writes_stamped_above += 1;
+            self.stamped_above.insert((node, write.issued.timestamp));
+        } else if let Some(previous) = self.last_issued.get(&node)
             && write.issued.timestamp <= previous.timestamp
         {
             let previous = WriteDisplay(previous, &origin_name(names, previous.origin));
@@ -77,13 +90,11 @@ impl CausalChecker {
             );
             self.violation(at_ns, detail);
         }
-        self.last_issued.insert(node, write.issued);
+        if !write.stamped_above_held {
+            self.last_issued.insert(node, write.issued);
+        }
         let Some(seen) = &write.seen else { return };
         if version(&write.issued) > version(seen) {
-            return;
-        }
-        if self.refused.get(&node).is_some_and(|refused| refused.contains(&seen.timestamp)) {
-            self.writes_exempt += 1;
             return;
         }
         let seen = WriteDisplay(seen, &origin_name(names, seen.origin));
@@ -96,15 +107,13 @@ impl CausalChecker {
 
     /// Node `node` acknowledged its own write `write`.
     pub fn acknowledged(&mut self, node: u32, write: WriteId) {
+        if self.stamped_above.contains(&(node, write.timestamp)) {
+            return;
+        }
         let highest = self.acked_max.entry(node).or_insert(write);
         if write.timestamp > highest.timestamp {
             *highest = write;
         }
-    }
-
-    /// Node `node`'s clock refused the remote timestamp `timestamp`.
-    pub fn refused(&mut self, node: u32, timestamp: Timestamp) {
-        self.refused.entry(node).or_default().insert(timestamp);
     }
 
     /// Node `node` restarted: what it issued but never acknowledged may be gone.
@@ -156,7 +165,13 @@ mod tests {
     }
 
     fn issued(seen: Option<WriteId>, issued: WriteId) -> IssuedWrite {
-        IssuedWrite { key: Bytes::from_static(b"k"), seen, issued }
+        IssuedWrite {
+            key: Bytes::from_static(b"k"),
+            seen,
+            issued,
+            clock_restarted: false,
+            stamped_above_held: false,
+        }
     }
 
     #[test]
@@ -228,13 +243,44 @@ mod tests {
     }
 
     #[test]
-    fn refused_timestamps_are_exempt_and_counted() {
-        // Goal: PROTOCOL.md 8.2 lets a write lose to one whose timestamp the clock refused.
-        // Method: b refuses a's far-future timestamp, then writes after applying it.
+    fn a_far_ahead_version_must_still_lose_to_the_next_write() {
+        // Goal: no exemption for far-future timestamps (PROTOCOL.md 8.2): a write that loses
+        // to a version its node held is a violation even when that version was stamped an
+        // hour ahead of the clock. Method: b holds a's write stamped at one hour and issues
+        // its own at one second; then does it right, just above, which is counted.
         let mut checker = CausalChecker::default();
         let seen = write("a", 1, 3_600_000, 0, false);
-        checker.refused(1, seen.timestamp);
         checker.issued(0, 1, &issued(Some(seen), write("b", 1, 1000, 0, false)), &names());
-        assert_eq!((checker.violations_count, checker.writes_exempt, checker.writes_checked), (0, 1, 1));
+        assert_eq!(checker.violations_count, 1);
+        let mut checker = CausalChecker::default();
+        let mut above = issued(Some(seen), write("b", 1, 3_600_000, 1, false));
+        above.stamped_above_held = true;
+        checker.issued(0, 1, &above, &names());
+        assert_eq!((checker.violations_count, checker.writes_stamped_above), (0, 1));
+    }
+
+    #[test]
+    fn writes_stamped_above_and_clock_restarts_leave_the_clock_sequence() {
+        // Goal: a write stamped above a far-ahead version does not raise the bar for the
+        // clock's next reading, nor does its acknowledgement survive a restart as one; a
+        // clock restart begins a new sequence, and anything else going backwards is still
+        // caught. Method: hand-built writes of node b.
+        let mut checker = CausalChecker::default();
+        checker.issued(0, 1, &issued(None, write("b", 1, 1000, 0, false)), &names());
+        let seen = write("a", 1, 3_600_000, 0, false);
+        let mut above = issued(Some(seen), write("b", 2, 3_600_000, 1, false));
+        above.stamped_above_held = true;
+        checker.issued(0, 1, &above, &names());
+        checker.acknowledged(1, above.issued);
+        checker.issued(0, 1, &issued(None, write("b", 3, 1001, 0, false)), &names());
+        checker.restarted(1);
+        checker.issued(0, 1, &issued(None, write("b", 4, 1002, 0, false)), &names());
+        assert_eq!(checker.violations_count, 0);
+        let mut restarted = issued(None, write("b", 5, 500, 0, false));
+        restarted.clock_restarted = true;
+        checker.issued(0, 1, &restarted, &names());
+        assert_eq!(checker.violations_count, 0);
+        checker.issued(0, 1, &issued(None, write("b", 6, 400, 0, false)), &names());
+        assert_eq!(checker.violations_count, 1, "backwards without a restart");
     }
 }

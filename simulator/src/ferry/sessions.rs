@@ -108,7 +108,7 @@ impl SessionChecker {
                     }
                 }
             }
-            Audit::ClockRefused { .. } | Audit::RoutedRelayed { .. } => {}
+            Audit::ClockRefused { .. } | Audit::ClockRestarted { .. } | Audit::RoutedRelayed { .. } => {}
         }
     }
 
