@@ -260,11 +260,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
         // A scenario error already reads `FILE:LINE:COLUMN: message`, the form CONTRACT.md
         // fixes and editors jump to; `check` prints it the same way.
         Err(error @ Error::Scenario(_)) => {
-            eprintln!("{error}");
+            // The message quotes the file's own text (an unknown key, a value): one line.
+            eprintln!("{}", crate::text::one_line(&error.to_string()));
             error.exit_code()
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", crate::text::one_line(&error.to_string()));
             error.exit_code()
         }
     }
@@ -646,7 +647,7 @@ fn check_command(files: &[PathBuf]) -> Result<i32, Error> {
                 }
             }
             Err(error) => {
-                eprintln!("{error}");
+                eprintln!("{}", crate::text::one_line(&error.to_string()));
                 code = EXIT_USAGE;
             }
         }

@@ -8,6 +8,23 @@ pub fn escape(text: &str) -> String {
     text.escape_debug().to_string()
 }
 
+/// `text` as one inert line: every control character (newlines and ESC included) and every
+/// Unicode bidirectional control escaped (`\u{a}`, `\u{1b}`, `\u{202e}`); the rest
+/// is unchanged, so ordinary lines read as they were written.
+pub fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for character in text.chars() {
+        let bidi =
+            matches!(character, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if character.is_control() || bidi {
+            line.extend(character.escape_unicode());
+        } else {
+            line.push(character);
+        }
+    }
+    line
+}
+
 /// `word` as one POSIX shell word: unchanged when it holds only characters no shell
 /// treats specially, single-quoted otherwise (a `'` inside becomes `'\''`), with control
 /// characters escaped first so that the line stays one line.

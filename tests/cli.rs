@@ -258,6 +258,30 @@ fn unwritable_trace_is_an_error() {
     assert_eq!(outcome.stderr, "error: traces/1.trace: No space left on device (os error 28)\n");
 }
 
+/// Goal: text from a scenario file never reaches the terminal raw: a key holding ESC and a
+/// newline is escaped in the error, and a name with control characters is refused (it would
+/// be printed in every report and JUnit file). Method: `ferry check` on two such files.
+#[test]
+fn terminal_control_characters_in_a_file_are_escaped_or_refused() {
+    let directory = fresh_directory("escaped_text");
+    write_file(&directory, "key.yaml", "name: x\nnodes: [a]\nduration: 1s\n\"bad\\ekey\\nforged\": 1\n");
+    write_file(&directory, "name.yaml", "name: \"x\\e]0;pwned\\a\"\nnodes: [a]\nduration: 1s\n");
+    let outcome = ferry_in(&directory, &["check", "key.yaml"]);
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert!(
+        outcome.stderr.starts_with("key.yaml:4:1: unknown key `bad\\u{1b}key\\u{a}forged`, expected one of"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1);
+    let outcome = ferry_in(&directory, &["check", "name.yaml"]);
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(
+        outcome.stderr,
+        "name.yaml:1:7: expected a scenario name without control characters, found \"x\\u{1b}]0;pwned\\u{7}\"\n"
+    );
+}
+
 /// Goal: `--check-determinism` runs the seed twice on two threads, says so and passes.
 /// Method: run the quickstart with it and compare with a plain run.
 #[test]

@@ -1,7 +1,9 @@
 //! One-line diagnostics on stderr for the real node and the registry.
 //!
 //! Owns the format of log lines (`ferry node NAME: message`) and the verbosity switch. It
-//! never writes to stdout, which belongs to command answers.
+//! never writes to stdout, which belongs to command answers. Messages carry text from peers
+//! (names, Close reasons, discovery announcements), so every line is escaped as a whole
+//! before it is written: a peer cannot end a line, move the cursor or reorder the text.
 
 use std::fmt;
 use std::io::Write;
@@ -49,8 +51,26 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
+        let line = crate::text::one_line(&format!("{}: {message}", self.prefix));
         // A closed stderr must not take the node down: logging is best effort.
         let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{}: {message}", self.prefix);
+        let _ = writeln!(stderr, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::text::one_line;
+
+    #[test]
+    fn a_line_from_a_peer_cannot_forge_another() {
+        // Goal: a Close reason or a name holding a newline, ESC sequences or a bidi override
+        // prints as one inert line; plain text is unchanged.
+        let forged = "bye\n\u{1b}[2Kferry node a: peer connected: mallory\u{202e}";
+        assert_eq!(one_line(forged), "bye\\u{a}\\u{1b}[2Kferry node a: peer connected: mallory\\u{202e}");
+        assert_eq!(
+            one_line("peer connected: b (127.0.0.1:7002, dialed) é"),
+            "peer connected: b (127.0.0.1:7002, dialed) é"
+        );
     }
 }

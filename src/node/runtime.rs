@@ -415,7 +415,11 @@ impl Runtime {
                 let answer = if names.is_empty() {
                     "peers: (none)".to_owned()
                 } else {
-                    format!("peers: {}", names.into_iter().collect::<Vec<_>>().join(" "))
+                    // Names come from peers: one line, whatever they hold.
+                    crate::text::one_line(&format!(
+                        "peers: {}",
+                        names.into_iter().collect::<Vec<_>>().join(" ")
+                    ))
                 };
                 self.answers.push(answer);
             }

@@ -343,6 +343,10 @@ fn name(node: &Node) -> Result<String> {
     if name.is_empty() {
         return Err(wrong_type(node, "a non-empty scenario name"));
     }
+    // The name is printed in reports, JUnit files and terminals.
+    if name.chars().any(char::is_control) {
+        return Err(wrong_type(node, "a scenario name without control characters"));
+    }
     Ok(name.to_owned())
 }
 
