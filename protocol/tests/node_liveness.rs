@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use ferry_protocol::node::{
-    LinkKind, Node, NodeConfig, Output, SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
+    HELLO_BURST, HELLO_REFILL_NS, LinkKind, Node, NodeConfig, Output, SESSION_INVALID_MIN,
+    SESSION_VALID_PER_INVALID,
 };
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
@@ -296,4 +297,39 @@ fn occasional_corruption_never_closes_a_busy_session() {
 fn message_type_any(frame: &Bytes) -> MessageType {
     let start = frame.iter().position(|byte| byte & 0x80 == 0).map_or(frame.len(), |index| index + 1);
     Envelope::decode(frame.slice(start..)).expect("valid envelope").header.message_type
+}
+
+#[test]
+fn a_link_starts_a_bounded_burst_of_handshake_attempts() {
+    // Goal: each new Hello costs the Responder a key generation and Diffie-Hellman, so a link
+    // starts at most HELLO_BURST attempts at once and one more per HELLO_REFILL_NS; repeats
+    // of the last Hello (a retransmitted attempt) cost nothing. Method: b is handed Hellos
+    // of 20 fresh initiators on one link at one instant and answers only the first 8; a repeat
+    // of the 8th is answered; a second later one more new Hello is.
+    let mut b = side("b", 2);
+    b.node.link_up(0, 0, LinkKind::Datagram, Role::Responder);
+    drain(&mut b);
+    let hello = |seed: u64| {
+        let mut initiator = side("x", 100 + seed);
+        initiator.node.link_up(0, 1, LinkKind::Datagram, Role::Initiator);
+        drain(&mut initiator);
+        initiator.frames.pop_front().expect("a Hello")
+    };
+    let hellos: Vec<Bytes> = (0..20).map(hello).collect();
+    let mut answered = 0;
+    for frame in &hellos {
+        b.node.handle_datagram(MS, 0, frame.clone());
+        drain(&mut b);
+        answered += b.frames.drain(..).filter(|frame| message_type(frame) == MessageType::HelloAck).count();
+    }
+    assert_eq!(answered as u32, HELLO_BURST);
+    assert_eq!(b.node.stats().frames_rejected, 20 - u64::from(HELLO_BURST));
+    b.node.handle_datagram(MS, 0, hellos[7].clone());
+    drain(&mut b);
+    let repeats = b.frames.drain(..).filter(|frame| message_type(frame) == MessageType::HelloAck).count();
+    assert_eq!(repeats, 1, "the repeat of the last attempt is answered");
+    b.node.handle_datagram(MS + HELLO_REFILL_NS, 0, hellos[19].clone());
+    drain(&mut b);
+    let later = b.frames.drain(..).filter(|frame| message_type(frame) == MessageType::HelloAck).count();
+    assert_eq!(later, 1, "a second later, one more attempt");
 }

@@ -37,14 +37,17 @@ pub use event::{
     conflict_outcome,
 };
 pub use log::PENDING_ENTRIES_MAX;
-pub use peer::{LinkKind, PEER_INFLIGHT_ENTRIES_MAX, SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID};
+pub use peer::{
+    HELLO_BURST, HELLO_REFILL_NS, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, SESSION_INVALID_MIN,
+    SESSION_VALID_PER_INVALID,
+};
 pub use routing::ROUTE_PINGS_MAX;
 
 use self::log::{Log, Offer};
 use self::peer::Peer;
 use crate::clock::HybridClock;
 use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, MessageType};
 use crate::frame::{self, Decoded, FRAME_BYTES_MAX_DEFAULT};
 use crate::message::{self, CloseCode, Message, WAL_PUSH_BYTES_MAX};
 use crate::session::{Connection, ConnectionEvent, Role, SessionConfig, SessionError};
@@ -349,6 +352,18 @@ impl Node {
             .iter()
             .filter(|(_, peer)| peer.node_id.is_some())
             .map(|(link, peer)| (*link, peer.name.as_str()))
+    }
+
+    /// How long the session on `link` has gone without an authenticated envelope from the
+    /// peer, at wall reading `now_ns` (counted on steady time); `None` without a session.
+    /// Peers pull every `pull_interval_ns`, so a long silence means the link is stuck.
+    pub fn silence_ns(&mut self, now_ns: u64, link: LinkId) -> Option<u64> {
+        let now_ns = self.steady.advance(now_ns);
+        let peer = self.peers.get(&link)?;
+        if peer.node_id.is_none() {
+            return None;
+        }
+        peer.last_authenticated_ns.map(|at_ns| now_ns.saturating_sub(at_ns))
     }
 
     /// The next output, if any.
@@ -695,9 +710,21 @@ impl Node {
             Err(error) => return self.reject_invalid(now_ns, link, error.to_string()),
         };
         let Some(peer) = self.peers.get_mut(&link) else { return };
+        // A Hello that would start a new attempt costs key generation and Diffie-Hellman:
+        // a link gets a bounded number (PROTOCOL.md 6.7); repeats of the last one are free.
+        if envelope.header.message_type == MessageType::Hello
+            && peer.last_hello.as_ref() != Some(&envelope.payload)
+        {
+            if !peer.take_hello_token(now_ns) {
+                let reason = format!("more than {HELLO_BURST} handshake attempts in a burst on this link");
+                return self.reject_invalid(now_ns, link, reason);
+            }
+            peer.last_hello = Some(envelope.payload.clone());
+        }
         match peer.connection.handle_envelope(now_ns, envelope, &mut *self.rng) {
             Ok(Some((msg_id, message))) => {
                 peer.session_valid_count += 1;
+                peer.last_authenticated_ns = Some(now_ns);
                 // Before the connection's events: an authenticated Close is accepted, then
                 // ends its session.
                 let receipt = peer.connection.last_receipt();
@@ -763,6 +790,7 @@ impl Node {
                     peer.handshake_retry_at_ns = None;
                     peer.session_valid_count = 0;
                     peer.session_invalid_count = 0;
+                    peer.last_authenticated_ns = Some(now_ns);
                     let node_id = info.node_id;
                     let event = Event::PeerConnected { link, name: info.name, node_id };
                     self.outputs.push_back(Output::Event(event));

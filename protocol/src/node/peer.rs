@@ -8,6 +8,7 @@
 //! retransmission timeout `sent` falls back to `floor` (go-back-N) and the same entries are
 //! pushed again from the log.
 
+use bytes::Bytes;
 use rand_core::RngCore;
 
 use super::NodeConfig;
@@ -27,6 +28,13 @@ pub enum LinkKind {
 
 /// Entries pushed to one peer and not yet acknowledged, at most.
 pub const PEER_INFLIGHT_ENTRIES_MAX: u64 = 2048;
+
+/// Handshake attempts a link may start in a burst as Responder, each costing a key
+/// generation and two Diffie-Hellman operations (PROTOCOL.md 6.7): one new Hello more is
+/// allowed per [`HELLO_REFILL_NS`]; a repeated Hello (the same attempt) is free.
+pub const HELLO_BURST: u32 = 8;
+/// Time that earns a link one more handshake attempt, up to [`HELLO_BURST`].
+pub const HELLO_REFILL_NS: u64 = 1_000_000_000;
 
 /// Invalid envelopes a session tolerates in any case before it is closed.
 pub const SESSION_INVALID_MIN: u64 = 16;
@@ -66,6 +74,13 @@ pub(crate) struct Peer {
     /// (not repeats): the abuse bound of PROTOCOL.md 9.
     pub(crate) session_valid_count: u64,
     pub(crate) session_invalid_count: u64,
+    /// Handshake attempts this link may still start now, and when it last earned one.
+    hello_tokens: u32,
+    hello_refilled_ns: u64,
+    /// The payload of the last Hello that started an attempt: its repeats cost nothing.
+    pub(crate) last_hello: Option<Bytes>,
+    /// When the current session last authenticated an envelope (or was established).
+    pub(crate) last_authenticated_ns: Option<u64>,
 }
 
 impl Peer {
@@ -90,7 +105,26 @@ impl Peer {
             handshake_backoff_ns: config.handshake_retry_ns_initial,
             session_valid_count: 0,
             session_invalid_count: 0,
+            hello_tokens: HELLO_BURST,
+            hello_refilled_ns: 0,
+            last_hello: None,
+            last_authenticated_ns: None,
         }
+    }
+
+    /// Spends one handshake attempt at `now_ns` (steady), if the link has one left.
+    pub(crate) fn take_hello_token(&mut self, now_ns: u64) -> bool {
+        let earned = now_ns.saturating_sub(self.hello_refilled_ns) / HELLO_REFILL_NS;
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(HELLO_BURST);
+            self.hello_tokens = self.hello_tokens.saturating_add(earned).min(HELLO_BURST);
+            self.hello_refilled_ns = now_ns;
+        }
+        if self.hello_tokens == 0 {
+            return false;
+        }
+        self.hello_tokens -= 1;
+        true
     }
 
     /// One more invalid envelope under the current session: true once the session has seen
