@@ -223,8 +223,13 @@ fn commands_answer_in_order_and_bad_ones_keep_the_node_running() {
     let (mut node, _) = Process::node("solo", &data.join("solo"), &[]);
     assert_eq!(
         node.request("frobnicate now"),
-        "error: unknown command \"frobnicate\" (commands: put, get, del, peers, digest, quit)"
+        "error: unknown command \"frobnicate\" (commands: put, get, del, peers, ping, digest, help, quit)"
     );
+    assert_eq!(
+        node.request("help"),
+        "commands: put KEY VALUE, get KEY, del KEY, peers, ping NAME, digest, help, quit"
+    );
+    assert_eq!(node.request("help me"), "error: usage: help");
     assert_eq!(node.request("get x"), "(nil)");
     assert_eq!(node.request("put x hello world"), "ok");
     assert_eq!(node.request("get x"), "hello world");

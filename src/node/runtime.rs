@@ -426,6 +426,7 @@ impl Runtime {
                 }
                 Err(error) => self.answers.push(format!("error: {error}")),
             },
+            Command::Help => self.answers.push(commands::help_text()),
             Command::Quit => {
                 // `quit` answers by exiting, once every earlier answer is out.
                 self.credits.release();
