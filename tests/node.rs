@@ -237,6 +237,13 @@ fn commands_answer_in_order_and_bad_ones_keep_the_node_running() {
     assert_eq!(node.request("del x"), "ok");
     assert_eq!(node.request("get x"), "(nil)");
     assert_eq!(node.request("peers"), "peers: (none)");
+    // Pings name the node as it was asked for, escaped, never by its id.
+    assert_eq!(node.request("ping solo"), "error: cannot ping \"solo\": it is this node");
+    assert_eq!(node.request("ping nobody"), "error: no route to node \"nobody\": no peer knows a path to it");
+    assert_eq!(
+        node.request("ping \u{1b}[2J"),
+        "error: no route to node \"\\u{1b}[2J\": no peer knows a path to it"
+    );
     let digest = node.request("digest");
     assert_eq!(digest.len(), 64, "{digest}");
     assert!(digest.chars().all(|character| character.is_ascii_hexdigit()), "{digest}");
@@ -292,7 +299,8 @@ fn ping_crosses_two_hops() {
     assert_eq!(a.request("peers"), "peers: b", "a and c are not connected directly");
     let answer = a.wait_answer("ping c", |answer| answer.starts_with("pong c rtt="));
     assert!(answer.ends_with("ms"), "{answer}");
-    assert_eq!(c.request("ping nobody"), "error: no route to node 1d3b7e9137dffe1e");
+    assert_eq!(c.request("ping nobody"), "error: no route to node \"nobody\": no peer knows a path to it");
+    assert_eq!(c.request("ping c"), "error: cannot ping \"c\": it is this node");
     for node in [a, b, c] {
         assert_eq!(node.quit().code(), Some(0));
     }

@@ -268,6 +268,7 @@ impl Answers {
             .find(|answer| matches!(answer, Answer::Ping { target: t, .. } if t == target));
         if let Some(answer) = waiting {
             let round_trip_ms = round_trip_ns as f64 / 1e6;
+            let target = crate::text::escape(target);
             *answer = Answer::Ready(format!("pong {target} rtt={round_trip_ms:.3}ms"));
         }
     }
@@ -278,7 +279,7 @@ impl Answers {
             if let Answer::Ping { target, deadline_ns } = answer
                 && *deadline_ns <= now_ns
             {
-                *answer = Answer::Ready(format!("error: no pong from {target}"));
+                *answer = Answer::Ready(format!("error: no pong from {}", crate::text::escape(target)));
             }
         }
     }
@@ -465,6 +466,17 @@ mod tests {
         answers.fail_pending("disk failed");
         assert_eq!(answers.pop(), Some("error: disk failed".to_owned()));
         assert!(answers.is_empty());
+    }
+
+    #[test]
+    fn ping_answers_name_the_target_escaped() {
+        let mut answers = Answers::new(0);
+        answers.push_ping("c".to_owned(), 10);
+        answers.push_ping("\u{1b}[2J".to_owned(), 10);
+        answers.pong("c", 1_500_000);
+        answers.expire(10);
+        assert_eq!(answers.pop(), Some("pong c rtt=1.500ms".to_owned()));
+        assert_eq!(answers.pop(), Some("error: no pong from \\u{1b}[2J".to_owned()));
     }
 
     #[test]

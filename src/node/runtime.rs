@@ -419,19 +419,31 @@ impl Runtime {
                 self.answers.push(answer);
             }
             Command::Digest => self.answers.push(self.node.digest().to_string()),
-            Command::Ping { target } => match self.node.route_ping(now_ns, NodeId::from_name(&target)) {
-                Ok(_) => {
-                    self.pings.insert(NodeId::from_name(&target), target.clone());
-                    self.answers.push_ping(target, now_ns + PING_TIMEOUT_NS);
-                }
-                Err(error) => self.answers.push(format!("error: {error}")),
-            },
+            Command::Ping { target } => self.ping(now_ns, target),
             Command::Help => self.answers.push(commands::help_text()),
             Command::Quit => {
                 // `quit` answers by exiting, once every earlier answer is out.
                 self.credits.release();
                 self.quitting = true;
             }
+        }
+    }
+
+    /// `ping NAME`: every message names the node as it was asked for, never its id.
+    fn ping(&mut self, now_ns: u64, target: String) {
+        if target == self.node.name() {
+            return self.answers.push(format!("error: cannot ping {target:?}: it is this node"));
+        }
+        let target_id = NodeId::from_name(&target);
+        match self.node.route_ping(now_ns, target_id) {
+            Ok(_) => {
+                self.pings.insert(target_id, target.clone());
+                self.answers.push_ping(target, now_ns + PING_TIMEOUT_NS);
+            }
+            Err(ferry_protocol::NodeError::NoRoute { .. }) => {
+                self.answers.push(format!("error: no route to node {target:?}: no peer knows a path to it"))
+            }
+            Err(error) => self.answers.push(format!("error: {error}")),
         }
     }
 
