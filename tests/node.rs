@@ -595,3 +595,53 @@ fn corrupt_wal_middle_refuses_to_start_naming_the_offset() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// Every file of `data` but the lock, with its bytes, in name order.
+fn data_files(data: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(data)
+        .expect("the data directory exists")
+        .map(|entry| {
+            let entry = entry.expect("a readable directory");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).expect("a readable file");
+            (name, bytes)
+        })
+        .filter(|(name, _)| name != "ferry.lock")
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn data_directory_refuses_a_node_of_another_name_and_keeps_its_data() {
+    // Goal: a data directory remembers its node's name; another `--id` is refused (exit 2,
+    // one line) before anything in it changes, and its node still finds its data.
+    let scratch = scratch("wrong-id");
+    let data = scratch.join("y");
+    let (mut y, _) = Process::node("y", &data, &[]);
+    assert_eq!(y.request("put kept yes"), "ok");
+    assert_eq!(y.quit().code(), Some(0));
+    assert_eq!(std::fs::read(data.join(ferry::node::NODE_NAME_FILE_NAME)).expect("recorded"), b"y\n");
+    let before = data_files(&data);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "--id", "x", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the ferry binary starts");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stderr).expect("utf-8 stderr"),
+        format!(
+            "error: data directory {} belongs to node \"y\", not \"x\" (each node needs a directory of its own)\n",
+            data.display()
+        )
+    );
+    assert_eq!(output.stdout, b"");
+    assert_eq!(data_files(&data), before, "the refused node changed nothing");
+
+    let (mut y, _) = Process::node("y", &data, &[]);
+    assert_eq!(y.request("get kept"), "yes");
+    assert_eq!(y.quit().code(), Some(0));
+}

@@ -6,7 +6,7 @@
 //!   bounded channel by every other thread; it performs the node's outputs.
 //! - `network`: the TCP listener, dial threads and per-connection reader/writer threads.
 //! - `dialer`: whom to dial and when, with exponential backoff.
-//! - `wal_file`: the data directory: its lock, the identity key and the WAL file.
+//! - `wal_file`: the data directory: its lock, its node's name, the identity key and the WAL.
 //! - `commands`: the stdin language and the in-order answer queue; `stdio`: the threads
 //!   reading stdin and writing stdout.
 //! - `discovery`: UDP announces; `registry`: the HTTP registry and its client.
@@ -37,7 +37,7 @@ use ferry_protocol::wal::WalError;
 use thiserror::Error;
 
 pub use discovery::DISCOVERY_ADDRESS_DEFAULT;
-pub use wal_file::{IDENTITY_FILE_NAME, WAL_FILE_NAME};
+pub use wal_file::{IDENTITY_FILE_NAME, NODE_NAME_FILE_NAME, WAL_FILE_NAME};
 
 use self::runtime::Runtime;
 use self::stdio::{AnswerSink, CommandSource};
@@ -148,6 +148,27 @@ pub enum NodeError {
     DataDirectoryLocked {
         /// The directory.
         path: PathBuf,
+    },
+    /// The data directory belongs to a node with another name.
+    #[error(
+        "data directory {} belongs to node {recorded:?}, not {given:?} (each node needs a directory of its own)",
+        .path.display()
+    )]
+    WrongNode {
+        /// The directory.
+        path: PathBuf,
+        /// The name recorded in it.
+        recorded: String,
+        /// The `--id` given.
+        given: String,
+    },
+    /// The node name file is damaged.
+    #[error("node name file {} is unusable: {reason}", .path.display())]
+    NodeName {
+        /// The node name file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The identity key file is damaged.
     #[error("identity key {} is unusable: {reason}", .path.display())]
@@ -352,5 +373,11 @@ mod tests {
         let source = || io::Error::from(io::ErrorKind::Other);
         assert_eq!(NodeError::Listen { address: "x".to_owned(), source: source() }.exit_code(), EXIT_USAGE);
         assert_eq!(NodeError::Disk { path: PathBuf::from("w"), source: source() }.exit_code(), EXIT_FAILURE);
+        let wrong = NodeError::WrongNode {
+            path: PathBuf::from("d"),
+            recorded: "a".to_owned(),
+            given: "b".to_owned(),
+        };
+        assert_eq!(wrong.exit_code(), EXIT_USAGE);
     }
 }

@@ -31,7 +31,7 @@ use super::log::Logger;
 use super::network::{self, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
 use super::stdio::{AnswerSink, Answerer, CommandSource};
-use super::wal_file::{DataDirectory, WalFile};
+use super::wal_file::{DataDirectory, NameClaim, WalFile};
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
 /// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
@@ -163,6 +163,19 @@ impl Runtime {
             logger.info(format_args!("data directory {}", data_path.display()));
         }
         let directory = DataDirectory::open(&data_path)?;
+        // Before the key or the WAL are read or created: a refused node changes nothing.
+        match directory.claim_name(&arguments.id)? {
+            NameClaim::Matched => {}
+            NameClaim::Recorded { adopted: false } => logger.debug(format_args!(
+                "data directory {} now belongs to this node",
+                directory.path().display()
+            )),
+            NameClaim::Recorded { adopted: true } => logger.info(format_args!(
+                "data directory {} had no node name; recorded {:?}",
+                directory.path().display(),
+                arguments.id
+            )),
+        }
         let mut rng = os_seeded_rng()?;
         let identity = directory.identity(&mut rng)?;
         logger.debug(format_args!("data directory {} locked", directory.path().display()));
