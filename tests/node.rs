@@ -596,6 +596,16 @@ fn corrupt_wal_middle_refuses_to_start_naming_the_offset() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
+/// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`) to `process`.
+#[cfg(unix)]
+fn send_signal(process: &Process, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(process.child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill takes no pointers; the child is not reaped before `Process` drops, so
+    // its pid cannot have been reused.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "{}: kill failed: {}", process.name, std::io::Error::last_os_error());
+}
+
 /// Every file of `data` but the lock, with its bytes, in name order.
 fn data_files(data: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(data)
@@ -610,6 +620,102 @@ fn data_files(data: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+#[cfg(unix)]
+#[test]
+fn service_node_runs_until_sigterm_and_closes_its_sessions() {
+    // Goal: `--no-stdin` runs on after its stdin closes, SIGTERM stops it with exit 0 after a
+    // Close (Shutdown) to each peer, and a write it held is there after a restart. Method: a
+    // runs as a service between b and c; b writes, and c (connected to a alone) reading the
+    // write proves a held it durably, as a node relays only durable entries.
+    let data = scratch("service");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &strings(&["--no-stdin"]));
+    // End of stdin stops a node without the flag; this one must not notice.
+    a.stdin = None;
+    let connect = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    let (mut c, _) = Process::node("c", &data.join("c"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    c.wait_answer("peers", |answer| answer == "peers: a");
+    assert_eq!(b.request("put service yes"), "ok");
+    c.wait_answer("get service", |answer| answer == "yes");
+
+    send_signal(&a, libc::SIGTERM);
+    assert_eq!(a.wait_exit().code(), Some(0), "stderr:\n{}", a.stderr_text());
+    for peer in [&b, &c] {
+        assert_eq!(
+            peer.wait_stderr("peer disconnected: a"),
+            format!(
+                "ferry node {}: peer disconnected: a ({a_address}): peer closed the session (Shutdown): node shutting down",
+                peer.name
+            )
+        );
+    }
+    // a's own account of its stop: the reason, each session it closed, the end.
+    let mut stop_lines: Vec<String> = a
+        .stderr_text()
+        .lines()
+        .skip_while(|line| !line.contains("shutting down"))
+        .map(str::to_owned)
+        .collect();
+    let last = stop_lines.pop();
+    assert_eq!(last.as_deref(), Some("ferry node a: stopped cleanly (sessions closed: 2, wal synced)"));
+    assert_eq!(stop_lines.remove(0), "ferry node a: shutting down (signal)");
+    stop_lines.sort();
+    let closed_line = |peer: &str| {
+        let connected = a.wait_stderr(&format!("peer connected: {peer} ("));
+        let (_, rest) = connected.split_once(" (").expect("an address follows the name");
+        let (address, _) = rest.split_once(", accepted)").expect("a accepted its peers");
+        format!(
+            "ferry node a: peer disconnected: {peer} ({address}): this node closed the session (Shutdown): node shutting down"
+        )
+    };
+    assert_eq!(stop_lines, vec![closed_line("b"), closed_line("c")]);
+    assert_eq!(b.quit().code(), Some(0));
+    assert_eq!(c.quit().code(), Some(0));
+
+    let (mut a, _) = Process::node("a", &data.join("a"), &[]);
+    assert_eq!(a.request("get service"), "yes");
+    assert_eq!(a.quit().code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_answers_every_accepted_command_then_exits_0() {
+    // Goal: SIGINT in stdin mode (stdin still open) ends the node with exit 0, after every
+    // command it accepted was answered, and every write answered `ok` is there after a
+    // restart. Method: pipeline puts, interrupt while they are in flight, read stdout to its
+    // end (every line must be `ok`: no accepted write is abandoned), restart and read back.
+    let data = scratch("sigint");
+    let (mut node, _) = Process::node("n", &data.join("n"), &[]);
+    assert_eq!(node.request("put first 1"), "ok");
+    for index in 0..200 {
+        node.send(&format!("put key{index} value{index}"));
+    }
+    assert_eq!(node.answer(), "ok", "the first pipelined put");
+    send_signal(&node, libc::SIGINT);
+    assert_eq!(node.wait_exit().code(), Some(0), "stderr:\n{}", node.stderr_text());
+    let mut acknowledged_count = 1;
+    loop {
+        match node.answers.recv_timeout(DEADLINE) {
+            Ok(answer) => {
+                assert_eq!(answer, "ok");
+                acknowledged_count += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("stdout of the stopped node never closed"),
+        }
+    }
+    assert!(node.stderr_text().contains("ferry node n: shutting down (signal)"), "{}", node.stderr_text());
+    drop(node);
+
+    let (mut node, _) = Process::node("n", &data.join("n"), &[]);
+    assert_eq!(node.request("get first"), "1");
+    for index in 0..acknowledged_count {
+        assert_eq!(node.request(&format!("get key{index}")), format!("value{index}"));
+    }
+    assert_eq!(node.quit().code(), Some(0));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,6 +58,8 @@ pub(crate) struct Connection {
     pub(crate) close_reason: Option<String>,
     /// Shut down, waiting for the reader to report the close.
     pub(crate) closing: bool,
+    /// The writer thread, handed out by [`finish`](Self::finish).
+    writer: JoinHandle<()>,
 }
 
 impl Connection {
@@ -77,7 +80,7 @@ impl Connection {
         let reader = stream.try_clone()?;
         let writer = stream.try_clone()?;
         let (frames, queued) = mpsc::sync_channel(FRAMES_QUEUED_MAX);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name(format!("ferry-write-{link}"))
             .spawn(move || write_frames(writer, &queued))?;
         let spawned = std::thread::Builder::new()
@@ -98,6 +101,7 @@ impl Connection {
             rejections_count: 0,
             close_reason: None,
             closing: false,
+            writer,
         })
     }
 
@@ -118,6 +122,17 @@ impl Connection {
     pub(crate) fn shutdown(&mut self) {
         self.closing = true;
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+impl Connection {
+    /// Lets the writer send what is queued, each write waiting at most `timeout` for the
+    /// peer, then close the sending side, so the peer reads every queued frame and then the
+    /// end of the stream. Returns the writer thread, to wait for before the process exits.
+    pub(crate) fn finish(self, timeout: Duration) -> JoinHandle<()> {
+        let _ = self.stream.set_write_timeout(Some(timeout));
+        // The queue's sender drops here: the writer ends once the queue is empty.
+        self.writer
     }
 }
 
@@ -158,6 +173,9 @@ fn write_frames(mut stream: TcpStream, queued: &Receiver<Bytes>) {
             return;
         }
     }
+    // The runtime let go of the queue: everything queued was written, so the peer may now
+    // read the end of the stream.
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Starts the thread accepting connections on `listener`.
