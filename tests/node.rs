@@ -34,8 +34,13 @@ struct Process {
 
 impl Process {
     fn spawn(name: &str, arguments: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(arguments)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command.args(arguments);
+        Self::spawn_command(name, command)
+    }
+
+    fn spawn_command(name: &str, mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -678,6 +683,33 @@ fn service_node_runs_until_sigterm_and_closes_its_sessions() {
     let (mut a, _) = Process::node("a", &data.join("a"), &[]);
     assert_eq!(a.request("get service"), "yes");
     assert_eq!(a.quit().code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn node_started_with_sigint_ignored_still_stops_cleanly_on_it() {
+    // Goal: a node started the way a shell starts a background job, with SIGINT ignored,
+    // starts, and SIGINT still stops it cleanly. Method: ignore SIGINT in the child before
+    // it runs ferry.
+    use std::os::unix::process::CommandExt;
+    let data = scratch("sigint-ignored");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .args(["node", "--id", "bg", "--listen", "127.0.0.1:0", "--no-stdin", "--data"])
+        .arg(data.join("bg"));
+    // SAFETY: between fork and exec the closure only calls `signal`, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut node = Process::spawn_command("bg", command);
+    node.wait_stderr("listening on");
+    send_signal(&node, libc::SIGINT);
+    assert_eq!(node.wait_exit().code(), Some(0), "stderr:\n{}", node.stderr_text());
+    assert!(node.stderr_text().contains("ferry node bg: shutting down (signal)"), "{}", node.stderr_text());
 }
 
 #[cfg(unix)]

@@ -290,8 +290,10 @@ pub fn run_node(arguments: NodeArguments) -> Result<i32, NodeError> {
     let no_stdin = arguments.no_stdin;
     let (runtime, commands) = Runtime::start(arguments, AnswerSink::Stdout)?;
     // Each signal becomes an input of the event loop, sent from the handler's own thread.
+    // The handler replaces whatever the node inherited: a shell starts background jobs with
+    // SIGINT ignored, and a node must still stop cleanly when a script's Ctrl-C reaches it.
     let signals = runtime.inputs();
-    ctrlc::try_set_handler(move || {
+    ctrlc::set_handler(move || {
         let _ = signals.send(runtime::Input::Signal);
     })
     .map_err(|error| NodeError::Resource { what: "signal handler", source: io::Error::other(error) })?;
