@@ -38,8 +38,13 @@ struct Process {
 
 impl Process {
     fn spawn(name: &str, arguments: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(arguments)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command.args(arguments);
+        Self::spawn_command(name, command)
+    }
+
+    fn spawn_command(name: &str, mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -227,8 +232,13 @@ fn commands_answer_in_order_and_bad_ones_keep_the_node_running() {
     let (mut node, _) = Process::node("solo", &data.join("solo"), &[]);
     assert_eq!(
         node.request("frobnicate now"),
-        "error: unknown command \"frobnicate\" (commands: put, get, del, peers, digest, quit)"
+        "error: unknown command \"frobnicate\" (commands: put, get, del, peers, ping, digest, help, quit)"
     );
+    assert_eq!(
+        node.request("help"),
+        "commands: put KEY VALUE, get KEY, del KEY, peers, ping NAME, digest, help, quit"
+    );
+    assert_eq!(node.request("help me"), "error: usage: help");
     assert_eq!(node.request("get x"), "(nil)");
     assert_eq!(node.request("put x hello world"), "ok");
     assert_eq!(node.request("get x"), "hello world");
@@ -236,6 +246,13 @@ fn commands_answer_in_order_and_bad_ones_keep_the_node_running() {
     assert_eq!(node.request("del x"), "ok");
     assert_eq!(node.request("get x"), "(nil)");
     assert_eq!(node.request("peers"), "peers: (none)");
+    // Pings name the node as it was asked for, escaped, never by its id.
+    assert_eq!(node.request("ping solo"), "error: cannot ping \"solo\": it is this node");
+    assert_eq!(node.request("ping nobody"), "error: no route to node \"nobody\": no peer knows a path to it");
+    assert_eq!(
+        node.request("ping \u{1b}[2J"),
+        "error: no route to node \"\\u{1b}[2J\": no peer knows a path to it"
+    );
     let digest = node.request("digest");
     assert_eq!(digest.len(), 64, "{digest}");
     assert!(digest.chars().all(|character| character.is_ascii_hexdigit()), "{digest}");
@@ -291,7 +308,8 @@ fn ping_crosses_two_hops() {
     assert_eq!(a.request("peers"), "peers: b", "a and c are not connected directly");
     let answer = a.wait_answer("ping c", |answer| answer.starts_with("pong c rtt="));
     assert!(answer.ends_with("ms"), "{answer}");
-    assert_eq!(c.request("ping nobody"), "error: no route to node 1d3b7e9137dffe1e");
+    assert_eq!(c.request("ping nobody"), "error: no route to node \"nobody\": no peer knows a path to it");
+    assert_eq!(c.request("ping c"), "error: cannot ping \"c\": it is this node");
     for node in [a, b, c] {
         assert_eq!(node.quit().code(), Some(0));
     }
@@ -760,4 +778,187 @@ fn corrupt_wal_middle_refuses_to_start_naming_the_offset() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`) to `process`.
+#[cfg(unix)]
+fn send_signal(process: &Process, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(process.child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill takes no pointers; the child is not reaped before `Process` drops, so
+    // its pid cannot have been reused.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "{}: kill failed: {}", process.name, std::io::Error::last_os_error());
+}
+
+/// Every file of `data` but the lock, with its bytes, in name order.
+fn data_files(data: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(data)
+        .expect("the data directory exists")
+        .map(|entry| {
+            let entry = entry.expect("a readable directory");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).expect("a readable file");
+            (name, bytes)
+        })
+        .filter(|(name, _)| name != "ferry.lock")
+        .collect();
+    files.sort();
+    files
+}
+
+#[cfg(unix)]
+#[test]
+fn service_node_runs_until_sigterm_and_closes_its_sessions() {
+    // Goal: `--no-stdin` runs on after its stdin closes, SIGTERM stops it with exit 0 after a
+    // Close (Shutdown) to each peer, and a write it held is there after a restart. Method: a
+    // runs as a service between b and c; b writes, and c (connected to a alone) reading the
+    // write proves a held it durably, as a node relays only durable entries.
+    let data = scratch("service");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &strings(&["--no-stdin"]));
+    // End of stdin stops a node without the flag; this one must not notice.
+    a.stdin = None;
+    let connect = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    let (mut c, _) = Process::node("c", &data.join("c"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    c.wait_answer("peers", |answer| answer == "peers: a");
+    assert_eq!(b.request("put service yes"), "ok");
+    c.wait_answer("get service", |answer| answer == "yes");
+
+    send_signal(&a, libc::SIGTERM);
+    assert_eq!(a.wait_exit().code(), Some(0), "stderr:\n{}", a.stderr_text());
+    for peer in [&b, &c] {
+        assert_eq!(
+            peer.wait_stderr("peer disconnected: a"),
+            format!(
+                "ferry node {}: peer disconnected: a ({a_address}): peer closed the session (Shutdown): node shutting down",
+                peer.name
+            )
+        );
+    }
+    // a's own account of its stop: the reason, each session it closed, the end.
+    let mut stop_lines: Vec<String> = a
+        .stderr_text()
+        .lines()
+        .skip_while(|line| !line.contains("shutting down"))
+        .map(str::to_owned)
+        .collect();
+    let last = stop_lines.pop();
+    assert_eq!(last.as_deref(), Some("ferry node a: stopped cleanly (sessions closed: 2, wal synced)"));
+    assert_eq!(stop_lines.remove(0), "ferry node a: shutting down (signal)");
+    stop_lines.sort();
+    let closed_line = |peer: &str| {
+        let connected = a.wait_stderr(&format!("peer connected: {peer} ("));
+        let (_, rest) = connected.split_once(" (").expect("an address follows the name");
+        let (address, _) = rest.split_once(", accepted)").expect("a accepted its peers");
+        format!(
+            "ferry node a: peer disconnected: {peer} ({address}): this node closed the session (Shutdown): node shutting down"
+        )
+    };
+    assert_eq!(stop_lines, vec![closed_line("b"), closed_line("c")]);
+    assert_eq!(b.quit().code(), Some(0));
+    assert_eq!(c.quit().code(), Some(0));
+
+    let (mut a, _) = Process::node("a", &data.join("a"), &[]);
+    assert_eq!(a.request("get service"), "yes");
+    assert_eq!(a.quit().code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn node_started_with_sigint_ignored_still_stops_cleanly_on_it() {
+    // Goal: a node started the way a shell starts a background job, with SIGINT ignored,
+    // starts, and SIGINT still stops it cleanly. Method: ignore SIGINT in the child before
+    // it runs ferry.
+    use std::os::unix::process::CommandExt;
+    let data = scratch("sigint-ignored");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .args(["node", "--id", "bg", "--listen", "127.0.0.1:0", "--no-stdin", "--data"])
+        .arg(data.join("bg"));
+    // SAFETY: between fork and exec the closure only calls `signal`, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut node = Process::spawn_command("bg", command);
+    node.wait_stderr("listening on");
+    send_signal(&node, libc::SIGINT);
+    assert_eq!(node.wait_exit().code(), Some(0), "stderr:\n{}", node.stderr_text());
+    assert!(node.stderr_text().contains("ferry node bg: shutting down (signal)"), "{}", node.stderr_text());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_answers_every_accepted_command_then_exits_0() {
+    // Goal: SIGINT in stdin mode (stdin still open) ends the node with exit 0, after every
+    // command it accepted was answered, and every write answered `ok` is there after a
+    // restart. Method: pipeline puts, interrupt while they are in flight, read stdout to its
+    // end (every line must be `ok`: no accepted write is abandoned), restart and read back.
+    let data = scratch("sigint");
+    let (mut node, _) = Process::node("n", &data.join("n"), &[]);
+    assert_eq!(node.request("put first 1"), "ok");
+    for index in 0..200 {
+        node.send(&format!("put key{index} value{index}"));
+    }
+    assert_eq!(node.answer(), "ok", "the first pipelined put");
+    send_signal(&node, libc::SIGINT);
+    assert_eq!(node.wait_exit().code(), Some(0), "stderr:\n{}", node.stderr_text());
+    let mut acknowledged_count = 1;
+    loop {
+        match node.answers.recv_timeout(DEADLINE) {
+            Ok(answer) => {
+                assert_eq!(answer, "ok");
+                acknowledged_count += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("stdout of the stopped node never closed"),
+        }
+    }
+    assert!(node.stderr_text().contains("ferry node n: shutting down (signal)"), "{}", node.stderr_text());
+    drop(node);
+
+    let (mut node, _) = Process::node("n", &data.join("n"), &[]);
+    assert_eq!(node.request("get first"), "1");
+    for index in 0..acknowledged_count {
+        assert_eq!(node.request(&format!("get key{index}")), format!("value{index}"));
+    }
+    assert_eq!(node.quit().code(), Some(0));
+}
+
+#[test]
+fn data_directory_refuses_a_node_of_another_name_and_keeps_its_data() {
+    // Goal: a data directory remembers its node's name; another `--id` is refused (exit 2,
+    // one line) before anything in it changes, and its node still finds its data.
+    let scratch = scratch("wrong-id");
+    let data = scratch.join("y");
+    let (mut y, _) = Process::node("y", &data, &[]);
+    assert_eq!(y.request("put kept yes"), "ok");
+    assert_eq!(y.quit().code(), Some(0));
+    assert_eq!(std::fs::read(data.join(ferry::node::NODE_NAME_FILE_NAME)).expect("recorded"), b"y\n");
+    let before = data_files(&data);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "--id", "x", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the ferry binary starts");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stderr).expect("utf-8 stderr"),
+        format!(
+            "error: data directory {} belongs to node \"y\", not \"x\" (each node needs a directory of its own)\n",
+            data.display()
+        )
+    );
+    assert_eq!(output.stdout, b"");
+    assert_eq!(data_files(&data), before, "the refused node changed nothing");
+
+    let (mut y, _) = Process::node("y", &data, &[]);
+    assert_eq!(y.request("get kept"), "yes");
+    assert_eq!(y.quit().code(), Some(0));
 }

@@ -21,8 +21,64 @@ const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + 16 < COMMAND_BYTES_MAX);
 /// fast producer cannot grow the answer queue without bound.
 pub(crate) const COMMANDS_INFLIGHT_MAX: usize = 4096;
 
-/// Every command name, for the unknown-command message.
-const COMMAND_NAMES: &str = "put, get, del, peers, digest, quit";
+/// One command of the language. [`CommandName::ALL`] is the one list of commands: `help`
+/// answers it, the unknown-command error names it, and [`parse`] accepts exactly its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommandName {
+    Put,
+    Get,
+    Delete,
+    Peers,
+    Ping,
+    Digest,
+    Help,
+    Quit,
+}
+
+impl CommandName {
+    /// Every command, in the order `help` lists them.
+    pub(crate) const ALL: [Self; 8] =
+        [Self::Put, Self::Get, Self::Delete, Self::Peers, Self::Ping, Self::Digest, Self::Help, Self::Quit];
+
+    /// The word that starts the command's line.
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Get => "get",
+            Self::Delete => "del",
+            Self::Peers => "peers",
+            Self::Ping => "ping",
+            Self::Digest => "digest",
+            Self::Help => "help",
+            Self::Quit => "quit",
+        }
+    }
+
+    /// The command with its arguments, as `help` and usage errors show it.
+    pub(crate) fn usage(self) -> &'static str {
+        match self {
+            Self::Put => "put KEY VALUE",
+            Self::Get => "get KEY",
+            Self::Delete => "del KEY",
+            Self::Ping => "ping NAME",
+            Self::Peers | Self::Digest | Self::Help | Self::Quit => self.word(),
+        }
+    }
+
+    fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|name| name.word() == word)
+    }
+}
+
+/// Every command's word, for the unknown-command message: `put, get, ...`.
+fn command_words() -> String {
+    CommandName::ALL.map(CommandName::word).join(", ")
+}
+
+/// The answer to `help`: one line listing every command with its arguments.
+pub(crate) fn help_text() -> String {
+    format!("commands: {}", CommandName::ALL.map(CommandName::usage).join(", "))
+}
 
 /// One parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +95,8 @@ pub(crate) enum Command {
     Ping { target: String },
     /// `digest`.
     Digest,
+    /// `help`: the list of commands.
+    Help,
     /// `quit`.
     Quit,
 }
@@ -47,7 +105,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub(crate) enum CommandError {
     /// The first word names no command.
-    #[error("unknown command {command:?} (commands: {COMMAND_NAMES})")]
+    #[error("unknown command {command:?} (commands: {})", command_words())]
     Unknown { command: String },
     /// A known command with the wrong arguments.
     #[error("usage: {usage}")]
@@ -67,19 +125,20 @@ pub(crate) fn parse(line: &str) -> Result<Option<Command>, CommandError> {
         return Ok(None);
     }
     let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-    let single_key = |usage: &'static str| {
-        let key = rest.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(CommandError::Usage { usage });
+    let name =
+        CommandName::from_word(word).ok_or_else(|| CommandError::Unknown { command: word.to_owned() })?;
+    let usage = CommandError::Usage { usage: name.usage() };
+    let single_argument = || {
+        let argument = rest.trim();
+        if argument.is_empty() || argument.contains(char::is_whitespace) {
+            return Err(usage.clone());
         }
-        Ok(key.to_owned())
+        Ok(argument.to_owned())
     };
-    let no_arguments = |command: Command, usage: &'static str| {
-        if rest.trim().is_empty() { Ok(command) } else { Err(CommandError::Usage { usage }) }
-    };
-    let command = match word {
-        "put" => {
-            let usage = CommandError::Usage { usage: "put KEY VALUE" };
+    let no_arguments =
+        |command: Command| if rest.trim().is_empty() { Ok(command) } else { Err(usage.clone()) };
+    let command = match name {
+        CommandName::Put => {
             let (key, value) = rest.trim_start().split_once(char::is_whitespace).ok_or(usage.clone())?;
             let value = value.trim_end_matches('\r');
             if value.is_empty() {
@@ -87,13 +146,13 @@ pub(crate) fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             }
             Command::Put { key: key.to_owned(), value: value.to_owned() }
         }
-        "get" => Command::Get { key: single_key("get KEY")? },
-        "del" => Command::Delete { key: single_key("del KEY")? },
-        "peers" => no_arguments(Command::Peers, "peers")?,
-        "ping" => Command::Ping { target: single_key("ping NAME")? },
-        "digest" => no_arguments(Command::Digest, "digest")?,
-        "quit" => no_arguments(Command::Quit, "quit")?,
-        _ => return Err(CommandError::Unknown { command: word.to_owned() }),
+        CommandName::Get => Command::Get { key: single_argument()? },
+        CommandName::Delete => Command::Delete { key: single_argument()? },
+        CommandName::Peers => no_arguments(Command::Peers)?,
+        CommandName::Ping => Command::Ping { target: single_argument()? },
+        CommandName::Digest => no_arguments(Command::Digest)?,
+        CommandName::Help => no_arguments(Command::Help)?,
+        CommandName::Quit => no_arguments(Command::Quit)?,
     };
     Ok(Some(command))
 }
@@ -209,6 +268,7 @@ impl Answers {
             .find(|answer| matches!(answer, Answer::Ping { target: t, .. } if t == target));
         if let Some(answer) = waiting {
             let round_trip_ms = round_trip_ns as f64 / 1e6;
+            let target = crate::text::escape(target);
             *answer = Answer::Ready(format!("pong {target} rtt={round_trip_ms:.3}ms"));
         }
     }
@@ -219,7 +279,7 @@ impl Answers {
             if let Answer::Ping { target, deadline_ns } = answer
                 && *deadline_ns <= now_ns
             {
-                *answer = Answer::Ready(format!("error: no pong from {target}"));
+                *answer = Answer::Ready(format!("error: no pong from {}", crate::text::escape(target)));
             }
         }
     }
@@ -318,6 +378,8 @@ mod tests {
         assert_eq!(parse("del key"), Ok(Some(Command::Delete { key: "key".to_owned() })));
         assert_eq!(parse("peers"), Ok(Some(Command::Peers)));
         assert_eq!(parse("digest"), Ok(Some(Command::Digest)));
+        assert_eq!(parse("ping b"), Ok(Some(Command::Ping { target: "b".to_owned() })));
+        assert_eq!(parse("help"), Ok(Some(Command::Help)));
         assert_eq!(parse("quit"), Ok(Some(Command::Quit)));
         assert_eq!(parse("   "), Ok(None));
         assert_eq!(parse(""), Ok(None));
@@ -332,10 +394,31 @@ mod tests {
         assert_eq!(parse("get a b"), Err(CommandError::Usage { usage: "get KEY" }));
         assert_eq!(parse("del"), Err(CommandError::Usage { usage: "del KEY" }));
         assert_eq!(parse("peers now"), Err(CommandError::Usage { usage: "peers" }));
+        assert_eq!(parse("ping"), Err(CommandError::Usage { usage: "ping NAME" }));
+        assert_eq!(parse("help me"), Err(CommandError::Usage { usage: "help" }));
         assert_eq!(
             CommandError::Unknown { command: "frob".to_owned() }.to_string(),
-            "unknown command \"frob\" (commands: put, get, del, peers, digest, quit)"
+            "unknown command \"frob\" (commands: put, get, del, peers, ping, digest, help, quit)"
         );
+        assert_eq!(
+            CommandError::Unknown { command: "\u{1b}[2J".to_owned() }.to_string(),
+            "unknown command \"\\u{1b}[2J\" (commands: put, get, del, peers, ping, digest, help, quit)",
+            "the word is escaped"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command_the_parser_knows() {
+        // Goal: `help`, the unknown-command error and the parser share one list. Method:
+        // every listed word parses as a command (never "unknown"), and `help` names each.
+        assert_eq!(
+            help_text(),
+            "commands: put KEY VALUE, get KEY, del KEY, peers, ping NAME, digest, help, quit"
+        );
+        for name in CommandName::ALL {
+            assert!(!matches!(parse(name.word()), Err(CommandError::Unknown { .. })), "{name:?}");
+            assert!(help_text().contains(name.usage()), "{name:?}");
+        }
     }
 
     #[test]
@@ -383,6 +466,17 @@ mod tests {
         answers.fail_pending("disk failed");
         assert_eq!(answers.pop(), Some("error: disk failed".to_owned()));
         assert!(answers.is_empty());
+    }
+
+    #[test]
+    fn ping_answers_name_the_target_escaped() {
+        let mut answers = Answers::new(0);
+        answers.push_ping("c".to_owned(), 10);
+        answers.push_ping("\u{1b}[2J".to_owned(), 10);
+        answers.pong("c", 1_500_000);
+        answers.expire(10);
+        assert_eq!(answers.pop(), Some("pong c rtt=1.500ms".to_owned()));
+        assert_eq!(answers.pop(), Some("error: no pong from \\u{1b}[2J".to_owned()));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //!
 //! Code map:
 //! - `runtime`: the event loop. One thread owns the protocol `Node` and is fed through one
-//!   bounded channel by every other thread; it performs the node's outputs.
+//!   bounded channel by every other thread (a signal handler too); it performs the node's
+//!   outputs, and every stop (`quit`, end of stdin, SIGTERM/SIGINT) is its one clean shutdown.
 //! - `network`: the TCP listener, dial threads and per-connection reader/writer threads.
 //! - `dialer`: whom to dial and when, with exponential backoff.
-//! - `wal_file`: the data directory: its lock, the identity key and the WAL file.
+//! - `wal_file`: the data directory: its lock, its node's name, the identity key and the WAL.
 //! - `commands`: the stdin language and the in-order answer queue; `stdio`: the threads
 //!   reading stdin and writing stdout.
 //! - `discovery`: UDP announces; `registry`: the HTTP registry and its client.
@@ -37,7 +38,7 @@ use ferry_protocol::wal::WalError;
 use thiserror::Error;
 
 pub use discovery::DISCOVERY_ADDRESS_DEFAULT;
-pub use wal_file::{IDENTITY_FILE_NAME, WAL_FILE_NAME};
+pub use wal_file::{IDENTITY_FILE_NAME, NODE_NAME_FILE_NAME, WAL_FILE_NAME};
 
 use self::runtime::Runtime;
 use self::stdio::{AnswerSink, CommandSource};
@@ -76,6 +77,9 @@ pub struct NodeArguments {
     /// Log more: dials, rejected frames, ignored announces
     #[arg(short, long)]
     pub verbose: bool,
+    /// Run as a service: do not read commands from stdin, run until SIGTERM or SIGINT
+    #[arg(long)]
+    pub no_stdin: bool,
 }
 
 impl NodeArguments {
@@ -91,6 +95,7 @@ impl NodeArguments {
             discover_addr: None,
             bootstrap: None,
             verbose: false,
+            no_stdin: false,
         }
     }
 }
@@ -148,6 +153,27 @@ pub enum NodeError {
     DataDirectoryLocked {
         /// The directory.
         path: PathBuf,
+    },
+    /// The data directory belongs to a node with another name.
+    #[error(
+        "data directory {} belongs to node {recorded:?}, not {given:?} (each node needs a directory of its own)",
+        .path.display()
+    )]
+    WrongNode {
+        /// The directory.
+        path: PathBuf,
+        /// The name recorded in it.
+        recorded: String,
+        /// The `--id` given.
+        given: String,
+    },
+    /// The node name file is damaged.
+    #[error("node name file {} is unusable: {reason}", .path.display())]
+    NodeName {
+        /// The node name file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The identity key file is damaged.
     #[error("identity key {} is unusable: {reason}", .path.display())]
@@ -221,6 +247,9 @@ pub enum NodeError {
         /// The error.
         source: io::Error,
     },
+    /// A second signal arrived while the node was shutting down: it stopped at once.
+    #[error("stopped by a second signal before shutting down cleanly")]
+    Interrupted,
 }
 
 impl NodeError {
@@ -229,7 +258,7 @@ impl NodeError {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Disk { .. } | Self::Stdout { .. } => EXIT_FAILURE,
+            Self::Disk { .. } | Self::Stdout { .. } | Self::Interrupted => EXIT_FAILURE,
             _ => EXIT_USAGE,
         }
     }
@@ -250,16 +279,28 @@ pub(crate) fn resolve_address(flag: &'static str, address: &str) -> Result<Socke
     resolved.next().ok_or_else(|| invalid("resolves to no address".to_owned()))
 }
 
-/// Runs `ferry node` with commands from stdin and answers on stdout, until `quit` or the end
-/// of stdin. Returns the exit code.
+/// Runs `ferry node` with commands from stdin and answers on stdout, until `quit`, the end
+/// of stdin, or SIGTERM, SIGINT or SIGHUP; with `--no-stdin`, only until a signal. Every
+/// way ends with the same clean shutdown. Returns the exit code.
 ///
 /// # Errors
-/// A [`NodeError`] when the node cannot start or stops on a disk or stdout failure; see
-/// [`NodeError::exit_code`].
+/// A [`NodeError`] when the node cannot start or stops on a disk or stdout failure, or on a
+/// second signal; see [`NodeError::exit_code`].
 pub fn run_node(arguments: NodeArguments) -> Result<i32, NodeError> {
+    let no_stdin = arguments.no_stdin;
     let (runtime, commands) = Runtime::start(arguments, AnswerSink::Stdout)?;
-    stdio::spawn_stdin_reader(commands)
-        .map_err(|source| NodeError::Resource { what: "stdin reader thread", source })?;
+    // Each signal becomes an input of the event loop, sent from the handler's own thread.
+    // The handler replaces whatever the node inherited: a shell starts background jobs with
+    // SIGINT ignored, and a node must still stop cleanly when a script's Ctrl-C reaches it.
+    let signals = runtime.inputs();
+    ctrlc::set_handler(move || {
+        let _ = signals.send(runtime::Input::Signal);
+    })
+    .map_err(|error| NodeError::Resource { what: "signal handler", source: io::Error::other(error) })?;
+    if !no_stdin {
+        stdio::spawn_stdin_reader(commands)
+            .map_err(|source| NodeError::Resource { what: "stdin reader thread", source })?;
+    }
     runtime.run()
 }
 
@@ -324,7 +365,7 @@ impl NodeHandle {
         self.answer()
     }
 
-    /// Ends the command stream (like `quit`) and waits for the node to stop.
+    /// Ends the command stream (like `quit`) and waits for the node to stop cleanly.
     ///
     /// # Errors
     /// The error the node stopped with.
@@ -352,5 +393,12 @@ mod tests {
         let source = || io::Error::from(io::ErrorKind::Other);
         assert_eq!(NodeError::Listen { address: "x".to_owned(), source: source() }.exit_code(), EXIT_USAGE);
         assert_eq!(NodeError::Disk { path: PathBuf::from("w"), source: source() }.exit_code(), EXIT_FAILURE);
+        assert_eq!(NodeError::Interrupted.exit_code(), EXIT_FAILURE);
+        let wrong = NodeError::WrongNode {
+            path: PathBuf::from("d"),
+            recorded: "a".to_owned(),
+            given: "b".to_owned(),
+        };
+        assert_eq!(wrong.exit_code(), EXIT_USAGE);
     }
 }

@@ -8,6 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,8 +28,9 @@ const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write blocked this long means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a closing connection may take to write what is queued (the Close that says why).
-const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a closing connection, or one at shutdown, may take to write what is queued (the
+/// Close that says why); at shutdown, with a little slack, how long all of them may take.
+pub(crate) const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (such as too many open files) before the next.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -59,6 +61,8 @@ pub(crate) struct Connection {
     pub(crate) close_reason: Option<String>,
     /// Shut down, waiting for the reader to report the close.
     pub(crate) closing: bool,
+    /// The writer thread, handed out by [`finish`](Self::finish).
+    writer: JoinHandle<()>,
 }
 
 impl Connection {
@@ -79,7 +83,7 @@ impl Connection {
         let reader = stream.try_clone()?;
         let writer = stream.try_clone()?;
         let (frames, queued) = mpsc::sync_channel(FRAMES_QUEUED_MAX);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name(format!("ferry-write-{link}"))
             .spawn(move || write_frames(writer, &queued))?;
         let spawned = std::thread::Builder::new()
@@ -100,6 +104,7 @@ impl Connection {
             rejections_count: 0,
             close_reason: None,
             closing: false,
+            writer,
         })
     }
 
@@ -127,6 +132,17 @@ impl Connection {
             return;
         }
         let _ = self.stream.shutdown(Shutdown::Read);
+    }
+}
+
+impl Connection {
+    /// Lets the writer send what is queued, each write waiting at most `timeout` for the
+    /// peer, then close the sending side, so the peer reads every queued frame and then the
+    /// end of the stream. Returns the writer thread, to wait for before the process exits.
+    pub(crate) fn finish(self, timeout: Duration) -> JoinHandle<()> {
+        let _ = self.stream.set_write_timeout(Some(timeout));
+        // The queue's sender drops here: the writer ends once the queue is empty.
+        self.writer
     }
 }
 
@@ -167,8 +183,9 @@ fn write_frames(mut stream: TcpStream, queued: &Receiver<Bytes>) {
             return;
         }
     }
-    // The runtime dropped the connection: everything queued is written.
-    let _ = stream.shutdown(Shutdown::Both);
+    // The runtime let go of the queue: everything queued was written, so the peer may now
+    // read the end of the stream.
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Starts the thread accepting connections on `listener`.

@@ -9,6 +9,11 @@
 //! dialer and the handshake deadlines.
 //!
 //! It must not block on the network or the disk's fsync: both happen on other threads.
+//!
+//! Stopping (`quit`, the end of the commands, or a signal) is one path: commands stop being
+//! executed, connections stop being accepted and dialed, and once every accepted command is
+//! answered the node closes each session with a Close (Shutdown), lets the writers send it
+//! and syncs the WAL before [`Runtime::run`] returns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -28,10 +33,10 @@ use super::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Li
 use super::dialer::{Dialer, TargetKey};
 use super::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
 use super::log::Logger;
-use super::network::{self, Connection, SendError};
+use super::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
 use super::stdio::{AnswerSink, Answerer, CommandSource};
-use super::wal_file::{DataDirectory, WalFile};
+use super::wal_file::{DataDirectory, NameClaim, WalFile};
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
 /// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
@@ -59,6 +64,8 @@ pub(crate) enum Input {
     Command(Line),
     /// The command stream ended: shut down once every answer is out.
     CommandsEnded,
+    /// SIGTERM, SIGINT or SIGHUP arrived: shut down like `quit`; a second one stops at once.
+    Signal,
     /// The listener accepted a connection.
     Accepted { stream: TcpStream, address: SocketAddr },
     /// A dial finished.
@@ -102,6 +109,33 @@ impl Clock {
 
 /// How long `ping NAME` waits for its pong.
 const PING_TIMEOUT_NS: u64 = 5_000_000_000;
+/// How often the last wait for the writers looks at them: it lasts at most
+/// [`CLOSE_FLUSH_TIMEOUT`] and only while a writer is still sending.
+const CLOSE_FLUSH_POLL: Duration = Duration::from_millis(5);
+/// The reason carried by the Close each session ends with at shutdown.
+const SHUTDOWN_REASON: &str = "node shutting down";
+
+/// Why the node is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The `quit` command.
+    Quit,
+    /// The end of the command stream (stdin closed, or a [`NodeHandle`](super::NodeHandle)
+    /// shut down).
+    CommandsEnded,
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal,
+}
+
+impl Stop {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Quit => "quit",
+            Self::CommandsEnded => "end of input",
+            Self::Signal => "signal",
+        }
+    }
+}
 
 /// The event loop and everything it owns.
 #[derive(Debug)]
@@ -125,7 +159,9 @@ pub(crate) struct Runtime {
     answers: Answers,
     answerer: Option<Answerer>,
     credits: Credits,
-    quitting: bool,
+    /// Set once the node is stopping: commands are no longer executed, and the node shuts
+    /// down once every answer is out.
+    stop: Option<Stop>,
     /// Names of nodes with routed pings in flight, by node id.
     pings: BTreeMap<NodeId, String>,
 }
@@ -163,6 +199,19 @@ impl Runtime {
             logger.info(format_args!("data directory {}", data_path.display()));
         }
         let directory = DataDirectory::open(&data_path)?;
+        // Before the key or the WAL are read or created: a refused node changes nothing.
+        match directory.claim_name(&arguments.id)? {
+            NameClaim::Matched => {}
+            NameClaim::Recorded { adopted: false } => logger.debug(format_args!(
+                "data directory {} now belongs to this node",
+                directory.path().display()
+            )),
+            NameClaim::Recorded { adopted: true } => logger.info(format_args!(
+                "data directory {} had no node name; recorded {:?}",
+                directory.path().display(),
+                arguments.id
+            )),
+        }
         let mut rng = os_seeded_rng()?;
         let identity = directory.identity(&mut rng)?;
         logger.debug(format_args!("data directory {} locked", directory.path().display()));
@@ -225,12 +274,11 @@ impl Runtime {
             answers: Answers::new(durable_sequence),
             answerer: Some(answerer),
             credits,
-            quitting: false,
+            stop: None,
             pings: BTreeMap::new(),
         };
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
         runtime.drain()?;
-        runtime.logger.info(format_args!("listening on {listen_address}"));
         Ok((runtime, commands))
     }
 
@@ -239,12 +287,20 @@ impl Runtime {
         self.listen_address
     }
 
-    /// Runs until the command stream ends (exit code 0) or a disk or stdout failure.
+    /// A sender of inputs, for a signal handler.
+    pub(crate) fn inputs(&self) -> SyncSender<Input> {
+        self.inputs_sender.clone()
+    }
+
+    /// Runs until `quit`, the end of the command stream or a signal (exit code 0), or a
+    /// disk or stdout failure. The `listening on` line is logged here, once whoever started
+    /// the runtime is ready for what may follow it (a signal, a peer).
     ///
     /// # Errors
-    /// [`NodeError::Disk`] or [`NodeError::Stdout`]; writes still waiting for durability
-    /// are answered `error: ...` first.
+    /// [`NodeError::Disk`] or [`NodeError::Stdout`], or [`NodeError::Interrupted`] on a second
+    /// signal; writes still waiting for durability are answered `error: ...` first.
     pub(crate) fn run(mut self) -> Result<i32, NodeError> {
+        self.logger.info(format_args!("listening on {}", self.listen_address));
         let result = self.run_loop();
         if let Err(error) = &result {
             self.answers.fail_pending(&error.to_string());
@@ -263,7 +319,8 @@ impl Runtime {
             self.handle_timers()?;
             self.answers.expire(self.clock.now_ns());
             self.emit_answers();
-            if self.quitting && self.answers.is_empty() {
+            if self.stop.is_some() && self.answers.is_empty() {
+                self.shut_down()?;
                 return Ok(super::EXIT_CLEAN);
             }
             let input = match self.inputs.recv_timeout(self.wait()) {
@@ -320,6 +377,9 @@ impl Runtime {
             self.close(link, "no session established within 15 s");
         }
         self.dialer.expire(now_ns);
+        if self.stop.is_some() {
+            return self.drain();
+        }
         let connected: BTreeSet<String> =
             self.node.connected_peers().map(|(_, name)| name.to_owned()).collect();
         for (key, address) in self.dialer.due(now_ns) {
@@ -342,9 +402,17 @@ impl Runtime {
         let now_ns = self.clock.now_ns();
         match input {
             Input::Command(line) => self.handle_command(now_ns, line),
-            Input::CommandsEnded => self.quitting = true,
+            Input::CommandsEnded => self.begin_stop(Stop::CommandsEnded),
+            Input::Signal => {
+                if self.stop.is_some() {
+                    return Err(NodeError::Interrupted);
+                }
+                self.begin_stop(Stop::Signal);
+            }
             Input::Accepted { stream, address } => {
-                if self.connections.len() >= CONNECTIONS_MAX {
+                if self.stop.is_some() {
+                    self.logger.debug(format_args!("refused connection from {address}: shutting down"));
+                } else if self.connections.len() >= CONNECTIONS_MAX {
                     self.logger.info(format_args!(
                         "refused connection from {address}: {CONNECTIONS_MAX} connections open"
                     ));
@@ -367,7 +435,8 @@ impl Runtime {
             Input::StdoutFailed { error } => return Err(NodeError::Stdout { source: error }),
             Input::Learned { name, address, via } => {
                 // The lower name dials, so two nodes that hear of each other connect once.
-                if name.as_str() > self.node.name()
+                if self.stop.is_none()
+                    && name.as_str() > self.node.name()
                     && self.dialer.learn(name.clone(), address.to_string(), now_ns)
                 {
                     self.logger.info(format_args!("learned peer {name} at {address} via {via}"));
@@ -382,8 +451,8 @@ impl Runtime {
             Line::Text(text) => commands::parse(&text),
             Line::Refused(error) => Err(error),
         };
-        if self.quitting {
-            // Commands after `quit` are not executed, so they get no answer.
+        if self.stop.is_some() {
+            // Commands after `quit` (or a signal) are not executed, so they get no answer.
             self.credits.release();
             return;
         }
@@ -424,19 +493,76 @@ impl Runtime {
                 self.answers.push(answer);
             }
             Command::Digest => self.answers.push(self.node.digest().to_string()),
-            Command::Ping { target } => match self.node.route_ping(now_ns, NodeId::from_name(&target)) {
-                Ok(_) => {
-                    self.pings.insert(NodeId::from_name(&target), target.clone());
-                    self.answers.push_ping(target, now_ns + PING_TIMEOUT_NS);
-                }
-                Err(error) => self.answers.push(format!("error: {error}")),
-            },
+            Command::Ping { target } => self.ping(now_ns, target),
+            Command::Help => self.answers.push(commands::help_text()),
             Command::Quit => {
                 // `quit` answers by exiting, once every earlier answer is out.
                 self.credits.release();
-                self.quitting = true;
+                self.begin_stop(Stop::Quit);
             }
         }
+    }
+
+    /// `ping NAME`: every message names the node as it was asked for, never its id.
+    fn ping(&mut self, now_ns: u64, target: String) {
+        if target == self.node.name() {
+            return self.answers.push(format!("error: cannot ping {target:?}: it is this node"));
+        }
+        let target_id = NodeId::from_name(&target);
+        match self.node.route_ping(now_ns, target_id) {
+            Ok(_) => {
+                self.pings.insert(target_id, target.clone());
+                self.answers.push_ping(target, now_ns + PING_TIMEOUT_NS);
+            }
+            Err(ferry_protocol::NodeError::NoRoute { .. }) => {
+                self.answers.push(format!("error: no route to node {target:?}: no peer knows a path to it"))
+            }
+            Err(error) => self.answers.push(format!("error: {error}")),
+        }
+    }
+
+    /// Starts stopping: from now on commands are not executed and no connection is accepted
+    /// or dialed; [`run_loop`](Self::run_loop) shuts down once every answer is out.
+    fn begin_stop(&mut self, stop: Stop) {
+        if self.stop.is_some() {
+            return;
+        }
+        self.stop = Some(stop);
+        let pending = if self.answers.is_empty() { "" } else { " once every accepted command is answered" };
+        self.logger.info(format_args!("shutting down ({}){pending}", stop.describe()));
+    }
+
+    /// The end of a clean stop, every answer out: closes each session with a Close
+    /// (Shutdown), lets the connection writers send what they hold (at most
+    /// [`CLOSE_FLUSH_TIMEOUT`]), and makes everything the WAL received durable.
+    ///
+    /// # Errors
+    /// [`NodeError::Disk`] when the WAL's last write or sync fails.
+    fn shut_down(&mut self) -> Result<(), NodeError> {
+        let sessions_count = self.node.connected_peers().count();
+        self.node.shutdown(self.clock.now_ns(), SHUTDOWN_REASON);
+        self.drain()?;
+        let writers: Vec<_> = std::mem::take(&mut self.connections)
+            .into_values()
+            .map(|connection| connection.finish(CLOSE_FLUSH_TIMEOUT))
+            .collect();
+        // The writers run side by side; each ends after its queue or a write that waited out
+        // its timeout, so together they take about one timeout at worst.
+        let deadline = Instant::now() + CLOSE_FLUSH_TIMEOUT + CLOSE_FLUSH_TIMEOUT / 2;
+        while writers.iter().any(|writer| !writer.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(CLOSE_FLUSH_POLL);
+        }
+        let unfinished_count = writers.iter().filter(|writer| !writer.is_finished()).count();
+        if unfinished_count > 0 {
+            self.logger.info(format_args!(
+                "{unfinished_count} connections still sending after {} ms; closing them anyway",
+                CLOSE_FLUSH_TIMEOUT.as_millis()
+            ));
+        }
+        // Entries from peers may have been appended after the last sync was requested.
+        self.wal.sync().map_err(|error| self.disk_error(error))?;
+        self.logger.info(format_args!("stopped cleanly (sessions closed: {sessions_count}, wal synced)"));
+        Ok(())
     }
 
     fn handle_dialed(
@@ -445,7 +571,7 @@ impl Runtime {
         key: TargetKey,
         result: Result<(TcpStream, SocketAddr), String>,
     ) {
-        if !self.dialer.is_dialing(&key) {
+        if !self.dialer.is_dialing(&key) || self.stop.is_some() {
             return;
         }
         let address = self.dialer.address(&key).unwrap_or_default().to_owned();

@@ -1,13 +1,15 @@
-//! The node's data directory on disk: an exclusive lock, the static identity key and the
-//! append-only WAL file with real fsyncs.
+//! The node's data directory on disk: an exclusive lock, the name of the node it belongs
+//! to, the static identity key and the append-only WAL file with real fsyncs.
 //!
 //! This module performs the protocol's [`DiskRequest`](ferry_protocol::DiskRequest)s on a
 //! real file. It does not decide when to append or sync (the protocol node does) and never
 //! interprets the WAL's bytes (`ferry_protocol::wal` does).
 //!
 //! Durability rules it keeps:
-//! - a new WAL file or identity key is followed by an fsync of the directory holding it,
-//!   so the name survives a crash along with the data;
+//! - a new WAL file, identity key or node name file is followed by an fsync of the
+//!   directory holding it, so the name survives a crash along with the data; the key and the
+//!   node name are written to a temporary file, synced and renamed, so a crash never leaves
+//!   half of one;
 //! - a `Sync` is performed with `sync_data` only after every earlier append reached the
 //!   file, and completes (reported to the runtime) only after the fsync returned;
 //! - a `Truncate` (a torn tail cut at start) is synced before anything is appended.
@@ -17,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender, SyncSender};
 
-use ferry_protocol::session::{Identity, KEY_BYTES};
+use ferry_protocol::session::{Identity, KEY_BYTES, NAME_BYTES_MAX};
 use rand_core::RngCore;
 
 use super::NodeError;
@@ -27,6 +29,12 @@ use super::runtime::Input;
 pub const WAL_FILE_NAME: &str = "ferry.wal";
 /// The identity key's file name: the secret then the public key, raw.
 pub const IDENTITY_FILE_NAME: &str = "identity.key";
+/// The node name file's name: the `--id` of the node the directory belongs to, then a
+/// newline. Written at the first start; a node with another name is refused the directory.
+pub const NODE_NAME_FILE_NAME: &str = "node.name";
+/// Bytes of a node name file read at most: the longest name, its newline, and one more byte
+/// to tell a longer file apart.
+const NODE_NAME_FILE_BYTES_MAX: u64 = NAME_BYTES_MAX as u64 + 2;
 /// The lock file's name: held exclusively while a node runs on the directory.
 pub(crate) const LOCK_FILE_NAME: &str = "ferry.lock";
 /// Bytes of an identity key file.
@@ -76,6 +84,51 @@ impl DataDirectory {
         &self.path
     }
 
+    /// Checks that the directory belongs to the node named `name`, recording the name at the
+    /// first start. Call it before anything else reads or writes the directory's data, so a
+    /// refused node changes nothing in it.
+    ///
+    /// # Errors
+    /// [`NodeError::WrongNode`] when the directory belongs to another node;
+    /// [`NodeError::NodeName`] when the node name file is damaged;
+    /// [`NodeError::DataDirectory`] when it cannot be read or written.
+    pub(crate) fn claim_name(&self, name: &str) -> Result<NameClaim, NodeError> {
+        let path = self.path.join(NODE_NAME_FILE_NAME);
+        let error = |source| NodeError::DataDirectory { path: self.path.clone(), source };
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(file) => {
+                file.take(NODE_NAME_FILE_BYTES_MAX).read_to_end(&mut bytes).map_err(error)?;
+            }
+            Err(source) if source.kind() == io::ErrorKind::NotFound => {
+                // A directory from before node names were recorded already holds a node's
+                // data; it is taken to be this node's, as nothing says otherwise.
+                let adopted = self.path.join(WAL_FILE_NAME).exists();
+                self.write_atomically(NODE_NAME_FILE_NAME, format!("{name}\n").as_bytes()).map_err(error)?;
+                return Ok(NameClaim::Recorded { adopted });
+            }
+            Err(source) => return Err(error(source)),
+        }
+        let recorded = parse_node_name(&bytes).map_err(|reason| NodeError::NodeName { path, reason })?;
+        if recorded == name {
+            Ok(NameClaim::Matched)
+        } else {
+            Err(NodeError::WrongNode { path: self.path.clone(), recorded, given: name.to_owned() })
+        }
+    }
+
+    /// Writes `bytes` as the file `file_name` in the directory, readable only by its owner:
+    /// a temporary file, synced, renamed over the name, and the directory synced, so a
+    /// crash leaves either the old file or the whole new one.
+    fn write_atomically(&self, file_name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.path.join(format!("{file_name}.tmp"));
+        let mut file = private_file(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, self.path.join(file_name))?;
+        sync_directory(&self.path)
+    }
+
     /// The stored identity, or a new one from `rng` written with mode 0600.
     ///
     /// # Errors
@@ -93,13 +146,7 @@ impl DataDirectory {
                 let mut bytes = Vec::with_capacity(IDENTITY_FILE_BYTES);
                 bytes.extend_from_slice(&identity.secret);
                 bytes.extend_from_slice(&identity.public);
-                // Write a temporary file and rename it, so a crash never leaves half a key.
-                let temporary = self.path.join(format!("{IDENTITY_FILE_NAME}.tmp"));
-                let mut file = private_file(&temporary).map_err(error)?;
-                file.write_all(&bytes).map_err(error)?;
-                file.sync_all().map_err(error)?;
-                fs::rename(&temporary, &path).map_err(error)?;
-                sync_directory(&self.path).map_err(error)?;
+                self.write_atomically(IDENTITY_FILE_NAME, &bytes).map_err(error)?;
                 Ok(identity)
             }
             Err(source) => Err(error(source)),
@@ -122,6 +169,31 @@ impl DataDirectory {
         file.read_to_end(&mut bytes).map_err(error)?;
         Ok((WalFile { file, path, buffered: Vec::new() }, bytes))
     }
+}
+
+/// What [`DataDirectory::claim_name`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameClaim {
+    /// The directory already belonged to this node.
+    Matched,
+    /// The name was recorded now; `adopted` when the directory already held a WAL.
+    Recorded { adopted: bool },
+}
+
+/// Parses a node name file: a name of at most [`NAME_BYTES_MAX`] bytes of UTF-8, then a
+/// newline.
+fn parse_node_name(bytes: &[u8]) -> Result<String, String> {
+    let Some(name) = bytes.strip_suffix(b"\n") else {
+        return Err(if bytes.len() as u64 >= NODE_NAME_FILE_BYTES_MAX {
+            format!("longer than {} bytes", NAME_BYTES_MAX + 1)
+        } else {
+            "it does not end with a newline".to_owned()
+        });
+    };
+    if name.is_empty() {
+        return Err("it holds no name".to_owned());
+    }
+    String::from_utf8(name.to_vec()).map_err(|_| "it is not valid utf-8".to_owned())
 }
 
 /// Parses a stored identity key file.
@@ -210,6 +282,16 @@ impl WalFile {
         Ok(())
     }
 
+    /// Writes every buffered append and makes the whole file durable, on this thread: for
+    /// the last moment of a clean stop, when nothing waits on the event loop any more.
+    ///
+    /// # Errors
+    /// A write or sync error.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.file.sync_data()
+    }
+
     /// Cuts the file to `length_bytes` and makes that durable.
     ///
     /// # Errors
@@ -279,6 +361,52 @@ mod tests {
                 path.join(IDENTITY_FILE_NAME).display()
             )
         );
+        drop(directory);
+        let _ = fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn the_directory_remembers_its_node_name() {
+        // Goal: the first start records the name, the same name is let in again, another
+        // name or a damaged file is refused with its exact error.
+        let path = scratch("name");
+        let directory = DataDirectory::open(&path).expect("a fresh temp directory opens");
+        assert_eq!(directory.claim_name("a").expect("recorded"), NameClaim::Recorded { adopted: false });
+        assert_eq!(fs::read(path.join(NODE_NAME_FILE_NAME)).expect("written"), b"a\n");
+        assert!(!path.join(format!("{NODE_NAME_FILE_NAME}.tmp")).exists(), "renamed into place");
+        assert_eq!(directory.claim_name("a").expect("the same node"), NameClaim::Matched);
+        assert_eq!(
+            directory.claim_name("b").map_err(|error| error.to_string()),
+            Err(format!(
+                "data directory {} belongs to node \"a\", not \"b\" (each node needs a directory of its own)",
+                path.display()
+            ))
+        );
+        assert_eq!(
+            fs::read(path.join(NODE_NAME_FILE_NAME)).expect("kept"),
+            b"a\n",
+            "a refusal writes nothing"
+        );
+        let name_file = path.join(NODE_NAME_FILE_NAME);
+        for (bytes, reason) in [
+            (&b"a"[..], "it does not end with a newline".to_owned()),
+            (b"\n", "it holds no name".to_owned()),
+            (b"\xff\n", "it is not valid utf-8".to_owned()),
+            (&[b'x'; 300], format!("longer than {} bytes", NAME_BYTES_MAX + 1)),
+        ] {
+            fs::write(&name_file, bytes).expect("writable");
+            assert_eq!(
+                directory.claim_name("a").map_err(|error| error.to_string()),
+                Err(format!("node name file {} is unusable: {reason}", name_file.display()))
+            );
+        }
+        fs::write(&name_file, "\u{1b}[2J\n").expect("writable");
+        let error = directory.claim_name("a").expect_err("another name").to_string();
+        assert!(error.contains("belongs to node \"\\u{1b}[2J\""), "escaped: {error}");
+        // A directory from before names were recorded is adopted by the node that opens it.
+        fs::remove_file(&name_file).expect("exists");
+        fs::write(path.join(WAL_FILE_NAME), b"").expect("writable");
+        assert_eq!(directory.claim_name("c").expect("adopted"), NameClaim::Recorded { adopted: true });
         drop(directory);
         let _ = fs::remove_dir_all(&path);
     }

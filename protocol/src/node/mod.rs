@@ -4,9 +4,10 @@
 //! feed inputs — [`link_up`](Node::link_up), [`link_down`](Node::link_down),
 //! [`handle_datagram`](Node::handle_datagram) / [`handle_stream`](Node::handle_stream),
 //! [`handle_timeout`](Node::handle_timeout), [`handle_synced`](Node::handle_synced),
-//! [`put`](Node::put) / [`delete`](Node::delete) — each with the caller's clock reading
-//! `now_ns`; after every input drain [`poll`](Node::poll) until `None` and re-arm the timer
-//! from [`poll_timeout`](Node::poll_timeout).
+//! [`put`](Node::put) / [`delete`](Node::delete), and [`shutdown`](Node::shutdown) last —
+//! each with the caller's clock reading `now_ns`; after every input drain
+//! [`poll`](Node::poll) until `None` and re-arm the timer from
+//! [`poll_timeout`](Node::poll_timeout).
 //!
 //! Replication in one paragraph: every write is a WAL entry `(origin, sequence, HLC
 //! timestamp, operation)`. A node applies an entry to its last-writer-wins store when it is
@@ -23,6 +24,7 @@ mod event;
 mod log;
 mod peer;
 mod routing;
+mod shutdown;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -360,9 +362,7 @@ impl Node {
     pub fn silence_ns(&mut self, now_ns: u64, link: LinkId) -> Option<u64> {
         let now_ns = self.steady.advance(now_ns);
         let peer = self.peers.get(&link)?;
-        if peer.node_id.is_none() {
-            return None;
-        }
+        peer.node_id?;
         peer.last_authenticated_ns.map(|at_ns| now_ns.saturating_sub(at_ns))
     }
 
