@@ -474,11 +474,12 @@ fn peer_with_another_protocol_version_fails_its_handshake() {
 fn every_refused_handshake_hears_why() {
     // Goal: the Close that says why a handshake was refused reaches the peer before the
     // socket closes (it used to be queued for the writer after the socket was shut, and
-    // arrived 4 times in 20). Method: ten version-2 peers in turn, each reading until the
-    // node closes the socket; every one must see a VersionMismatch Close.
+    // arrived 4 times in 20). Method: eight version-2 peers in turn (one address may open 8
+    // connections at once), each reading until the node closes the socket; every one must
+    // see a VersionMismatch Close.
     let data = scratch("refusal");
     let (_a, a_address) = Process::node("a", &data.join("a"), &[]);
-    for attempt in 0..10 {
+    for attempt in 0..8 {
         let mut rng = ChaCha20Rng::seed_from_u64(attempt);
         let mut session = SessionConfig::new("future", Identity::generate(&mut rng));
         session.versions = VersionRange::single(2);
@@ -597,6 +598,107 @@ fn entries_from_the_future_pin_no_key() {
     let refused = a.request("put pinned honest");
     assert!(refused.starts_with("error: ") && refused.contains("timestamp maximum"), "{refused}");
     assert_eq!(a.request("get pinned"), "forged");
+}
+
+#[test]
+fn silent_connections_do_not_lock_out_a_returning_peer() {
+    // Goal: connections without a session share a quota of 16 and a new one evicts the
+    // oldest, and one source address opens at most 8 at once, so a flood of silent
+    // connections holds neither the established peers' slots nor a returning peer's way in;
+    // refusals are logged at most once a second. Method: b is connected to a; 64 silent
+    // connections come from each of 127.0.0.2 to 127.0.0.9 (512 in all); b restarts and
+    // must get its session back; a answers commands throughout.
+    let data = scratch("silent-flood");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let b_arguments = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    let mut silent = Vec::new();
+    for host in 2..=9u8 {
+        for _ in 0..64 {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+            let source = SocketAddr::from(([127, 0, 0, host], 0));
+            socket.bind(&source.into()).expect("any 127.x address can be bound on Linux");
+            if socket.connect(&a_address.into()).is_ok() {
+                silent.push(socket);
+            }
+        }
+    }
+    assert_eq!(a.request("put during flood"), "ok");
+    b.child.kill().expect("b is running");
+    b.child.wait().expect("the killed node can be reaped");
+    let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    b.wait_answer("get during", |answer| answer == "flood");
+    let refusals = a.stderr_lines_containing("refused connection from 127.0.0.");
+    assert!(
+        !refusals.is_empty() && refusals.len() <= 10,
+        "refusals are logged, at most once a second: {refusals:?}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_stuck_session_is_closed_and_its_peer_redials() {
+    // Goal: an established session that authenticates nothing for 10 s (here: a length
+    // prefix announcing a 1 MiB frame that never comes, the "three injected bytes" stall)
+    // is closed, so a peer cannot hold a session open while replication stands still.
+    // Method: mallory completes a handshake with a, then writes only `80 80 40`.
+    let data = scratch("stuck");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
+    let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    let connected =
+        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
+    assert!(connected.is_some(), "mallory's handshake with a completes");
+    a.wait_answer("peers", |answer| answer == "peers: mallory");
+    stream.write_all(&[0x80, 0x80, 0x40]).expect("a reads");
+    assert_closed_by_peer(&mut stream);
+    let line = a.wait_stderr("the session is stuck");
+    assert!(line.contains("nothing authenticated for 10 s"), "{line}");
+    assert_eq!(a.request("peers"), "peers: (none)");
+}
+
+#[test]
+fn a_flood_of_hellos_costs_a_bounded_number_of_handshakes() {
+    // Goal: each new Hello costs a key generation and Diffie-Hellman, so one connection
+    // starts at most 8 in a burst and the rest are rejected cheaply until the connection is
+    // dropped; the node stays responsive. Method: 40 Hellos of distinct initiators on one
+    // connection; count the HelloAcks that come back before a closes it.
+    let data = scratch("hello-flood");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    for seed in 0..40 {
+        let mut rng = ChaCha20Rng::seed_from_u64(100 + seed);
+        let session = SessionConfig::new("x", Identity::generate(&mut rng));
+        let mut initiator =
+            Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
+        initiator.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+        while let Some(output) = initiator.poll() {
+            if let Output::Send { frame, .. } = output {
+                let _ = stream.write_all(&frame);
+            }
+        }
+    }
+    stream.set_read_timeout(Some(DEADLINE)).expect("a timeout can be set");
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    let mut decoder = ferry_protocol::FrameDecoder::new(ferry_protocol::FRAME_BYTES_MAX_DEFAULT);
+    decoder.push(&received);
+    let mut acks = 0;
+    while let Ok(ferry_protocol::Decoded::Frame(contents)) = decoder.next_frame() {
+        let envelope = ferry_protocol::Envelope::decode(contents).expect("a sends envelopes");
+        if envelope.header.message_type == ferry_protocol::MessageType::HelloAck {
+            acks += 1;
+        }
+    }
+    assert_eq!(acks, ferry_protocol::node::HELLO_BURST, "only the first attempts cost a handshake");
+    a.wait_stderr("invalid frames");
+    assert_eq!(a.request("put after the hellos"), "ok");
 }
 
 /// Feeds `node` what `stream` delivers and writes what it sends, until an event matches

@@ -70,7 +70,8 @@ fn every_library_scenario_round_trips_through_the_writer() {
 #[test]
 fn hostile_text_round_trips() {
     let mut model = load("tests/scenarios/shrink/stubborn.yaml");
-    model.name = "x\": [1]\n#: {a: b}\t\u{1b}[2J\u{2028}é".to_owned();
+    // Names may not hold control characters (they reach terminals); the rest is fair game.
+    model.name = "x\": [1] #: {a: b} '\\ \u{2028}é".to_owned();
     model.workload.push(scenario::WorkloadItem::Put {
         at_ns: 1_000_000,
         node: 1,

@@ -19,6 +19,7 @@
 //! This is the only place in ferry that reads clocks, asks the OS for randomness, opens
 //! sockets and files or spawns threads; the protocol crate does none of that.
 
+mod admission;
 mod commands;
 mod dialer;
 mod discovery;

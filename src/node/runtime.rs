@@ -29,6 +29,7 @@ use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Out
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
+use super::admission::{ADDRESS_CONNECTS_BURST, Admission, Throttle, UNAUTHENTICATED_CONNECTIONS_MAX};
 use super::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line};
 use super::dialer::{Dialer, TargetKey};
 use super::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
@@ -48,6 +49,9 @@ pub(crate) const CONNECTIONS_MAX: usize = 64;
 pub(crate) const HANDSHAKE_DEADLINE_NS: u64 = 15_000_000_000;
 /// Invalid frames tolerated on a connection without a session before it is closed.
 pub(crate) const REJECTIONS_MAX: u32 = 16;
+/// An established session that authenticates no envelope for this long is closed (peers
+/// pull every second).
+pub(crate) const SESSION_SILENCE_NS: u64 = 10_000_000_000;
 /// Inputs handled back to back before answers are flushed and timers checked.
 const INPUTS_PER_TURN_MAX: usize = 256;
 /// Longest sleep of the loop, so housekeeping runs even when nothing happens.
@@ -164,6 +168,10 @@ pub(crate) struct Runtime {
     stop: Option<Stop>,
     /// Names of nodes with routed pings in flight, by node id.
     pings: BTreeMap<NodeId, String>,
+    /// Connections each source address may still open.
+    admission: Admission,
+    /// The log line for refused connections, at most once a second.
+    refusals_log: Throttle,
 }
 
 impl Runtime {
@@ -275,6 +283,8 @@ impl Runtime {
             answerer: Some(answerer),
             credits,
             stop: None,
+            admission: Admission::default(),
+            refusals_log: Throttle::default(),
             pings: BTreeMap::new(),
         };
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
@@ -376,6 +386,20 @@ impl Runtime {
         for link in expired {
             self.close(link, "no session established within 15 s");
         }
+        // Peers pull every second: a session that authenticates nothing for this long is
+        // stuck (bytes injected into the stream, a peer that stopped answering); close it
+        // and let the dialer redial.
+        let established: Vec<LinkId> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| connection.peer_name.is_some() && !connection.closing)
+            .map(|(link, _)| *link)
+            .collect();
+        for link in established {
+            if self.node.silence_ns(now_ns, link).is_some_and(|silence_ns| silence_ns >= SESSION_SILENCE_NS) {
+                self.close(link, "nothing authenticated for 10 s: the session is stuck");
+            }
+        }
         self.dialer.expire(now_ns);
         if self.stop.is_some() {
             return self.drain();
@@ -409,17 +433,7 @@ impl Runtime {
                 }
                 self.begin_stop(Stop::Signal);
             }
-            Input::Accepted { stream, address } => {
-                if self.stop.is_some() {
-                    self.logger.debug(format_args!("refused connection from {address}: shutting down"));
-                } else if self.connections.len() >= CONNECTIONS_MAX {
-                    self.logger.info(format_args!(
-                        "refused connection from {address}: {CONNECTIONS_MAX} connections open"
-                    ));
-                } else {
-                    self.open_connection(now_ns, stream, address, Role::Responder, None);
-                }
-            }
+            Input::Accepted { stream, address } => self.accept(now_ns, stream, address),
             Input::Dialed { key, result } => self.handle_dialed(now_ns, key, result),
             Input::Received { link, bytes } => {
                 // Bytes already read from a link being closed are never processed.
@@ -444,6 +458,47 @@ impl Runtime {
             }
         }
         self.drain()
+    }
+
+    /// Admits an incoming connection, or refuses it (the socket drops): see `admission`.
+    fn accept(&mut self, now_ns: u64, stream: TcpStream, address: SocketAddr) {
+        if self.stop.is_some() {
+            return self.logger.debug(format_args!("refused connection from {address}: shutting down"));
+        }
+        if !self.admission.admit(address.ip(), now_ns) {
+            let reason = format!("more than {ADDRESS_CONNECTS_BURST} connections at once from this address");
+            return self.refuse(now_ns, address, &reason);
+        }
+        // Connections without a session share a quota; the oldest makes room for a new one,
+        // so a returning peer gets in however many silent ones an attacker opened.
+        let silent: Vec<(u64, LinkId)> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| connection.peer_name.is_none() && !connection.closing)
+            .map(|(link, connection)| (connection.opened_at_ns, *link))
+            .collect();
+        let open = self.connections.values().filter(|connection| !connection.closing).count();
+        if silent.len() >= UNAUTHENTICATED_CONNECTIONS_MAX || (open >= CONNECTIONS_MAX && !silent.is_empty())
+        {
+            if let Some((_, oldest)) = silent.iter().min() {
+                let reason = "evicted: the oldest connection without a session makes room for a new one";
+                self.close_quietly(*oldest, reason);
+            }
+        } else if open >= CONNECTIONS_MAX {
+            return self.refuse(now_ns, address, &format!("{CONNECTIONS_MAX} connections open"));
+        }
+        self.open_connection(now_ns, stream, address, Role::Responder, None);
+    }
+
+    /// Logs a refused connection, at most one line a second.
+    fn refuse(&mut self, now_ns: u64, address: SocketAddr, reason: &str) {
+        match self.refusals_log.allow(now_ns) {
+            Some(0) => self.logger.info(format_args!("refused connection from {address}: {reason}")),
+            Some(left_out) => self.logger.info(format_args!(
+                "refused connection from {address}: {reason} ({left_out} more refusals not logged)"
+            )),
+            None => {}
+        }
     }
 
     fn handle_command(&mut self, now_ns: u64, line: Line) {
@@ -639,6 +694,15 @@ impl Runtime {
         }
         if let Some(key) = &connection.target {
             self.dialer.failed(key, now_ns);
+        }
+    }
+
+    /// Shuts a connection down without an info line (an eviction under a flood).
+    fn close_quietly(&mut self, link: LinkId, reason: &str) {
+        let Some(connection) = self.connections.get_mut(&link) else { return };
+        if !connection.closing {
+            self.logger.debug(format_args!("dropped connection with {}: {reason}", connection.address));
+            connection.shutdown();
         }
     }
 
