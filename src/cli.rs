@@ -10,7 +10,7 @@ use ferry_simulator::ferry::format_ns;
 use ferry_simulator::{Trace, TraceFormat};
 use thiserror::Error;
 
-use crate::run::{self, Report};
+use crate::run::{self, Cost, Report};
 use crate::scenario::{self, Scenario, ScenarioError};
 
 /// Exit code: every expectation held.
@@ -476,6 +476,12 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "coverage": stats.coverage(),
             "writes_acked": report.writes_acked,
             "writes_refused": report.writes_refused,
+            "messages_per_write": Cost::per_write(stats.sent, report.writes_acked),
+            "entry_transmissions_per_write": Cost::per_write(report.cost.entries_pushed, report.writes_acked),
+            "pushes": report.cost.pushes,
+            "entries_pushed": report.cost.entries_pushed,
+            "peak_log_entries": report.cost.peak_log_entries,
+            "peak_wal_bytes": report.cost.peak_wal_bytes,
             "lww_conflicts": report.lww_conflicts,
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
             "heal_ms": report.heal_ns / 1_000_000,
@@ -545,6 +551,16 @@ fn write_text_report(
         "writes       {} acknowledged, {} last-writer-wins conflicts resolved{refused}",
         report.writes_acked, report.lww_conflicts
     )?;
+    if let (Some(messages), Some(entries)) = (
+        Cost::per_write(stats.sent, report.writes_acked),
+        Cost::per_write(report.cost.entries_pushed, report.writes_acked),
+    ) {
+        writeln!(
+            out,
+            "cost         {messages} messages and {entries} entry transmissions per acknowledged write; largest log {} entries, largest wal {} bytes",
+            report.cost.peak_log_entries, report.cost.peak_wal_bytes
+        )?;
+    }
     writeln!(
         out,
         "liveness     began at {} ({}): {}",

@@ -80,6 +80,8 @@ pub struct Report {
     pub writes_acked: usize,
     /// Workload writes a node refused, acknowledging nothing.
     pub writes_refused: u64,
+    /// What replication cost.
+    pub cost: Cost,
     /// The chaos faults drawn for this seed.
     pub chaos_faults: usize,
     /// The first error writing or flushing the text trace, if a sink was attached and
@@ -357,6 +359,27 @@ pub struct Options<'a> {
     pub planted_bug: Option<PlantedBug>,
 }
 
+/// What replication cost in a run (issue 13's figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// WalPush messages sent by every node in every incarnation.
+    pub pushes: u64,
+    /// Entries those pushes carried, repeats included.
+    pub entries_pushed: u64,
+    /// The most entries any one node's log held.
+    pub peak_log_entries: u64,
+    /// The most bytes any one node's WAL held.
+    pub peak_wal_bytes: u64,
+}
+
+impl Cost {
+    /// `count` per acknowledged write, to one decimal; `None` without writes.
+    #[must_use]
+    pub fn per_write(count: u64, writes_acked: usize) -> Option<f64> {
+        (writes_acked > 0).then(|| (count as f64 / writes_acked as f64 * 10.0).round() / 10.0)
+    }
+}
+
 /// Runs `scenario` with `seed`, recording into `trace`.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64, trace: Trace) -> Report {
@@ -503,6 +526,9 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     if !checker.pings.is_empty() {
         checks.push(routing_check(&checker, &scenario.nodes));
     }
+    for node in 0..simulation.nodes_count() {
+        checker.observe_peak(&simulation, node);
+    }
     let trace_error = simulation.trace_mut().finish().err().map(|error| error.to_string());
     let trace_hash = simulation.trace().hash_hex();
     if let Some(expected) = &scenario.expect.trace_hash
@@ -524,6 +550,12 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         converged_ns,
         writes_acked: checker.acked.len(),
         writes_refused: checker.writes_refused,
+        cost: Cost {
+            pushes: checker.pushes,
+            entries_pushed: checker.entries_pushed,
+            peak_log_entries: checker.peaks.values().map(|(entries, _)| *entries).max().unwrap_or(0),
+            peak_wal_bytes: checker.peaks.values().map(|(_, bytes)| *bytes as u64).max().unwrap_or(0),
+        },
         chaos_faults,
         fault_active_ns: simulation.fault_active_ns(),
         warnings: run_warnings(scenario, &simulation),

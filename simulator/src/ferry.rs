@@ -690,6 +690,14 @@ pub struct FerryChecker {
     /// Workload writes a node refused (a key or value over its limit, a full disk); nothing
     /// of them was acknowledged.
     pub writes_refused: u64,
+    /// WalPush messages sent, and the entries they carried (repeats included), by all nodes
+    /// in every incarnation.
+    pub pushes: u64,
+    /// See [`pushes`](Self::pushes).
+    pub entries_pushed: u64,
+    /// Per node, the most entries its log held and the most bytes its disk held, seen after
+    /// any event of that node.
+    pub peaks: BTreeMap<u32, (u64, usize)>,
     /// Every local write was newer than what its node had seen of its key.
     pub causal: CausalChecker,
     /// Every session accepted each envelope once, while it lasted, and nothing in plaintext.
@@ -801,10 +809,18 @@ impl FerryChecker {
                 _ => {}
             }
         }
+        let touched: Vec<u32> = simulation.events_last().iter().map(|(node, _)| *node).collect();
+        for node in touched {
+            self.observe_peak(simulation, node);
+        }
         let at_ns = simulation.now_ns();
         for (node, record) in self.audit.take() {
             match record {
                 AuditRecord::Issued(write) => self.causal.issued(at_ns, node, &write, names),
+                AuditRecord::Node(Audit::Pushed { entries_count, .. }) => {
+                    self.pushes += 1;
+                    self.entries_pushed += entries_count;
+                }
                 AuditRecord::Node(Audit::RoutedRelayed {
                     source,
                     target,
@@ -820,6 +836,17 @@ impl FerryChecker {
                 AuditRecord::Node(audit) => self.sessions.audit(at_ns, node, &audit, names),
             }
         }
+    }
+
+    /// Raises `node`'s peaks to what its log and disk hold now.
+    pub fn observe_peak(&mut self, simulation: &Simulation<FerryNode>, node: u32) {
+        let entries = simulation
+            .process(node)
+            .and_then(FerryNode::node)
+            .map_or(0, |protocol| protocol.version_vector().iter().map(|(_, position)| position).sum());
+        let peak = self.peaks.entry(node).or_default();
+        peak.0 = peak.0.max(entries);
+        peak.1 = peak.1.max(simulation.disk_bytes(node));
     }
 
     /// Invariant: a restarted origin still holds every write it acknowledged.

@@ -582,6 +582,12 @@ impl<P: Process> Simulation<P> {
         self.slots.len() as u32
     }
 
+    /// Bytes on `node`'s virtual disk (synced or not).
+    #[must_use]
+    pub fn disk_bytes(&self, node: u32) -> usize {
+        self.slots.get(node as usize).map_or(0, |slot| slot.disk.length_bytes())
+    }
+
     /// The process on `node`, or `None` while it is crashed.
     #[must_use]
     pub fn process(&self, node: u32) -> Option<&P> {

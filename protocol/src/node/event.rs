@@ -168,6 +168,13 @@ pub enum Audit {
         /// The refused timestamp.
         timestamp: Timestamp,
     },
+    /// The node sent a WalPush of `entries_count` entries on `link` (for cost figures).
+    Pushed {
+        /// The link.
+        link: LinkId,
+        /// Entries in the push.
+        entries_count: u64,
+    },
     /// The clock started again from the wall time because its last timestamp lay more than
     /// the drift bound ahead of it (PROTOCOL.md 8.2): the node's timestamps fall here, once.
     ClockRestarted {
@@ -210,6 +217,9 @@ impl fmt::Display for Audit {
             }
             Self::ClockRefused { timestamp } => {
                 write!(formatter, "audit clock refused {}", HlcDisplay(*timestamp))
+            }
+            Self::Pushed { link, entries_count } => {
+                write!(formatter, "audit link={link} pushed {entries_count} entries")
             }
             Self::ClockRestarted { from, to } => {
                 write!(formatter, "audit clock restarted from {} to {}", HlcDisplay(*from), HlcDisplay(*to))

@@ -164,6 +164,8 @@ pub struct NodeStats {
     pub entries_dropped: u64,
     /// WalPush messages sent.
     pub pushes_sent: u64,
+    /// Entries sent in those pushes, repeats included.
+    pub entries_pushed: u64,
     /// Retransmission timeouts that rewound an outbox.
     pub retransmits: u64,
     /// Frames rejected.
@@ -1047,6 +1049,8 @@ impl Node {
         }
         for entries in batches {
             self.stats.pushes_sent += 1;
+            self.stats.entries_pushed += entries.len() as u64;
+            self.audit(Audit::Pushed { link, entries_count: entries.len() as u64 });
             self.send_message(link, &Message::WalPush { entries });
         }
     }

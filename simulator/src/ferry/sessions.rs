@@ -108,7 +108,10 @@ impl SessionChecker {
                     }
                 }
             }
-            Audit::ClockRefused { .. } | Audit::ClockRestarted { .. } | Audit::RoutedRelayed { .. } => {}
+            Audit::ClockRefused { .. }
+            | Audit::ClockRestarted { .. }
+            | Audit::Pushed { .. }
+            | Audit::RoutedRelayed { .. } => {}
         }
     }
 
