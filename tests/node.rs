@@ -701,6 +701,52 @@ fn a_flood_of_hellos_costs_a_bounded_number_of_handshakes() {
     assert_eq!(a.request("put after the hellos"), "ok");
 }
 
+#[test]
+fn a_known_name_with_a_new_key_is_refused_loudly() {
+    // Goal: trust on first use (PROTOCOL.md 6.5). The first session with a peer records its
+    // name and key in the data directory's known_peers; a peer presenting that name with
+    // another key is refused with a reason both sides log, and so is a peer whose node id
+    // is not its name's hash (it could otherwise take another node's id). Method: b meets a,
+    // then comes back with a fresh identity under the same name; then mallory claims b's id.
+    let data = scratch("tofu");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let b_arguments = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    let line = a.wait_stderr("trusting new peer b with key ");
+    assert!(line.contains("(first use; recorded in "), "{line}");
+    let known = std::fs::read_to_string(data.join("a").join("known_peers")).expect("a recorded b");
+    assert!(known.starts_with("b ") && known.trim_end().len() == 2 + 64, "{known:?}");
+
+    b.child.kill().expect("b is running");
+    b.child.wait().expect("the killed node can be reaped");
+    std::fs::remove_file(data.join("b").join("identity.key")).expect("b has an identity");
+    let (b, _) = Process::node("b", &data.join("b"), &b_arguments);
+    let refusal = a.wait_stderr("but is known by key");
+    assert!(
+        refusal.contains("handshake failed with 127.0.0.1:")
+            && refusal.contains("peer \"b\" presented static key"),
+        "{refusal}"
+    );
+    b.wait_stderr("PeerKeyRejected");
+    assert_eq!(a.request("peers"), "peers: (none)");
+
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    let mut session = SessionConfig::new("mallory", Identity::generate(&mut rng));
+    session.node_id = NodeId::from_name("b");
+    let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
+    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    let events = drive_until_closed(&mut mallory, &mut stream);
+    assert!(
+        // The responder checks the initiator's identity in HelloFinish, after the initiator
+        // has its session: the refusal arrives as an authenticated Close.
+        events.iter().any(|event| matches!(event, Event::PeerDisconnected { reason, .. } if reason.contains("(ProtocolError)") && reason.contains("not the hash of its name"))),
+        "mallory hears why: {events:?}"
+    );
+    drop(b);
+}
+
 /// Feeds `node` what `stream` delivers and writes what it sends, until an event matches
 /// `found` (returned) or the stream ends (`None`).
 fn drive_until(

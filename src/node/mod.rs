@@ -176,6 +176,16 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// The known peers file is damaged.
+    #[error("known peers file {} is damaged at line {line}: {reason}", .path.display())]
+    KnownPeers {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The identity key file is damaged.
     #[error("identity key {} is unusable: {reason}", .path.display())]
     Identity {

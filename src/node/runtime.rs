@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferry_protocol::NodeId;
-use ferry_protocol::session::NAME_BYTES_MAX;
+use ferry_protocol::session::{KEY_BYTES, NAME_BYTES_MAX};
 use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
@@ -37,7 +37,7 @@ use super::log::Logger;
 use super::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
 use super::stdio::{AnswerSink, Answerer, CommandSource};
-use super::wal_file::{DataDirectory, NameClaim, WalFile};
+use super::wal_file::{DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, WalFile};
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
 /// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
@@ -170,6 +170,8 @@ pub(crate) struct Runtime {
     pings: BTreeMap<NodeId, String>,
     /// Connections each source address may still open.
     admission: Admission,
+    /// Peers met, by name, as in the data directory's known peers file.
+    known_peers: BTreeMap<String, [u8; KEY_BYTES]>,
     /// The log line for refused connections, at most once a second.
     refusals_log: Throttle,
 }
@@ -224,7 +226,13 @@ impl Runtime {
         let identity = directory.identity(&mut rng)?;
         logger.debug(format_args!("data directory {} locked", directory.path().display()));
         let (wal, wal_bytes) = directory.open_wal()?;
-        let mut config = NodeConfig::new(SessionConfig::new(arguments.id.clone(), identity.clone()));
+        let known_peers = directory.known_peers()?;
+        let mut session = SessionConfig::new(arguments.id.clone(), identity.clone());
+        // Trust on first use (PROTOCOL.md 6.5): a known name must come with its known key,
+        // and an id must be its name's hash, so no peer can pass for another.
+        session.pinned_peer_keys.clone_from(&known_peers);
+        session.require_id_from_name = true;
+        let mut config = NodeConfig::new(session);
         // Routing tables are small and let `ping NAME` reach nodes several hops away.
         config.routing = true;
         let node = Node::recover(config, &wal_bytes, Box::new(rng)).map_err(|error| match error {
@@ -284,6 +292,7 @@ impl Runtime {
             credits,
             stop: None,
             admission: Admission::default(),
+            known_peers,
             refusals_log: Throttle::default(),
             pings: BTreeMap::new(),
         };
@@ -488,6 +497,33 @@ impl Runtime {
             return self.refuse(now_ns, address, &format!("{CONNECTIONS_MAX} connections open"));
         }
         self.open_connection(now_ns, stream, address, Role::Responder, None);
+    }
+
+    /// Trust on first use: records a peer met for the first time in the known peers file and
+    /// pins its key, so the name cannot later come with another key.
+    fn remember_peer(&mut self, name: &str, static_key: [u8; KEY_BYTES]) {
+        if self.known_peers.contains_key(name) {
+            return;
+        }
+        if self.known_peers.len() >= KNOWN_PEERS_MAX {
+            self.logger.info(format_args!(
+                "warning: not remembering peer {name}: {KNOWN_PEERS_MAX} peers are known already"
+            ));
+            return;
+        }
+        self.known_peers.insert(name.to_owned(), static_key);
+        self.node.pin_peer(name.to_owned(), static_key);
+        match self._directory.save_known_peers(&self.known_peers) {
+            Ok(()) => self.logger.info(format_args!(
+                "trusting new peer {name} with key {} (first use; recorded in {})",
+                hex_key(&static_key),
+                self._directory.path().join(KNOWN_PEERS_FILE_NAME).display()
+            )),
+            Err(error) => self.logger.info(format_args!(
+                "warning: cannot record peer {name} in the known peers file: {}",
+                describe_io(&error)
+            )),
+        }
     }
 
     /// Logs a refused connection, at most one line a second.
@@ -782,7 +818,8 @@ impl Runtime {
                     self.answers.acknowledge(entry.sequence);
                 }
             }
-            Event::PeerConnected { link, name, .. } => {
+            Event::PeerConnected { link, name, static_key, .. } => {
+                self.remember_peer(&name, static_key);
                 let Some(connection) = self.connections.get_mut(&link) else { return };
                 connection.peer_name = Some(name.clone());
                 connection.rejections_count = 0;
@@ -855,6 +892,11 @@ impl Runtime {
             answerer.emit(answer, &self.credits);
         }
     }
+}
+
+/// A static key in hex.
+fn hex_key(key: &[u8; KEY_BYTES]) -> String {
+    key.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Checks `--id`: the handshake carries it, so it must fit [`NAME_BYTES_MAX`].

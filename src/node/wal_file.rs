@@ -14,6 +14,7 @@
 //!   file, and completes (reported to the runtime) only after the fsync returned;
 //! - a `Truncate` (a torn tail cut at start) is synced before anything is appended.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,14 @@ pub const IDENTITY_FILE_NAME: &str = "identity.key";
 /// The node name file's name: the `--id` of the node the directory belongs to, then a
 /// newline. Written at the first start; a node with another name is refused the directory.
 pub const NODE_NAME_FILE_NAME: &str = "node.name";
+/// The trust-on-first-use file: one line per peer met, `NAME HEX-STATIC-KEY`, like SSH's
+/// `known_hosts`. A peer presenting a known name with another key is refused.
+pub(crate) const KNOWN_PEERS_FILE_NAME: &str = "known_peers";
+/// Peers remembered at most; a node meeting more refuses to remember them (and says so).
+pub(crate) const KNOWN_PEERS_MAX: usize = 4096;
+/// Bytes of a known peers file read at most.
+const KNOWN_PEERS_FILE_BYTES_MAX: u64 = (KNOWN_PEERS_MAX * (NAME_BYTES_MAX + 2 * KEY_BYTES + 2)) as u64;
+
 /// Bytes of a node name file read at most: the longest name, its newline, and one more byte
 /// to tell a longer file apart.
 const NODE_NAME_FILE_BYTES_MAX: u64 = NAME_BYTES_MAX as u64 + 2;
@@ -153,6 +162,55 @@ impl DataDirectory {
         }
     }
 
+    /// The peers this node has met, by name ([`KNOWN_PEERS_FILE_NAME`]); empty at first.
+    ///
+    /// # Errors
+    /// [`NodeError::KnownPeers`] when a line is damaged; [`NodeError::DataDirectory`] when
+    /// the file cannot be read.
+    pub(crate) fn known_peers(&self) -> Result<BTreeMap<String, [u8; KEY_BYTES]>, NodeError> {
+        let path = self.path.join(KNOWN_PEERS_FILE_NAME);
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(file) => {
+                let error = |source| NodeError::DataDirectory { path: self.path.clone(), source };
+                file.take(KNOWN_PEERS_FILE_BYTES_MAX).read_to_end(&mut bytes).map_err(error)?;
+            }
+            Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(NodeError::DataDirectory { path: self.path.clone(), source }),
+        }
+        let damaged = |line: usize, reason: &str| NodeError::KnownPeers {
+            path: path.clone(),
+            line,
+            reason: reason.to_owned(),
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| damaged(1, "not UTF-8"))?;
+        let mut peers = BTreeMap::new();
+        for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+            let (name, key) =
+                line.rsplit_once(' ').ok_or_else(|| damaged(index + 1, "expected NAME HEX-KEY"))?;
+            let key = decode_key(key).ok_or_else(|| damaged(index + 1, "the key is not 64 hex digits"))?;
+            peers.insert(name.to_owned(), key);
+        }
+        Ok(peers)
+    }
+
+    /// Writes `peers` as the known peers file, atomically.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub(crate) fn save_known_peers(&self, peers: &BTreeMap<String, [u8; KEY_BYTES]>) -> io::Result<()> {
+        let mut text = String::new();
+        for (name, key) in peers {
+            text.push_str(name);
+            text.push(' ');
+            for byte in key {
+                text.push_str(&format!("{byte:02x}"));
+            }
+            text.push('\n');
+        }
+        self.write_atomically(KNOWN_PEERS_FILE_NAME, text.as_bytes())
+    }
+
     /// Opens (creating if needed) the WAL and reads all of it.
     ///
     /// # Errors
@@ -169,6 +227,18 @@ impl DataDirectory {
         file.read_to_end(&mut bytes).map_err(error)?;
         Ok((WalFile { file, path, buffered: Vec::new() }, bytes))
     }
+}
+
+/// 64 hex digits as a key.
+fn decode_key(text: &str) -> Option<[u8; KEY_BYTES]> {
+    if text.len() != 2 * KEY_BYTES || !text.is_ascii() {
+        return None;
+    }
+    let mut key = [0; KEY_BYTES];
+    for (index, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16).ok()?;
+    }
+    Some(key)
 }
 
 /// What [`DataDirectory::claim_name`] found.

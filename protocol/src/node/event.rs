@@ -73,6 +73,8 @@ pub enum Event {
         name: String,
         /// The peer's id.
         node_id: NodeId,
+        /// The peer's static public key, authenticated by the handshake.
+        static_key: [u8; crate::session::KEY_BYTES],
     },
     /// A link went away.
     PeerDisconnected {
@@ -323,7 +325,7 @@ impl fmt::Display for Event {
                 write!(formatter, "recovered {entries_count} entries, truncated {truncated_bytes}B")
             }
             Self::Acked { entry } => write!(formatter, "acked {}", EntryDisplay(entry)),
-            Self::PeerConnected { link, name, node_id } => {
+            Self::PeerConnected { link, name, node_id, .. } => {
                 write!(formatter, "peer connected link={link} name={name} id={node_id}")
             }
             Self::PeerDisconnected { link, reason } => {

@@ -358,6 +358,13 @@ impl Node {
             .map(|(link, peer)| (*link, peer.name.as_str()))
     }
 
+    /// Pins `name` to `static_key` for every handshake from now on (trust on first use,
+    /// PROTOCOL.md 6.5): a peer presenting `name` with another key is refused. Sessions
+    /// already established are not touched.
+    pub fn pin_peer(&mut self, name: String, static_key: [u8; crate::session::KEY_BYTES]) {
+        Arc::make_mut(&mut self.session).pinned_peer_keys.insert(name, static_key);
+    }
+
     /// How long the session on `link` has gone without an authenticated envelope from the
     /// peer, at wall reading `now_ns` (counted on steady time); `None` without a session.
     /// Peers pull every `pull_interval_ns`, so a long silence means the link is stuck.
@@ -794,7 +801,8 @@ impl Node {
                     peer.session_invalid_count = 0;
                     peer.last_authenticated_ns = Some(now_ns);
                     let node_id = info.node_id;
-                    let event = Event::PeerConnected { link, name: info.name, node_id };
+                    let event =
+                        Event::PeerConnected { link, name: info.name, node_id, static_key: info.static_key };
                     self.outputs.push_back(Output::Event(event));
                     self.send_pull(now_ns, link);
                     // Push what the peer is known to lack at once: its own pull may be lost

@@ -317,6 +317,50 @@ fn initiator_rejects_unexpected_responder_key() {
     assert_eq!(pair.sent(INITIATOR, MessageType::Close), 1);
 }
 
+/// Goal: trust on first use. An initiator that knows the responder's name by another key
+/// refuses it with PeerKeyRejected and a reason naming both keys; one that knows it by its
+/// own key accepts it. Method: pin "bravo" to an unrelated key, then to bravo's key.
+#[test]
+fn a_pinned_name_with_another_key_is_refused() {
+    let mut alpha = config("alpha", 1);
+    let bravo = config("bravo", 2);
+    let other = config("other", 3).identity.public;
+    alpha.pinned_peer_keys.insert("bravo".to_owned(), other);
+    let mut pair = Pair::new(alpha.clone(), bravo.clone(), [11, 12]);
+    pair.drive();
+    let error = HandshakeError::PinnedKeyMismatch {
+        name: "bravo".to_owned(),
+        presented: bravo.identity.public,
+        known: other,
+    };
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(error.clone())]);
+    let refused = HandshakeError::PeerClosed { code: CloseCode::PeerKeyRejected, reason: error.to_string() };
+    assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::HandshakeFailed(refused)]);
+    alpha.pinned_peer_keys.insert("bravo".to_owned(), bravo.identity.public);
+    let mut pair = Pair::new(alpha, bravo, [11, 12]);
+    pair.drive();
+    assert!(pair.connection(INITIATOR).is_established());
+}
+
+/// Goal: a node that requires ids to be their names' hashes refuses a peer presenting
+/// another node's id under its own name. Method: bravo claims alpha-two's id.
+#[test]
+fn an_id_that_is_not_the_name_hash_is_refused_when_required() {
+    let mut alpha = config("alpha", 1);
+    alpha.require_id_from_name = true;
+    let mut bravo = config("bravo", 2);
+    bravo.node_id = NodeId::from_name("alpha-two");
+    let mut pair = Pair::new(alpha, bravo, [11, 12]);
+    pair.drive();
+    let error = HandshakeError::NodeIdNotFromName {
+        name: "bravo".to_owned(),
+        node_id: NodeId::from_name("alpha-two"),
+        expected: NodeId::from_name("bravo"),
+    };
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(error)]);
+    assert!(!pair.connection(RESPONDER).is_established());
+}
+
 /// Goal: a responder that expects another key refuses the initiator after HelloFinish, with a
 /// Close the already-established initiator can authenticate.
 /// Method: configure an unrelated expected key on the responder.

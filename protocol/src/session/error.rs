@@ -53,6 +53,30 @@ pub enum HandshakeError {
         /// The peer's static public key.
         key: [u8; KEY_BYTES],
     },
+    /// The peer presented a name this node knows by another key (trust on first use).
+    #[error(
+        "peer {name:?} presented static key {} but is known by key {}: refused (a new identity under a known name must be trusted by hand)",
+        hex(.presented),
+        hex(.known)
+    )]
+    PinnedKeyMismatch {
+        /// The name presented.
+        name: String,
+        /// The key presented.
+        presented: [u8; KEY_BYTES],
+        /// The key pinned for that name.
+        known: [u8; KEY_BYTES],
+    },
+    /// The peer's node id is not the hash of its name, and this node requires it.
+    #[error("peer {name:?} presented node id {node_id}, not the hash of its name {expected}")]
+    NodeIdNotFromName {
+        /// The name presented.
+        name: String,
+        /// The id presented.
+        node_id: NodeId,
+        /// `NodeId::from_name(name)`.
+        expected: NodeId,
+    },
     /// The peer presented our own node id.
     #[error("peer claims our own node id {node_id}")]
     DuplicateNodeId {
@@ -132,7 +156,8 @@ impl HandshakeError {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Self::VersionMismatch { .. } => Some(CloseCode::VersionMismatch),
-            Self::PeerKeyRejected { .. } => Some(CloseCode::PeerKeyRejected),
+            Self::PeerKeyRejected { .. } | Self::PinnedKeyMismatch { .. } => Some(CloseCode::PeerKeyRejected),
+            Self::NodeIdNotFromName { .. } => Some(CloseCode::ProtocolError),
             Self::DuplicateNodeId { .. } => Some(CloseCode::DuplicateNodeId),
             Self::VersionChoiceInvalid { .. }
             | Self::VersionRangeChanged { .. }

@@ -18,6 +18,7 @@ use snow::HandshakeState;
 use super::identity::{SeededResolver, noise_params};
 use super::payload::{self, IdentityPayload};
 use super::{HandshakeError, KEY_BYTES, PROLOGUE, PeerInfo, SessionConfig, VersionRange};
+use crate::entry::NodeId;
 use crate::envelope::MessageType;
 
 /// Bytes a Noise XX message adds around its payload, at most: an ephemeral key, an encrypted
@@ -116,6 +117,20 @@ fn check_peer(
         && !expected.contains(&received.remote_static)
     {
         return Err(HandshakeError::PeerKeyRejected { key: received.remote_static });
+    }
+    if let Some(known) = config.pinned_peer_keys.get(&identity.name)
+        && *known != received.remote_static
+    {
+        let (name, presented, known) = (identity.name, received.remote_static, *known);
+        return Err(HandshakeError::PinnedKeyMismatch { name, presented, known });
+    }
+    if config.require_id_from_name && identity.node_id != NodeId::from_name(&identity.name) {
+        let expected = NodeId::from_name(&identity.name);
+        return Err(HandshakeError::NodeIdNotFromName {
+            name: identity.name,
+            node_id: identity.node_id,
+            expected,
+        });
     }
     if identity.node_id == config.node_id {
         return Err(HandshakeError::DuplicateNodeId { node_id: identity.node_id });

@@ -25,7 +25,7 @@ mod payload;
 mod replay;
 mod transport;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::entry::NodeId;
@@ -131,6 +131,12 @@ pub struct SessionConfig {
     pub capabilities: u64,
     /// When set, only peers whose static public key is in the set are accepted.
     pub expected_peer_keys: Option<BTreeSet<[u8; KEY_BYTES]>>,
+    /// Names this node knows by key (trust on first use): a peer presenting one of these
+    /// names with another key is refused (PROTOCOL.md 6.5).
+    pub pinned_peer_keys: BTreeMap<String, [u8; KEY_BYTES]>,
+    /// Refuse a peer whose node id is not the FNV-1a hash of its name (PROTOCOL.md 6.3), so
+    /// a peer cannot take another node's id under a name of its own.
+    pub require_id_from_name: bool,
     /// Interval between retransmissions of an unanswered handshake message.
     pub handshake_retransmit_ns: u64,
     /// Time a handshake attempt may take, from its first message, before it fails.
@@ -151,6 +157,8 @@ impl SessionConfig {
             versions: VersionRange::single(PROTOCOL_VERSION),
             capabilities: 0,
             expected_peer_keys: None,
+            pinned_peer_keys: BTreeMap::new(),
+            require_id_from_name: false,
             handshake_retransmit_ns: HANDSHAKE_RETRANSMIT_NS_DEFAULT,
             handshake_timeout_ns: HANDSHAKE_TIMEOUT_NS_DEFAULT,
         }
