@@ -747,6 +747,35 @@ fn a_known_name_with_a_new_key_is_refused_loudly() {
     drop(b);
 }
 
+#[test]
+fn with_trust_only_listed_peers_get_in() {
+    // Goal: `--trust FILE` accepts only the peers it lists (`NAME HEX-KEY` lines, the format
+    // of known_peers): a listed peer replicates, an unlisted one is refused with
+    // PeerKeyRejected and never becomes a peer. Method: start b and c once to create their
+    // keys, list only b's public key (the second half of its identity.key) for a.
+    let data = scratch("trust");
+    for name in ["b", "c"] {
+        let (mut node, _) = Process::node(name, &data.join(name), &[]);
+        node.send("quit");
+        assert!(node.child.wait().expect("the node exits").success());
+    }
+    let key = std::fs::read(data.join("b").join("identity.key")).expect("b has a key");
+    let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
+    let trust = data.join("trust");
+    std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
+    let (mut a, a_address) =
+        Process::node("a", &data.join("a"), &strings(&["--trust", trust.to_str().expect("a UTF-8 path")]));
+    a.wait_stderr("accepting only the 1 peers listed in");
+    let connect = strings(&["--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    let (mut c, _) = Process::node("c", &data.join("c"), &connect);
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    c.wait_stderr("PeerKeyRejected");
+    assert_eq!(b.request("put trusted yes"), "ok");
+    a.wait_answer("get trusted", |answer| answer == "yes");
+    assert_eq!(c.request("peers"), "peers: (none)");
+}
+
 /// Feeds `node` what `stream` delivers and writes what it sends, until an event matches
 /// `found` (returned) or the stream ends (`None`).
 fn drive_until(

@@ -81,6 +81,10 @@ pub struct NodeArguments {
     /// Run as a service: do not read commands from stdin, run until SIGTERM or SIGINT
     #[arg(long)]
     pub no_stdin: bool,
+    /// Accept only the peers listed in FILE, one `NAME HEX-KEY` line each (the format of a
+    /// data directory's known_peers); without it, peers are trusted on first use
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
 }
 
 impl NodeArguments {
@@ -97,6 +101,7 @@ impl NodeArguments {
             bootstrap: None,
             verbose: false,
             no_stdin: false,
+            trust: None,
         }
     }
 }
@@ -175,6 +180,14 @@ pub enum NodeError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A peers file (`--trust`, or the known peers) cannot be read.
+    #[error("cannot read peers file {}: {source}", .path.display())]
+    PeersFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
     },
     /// The known peers file is damaged.
     #[error("known peers file {} is damaged at line {line}: {reason}", .path.display())]

@@ -37,7 +37,9 @@ use super::log::Logger;
 use super::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
 use super::stdio::{AnswerSink, Answerer, CommandSource};
-use super::wal_file::{DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, WalFile};
+use super::wal_file::{
+    DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, WalFile, read_peers_file,
+};
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
 /// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
@@ -229,9 +231,20 @@ impl Runtime {
         let known_peers = directory.known_peers()?;
         let mut session = SessionConfig::new(arguments.id.clone(), identity.clone());
         // Trust on first use (PROTOCOL.md 6.5): a known name must come with its known key,
-        // and an id must be its name's hash, so no peer can pass for another.
+        // and an id must be its name's hash, so no peer can pass for another. With
+        // `--trust`, only the listed peers are accepted, each under its own name.
         session.pinned_peer_keys.clone_from(&known_peers);
         session.require_id_from_name = true;
+        if let Some(path) = &arguments.trust {
+            let trusted = read_peers_file(path)?;
+            session.expected_peer_keys = Some(trusted.values().copied().collect());
+            session.pinned_peer_keys.extend(trusted);
+            logger.info(format_args!(
+                "accepting only the {} peers listed in {}",
+                session.expected_peer_keys.as_ref().map_or(0, BTreeSet::len),
+                path.display()
+            ));
+        }
         let mut config = NodeConfig::new(session);
         // Routing tables are small and let `ping NAME` reach nodes several hops away.
         config.routing = true;

@@ -169,29 +169,10 @@ impl DataDirectory {
     /// the file cannot be read.
     pub(crate) fn known_peers(&self) -> Result<BTreeMap<String, [u8; KEY_BYTES]>, NodeError> {
         let path = self.path.join(KNOWN_PEERS_FILE_NAME);
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(file) => {
-                let error = |source| NodeError::DataDirectory { path: self.path.clone(), source };
-                file.take(KNOWN_PEERS_FILE_BYTES_MAX).read_to_end(&mut bytes).map_err(error)?;
-            }
-            Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(source) => return Err(NodeError::DataDirectory { path: self.path.clone(), source }),
+        if !path.exists() {
+            return Ok(BTreeMap::new());
         }
-        let damaged = |line: usize, reason: &str| NodeError::KnownPeers {
-            path: path.clone(),
-            line,
-            reason: reason.to_owned(),
-        };
-        let text = std::str::from_utf8(&bytes).map_err(|_| damaged(1, "not UTF-8"))?;
-        let mut peers = BTreeMap::new();
-        for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-            let (name, key) =
-                line.rsplit_once(' ').ok_or_else(|| damaged(index + 1, "expected NAME HEX-KEY"))?;
-            let key = decode_key(key).ok_or_else(|| damaged(index + 1, "the key is not 64 hex digits"))?;
-            peers.insert(name.to_owned(), key);
-        }
-        Ok(peers)
+        read_peers_file(&path)
     }
 
     /// Writes `peers` as the known peers file, atomically.
@@ -227,6 +208,46 @@ impl DataDirectory {
         file.read_to_end(&mut bytes).map_err(error)?;
         Ok((WalFile { file, path, buffered: Vec::new() }, bytes))
     }
+}
+
+/// Reads a peers file (`NAME HEX-KEY` lines, blank lines ignored): a data directory's
+/// known peers, or the `--trust` list.
+///
+/// # Errors
+/// [`NodeError::KnownPeers`] when a line is damaged or the file is too large;
+/// [`NodeError::PeersFile`] when it cannot be read.
+pub(crate) fn read_peers_file(path: &Path) -> Result<BTreeMap<String, [u8; KEY_BYTES]>, NodeError> {
+    let mut bytes = Vec::new();
+    let file = File::open(path).map_err(|source| NodeError::PeersFile { path: path.to_owned(), source })?;
+    file.take(KNOWN_PEERS_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| NodeError::PeersFile { path: path.to_owned(), source })?;
+    let damaged = |line: usize, reason: &str| NodeError::KnownPeers {
+        path: path.to_owned(),
+        line,
+        reason: reason.to_owned(),
+    };
+    if bytes.len() as u64 > KNOWN_PEERS_FILE_BYTES_MAX {
+        return Err(damaged(1, &format!("more than {KNOWN_PEERS_MAX} peers")));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| damaged(1, "not UTF-8"))?;
+    let mut peers = BTreeMap::new();
+    for (index, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let (name, key) =
+            line.trim().rsplit_once(' ').ok_or_else(|| damaged(index + 1, "expected NAME HEX-KEY"))?;
+        let key = decode_key(key).ok_or_else(|| damaged(index + 1, "the key is not 64 hex digits"))?;
+        if name.is_empty()
+            || name.len() > NAME_BYTES_MAX
+            || name.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(damaged(
+                index + 1,
+                "the name is empty, too long or has spaces or control characters",
+            ));
+        }
+        peers.insert(name.to_owned(), key);
+    }
+    Ok(peers)
 }
 
 /// 64 hex digits as a key.
