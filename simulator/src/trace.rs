@@ -106,7 +106,9 @@ impl<T: TraceTap> TraceTap for std::sync::Arc<std::sync::Mutex<T>> {
     }
 
     fn packet(&mut self, virtual_ns: u64, from: u32, to: u32, message_id: u64, bytes: &[u8]) {
-        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner).packet(virtual_ns, from, to, message_id, bytes);
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .packet(virtual_ns, from, to, message_id, bytes);
     }
 }
 
