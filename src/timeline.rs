@@ -171,8 +171,7 @@ impl Recorder {
         recorder
     }
 
-    fn line(&mut self, virtual_ns: u64, text: &str) -> u32 {
-        let _ = virtual_ns;
+    fn keep_line(&mut self, text: &str) -> u32 {
         self.columns.lines.push(text.to_owned());
         (self.columns.lines.len() - 1) as u32
     }
@@ -192,7 +191,7 @@ impl Recorder {
     }
 
     fn mark(&mut self, virtual_ns: u64, node: u32, kind: Mark, text: &str) {
-        let line = self.line(virtual_ns, text);
+        let line = self.keep_line(text);
         self.columns.k_t.push(virtual_ns);
         self.columns.k_node.push(node);
         self.columns.k_kind.push(kind as u8);
@@ -219,7 +218,7 @@ impl Recorder {
         let description = fields.description.unwrap_or("?");
         let kind = description.split_whitespace().next().unwrap_or("?");
         let kind = Self::intern(&mut self.type_index, &mut self.columns.types, kind);
-        let line = self.line(virtual_ns, text);
+        let line = self.keep_line(text);
         let row = self.columns.m_t.len() as u32;
         self.columns.m_t.push(virtual_ns);
         self.columns.m_from.push(from);
@@ -275,7 +274,7 @@ impl Recorder {
             *latest = (*latest).max(sent_ns);
             self.reach(virtual_ns, row, to);
         }
-        let line = self.line(virtual_ns, text);
+        let line = self.keep_line(text);
         self.columns.a_msg.push(row);
         self.columns.a_end.push(virtual_ns);
         self.columns.a_flags.push(flags);
@@ -306,7 +305,7 @@ impl Recorder {
         let Some(node) = self.node(fields.node) else { return };
         match fields.event {
             Some("acked") => {
-                let line = self.line(virtual_ns, text);
+                let line = self.keep_line(text);
                 let write = self.pending.get_mut(&node).and_then(std::collections::VecDeque::pop_front);
                 let Some(write) = write else { return };
                 self.columns.w_t1[write] = virtual_ns;
@@ -342,7 +341,7 @@ impl Recorder {
         if !matches!(fields.event, Some("put" | "delete")) {
             return self.mark(virtual_ns, node, Mark::Command, text);
         }
-        let line = self.line(virtual_ns, text);
+        let line = self.keep_line(text);
         let write = self.columns.w_node.len();
         self.columns.w_node.push(node);
         self.columns.w_t0.push(virtual_ns);
@@ -366,7 +365,7 @@ impl Recorder {
                     index += 1;
                 }
             }
-            let line = self.line(virtual_ns, text);
+            let line = self.keep_line(text);
             self.push_band(virtual_ns, virtual_ns, Vec::new(), line);
             return;
         }
@@ -379,14 +378,15 @@ impl Recorder {
             }
             return;
         }
-        if LASTING.contains(&event) && !(event == "crash" && !text.contains(" until ")) {
-            let line = self.line(virtual_ns, text);
+        // A crash without `until` is an instant; its restart is a fault of its own.
+        if LASTING.contains(&event) && (event != "crash" || text.contains(" until ")) {
+            let line = self.keep_line(text);
             let row = self.push_band(virtual_ns, u64::MAX, nodes.clone(), line);
             self.open.push((event.to_owned(), nodes, row));
             return;
         }
         if nodes.is_empty() {
-            let line = self.line(virtual_ns, text);
+            let line = self.keep_line(text);
             self.push_band(virtual_ns, virtual_ns, Vec::new(), line);
         }
         let kind = if event == "clock-jump" { Mark::Clock } else { Mark::Fault };
@@ -513,14 +513,14 @@ impl TraceTap for Recorder {
     }
 }
 
+/// A capture written to a file.
+type FileCapture = crate::pcap::PcapTap<std::io::BufWriter<std::fs::File>>;
+
 /// The pictures of one run the CLI was asked for: a timeline page and a packet capture.
 #[derive(Default)]
 pub struct Views {
     timeline: Option<(std::path::PathBuf, std::sync::Arc<std::sync::Mutex<Recorder>>)>,
-    pcap: Option<(
-        std::path::PathBuf,
-        std::sync::Arc<std::sync::Mutex<crate::pcap::PcapTap<std::io::BufWriter<std::fs::File>>>>,
-    )>,
+    pcap: Option<(std::path::PathBuf, std::sync::Arc<std::sync::Mutex<FileCapture>>)>,
 }
 
 /// A view that could not be written.
@@ -599,7 +599,13 @@ mod tests {
         let hostile = "</script><script>alert(1)</script><!--&amp;";
         let mut recorder = Recorder::new(&[hostile.to_owned(), "b".to_owned()]);
         let fields = LineFields { node: Some(hostile), event: Some("put"), ..LineFields::default() };
-        recorder.line(5, "command", &fields, &format!("{hostile} command put \"{hostile}\"=\"v\""));
+        TraceTap::line(
+            &mut recorder,
+            5,
+            "command",
+            &fields,
+            &format!("{hostile} command put \"{hostile}\"=\"v\""),
+        );
         let page = recorder.page(&report());
         let block_start = page.find(r#"id="ferry-data">"#).expect("the block") + 16;
         let block_end = block_start + page[block_start..].find("</script>").expect("its end");

@@ -97,7 +97,8 @@ fn timeline_draws_every_arrow_of_a_tiny_run_without_script_errors() {
     let report = ferry::run::run(&scenario, 1, trace);
     views.finish(&report).expect("the page is written");
 
-    let dom = headless(&browser, &directory.join("profile"), &page, &["--dump-dom"]);
+    let page_url = directory.join("quickstart.html#selftest");
+    let dom = headless(&browser, &directory.join("profile"), &page_url, &["--dump-dom"]);
     let read = |name: &str| {
         attribute(&dom, name).unwrap_or_else(|| panic!("no {name} in {}", &dom[..dom.len().min(600)]))
     };
@@ -110,6 +111,13 @@ fn timeline_draws_every_arrow_of_a_tiny_run_without_script_errors() {
     assert_eq!(read("data-arrows"), arrows.to_string(), "an arrow per copy of each message");
     assert_eq!(read("data-aggregated"), "0", "a tiny run is drawn arrow by arrow");
     assert_eq!(read("data-drawn"), arrows.to_string(), "and every arrow is on screen at first");
+    // Hovering the first arrow shows the decoded lines of its send and of its delivery.
+    let hovered = read("data-hover-arrow");
+    assert!(hovered.starts_with("[0.000000s] a -&gt; b #1 send Hello"), "{hovered}");
+    assert!(
+        hovered.contains("a -&gt; b #1 delivered") || hovered.contains("a -&gt; b #1 dropped"),
+        "{hovered}"
+    );
 
     let screenshot = directory.join("quickstart.png");
     headless(
