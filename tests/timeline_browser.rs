@@ -44,7 +44,8 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
 /// Runs headless Chromium on `page` with `arguments`, killing it after a minute.
 fn headless(browser: &Path, profile: &Path, page: &Path, arguments: &[&str]) -> String {
     let mut child = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000"])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .arg("--virtual-time-budget=5000")
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(arguments)
         .arg(format!("file://{}", page.display()))
