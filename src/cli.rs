@@ -71,6 +71,14 @@ enum Command {
         /// (marked `drawn: true`); it replays to the same trace hash.
         #[arg(long, value_name = "PATH")]
         export_faults: Option<PathBuf>,
+        /// Write the run as one self-contained HTML page: a lane per node, an arrow per
+        /// message, faults, crashes, writes and convergence; zoom, pan, filter, hover.
+        #[arg(long, value_name = "PATH.html")]
+        timeline: Option<PathBuf>,
+        /// Write every message sent as a pcapng packet (virtual timestamps, node i at
+        /// 10.0.0.i+1, UDP); `contrib/ferry.lua` dissects it in Wireshark.
+        #[arg(long, value_name = "PATH")]
+        pcap: Option<PathBuf>,
     },
     /// Run a range of seeds of one or more scenarios, in parallel.
     Sweep {
@@ -94,6 +102,10 @@ enum Command {
         /// several files).
         #[arg(long, value_name = "DIR")]
         trace_dir: Option<PathBuf>,
+        /// Write the timeline page of every failing seed to DIR/SEED.html (DIR/NAME-SEED.html
+        /// with several files).
+        #[arg(long, value_name = "DIR")]
+        timeline_dir: Option<PathBuf>,
         /// Stop at the first failing seed (seeds already running are abandoned).
         #[arg(long)]
         fail_fast: bool,
@@ -205,9 +217,13 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             trace_values,
             dump_state,
             export_faults,
+            timeline,
+            pcap,
         } => {
             let flags = RunFlags {
                 export_faults: export_faults.as_deref(),
+                timeline: timeline.as_deref(),
+                pcap: pcap.as_deref(),
                 json,
                 check_determinism,
                 bless,
@@ -224,6 +240,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             shard,
             json,
             trace_dir,
+            timeline_dir,
             fail_fast,
             junit,
             until_fail,
@@ -235,6 +252,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
                 shard: shard.as_deref(),
                 json,
                 trace_dir: trace_dir.as_deref(),
+                timeline_dir: timeline_dir.as_deref(),
                 fail_fast,
                 junit: junit.as_deref(),
                 until_fail,
@@ -281,6 +299,11 @@ pub(crate) fn trace_sink(path: &Path, format: TraceFormat) -> Result<Trace, Erro
     Ok(Trace::with_format(Some(Box::new(io::BufWriter::new(file))), format))
 }
 
+/// A timeline or capture that could not be written.
+pub(crate) fn view_error(error: crate::timeline::ViewError) -> Error {
+    Error::Io { path: error.path.display().to_string(), error: error.error }
+}
+
 /// A trace file that could not be written in full; the run itself was fine.
 pub(crate) fn trace_error(path: &Path, message: &str) -> Error {
     Error::Io { path: path.display().to_string(), error: io::Error::other(message.to_owned()) }
@@ -296,6 +319,8 @@ struct RunFlags<'a> {
     trace_values: bool,
     dump_state: Option<&'a Path>,
     export_faults: Option<&'a Path>,
+    timeline: Option<&'a Path>,
+    pcap: Option<&'a Path>,
 }
 
 /// Subcommand names, for "did you mean" when clap's own guess finds nothing (`rn`).
@@ -373,12 +398,15 @@ fn run_command(
         Some(path) => trace_sink(path, flags.trace_format)?,
         None => Trace::default(),
     };
+    let (trace, views) =
+        crate::timeline::Views::attach(&scenario, trace, flags.timeline, flags.pcap).map_err(view_error)?;
     let options = run::Options {
         trace_values: flags.trace_values,
         dump_state: flags.dump_state.is_some(),
         ..run::Options::default()
     };
     let mut report = run::run_with(&scenario, seed, trace, options);
+    views.finish(&report).map_err(view_error)?;
     if let (Some(path), Some(state)) = (flags.dump_state, &report.state) {
         let io_error = |error| Error::Io { path: path.display().to_string(), error };
         let mut text =

@@ -4,7 +4,8 @@
 //! model; [`run`] drives one simulation and checks its expectations; [`chaos`] draws random
 //! fault schedules; [`sweep`] runs many seeds of many files; [`shrink`] turns a failing seed
 //! into a smaller scenario; [`inspect`] dumps a run's final state; [`text`] escapes
-//! untrusted text; [`node`] runs the protocol on real sockets.
+//! untrusted text; [`timeline`] and [`pcap`] draw and capture a run; [`node`] runs the
+//! protocol on real sockets.
 //!
 //! # Running a scenario from code
 //!
@@ -31,8 +32,10 @@ pub mod chaos;
 pub mod cli;
 pub mod inspect;
 pub mod node;
+pub mod pcap;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
 pub mod text;
+pub mod timeline;

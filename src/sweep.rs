@@ -34,6 +34,8 @@ pub struct Options<'a> {
     pub json: bool,
     /// Where to write the traces of failing seeds.
     pub trace_dir: Option<&'a Path>,
+    /// Where to write the timeline pages of failing seeds.
+    pub timeline_dir: Option<&'a Path>,
     /// Stop at the first failure.
     pub fail_fast: bool,
     /// Where to write JUnit XML.
@@ -110,7 +112,7 @@ pub fn sweep(paths: &[std::path::PathBuf], seeds: &str, options: &Options<'_>) -
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    if let Some(directory) = options.trace_dir {
+    for directory in options.trace_dir.iter().chain(options.timeline_dir.iter()) {
         std::fs::create_dir_all(directory)
             .map_err(|error| Error::Io { path: directory.display().to_string(), error })?;
     }
@@ -327,6 +329,20 @@ fn print(
             if let Some(message) = &traced.trace_error {
                 return Err(cli::trace_error(&path, message));
             }
+        }
+        if let Some(directory) = options.timeline_dir {
+            let page_name =
+                if several { format!("{}-{seed}.html", file.scenario.name) } else { format!("{seed}.html") };
+            let path = directory.join(page_name);
+            let (trace, views) = crate::timeline::Views::attach(
+                &file.scenario,
+                ferry_simulator::Trace::default(),
+                Some(&path),
+                None,
+            )
+            .map_err(cli::view_error)?;
+            let report = run::run(&file.scenario, seed, trace);
+            views.finish(&report).map_err(cli::view_error)?;
         }
         summary.failed.push((seed, reason, replay));
     }

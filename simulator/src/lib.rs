@@ -136,4 +136,4 @@ pub use fault::{DiskFaultKind, Fault};
 pub use network::{DropReason, LinkOverride, LinkParams, Topology, Transport};
 pub use process::{Context, Process};
 pub use sim::{Control, RunEnd, SimConfig, Simulation, Stats};
-pub use trace::{LineFields, Trace, TraceFormat, TraceHasher, TraceRecord};
+pub use trace::{LineFields, Trace, TraceFormat, TraceHasher, TraceRecord, TraceTap};

@@ -1077,6 +1077,9 @@ impl<P: Process> Simulation<P> {
                 format_args!("{source} -> {target} #{message_id} send {description} {}B", bytes.len()),
             );
         }
+        if self.trace.wants_packets() {
+            self.trace.record_packet(self.now_ns, from, to, message_id, &bytes);
+        }
         if to as usize >= self.slots.len() {
             return self.drop_message(from, to, message_id, DropReason::NoLink);
         }

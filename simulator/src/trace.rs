@@ -17,7 +17,7 @@
 //! depend on the format, nor on whether a sink is attached.
 
 use std::fmt::{self, Write as _};
-use std::io;
+use std::io::{self, Write as _};
 
 /// Anything a process adds to the trace: it must hash canonically and print one line.
 pub trait TraceRecord: fmt::Display {
@@ -83,6 +83,33 @@ pub struct LineFields<'a> {
     pub reason: Option<&'a str>,
     /// The name of a process event or command ([`TraceRecord::name`]).
     pub event: Option<&'static str>,
+}
+
+/// An observer of the trace that gets every event as structured values (the fields of a
+/// JSON line and its text, without the time prefix) and every sent message's bytes. A tap
+/// is how the timeline and the packet capture reuse the trace's own view of a run instead
+/// of re-deriving it. Like a sink, a tap never touches the hash; attaching one makes
+/// [`Trace::wants_text`] true, exactly as a sink does.
+pub trait TraceTap: Send {
+    /// One event of `kind`, as a sink would write it.
+    fn line(&mut self, virtual_ns: u64, kind: &'static str, fields: &LineFields<'_>, text: &str);
+
+    /// One message handed to the network by `from` for `to`, with the simulator's id of it
+    /// (the `message_id` of its send line, written just before).
+    fn packet(&mut self, _virtual_ns: u64, _from: u32, _to: u32, _message_id: u64, _bytes: &[u8]) {}
+}
+
+/// A tap shared with its owner, who reads it back after the run.
+impl<T: TraceTap> TraceTap for std::sync::Arc<std::sync::Mutex<T>> {
+    fn line(&mut self, virtual_ns: u64, kind: &'static str, fields: &LineFields<'_>, text: &str) {
+        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner).line(virtual_ns, kind, fields, text);
+    }
+
+    fn packet(&mut self, virtual_ns: u64, from: u32, to: u32, message_id: u64, bytes: &[u8]) {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .packet(virtual_ns, from, to, message_id, bytes);
+    }
 }
 
 /// One JSON line, in a fixed field order.
@@ -178,6 +205,7 @@ pub struct Trace {
     sink: Option<Box<dyn io::Write + Send>>,
     sink_error: Option<io::Error>,
     format: TraceFormat,
+    taps: Vec<Box<dyn TraceTap>>,
     line: String,
     /// The JSON line being written, reused from event to event.
     json: Vec<u8>,
@@ -191,6 +219,7 @@ impl fmt::Debug for Trace {
             .field("hash", &self.hasher.finish_hex())
             .field("events_count", &self.events_count)
             .field("text", &self.sink.is_some())
+            .field("taps", &self.taps.len())
             .field("format", &self.format)
             .finish()
     }
@@ -217,6 +246,7 @@ impl Trace {
             sink,
             sink_error: None,
             format,
+            taps: Vec::new(),
             line: String::new(),
             json: Vec::new(),
             events_count: 0,
@@ -229,10 +259,30 @@ impl Trace {
         self.format
     }
 
-    /// True when lines are being written (callers skip formatting work otherwise).
+    /// Adds a tap: from now on it sees every line and every sent message's bytes.
+    #[must_use]
+    pub fn with_tap(mut self, tap: Box<dyn TraceTap>) -> Self {
+        self.taps.push(tap);
+        self
+    }
+
+    /// True when lines are being written or tapped (callers skip formatting work otherwise).
     #[must_use]
     pub fn wants_text(&self) -> bool {
-        self.sink.is_some()
+        self.sink.is_some() || !self.taps.is_empty()
+    }
+
+    /// True when a tap wants the bytes of sent messages.
+    #[must_use]
+    pub fn wants_packets(&self) -> bool {
+        !self.taps.is_empty()
+    }
+
+    /// Hands one sent message's bytes to the taps (never hashed).
+    pub fn record_packet(&mut self, virtual_ns: u64, from: u32, to: u32, message_id: u64, bytes: &[u8]) {
+        for tap in &mut self.taps {
+            tap.packet(virtual_ns, from, to, message_id, bytes);
+        }
     }
 
     /// The hasher, for a record's canonical words.
@@ -261,18 +311,25 @@ impl Trace {
         fields: &LineFields<'_>,
         text: fmt::Arguments<'_>,
     ) {
-        let Some(sink) = self.sink.as_mut() else { return };
+        if self.sink.is_none() && self.taps.is_empty() {
+            return;
+        }
         self.line.clear();
+        let _ = self.line.write_fmt(text);
+        for tap in &mut self.taps {
+            tap.line(virtual_ns, kind, fields, &self.line);
+        }
+        let Some(sink) = self.sink.as_mut() else { return };
+        self.json.clear();
         let written = match self.format {
             TraceFormat::Text => {
                 let seconds = virtual_ns / 1_000_000_000;
-                let _ = write!(self.line, "[{seconds:>4}.{:09}] ", virtual_ns % 1_000_000_000);
-                let _ = self.line.write_fmt(text);
-                self.line.push('\n');
-                sink.write_all(self.line.as_bytes())
+                let _ = write!(self.json, "[{seconds:>4}.{:09}] ", virtual_ns % 1_000_000_000);
+                self.json.extend_from_slice(self.line.as_bytes());
+                self.json.push(b'\n');
+                sink.write_all(&self.json)
             }
             TraceFormat::Jsonl => {
-                let _ = self.line.write_fmt(text);
                 let object = JsonLine {
                     t_ns: virtual_ns,
                     kind,
@@ -286,7 +343,6 @@ impl Trace {
                     event: fields.event,
                     text: &self.line,
                 };
-                self.json.clear();
                 // Serializing plain strings and integers into a Vec cannot fail.
                 serde_json::to_writer(&mut self.json, &object)
                     .expect("a JSON line of strings and integers serializes");
