@@ -504,14 +504,7 @@ fn garbage_under_an_established_session_closes_it_after_a_bound() {
     // authentication; a failed frame records no nonce, so none is a replay).
     let data = scratch("session-garbage");
     let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
-    let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
-    let mut stream = TcpStream::connect(a_address).expect("a listens");
-    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
-    let connected =
-        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
-    assert!(connected.is_some(), "mallory's handshake with a completes");
+    let (mut mallory, mut stream) = mallory_connected(11, &[], a_address);
     a.wait_answer("peers", |answer| answer == "peers: mallory");
 
     mallory.ping(0, 1);
@@ -578,14 +571,7 @@ fn entries_from_the_future_pin_no_key() {
     for entry in &forged {
         wal::encode_record(entry, &mut wal);
     }
-    let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
-    let mut mallory = Node::recover(NodeConfig::new(session), &wal, Box::new(rng)).expect("a valid wal");
-    let mut stream = TcpStream::connect(a_address).expect("a listens");
-    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
-    let connected =
-        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
-    assert!(connected.is_some(), "mallory's handshake with a completes");
+    let (mut mallory, mut stream) = mallory_connected(13, &wal, a_address);
     // Keep serving a's pulls until it holds both entries.
     std::thread::spawn(move || drive_until_closed(&mut mallory, &mut stream));
     a.wait_answer("get k", |answer| answer == "future");
@@ -647,14 +633,7 @@ fn a_stuck_session_is_closed_and_its_peer_redials() {
     // Method: mallory completes a handshake with a, then writes only `80 80 40`.
     let data = scratch("stuck");
     let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let mut rng = ChaCha20Rng::seed_from_u64(17);
-    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
-    let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
-    let mut stream = TcpStream::connect(a_address).expect("a listens");
-    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
-    let connected =
-        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
-    assert!(connected.is_some(), "mallory's handshake with a completes");
+    let (_mallory, mut stream) = mallory_connected(17, &[], a_address);
     a.wait_answer("peers", |answer| answer == "peers: mallory");
     stream.write_all(&[0x80, 0x80, 0x40]).expect("a reads");
     assert_closed_by_peer(&mut stream);
@@ -774,6 +753,21 @@ fn with_trust_only_listed_peers_get_in() {
     assert_eq!(b.request("put trusted yes"), "ok");
     a.wait_answer("get trusted", |answer| answer == "yes");
     assert_eq!(c.request("peers"), "peers: (none)");
+}
+
+/// A protocol Node named mallory (identity from `seed`, log recovered from `wal`) that has
+/// dialed `address` and completed its handshake there.
+fn mallory_connected(seed: u64, wal: &[u8], address: SocketAddr) -> (Node, TcpStream) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
+    let mut mallory =
+        Node::recover(NodeConfig::new(session), wal, Box::new(rng)).expect("valid settings and log");
+    let mut stream = TcpStream::connect(address).expect("the node listens");
+    mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
+    let connected =
+        drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
+    assert!(connected.is_some(), "mallory's handshake completes");
+    (mallory, stream)
 }
 
 /// Feeds `node` what `stream` delivers and writes what it sends, until an event matches
