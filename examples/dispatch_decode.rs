@@ -24,7 +24,7 @@ fn main() {
     send(&mut stream, 1, &Message::Ping { token: 42 });
     let vector: VersionVector = [(NodeId(3), 10), (NodeId(9), 2)].into_iter().collect();
     send(&mut stream, 2, &Message::OutboxPull { vector });
-    send_raw(&mut stream, b"FY\x01\x0c\0\0\0\x03\0"); // type 12 does not exist (yet)
+    send_raw(&mut stream, b"FY\x01\x0d\0\0\0\x03\0"); // type 13 does not exist (yet)
     send_raw(&mut stream, b"FY\x01\x04\0\0\0\x04\0\x80\x00"); // a Ping with an overlong token
     send(&mut stream, 5, &Message::Pong { token: 42 });
     send(&mut stream, 6, &Message::Close { code: CloseCode::Shutdown, reason: "bye".into() });

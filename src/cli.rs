@@ -6,6 +6,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+use ferry_protocol::MessageType;
 use ferry_simulator::ferry::format_ns;
 use ferry_simulator::{Trace, TraceFormat};
 use thiserror::Error;
@@ -506,7 +507,11 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "writes_refused": report.writes_refused,
             "messages_per_write": Cost::per_write(stats.sent, report.writes_acked),
             "entry_transmissions_per_write": Cost::per_write(report.cost.entries_pushed, report.writes_acked),
+            "replication_messages_per_write": Cost::per_write(report.cost.replication_messages(), report.writes_acked),
+            "background_messages_per_link_per_second": report.cost.background_per_link_per_second(report.virtual_ns),
+            "messages_by_type": report.cost.sent_by_type.iter().map(|(message_type, count)| (format!("{message_type:?}"), *count)).collect::<std::collections::BTreeMap<_, _>>(),
             "pushes": report.cost.pushes,
+            "grafts": report.cost.grafts,
             "entries_pushed": report.cost.entries_pushed,
             "peak_log_entries": report.cost.peak_log_entries,
             "peak_wal_bytes": report.cost.peak_wal_bytes,
@@ -583,10 +588,26 @@ fn write_text_report(
         Cost::per_write(stats.sent, report.writes_acked),
         Cost::per_write(report.cost.entries_pushed, report.writes_acked),
     ) {
+        let replication =
+            Cost::per_write(report.cost.replication_messages(), report.writes_acked).unwrap_or(0.0);
         writeln!(
             out,
-            "cost         {messages} messages and {entries} entry transmissions per acknowledged write; largest log {} entries, largest wal {} bytes",
+            "cost         {messages} messages ({replication} pushes, acks and prunes) and {entries} entry transmissions per acknowledged write; largest log {} entries, largest wal {} bytes",
             report.cost.peak_log_entries, report.cost.peak_wal_bytes
+        )?;
+    }
+    if let Some(rate) = report.cost.background_per_link_per_second(report.virtual_ns) {
+        writeln!(
+            out,
+            "background   {rate} messages per link per second (pulls, pings, route announcements)"
+        )?;
+    }
+    let prunes = report.cost.sent_of(&[MessageType::Prune]);
+    if prunes > 0 || report.cost.grafts > 0 {
+        writeln!(
+            out,
+            "tree         {prunes} prunes made links lazy, {} grafts made lazy links eager again",
+            report.cost.grafts
         )?;
     }
     writeln!(

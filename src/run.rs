@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use ferry_protocol::MessageType;
 use ferry_simulator::disk::DiskConfig;
 use ferry_simulator::ferry::{
     Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, PlantedBug, Violation, format_ns,
@@ -360,12 +361,19 @@ pub struct Options<'a> {
 }
 
 /// What replication cost in a run (issue 13's figures).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cost {
+    /// Messages sent by every node in every incarnation, per type (types never sent
+    /// omitted), in type-code order.
+    pub sent_by_type: Vec<(MessageType, u64)>,
+    /// Links of the topology (each pair of neighbours once).
+    pub links: u64,
     /// WalPush messages sent by every node in every incarnation.
     pub pushes: u64,
     /// Entries those pushes carried, repeats included.
     pub entries_pushed: u64,
+    /// Lazy links that turned eager again to repair the broadcast tree (PROTOCOL.md 8.6).
+    pub grafts: u64,
     /// The most entries any one node's log held.
     pub peak_log_entries: u64,
     /// The most bytes any one node's WAL held.
@@ -377,6 +385,46 @@ impl Cost {
     #[must_use]
     pub fn per_write(count: u64, writes_acked: usize) -> Option<f64> {
         (writes_acked > 0).then(|| (count as f64 / writes_acked as f64 * 10.0).round() / 10.0)
+    }
+
+    /// Messages of `types` sent.
+    #[must_use]
+    pub fn sent_of(&self, types: &[MessageType]) -> u64 {
+        self.sent_by_type
+            .iter()
+            .filter(|(message_type, _)| types.contains(message_type))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Messages that carry writes: WalPush, WalAck and Prune.
+    #[must_use]
+    pub fn replication_messages(&self) -> u64 {
+        self.sent_of(&[MessageType::WalPush, MessageType::WalAck, MessageType::Prune])
+    }
+
+    /// Messages sent whether or not anything is written: OutboxPull (anti-entropy), Ping,
+    /// Pong, RouteAnnounce and Routed. Handshakes and Closes are neither kind.
+    #[must_use]
+    pub fn background_messages(&self) -> u64 {
+        self.sent_of(&[
+            MessageType::OutboxPull,
+            MessageType::Ping,
+            MessageType::Pong,
+            MessageType::RouteAnnounce,
+            MessageType::Routed,
+        ])
+    }
+
+    /// Background messages per link per virtual second, to two decimals; `None` without
+    /// links or time.
+    #[must_use]
+    pub fn background_per_link_per_second(&self, virtual_ns: u64) -> Option<f64> {
+        if self.links == 0 || virtual_ns == 0 {
+            return None;
+        }
+        let rate = self.background_messages() as f64 / self.links as f64 / (virtual_ns as f64 / 1e9);
+        Some((rate * 100.0).round() / 100.0)
     }
 }
 
@@ -551,7 +599,10 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         writes_acked: checker.acked.len(),
         writes_refused: checker.writes_refused,
         cost: Cost {
+            sent_by_type: checker.sent_by_type(),
+            links: scenario.edges().len() as u64,
             pushes: checker.pushes,
+            grafts: checker.grafts,
             entries_pushed: checker.entries_pushed,
             peak_log_entries: checker.peaks.values().map(|(entries, _)| *entries).max().unwrap_or(0),
             peak_wal_bytes: checker.peaks.values().map(|(_, bytes)| *bytes as u64).max().unwrap_or(0),

@@ -79,11 +79,13 @@ pub enum MessageType {
     RouteAnnounce = 10,
     /// A directed message forwarded hop by hop to a named node.
     Routed = 11,
+    /// "Stop pushing me entries as they arrive: I receive them through other neighbours."
+    Prune = 12,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Hello,
         Self::HelloAck,
         Self::HelloFinish,
@@ -95,6 +97,7 @@ impl MessageType {
         Self::Close,
         Self::RouteAnnounce,
         Self::Routed,
+        Self::Prune,
     ];
 
     /// The type with wire code `code`, if any.
@@ -311,7 +314,7 @@ mod tests {
         assert_eq!(plain(b"XY\x01\x04"), Err(EnvelopeError::WrongMagic { found: *b"XY" }));
         assert_eq!(plain(b"FY\x02\x04"), Err(EnvelopeError::UnsupportedVersion { version: 2 }));
         assert_eq!(plain(b"FY\x01\x00"), Err(EnvelopeError::UnknownType { code: 0 }));
-        assert_eq!(plain(b"FY\x01\x0c"), Err(EnvelopeError::UnknownType { code: 12 }));
+        assert_eq!(plain(b"FY\x01\x0d"), Err(EnvelopeError::UnknownType { code: 13 }));
         assert_eq!(
             plain(b"FY\x01\x04\0\0\0"),
             Err(EnvelopeError::Truncated { length_bytes: 7, needed_bytes: 9 })

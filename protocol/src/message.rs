@@ -155,6 +155,10 @@ pub enum Message {
         /// The content.
         body: RoutedBody,
     },
+    /// The sender receives the entries the receiver would push through other neighbours:
+    /// the receiver stops pushing new entries as they arrive and only repairs what the
+    /// sender still lacks a pull interval later (PROTOCOL.md 8.6). Empty payload.
+    Prune,
 }
 
 /// Why a payload could not be decoded.
@@ -404,6 +408,7 @@ impl Message {
             Self::Close { .. } => MessageType::Close,
             Self::RouteAnnounce { .. } => MessageType::RouteAnnounce,
             Self::Routed { .. } => MessageType::Routed,
+            Self::Prune => MessageType::Prune,
         }
     }
 
@@ -447,6 +452,7 @@ impl Message {
                 out.put_u8(code);
                 varint::encode(*token, out);
             }
+            Self::Prune => {}
         }
     }
 
@@ -529,6 +535,7 @@ pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Messa
             };
             Message::Routed { source, target, hops_left, body }
         }
+        MessageType::Prune => Message::Prune,
     };
     reader.finish(message_type)?;
     Ok(message)

@@ -21,6 +21,7 @@ pub mod sessions;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -31,7 +32,7 @@ use ferry_protocol::node::{
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::{Conflict, Digest, Register, Store, WriteId};
-use ferry_protocol::{Envelope, Message, NodeId, SteadyClock, Timestamp, WalEntry};
+use ferry_protocol::{Envelope, Message, MessageType, NodeId, SteadyClock, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -113,19 +114,61 @@ pub enum AuditRecord {
 /// thread, so the lock is never contended. Drained after every step, it holds one step's
 /// records.
 #[derive(Debug, Clone, Default)]
-pub struct AuditLog(Arc<Mutex<Vec<(u32, AuditRecord)>>>);
+pub struct AuditLog {
+    records: Arc<Mutex<Vec<(u32, AuditRecord)>>>,
+    /// Messages sent by every node in every incarnation, by wire type code (index 0 counts
+    /// frames whose type could not be read, which a node never sends).
+    sent_by_type: Arc<[AtomicU64; SENT_TYPES]>,
+}
+
+/// Slots of [`AuditLog::sent_by_type`]: one per message type code, and 0.
+const SENT_TYPES: usize = MessageType::ALL.len() + 1;
 
 impl AuditLog {
+    /// Counts one frame a node sent, by the type in its envelope header.
+    pub fn count_sent(&self, frame: &[u8]) {
+        let code = frame_message_type(frame).map_or(0, |message_type| usize::from(message_type.code()));
+        if let Some(counter) = self.sent_by_type.get(code) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages sent so far by every node, per type, in code order (types never sent
+    /// omitted).
+    #[must_use]
+    pub fn sent_by_type(&self) -> Vec<(MessageType, u64)> {
+        MessageType::ALL
+            .iter()
+            .map(|message_type| {
+                let count = self.sent_by_type[usize::from(message_type.code())].load(Ordering::Relaxed);
+                (*message_type, count)
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
     /// Appends `record` from `node`.
     pub fn push(&self, node: u32, record: AuditRecord) {
-        self.0.lock().expect("a run is one thread, so no holder of the lock panicked").push((node, record));
+        self.records
+            .lock()
+            .expect("a run is one thread, so no holder of the lock panicked")
+            .push((node, record));
     }
 
     /// Everything appended since the last call, oldest first.
     #[must_use]
     pub fn take(&self) -> Vec<(u32, AuditRecord)> {
-        std::mem::take(&mut *self.0.lock().expect("a run is one thread, so no holder of the lock panicked"))
+        std::mem::take(
+            &mut *self.records.lock().expect("a run is one thread, so no holder of the lock panicked"),
+        )
     }
+}
+
+/// The message type in the envelope header of `frame` (a length varint, then the envelope),
+/// if it can be read.
+fn frame_message_type(frame: &[u8]) -> Option<MessageType> {
+    let prefix_bytes = frame.iter().position(|byte| byte & 0x80 == 0)? + 1;
+    MessageType::from_code(*frame.get(prefix_bytes + 3)?)
 }
 
 impl FerryConfig {
@@ -361,8 +404,16 @@ impl FerryNode {
                 Output::Send { message: Some(sent), .. }
                     if self.bug == Some(PlantedBug::ForgetToRelay)
                         && relays_another_origin(&sent, own_id) => {}
-                Output::Send { link, frame, message: None } => context.send(link as u32, frame),
+                Output::Send { link, frame, message: None } => {
+                    if let Some(audit) = &self.audit {
+                        audit.count_sent(&frame);
+                    }
+                    context.send(link as u32, frame);
+                }
                 Output::Send { link, frame, message: Some(sent) } => {
+                    if let Some(audit) = &self.audit {
+                        audit.count_sent(&frame);
+                    }
                     let (ids, values) = (&self.ids, self.trace_values);
                     context.send_described(link as u32, frame, || describe::describe(&sent, ids, values));
                 }
@@ -695,6 +746,9 @@ pub struct FerryChecker {
     pub pushes: u64,
     /// See [`pushes`](Self::pushes).
     pub entries_pushed: u64,
+    /// Lazy outboxes that turned eager again because their neighbour lacked entries for a
+    /// pull interval: how often the broadcast tree had to mend (PROTOCOL.md 8.6).
+    pub grafts: u64,
     /// Per node, the most entries its log held and the most bytes its disk held, seen after
     /// any event of that node.
     pub peaks: BTreeMap<u32, (u64, usize)>,
@@ -821,6 +875,7 @@ impl FerryChecker {
                     self.pushes += 1;
                     self.entries_pushed += entries_count;
                 }
+                AuditRecord::Node(Audit::Grafted { .. }) => self.grafts += 1,
                 AuditRecord::Node(Audit::RoutedRelayed {
                     source,
                     target,
@@ -836,6 +891,13 @@ impl FerryChecker {
                 AuditRecord::Node(audit) => self.sessions.audit(at_ns, node, &audit, names),
             }
         }
+    }
+
+    /// Messages every node sent so far, in every incarnation, per type (types never sent
+    /// omitted). Counted only for nodes booted with [`audit_log`](Self::audit_log).
+    #[must_use]
+    pub fn sent_by_type(&self) -> Vec<(MessageType, u64)> {
+        self.audit.sent_by_type()
     }
 
     /// Raises `node`'s peaks to what its log and disk hold now.

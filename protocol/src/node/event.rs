@@ -198,6 +198,12 @@ pub enum Audit {
         /// The hop limit it left with.
         hops_left_sent: u8,
     },
+    /// The lazy outbox of `link` turned eager: the neighbour lacked entries for a pull
+    /// interval that this node held (PROTOCOL.md 8.6). How often the broadcast tree mends.
+    Grafted {
+        /// The link.
+        link: LinkId,
+    },
 }
 
 impl fmt::Display for Audit {
@@ -230,6 +236,7 @@ impl fmt::Display for Audit {
                 formatter,
                 "audit relayed {source} -> {target} hops_left {hops_left_received} -> {hops_left_sent}"
             ),
+            Self::Grafted { link } => write!(formatter, "audit link {link} grafted"),
         }
     }
 }

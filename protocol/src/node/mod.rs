@@ -17,7 +17,10 @@
 //! durable. Peers exchange version vectors (OutboxPull) on connect and periodically; each side
 //! pushes what the other lacks (WalPush), the receiver acknowledges its durable positions
 //! (WalAck), and unacknowledged pushes are resent with exponential backoff. Nodes relay
-//! entries of every origin, so the cluster converges through any connected topology.
+//! entries of every origin, so the cluster converges through any connected topology. New
+//! entries travel along a self-repairing spanning tree of eager links (Plumtree): a link that
+//! brings only what another brought first is pruned to lazy, and a lazy link whose far end
+//! still lacks an entry a pull interval later pushes it and turns eager again.
 
 mod congestion;
 mod event;
@@ -40,8 +43,8 @@ pub use event::{
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{
-    HELLO_BURST, HELLO_REFILL_NS, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, SESSION_INVALID_MIN,
-    SESSION_VALID_PER_INVALID,
+    EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY,
+    SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
 };
 pub use routing::ROUTE_PINGS_MAX;
 
@@ -179,6 +182,13 @@ pub struct NodeStats {
     pub clock_restarts: u64,
     /// Sessions closed for too many invalid envelopes (PROTOCOL.md 9).
     pub sessions_closed_invalid: u64,
+    /// Prunes sent: a push brought only entries we had received through another link.
+    pub prunes_sent: u64,
+    /// Prunes received: a neighbour's outbox became lazy at its request.
+    pub prunes_received: u64,
+    /// Lazy outboxes that turned eager again because the neighbour lacked entries for a
+    /// pull interval (PROTOCOL.md 8.6).
+    pub grafts: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -203,6 +213,9 @@ pub struct Node {
     recovered_remote_max: Option<Timestamp>,
     /// Origins already reported by `Event::ClockAhead`.
     clock_offenders: BTreeSet<NodeId>,
+    /// Per origin, the link whose push delivered its latest accepted entry: a push that
+    /// repeats entries another link delivered first is what earns its sender a Prune.
+    sources: BTreeMap<NodeId, LinkId>,
     routing: routing::Routing,
     /// The caller's clock readings as steady time: every timer is set and compared in it,
     /// so a reading that steps back never postpones a deadline.
@@ -253,6 +266,7 @@ impl Node {
             stats: NodeStats::default(),
             recovered_remote_max: None,
             clock_offenders: BTreeSet::new(),
+            sources: BTreeMap::new(),
             routing,
             steady: SteadyClock::new(),
         };
@@ -356,6 +370,15 @@ impl Node {
             .iter()
             .filter(|(_, peer)| peer.node_id.is_some())
             .map(|(link, peer)| (*link, peer.name.as_str()))
+    }
+
+    /// Whether the outbox of `link` is eager, a branch of the broadcast tree that pushes
+    /// entries as soon as they are durable, or lazy, repairing only what the neighbour lacks
+    /// for a pull interval (PROTOCOL.md 8.6); `None` without a session on `link`.
+    #[must_use]
+    pub fn pushes_eagerly(&self, link: LinkId) -> Option<bool> {
+        let peer = self.peers.get(&link)?;
+        peer.node_id.map(|_| peer.eager)
     }
 
     /// Pins `name` to `static_key` for every handshake from now on (trust on first use,
@@ -778,6 +801,8 @@ impl Node {
             let Some(event) = peer.connection.poll_event() else { return };
             match event {
                 ConnectionEvent::Established(info) | ConnectionEvent::Replaced { current: info, .. } => {
+                    let eager_count = eager_peers_count(&self.peers, link);
+                    let Some(peer) = self.peers.get_mut(&link) else { return };
                     if self.config.audit
                         && let Some(session_id) = peer.connection.session_id()
                     {
@@ -793,6 +818,10 @@ impl Node {
                     // A new session may mean the peer restarted and lost what it held but
                     // had not synced: only its durable positions still count.
                     peer.reset_to_acked();
+                    // Like Plumtree's small active view: only the first few sessions push
+                    // eagerly; the others start lazy, so a dense mesh does not flood every
+                    // link once before pruning (PROTOCOL.md 8.6).
+                    peer.eager = eager_count < EAGER_LINKS_INITIAL;
                     peer.backoff_ns = self.config.retransmit_ns_initial;
                     peer.retransmit_at_ns = None;
                     peer.handshake_backoff_ns = self.config.handshake_retry_ns_initial;
@@ -862,7 +891,8 @@ impl Node {
     }
 
     fn send_pull(&mut self, now_ns: u64, link: LinkId) {
-        let vector = self.log.held().clone();
+        let Some(peer) = self.peers.get_mut(&link) else { return };
+        let vector = peer.next_pull(self.log.held());
         self.send_message(link, &Message::OutboxPull { vector });
         // A little jitter keeps a cluster's pulls from marching in lockstep.
         let jitter_ns = self.rng.next_u64() % (self.config.pull_interval_ns / 4 + 1);
@@ -901,10 +931,17 @@ impl Node {
             }
             Message::OutboxPull { vector } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
-                // Push again from what the peer says it holds: anything in flight beyond it
-                // was lost or is waiting in its gap buffer. Held is not durable, so the pull
-                // moves the floor, never the acknowledged positions.
-                peer.pulled(vector);
+                // What the peer holds is a floor for what it lacks. Held is not durable, so
+                // the pull moves the floor, never the acknowledged positions.
+                peer.pulled(&vector);
+                if let Some(peer_id) = peer.node_id
+                    && peer.pulled_lazy(self.log.durable(), peer_id)
+                {
+                    self.stats.grafts += 1;
+                    if self.config.audit {
+                        self.outputs.push_back(Output::Event(Event::Audit(Audit::Grafted { link })));
+                    }
+                }
                 // The neighbour still lacks what is in flight, and nothing moved for longer
                 // than a retransmission timeout: after a partition the timer may have backed
                 // off to seconds, so the pull stands in for it (with a gentler window cut).
@@ -922,6 +959,12 @@ impl Node {
             Message::Close { code, reason } => {
                 let reason = format!("peer closed ({code:?}): {reason}");
                 self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
+            }
+            Message::Prune => {
+                if let Some(peer) = self.peers.get_mut(&link) {
+                    self.stats.prunes_received += 1;
+                    peer.eager = false;
+                }
             }
             Message::RouteAnnounce { routes } => self.handle_announce(now_ns, link, &routes),
             Message::Routed { source, target, hops_left, body } => {
@@ -951,10 +994,17 @@ impl Node {
             peer.acknowledge(&pushed);
         }
         let mut accepted_any = false;
+        let entries_count = entries.len();
+        let mut duplicates_count = 0;
+        // Whether some duplicate was first delivered by another link (or written here):
+        // then this push repeats what the tree brought, rather than retransmitting.
+        let mut delivered_elsewhere = false;
         for entry in entries {
             if entry.origin == self.node_id() {
                 // Our own entries come back through relays; we are their source of truth.
                 self.stats.entries_duplicate += 1;
+                duplicates_count += 1;
+                delivered_elsewhere = true;
                 continue;
             }
             if self.clock.observe(entry.timestamp, self.steady.reading_ns()).is_err() {
@@ -964,9 +1014,21 @@ impl Node {
             }
             // Own the bytes: a slice would keep the whole received frame alive for as long
             // as the entry lives (forever, in the log).
+            let (origin, sequence) = (entry.origin, entry.sequence);
             match self.log.offer(detach(entry)) {
-                Offer::Accepted => accepted_any = true,
-                Offer::Duplicate => self.stats.entries_duplicate += 1,
+                Offer::Accepted => {
+                    accepted_any = true;
+                    self.sources.insert(origin, link);
+                }
+                Offer::Duplicate => {
+                    self.stats.entries_duplicate += 1;
+                    // Only an entry already in the log repeats what arrived; one waiting in
+                    // the gap buffer still lacks its predecessors.
+                    if sequence <= self.log.held().get(origin) {
+                        duplicates_count += 1;
+                        delivered_elsewhere |= self.sources.get(&origin) != Some(&link);
+                    }
+                }
                 Offer::Buffered => {}
                 Offer::Dropped => self.stats.entries_dropped += 1,
             }
@@ -978,11 +1040,23 @@ impl Node {
             let due_sync_id = self.sync_next_id;
             if let Some(peer) = self.peers.get_mut(&link) {
                 peer.ack_due = Some((due_sync_id, msg_id));
+                // The link brought us something first: it is a branch of the tree, and
+                // carries our entries back the same way (Plumtree's eager set is symmetric).
+                peer.eager = true;
             }
         } else {
             // Nothing new: tell the sender where we stand so it stops resending.
             let positions = self.log.durable().clone();
             self.send_message_as(link, msg_id, &Message::WalAck { positions });
+            // Everything it pushed had reached us through another link first: this link is
+            // redundant in the broadcast tree, in both directions (PROTOCOL.md 8.6).
+            if entries_count > 0 && duplicates_count == entries_count && delivered_elsewhere {
+                if let Some(peer) = self.peers.get_mut(&link) {
+                    peer.eager = false;
+                }
+                self.stats.prunes_sent += 1;
+                self.send_message(link, &Message::Prune);
+            }
         }
     }
 
@@ -1004,7 +1078,10 @@ impl Node {
         let mut sent_updates = Vec::new();
         {
             let mut sent_positions = peer.sent.iter().peekable();
+            let lazy_limit = (!peer.eager).then_some(&peer.lazy_limit);
             'origins: for (origin, durable) in self.log.durable().iter() {
+                // A lazy outbox pushes only what the peer has lacked for a pull interval.
+                let durable = lazy_limit.map_or(durable, |limit| durable.min(limit.get(origin)));
                 if budget == 0 || (bytes_budget == 0 && !first_free) {
                     break;
                 }
@@ -1072,6 +1149,11 @@ impl Node {
             self.send_message(link, &Message::Ping { token });
         }
     }
+}
+
+/// Outboxes other than `link`'s that have a session and push eagerly.
+fn eager_peers_count(peers: &BTreeMap<LinkId, Peer>, link: LinkId) -> usize {
+    peers.iter().filter(|(other, peer)| **other != link && peer.node_id.is_some() && peer.eager).count()
 }
 
 /// A copy of `entry` whose key and value own their bytes.

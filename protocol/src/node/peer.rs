@@ -2,11 +2,15 @@
 //!
 //! The outbox is not a copy of entries: it is three version vectors. `acked` is what the peer
 //! reported durable (WalAck), which no crash of the peer can undo. `floor` is `acked` joined
-//! with the peer's latest OutboxPull (what it holds, durable or not): the peer's latest pull
-//! replaces the pulled part, so a peer that crashed and lost unsynced entries lowers it
-//! again. `sent` is how far we have pushed. Entries in `(floor, sent]` are in flight; on a
+//! with the peer's OutboxPulls of this session (what it holds, durable or not); a peer that
+//! crashed and lost unsynced entries comes back in a new session, which starts again from
+//! `acked`. `sent` is how far we have pushed. Entries in `(floor, sent]` are in flight; on a
 //! retransmission timeout `sent` falls back to `floor` (go-back-N) and the same entries are
 //! pushed again from the log.
+//!
+//! The outbox is also eager or lazy: eager outboxes form the broadcast tree of PROTOCOL.md
+//! 8.6 and push entries as soon as they are durable; lazy ones push only what the peer has
+//! lacked for one of its pull intervals.
 
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -81,7 +85,30 @@ pub(crate) struct Peer {
     pub(crate) last_hello: Option<Bytes>,
     /// When the current session last authenticated an envelope (or was established).
     pub(crate) last_authenticated_ns: Option<u64>,
+    /// Whether entries are pushed to this peer as soon as they are durable (an eager link of
+    /// the broadcast tree) or only once it has lacked them for a pull interval (a lazy link):
+    /// PROTOCOL.md 8.6. Every session starts eager; a Prune makes it lazy, a repair eager.
+    pub(crate) eager: bool,
+    /// Our durable vector when the peer's latest pull arrived, and when the one before it
+    /// did: a lazy outbox pushes only entries within `lazy_limit`, which the peer has lacked
+    /// for at least one of its pull intervals.
+    pub(crate) lazy_mark: VersionVector,
+    pub(crate) lazy_limit: VersionVector,
+    /// Our held vector when we sent our previous pull on this session, and the one before:
+    /// a pull names only the origins that moved since the one before last (PROTOCOL.md 8.6).
+    pub(crate) pull_told: VersionVector,
+    pub(crate) pull_told_before: VersionVector,
+    /// Pulls sent on this session; every [`PULL_FULL_EVERY`]-th names every origin.
+    pub(crate) pulls_sent: u64,
 }
+
+/// Sessions that start eager, at most: a new session starts lazy when this many others
+/// already push eagerly (the fan-out of Plumtree's active view; PROTOCOL.md 8.6).
+pub const EAGER_LINKS_INITIAL: usize = 4;
+
+/// Every this many pulls on a session (and the first), a pull names every origin rather than
+/// those that moved, so that a receiver that lost a few pulls learns everything again.
+pub const PULL_FULL_EVERY: u64 = 8;
 
 impl Peer {
     pub(crate) fn new(kind: LinkKind, connection: Connection, config: &NodeConfig) -> Self {
@@ -109,6 +136,12 @@ impl Peer {
             hello_refilled_ns: 0,
             last_hello: None,
             last_authenticated_ns: None,
+            eager: true,
+            lazy_mark: VersionVector::new(),
+            lazy_limit: VersionVector::new(),
+            pull_told: VersionVector::new(),
+            pull_told_before: VersionVector::new(),
+            pulls_sent: 0,
         }
     }
 
@@ -171,41 +204,51 @@ impl Peer {
         progress
     }
 
-    /// An OutboxPull: the peer holds `vector` now (its previous pull no longer counts), and
-    /// pushing resumes from there.
+    /// An OutboxPull: the peer holds at least `vector` now. Within a session a peer's held
+    /// positions only grow (a restart is a new session, which starts from `acked` again), so
+    /// pulls raise `floor` and never lower it, whatever order they arrive in, and a pull
+    /// that names only some origins says nothing about the others.
     ///
     /// What is in flight beyond the pull stays in flight: it may still be on its way (on a
     /// slow link, behind a queue), and if it was lost the retransmission timer pushes it
     /// again. Pushing it again at every pull would refill the very queue that delays it.
-    /// Only an origin whose position fell below the previous floor (the peer lost entries
-    /// it held) is pushed again from the new floor at once.
-    pub(crate) fn pulled(&mut self, mut vector: VersionVector) {
-        vector.merge_max(&self.acked);
-        let mut sent = VersionVector::new();
-        let mut rewound = false;
-        for (origin, position) in vector.iter() {
-            if position < self.floor.get(origin) {
-                rewound = true;
-                sent.set(origin, position);
-            } else {
-                sent.set(origin, position.max(self.sent.get(origin)));
-            }
+    pub(crate) fn pulled(&mut self, vector: &VersionVector) {
+        self.floor.merge_max(vector);
+        self.sent.merge_max(vector);
+    }
+
+    /// The pull's bookkeeping for lazy pushes: `durable` is ours now. Returns true when this
+    /// lazy outbox turns eager again (a graft): the peer still lacks entries of other
+    /// origins that we held durably when its previous pull arrived, so whatever delivers
+    /// them to it through the tree is broken or slow.
+    pub(crate) fn pulled_lazy(&mut self, durable: &VersionVector, peer_id: NodeId) -> bool {
+        self.lazy_limit = std::mem::replace(&mut self.lazy_mark, durable.clone());
+        if self.eager {
+            return false;
         }
-        for (origin, position) in self.sent.iter() {
-            // Origins the pull does not name: the peer holds none of them.
-            if vector.get(origin) == 0 {
-                if self.floor.get(origin) > 0 {
-                    rewound = true;
-                } else {
-                    sent.set(origin, position);
-                }
-            }
+        let lacking = self
+            .lazy_limit
+            .iter()
+            .any(|(origin, position)| origin != peer_id && self.floor.get(origin) < position);
+        if lacking {
+            self.eager = true;
         }
-        if rewound {
-            self.window.on_rewind();
-        }
-        self.floor = vector;
-        self.sent = sent;
+        lacking
+    }
+
+    /// The vector our next pull to this peer carries, out of our held vector `held`: every
+    /// origin on the first pull of a session and every [`PULL_FULL_EVERY`]-th, otherwise
+    /// only those that moved since the pull before last (so one lost pull hides nothing).
+    pub(crate) fn next_pull(&mut self, held: &VersionVector) -> VersionVector {
+        let full = self.pulls_sent.is_multiple_of(PULL_FULL_EVERY);
+        let vector: VersionVector = if full {
+            held.clone()
+        } else {
+            held.iter().filter(|(origin, position)| *position > self.pull_told_before.get(*origin)).collect()
+        };
+        self.pulls_sent += 1;
+        self.pull_told_before = std::mem::replace(&mut self.pull_told, held.clone());
+        vector
     }
 
     /// Go-back-N: forget what is in flight so it is pushed again.
@@ -214,11 +257,18 @@ impl Peer {
         self.window.on_rewind();
     }
 
-    /// A new session with the same peer: only its durable positions are still known.
+    /// A new session with the same peer: only its durable positions are still known. The
+    /// link starts eager and our pulls start again with a full one.
     pub(crate) fn reset_to_acked(&mut self) {
         self.floor = self.acked.clone();
         self.sent = self.acked.clone();
         self.window.on_rewind();
+        self.eager = true;
+        self.lazy_mark = VersionVector::new();
+        self.lazy_limit = VersionVector::new();
+        self.pull_told = VersionVector::new();
+        self.pull_told_before = VersionVector::new();
+        self.pulls_sent = 0;
     }
 
     /// The earliest deadline of this peer's own timers (not the connection's).

@@ -73,7 +73,8 @@ fn write_description(text: &mut String, sent: &SentMessage, names: &Names, value
         | Message::HelloAck { .. }
         | Message::HelloFinish { .. }
         | Message::Ping { .. }
-        | Message::Pong { .. } => Ok(()),
+        | Message::Pong { .. }
+        | Message::Prune => Ok(()),
         Message::WalPush { entries } => {
             write_runs(text, entries.iter().map(|entry| (entry.origin, entry.sequence)), names)?;
             if values && !entries.is_empty() {

@@ -111,7 +111,8 @@ impl SessionChecker {
             Audit::ClockRefused { .. }
             | Audit::ClockRestarted { .. }
             | Audit::Pushed { .. }
-            | Audit::RoutedRelayed { .. } => {}
+            | Audit::RoutedRelayed { .. }
+            | Audit::Grafted { .. } => {}
         }
     }
 
