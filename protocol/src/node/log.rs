@@ -127,7 +127,23 @@ impl Log {
 
     /// Encoded bytes of the entries above `lower` and up to `upper`, over every origin.
     pub(crate) fn bytes_above(&self, lower: &VersionVector, upper: &VersionVector) -> u64 {
-        upper.iter().map(|(origin, through)| self.bytes_between(origin, lower.get(origin), through)).sum()
+        // One walk of two origin-sorted vectors; only the origins where `upper` is ahead cost
+        // a lookup (usually none: most of the time nothing is in flight).
+        let mut lower_positions = lower.iter().peekable();
+        let mut bytes = 0;
+        for (origin, through) in upper.iter() {
+            while lower_positions.peek().is_some_and(|(lower_origin, _)| *lower_origin < origin) {
+                lower_positions.next();
+            }
+            let after = match lower_positions.peek() {
+                Some((lower_origin, position)) if *lower_origin == origin => *position,
+                _ => 0,
+            };
+            if through > after {
+                bytes += self.bytes_between(origin, after, through);
+            }
+        }
+        bytes
     }
 }
 

@@ -220,6 +220,43 @@ pub struct Node {
     /// The caller's clock readings as steady time: every timer is set and compared in it,
     /// so a reading that steps back never postpones a deadline.
     steady: SteadyClock,
+    /// Every link's earliest deadline (its peer's timers and its connection's), and the
+    /// same ordered by deadline, so that `poll_timeout` costs a lookup instead of a walk
+    /// over every peer after every input. Kept for the links an input touched.
+    deadlines: Deadlines,
+}
+
+/// The per-link deadlines behind [`Node::poll_timeout`].
+#[derive(Debug, Default)]
+struct Deadlines {
+    by_link: BTreeMap<LinkId, u64>,
+    ordered: BTreeSet<(u64, LinkId)>,
+    /// Links an input may have changed the timers of since the last refresh.
+    touched: BTreeSet<LinkId>,
+    /// Every link may have changed.
+    touched_all: bool,
+}
+
+impl Deadlines {
+    fn touch(&mut self, link: LinkId) {
+        if !self.touched_all {
+            self.touched.insert(link);
+        }
+    }
+
+    fn set(&mut self, link: LinkId, deadline_ns: Option<u64>) {
+        if let Some(old) = self.by_link.remove(&link) {
+            self.ordered.remove(&(old, link));
+        }
+        if let Some(deadline_ns) = deadline_ns {
+            self.by_link.insert(link, deadline_ns);
+            self.ordered.insert((deadline_ns, link));
+        }
+    }
+
+    fn earliest(&self) -> Option<u64> {
+        self.ordered.first().map(|(deadline_ns, _)| *deadline_ns)
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -269,6 +306,7 @@ impl Node {
             sources: BTreeMap::new(),
             routing,
             steady: SteadyClock::new(),
+            deadlines: Deadlines::default(),
         };
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
@@ -410,19 +448,36 @@ impl Node {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let routing = if self.config.routing { self.routing.deadline_ns() } else { None };
-        let deadline_ns = self
-            .peers
-            .values()
-            .flat_map(|peer| [peer.connection.poll_timeout(), peer.deadline_ns()])
-            .chain([routing])
-            .flatten()
-            .min()?;
+        debug_assert_eq!(
+            self.deadlines.earliest(),
+            self.peers.values().filter_map(link_deadline_ns).min(),
+            "an input changed a link's timers without touching it"
+        );
+        let deadline_ns = [self.deadlines.earliest(), routing].into_iter().flatten().min()?;
         Some(self.steady.to_reading_ns(deadline_ns))
+    }
+
+    /// Brings the deadlines of the links the last input touched up to date.
+    fn refresh_deadlines(&mut self) {
+        if std::mem::take(&mut self.deadlines.touched_all) {
+            self.deadlines.touched.clear();
+            self.deadlines.by_link.clear();
+            self.deadlines.ordered.clear();
+            for (link, peer) in &self.peers {
+                self.deadlines.set(*link, link_deadline_ns(peer));
+            }
+            return;
+        }
+        for link in std::mem::take(&mut self.deadlines.touched) {
+            let deadline_ns = self.peers.get(&link).and_then(link_deadline_ns);
+            self.deadlines.set(link, deadline_ns);
+        }
     }
 
     /// A link to a peer is usable. The `Initiator` side starts the handshake at once.
     pub fn link_up(&mut self, now_ns: u64, link: LinkId, kind: LinkKind, role: Role) {
         let now_ns = self.steady.advance(now_ns);
+        self.deadlines.touch(link);
         let connection = match Connection::new(Arc::clone(&self.session), role, now_ns, &mut *self.rng) {
             Ok(connection) => connection,
             // `recover` validated the settings, so this cannot happen; report it anyway.
@@ -437,11 +492,13 @@ impl Node {
             }
         }
         self.drain_connection(now_ns, link);
+        self.refresh_deadlines();
     }
 
     /// A link went away (a stream closed).
     pub fn link_down(&mut self, now_ns: u64, link: LinkId) {
         let now_ns = self.steady.advance(now_ns);
+        self.deadlines.touch(link);
         self.routing_neighbour_down(now_ns, link);
         if let Some(peer) = self.peers.remove(&link) {
             self.audit_sessions_ended(link, &peer);
@@ -450,6 +507,7 @@ impl Node {
                 self.outputs.push_back(Output::Event(Event::PeerDisconnected { link, reason }));
             }
         }
+        self.refresh_deadlines();
     }
 
     /// With [`NodeConfig::audit`], reports the end of every session a forgotten peer held.
@@ -486,6 +544,7 @@ impl Node {
     /// One datagram arrived on `link`: it must hold exactly one frame.
     pub fn handle_datagram(&mut self, now_ns: u64, link: LinkId, datagram: Bytes) {
         let now_ns = self.steady.advance(now_ns);
+        self.deadlines.touch(link);
         if !self.peers.contains_key(&link) {
             return;
         }
@@ -504,6 +563,7 @@ impl Node {
     /// Bytes arrived on stream `link`, split anywhere. A framing error closes the link.
     pub fn handle_stream(&mut self, now_ns: u64, link: LinkId, bytes: &[u8]) {
         let now_ns = self.steady.advance(now_ns);
+        self.deadlines.touch(link);
         let Some(peer) = self.peers.get_mut(&link) else { return };
         peer.decoder.push(bytes);
         while let Some(peer) = self.peers.get_mut(&link) {
@@ -527,9 +587,13 @@ impl Node {
     /// The caller's timer expired.
     pub fn handle_timeout(&mut self, now_ns: u64) {
         let now_ns = self.steady.advance(now_ns);
-        let links: Vec<LinkId> = self.peers.keys().copied().collect();
+        // Only the links whose own timers are due have anything to do.
+        let mut links: Vec<LinkId> =
+            self.deadlines.ordered.range(..=(now_ns, LinkId::MAX)).map(|(_, link)| *link).collect();
+        links.sort_unstable();
         for link in links {
             let Some(peer) = self.peers.get_mut(&link) else { continue };
+            self.deadlines.touch(link);
             if peer.handshake_retry_at_ns.is_some_and(|deadline| deadline <= now_ns) {
                 peer.handshake_retry_at_ns = None;
                 // A session or an attempt may have come about since (the peer's Hello, or
@@ -600,7 +664,12 @@ impl Node {
                 peer.ack_due = None;
                 self.send_message_as(link, push_msg_id, &Message::WalAck { positions: durable.clone() });
             }
-            self.pump(now_ns, link);
+            // A sync gives a lazy outbox nothing new to push: it pushes only up to `limit`,
+            // our durable vector at an earlier pull, which this sync cannot raise.
+            if self.peers.get(&link).is_some_and(|peer| peer.eager) {
+                self.deadlines.touch(link);
+                self.pump(now_ns, link);
+            }
         }
         self.finish_input(now_ns);
     }
@@ -679,6 +748,7 @@ impl Node {
 
     /// Group commit: one sync in flight at a time, covering everything appended before it.
     fn finish_input(&mut self, _now_ns: u64) {
+        self.refresh_deadlines();
         if self.appended && self.sync_inflight.is_none() {
             self.appended = false;
             let sync_id = self.sync_next_id;
@@ -1067,7 +1137,9 @@ impl Node {
         let mut budget = PEER_INFLIGHT_ENTRIES_MAX.saturating_sub(peer.inflight_count());
         // Bytes the congestion window allows; when nothing is in flight one entry goes
         // whatever its size, so an entry larger than the window is never stuck.
-        let inflight_bytes = self.log.bytes_above(&peer.floor, &peer.sent);
+        // Most pumps find nothing in flight: then there is no need to add up its bytes.
+        let inflight_bytes =
+            if peer.inflight_count() == 0 { 0 } else { self.log.bytes_above(&peer.floor, &peer.sent) };
         let mut bytes_budget = peer.window.bytes().saturating_sub(inflight_bytes);
         let mut first_free = inflight_bytes == 0;
         let mut batches: Vec<Vec<WalEntry>> = Vec::new();
@@ -1149,6 +1221,11 @@ impl Node {
             self.send_message(link, &Message::Ping { token });
         }
     }
+}
+
+/// The earliest deadline of a link: its peer's timers and its connection's handshake.
+fn link_deadline_ns(peer: &Peer) -> Option<u64> {
+    [peer.connection.poll_timeout(), peer.deadline_ns()].into_iter().flatten().min()
 }
 
 /// Outboxes other than `link`'s that have a session and push eagerly.

@@ -19,6 +19,7 @@ impl Node {
     pub fn shutdown(&mut self, now_ns: u64, reason: &str) {
         let now_ns = self.steady.advance(now_ns);
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
+        self.deadlines.touched_all = true;
         for &link in &links {
             let established = self.peers.get(&link).is_some_and(|peer| peer.connection.is_established());
             if established {
