@@ -26,6 +26,39 @@
 //! let again = ferry::run::run(&scenario, 7, Trace::default());
 //! assert_eq!(report.trace_hash, again.trace_hash, "one seed replays everything");
 //! ```
+//!
+//! # Snapshot-testing a trace with insta
+//!
+//! A run is deterministic, so its trace is a good [insta](https://insta.rs) snapshot: a
+//! change of behaviour shows up as a reviewable diff (`cargo insta review`). Trace into a
+//! [`SharedBuffer`](ferry_simulator::trace::SharedBuffer), keep the lines that matter to
+//! your test (or all of them: `tests/trace_snapshots.rs` keeps whole traces in files), and
+//! snapshot them; `insta` is then a dev-dependency of your crate.
+//!
+//! ```
+//! use ferry_simulator::Trace;
+//! use ferry_simulator::trace::SharedBuffer;
+//!
+//! let yaml = "name: greeting\nduration: 2s\nnodes: [a, b]\nnetwork: {latency: 1ms..5ms}\n\
+//!             workload:\n  - {at: 100ms, node: a, put: {key: greeting, value: hello}}\n";
+//! let scenario = ferry::scenario::parse("greeting.yaml", yaml).expect("a valid scenario");
+//! let buffer = SharedBuffer::default();
+//! let report = ferry::run::run(&scenario, 1, Trace::new(Some(Box::new(buffer.clone()))));
+//! assert!(report.passed(), "{:?}", report.checks);
+//! // The write's story: issued, durable (acked) on its origin, pushed to b, and convergence.
+//! let story: Vec<String> = buffer
+//!     .text()
+//!     .lines()
+//!     .filter(|line| [" command ", " acked ", "send WalPush", "converged"].iter().any(|word| line.contains(word)))
+//!     .map(str::to_owned)
+//!     .collect();
+//! insta::assert_snapshot!(story.join("\n"), @r#"
+//! [   0.100000000] a command put "greeting"="hello"
+//! [   0.104388122] a acked af63dc4c8601ec8c#1 put greeting=hello @100.0
+//! [   0.104388122] a -> b #6 send WalPush msg_id=2 a:1 66B
+//! [   0.106955508] note converged at 0.106s
+//! "#);
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod chaos;

@@ -25,6 +25,12 @@ const _: () = assert!(
         < u64::MAX as u128
 );
 
+/// `12.345s`-style rendering of a virtual time (milliseconds, cut, not rounded).
+#[must_use]
+pub fn format_ns(at_ns: u64) -> String {
+    format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
+}
+
 /// One node's view of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NodeClock {

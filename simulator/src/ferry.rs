@@ -36,6 +36,7 @@ use ferry_protocol::{Envelope, Message, MessageType, NodeId, SteadyClock, Timest
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+pub use crate::clock::format_ns;
 use crate::network::Transport;
 use crate::process::{Context, Process};
 use crate::random::{self, Stream};
@@ -1095,12 +1096,6 @@ impl LossKind {
             LossKind::OlderVersion => "older-version",
         }
     }
-}
-
-/// `12.345s`-style rendering of a virtual time.
-#[must_use]
-pub fn format_ns(at_ns: u64) -> String {
-    format!("{}.{:03}s", at_ns / 1_000_000_000, at_ns % 1_000_000_000 / 1_000_000)
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //! Code map: [`sim`] is the event loop; [`process`] the trait hosted processes implement;
 //! [`network`], [`disk`] and [`clock`] the fault models; [`random`] the seeded streams;
 //! [`trace`] the hashed, optionally printed record of every event; [`ping`] a tiny process
-//! for benchmarks and tests.
+//! for benchmarks and tests. With the default feature `protocol`, `ferry` hosts ferry's
+//! protocol node (from `ferry-protocol`) as a process and checks its cluster; without it
+//! (`default-features = false`) this crate is a generic simulator that does not depend on
+//! ferry-protocol at all.
 //!
 //! # Hosting your own process
 //!
@@ -124,6 +127,7 @@ pub mod clock;
 pub mod determinism;
 pub mod disk;
 pub mod fault;
+#[cfg(feature = "protocol")]
 pub mod ferry;
 pub mod network;
 pub mod ping;

@@ -1488,7 +1488,7 @@ impl<P: Process> Simulation<P> {
         *counters.entry(fault.kind()).or_insert(0) += 1;
         let mut text = Named(&fault, &self.config.names).to_string();
         if let Some(until_ns) = until_ns {
-            text.push_str(&format!(" until {}", crate::ferry::format_ns(until_ns)));
+            text.push_str(&format!(" until {}", crate::clock::format_ns(until_ns)));
         }
         if origin == Origin::Liveness {
             text.push_str(" (liveness phase)");
@@ -1597,7 +1597,7 @@ impl<P: Process> Simulation<P> {
         let text = format!(
             "end {} (from {}){}",
             Named(fault, &self.config.names),
-            crate::ferry::format_ns(since_ns),
+            crate::clock::format_ns(since_ns),
             if undone { "" } else { ", already undone" }
         );
         self.trace_fault(fault.kind(), &text);

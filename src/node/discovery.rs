@@ -5,6 +5,9 @@
 //! records. It only reports peers heard (`Input::Learned`); whom to dial is the runtime's
 //! decision.
 //!
+//! Public for examples and other tools: [`Announce`], [`decode`] and their limits are the
+//! whole announce format (`cargo run --example discovery_announce_json` shows it).
+//!
 //! Every node binds the discovery port with `SO_REUSEADDR`, so several nodes on one host
 //! share it and each receives every broadcast. On a LAN the default target is the limited
 //! broadcast address; on one host (tests) `127.255.255.255:PORT` reaches every node bound
@@ -26,62 +29,81 @@ use super::{NodeError, describe_io};
 /// Where announces go when `--discover-addr` is not given: the limited broadcast address.
 pub const DISCOVERY_ADDRESS_DEFAULT: &str = "255.255.255.255:47474";
 /// Largest announce accepted; a longer datagram is ignored.
-pub(crate) const ANNOUNCE_BYTES_MAX: usize = 512;
+pub const ANNOUNCE_BYTES_MAX: usize = 512;
 /// Interval between two announces of one node.
-pub(crate) const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
 /// The `protocol` field of every announce.
-const ANNOUNCE_PROTOCOL: &str = "ferry";
+pub const ANNOUNCE_PROTOCOL: &str = "ferry";
 /// The `version` field this implementation sends and accepts.
-const ANNOUNCE_VERSION: u16 = 1;
+pub const ANNOUNCE_VERSION: u16 = 1;
 /// Longest node id accepted in an announce or a registry record.
-pub(crate) const NODE_ID_BYTES_MAX: usize = ferry_protocol::session::NAME_BYTES_MAX;
+pub const NODE_ID_BYTES_MAX: usize = ferry_protocol::session::NAME_BYTES_MAX;
 
 /// One node's announce, as sent on UDP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Announce {
+pub struct Announce {
     /// Always `"ferry"`: tells ferry's datagrams from anything else on the port.
-    pub(crate) protocol: String,
+    pub protocol: String,
     /// Format version, 1.
-    pub(crate) version: u16,
+    pub version: u16,
     /// The node's name (its `--id`).
-    pub(crate) node_id: String,
+    pub node_id: String,
     /// The IP the node listens on; `0.0.0.0` or `::` means "the address this came from".
-    pub(crate) host: String,
+    pub host: String,
     /// The node's TCP port.
-    pub(crate) tcp_port: u16,
+    pub tcp_port: u16,
     /// The first 8 bytes of the node's static public key, in hex: for logs and for an
     /// operator comparing keys; the handshake authenticates the full key.
-    pub(crate) key_fingerprint: String,
+    pub key_fingerprint: String,
 }
 
 /// Why an announce or a peer record was ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub(crate) enum AnnounceError {
+pub enum AnnounceError {
     /// Longer than [`ANNOUNCE_BYTES_MAX`].
     #[error("announce of at least {length_bytes} bytes exceeds maximum {ANNOUNCE_BYTES_MAX}")]
-    TooLong { length_bytes: usize },
+    TooLong {
+        /// The datagram's length.
+        length_bytes: usize,
+    },
     /// Not the JSON document expected.
     #[error("malformed announce: {reason}")]
-    Malformed { reason: String },
+    Malformed {
+        /// serde_json's description.
+        reason: String,
+    },
     /// Another protocol or format version.
     #[error(
         "announce for protocol {protocol:?} version {version}, expected {ANNOUNCE_PROTOCOL:?} version {ANNOUNCE_VERSION}"
     )]
-    WrongProtocol { protocol: String, version: u16 },
+    WrongProtocol {
+        /// The `protocol` field received.
+        protocol: String,
+        /// The `version` field received.
+        version: u16,
+    },
     /// An empty or overlong node id.
     #[error("node id of {length_bytes} bytes is not within 1..={NODE_ID_BYTES_MAX}")]
-    InvalidNodeId { length_bytes: usize },
+    InvalidNodeId {
+        /// The id's length.
+        length_bytes: usize,
+    },
     /// A host that is not an IP address.
     #[error("host {host:?} is not an ip address")]
-    InvalidHost { host: String },
+    InvalidHost {
+        /// The host received.
+        host: String,
+    },
     /// Port 0.
     #[error("tcp port 0 is not a listening port")]
     InvalidPort,
 }
 
 impl Announce {
-    /// The announce of a node named `node_id` listening on `listen`.
-    pub(crate) fn new(node_id: &str, listen: SocketAddr, public_key: &[u8]) -> Self {
+    /// The announce of a node named `node_id` listening on `listen`, whose static public
+    /// key is `public_key`.
+    #[must_use]
+    pub fn new(node_id: &str, listen: SocketAddr, public_key: &[u8]) -> Self {
         Self {
             protocol: ANNOUNCE_PROTOCOL.to_owned(),
             version: ANNOUNCE_VERSION,
@@ -93,7 +115,8 @@ impl Announce {
     }
 
     /// The JSON bytes sent.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a struct of strings and integers always serializes")
     }
 }
@@ -102,7 +125,7 @@ impl Announce {
 ///
 /// # Errors
 /// An [`AnnounceError`] naming the first problem; never panics, whatever the bytes.
-pub(crate) fn decode(datagram: &[u8], source: SocketAddr) -> Result<(Announce, SocketAddr), AnnounceError> {
+pub fn decode(datagram: &[u8], source: SocketAddr) -> Result<(Announce, SocketAddr), AnnounceError> {
     if datagram.len() > ANNOUNCE_BYTES_MAX {
         return Err(AnnounceError::TooLong { length_bytes: datagram.len() });
     }
@@ -120,7 +143,7 @@ pub(crate) fn decode(datagram: &[u8], source: SocketAddr) -> Result<(Announce, S
 ///
 /// # Errors
 /// [`AnnounceError::InvalidNodeId`].
-pub(crate) fn validate_node_id(node_id: &str) -> Result<(), AnnounceError> {
+pub fn validate_node_id(node_id: &str) -> Result<(), AnnounceError> {
     if node_id.is_empty() || node_id.len() > NODE_ID_BYTES_MAX {
         return Err(AnnounceError::InvalidNodeId { length_bytes: node_id.len() });
     }
@@ -132,7 +155,7 @@ pub(crate) fn validate_node_id(node_id: &str) -> Result<(), AnnounceError> {
 ///
 /// # Errors
 /// [`AnnounceError::InvalidHost`] or [`AnnounceError::InvalidPort`].
-pub(crate) fn peer_address(host: &str, tcp_port: u16, source: IpAddr) -> Result<SocketAddr, AnnounceError> {
+pub fn peer_address(host: &str, tcp_port: u16, source: IpAddr) -> Result<SocketAddr, AnnounceError> {
     if tcp_port == 0 {
         return Err(AnnounceError::InvalidPort);
     }

@@ -10,7 +10,8 @@
 //! - `wal_file`: the data directory: its lock, its node's name, the identity key and the WAL.
 //! - `commands`: the stdin language and the in-order answer queue; `stdio`: the threads
 //!   reading stdin and writing stdout.
-//! - `discovery`: UDP announces; `registry`: the HTTP registry and its client.
+//! - [`discovery`]: UDP announces; [`registry`]: the HTTP registry and its client (both
+//!   public: their formats and the registry client are usable on their own).
 //! - `log`: one-line diagnostics on stderr.
 //!
 //! **Invariant:** a write is answered `ok` only after the protocol node reported it durable
@@ -22,10 +23,10 @@
 mod admission;
 mod commands;
 mod dialer;
-mod discovery;
+pub mod discovery;
 mod log;
 mod network;
-mod registry;
+pub mod registry;
 mod runtime;
 mod stdio;
 mod wal_file;
@@ -334,6 +335,20 @@ pub fn run_node(arguments: NodeArguments) -> Result<i32, NodeError> {
 /// A [`NodeError`] when it cannot listen.
 pub fn run_registry(arguments: RegistryArguments) -> Result<i32, NodeError> {
     registry::serve(&arguments)
+}
+
+/// Starts `ferry registry` on a thread of this process and returns the address it serves
+/// on: for examples and tests. It serves until the process exits.
+///
+/// # Errors
+/// A [`NodeError`] when it cannot listen.
+pub fn spawn_registry(arguments: &RegistryArguments) -> Result<SocketAddr, NodeError> {
+    let (server, local, logger) = registry::bind(arguments)?;
+    std::thread::Builder::new()
+        .name("ferry-registry-server".to_owned())
+        .spawn(move || registry::serve_requests(&server, &logger))
+        .map_err(|source| NodeError::Resource { what: "registry thread", source })?;
+    Ok(local)
 }
 
 /// A node running on a thread of this process, driven with the same command lines as

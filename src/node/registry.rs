@@ -8,6 +8,11 @@
 //! API: `POST /register` with `{"host", "tcp_port", "node_id"}` (an empty or unspecified
 //! host means the address the request came from) answers 204; `GET /peers` answers
 //! `{"peers": [{"host", "tcp_port", "node_id"}, ...]}` ordered by node id.
+//!
+//! Public for examples and other tools: the client side ([`BootstrapUrl`], [`register`],
+//! [`fetch`], [`PeerRecord`]) is what `ferry node --bootstrap` runs;
+//! [`spawn_registry`](super::spawn_registry) serves a registry on a thread
+//! (`cargo run --example registry_bootstrap` shows both).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -24,15 +29,15 @@ use super::runtime::Input;
 use super::{NodeError, RegistryArguments, describe_io, resolve_address};
 
 /// A registration not renewed within this long is dropped.
-pub(crate) const REGISTRATION_TTL: Duration = Duration::from_secs(30);
+pub const REGISTRATION_TTL: Duration = Duration::from_secs(30);
 /// Interval between two register-and-fetch rounds of a node.
-pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// Most registrations held; new node ids beyond it are refused with 503.
 pub(crate) const REGISTRATIONS_MAX: usize = 1024;
 /// Largest request body the server reads.
 pub(crate) const REQUEST_BODY_BYTES_MAX: usize = 4096;
 /// Largest `GET /peers` body the client reads.
-pub(crate) const PEERS_RESPONSE_BYTES_MAX: usize = 1 << 20;
+pub const PEERS_RESPONSE_BYTES_MAX: usize = 1 << 20;
 /// Seconds one client request may take.
 const REQUEST_TIMEOUT_SECONDS: u64 = 5;
 
@@ -40,13 +45,13 @@ const _: () = assert!(REFRESH_INTERVAL.as_secs() * 3 < REGISTRATION_TTL.as_secs(
 
 /// One node as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PeerRecord {
+pub struct PeerRecord {
     /// The node's IP address.
-    pub(crate) host: String,
+    pub host: String,
     /// Its TCP port.
-    pub(crate) tcp_port: u16,
+    pub tcp_port: u16,
     /// Its name.
-    pub(crate) node_id: String,
+    pub node_id: String,
 }
 
 /// The body of `GET /peers`.
@@ -58,28 +63,43 @@ pub(crate) struct PeerList {
 
 /// Why a registry round failed, on the client side.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub(crate) enum RegistryError {
+pub enum RegistryError {
     /// The request did not complete.
     #[error("request to {url} failed: {reason}")]
-    Request { url: String, reason: String },
+    Request {
+        /// The URL requested.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// The registry answered with an unexpected status.
     #[error("{url} answered status {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The status answered.
+        status: u16,
+    },
     /// The answer is not a peer list.
     #[error("{url} answered an invalid peer list: {reason}")]
-    Malformed { url: String, reason: String },
+    Malformed {
+        /// The URL requested.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// A checked `--bootstrap` URL: `http://HOST:PORT` with no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BootstrapUrl(String);
+pub struct BootstrapUrl(String);
 
 impl BootstrapUrl {
     /// Checks `url`.
     ///
     /// # Errors
     /// [`NodeError::InvalidBootstrap`] for anything but a plain `http://` URL.
-    pub(crate) fn parse(url: &str) -> Result<Self, NodeError> {
+    pub fn parse(url: &str) -> Result<Self, NodeError> {
         let invalid =
             |reason: &str| NodeError::InvalidBootstrap { url: url.to_owned(), reason: reason.to_owned() };
         if url.starts_with("https://") {
@@ -92,6 +112,12 @@ impl BootstrapUrl {
             return Err(invalid("expected http://HOST:PORT"));
         }
         Ok(Self(url.trim_end_matches('/').to_owned()))
+    }
+
+    /// The URL, without a trailing slash.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     fn join(&self, path: &str) -> String {
@@ -192,6 +218,18 @@ fn error_json(message: &str) -> String {
 /// # Errors
 /// [`NodeError::InvalidAddress`] or [`NodeError::Listen`] when it cannot listen.
 pub(crate) fn serve(arguments: &RegistryArguments) -> Result<i32, NodeError> {
+    let (server, _, logger) = bind(arguments)?;
+    serve_requests(&server, &logger);
+    Ok(0)
+}
+
+/// Binds the registry's listening socket and logs its address.
+///
+/// # Errors
+/// [`NodeError::InvalidAddress`], [`NodeError::Listen`] or [`NodeError::Registry`].
+pub(crate) fn bind(
+    arguments: &RegistryArguments,
+) -> Result<(tiny_http::Server, SocketAddr, Logger), NodeError> {
     let logger = Logger::new("ferry registry", arguments.verbose);
     let address = resolve_address("--listen", &arguments.listen)?;
     let listener = TcpListener::bind(address)
@@ -202,6 +240,11 @@ pub(crate) fn serve(arguments: &RegistryArguments) -> Result<i32, NodeError> {
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|error| NodeError::Registry { reason: error.to_string() })?;
     logger.info(format_args!("listening on {local}"));
+    Ok((server, local, logger))
+}
+
+/// Answers `server`'s requests until it stops.
+pub(crate) fn serve_requests(server: &tiny_http::Server, logger: &Logger) {
     let mut registry = Registry::default();
     for mut request in server.incoming_requests() {
         let mut body = Vec::new();
@@ -225,7 +268,6 @@ pub(crate) fn serve(arguments: &RegistryArguments) -> Result<i32, NodeError> {
             logger.debug(format_args!("cannot answer {}: {}", view.path, describe_io(&error)));
         }
     }
-    Ok(0)
 }
 
 /// Starts the thread that registers `record` with the registry at `url` every
@@ -277,8 +319,11 @@ pub(crate) fn spawn_client(
     Ok(())
 }
 
-/// `POST /register`.
-fn register(url: &BootstrapUrl, record: &PeerRecord) -> Result<(), RegistryError> {
+/// `POST /register`: registers (or renews) `record`.
+///
+/// # Errors
+/// A [`RegistryError`] when the request fails or is refused.
+pub fn register(url: &BootstrapUrl, record: &PeerRecord) -> Result<(), RegistryError> {
     let url = url.join("/register");
     let response = minreq::post(&url)
         .with_header("Content-Type", "application/json")
@@ -292,8 +337,12 @@ fn register(url: &BootstrapUrl, record: &PeerRecord) -> Result<(), RegistryError
     }
 }
 
-/// `GET /peers`, reading at most [`PEERS_RESPONSE_BYTES_MAX`].
-fn fetch(url: &BootstrapUrl) -> Result<Vec<PeerRecord>, RegistryError> {
+/// `GET /peers`, reading at most [`PEERS_RESPONSE_BYTES_MAX`]: every live registration,
+/// ordered by node id.
+///
+/// # Errors
+/// A [`RegistryError`] when the request fails or the answer is not a peer list.
+pub fn fetch(url: &BootstrapUrl) -> Result<Vec<PeerRecord>, RegistryError> {
     let url = url.join("/peers");
     let request_error = |reason: String| RegistryError::Request { url: url.clone(), reason };
     let response = minreq::get(&url)
