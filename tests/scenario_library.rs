@@ -16,7 +16,8 @@
 //! `target/debug/ferry sweep FILE --seeds 0..20 --jobs 1` on a shared, loaded machine:
 //! large-cluster 3.5 s, chaos-swarm 0.45 s, crash-restart 0.19 s, lossy-links 0.15 s,
 //! clock-skew 0.13 s, partition-heal 0.10 s, stream-transport 0.09 s, line-relay 0.03 s,
-//! quickstart 0.004 s. With the counts below that is about 25 s of work on one core. A new
+//! quickstart 0.004 s; dense-mesh (32 nodes in a full mesh) takes seconds a seed. With the
+//! counts below that is well under a minute of work on one core. A new
 //! scenario gets [`SEEDS_DEFAULT`]; give a slow one an entry in [`SEEDS_BY_SCENARIO`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,7 +35,13 @@ use ferry_simulator::Trace;
 const SEEDS_DEFAULT: u64 = 16;
 
 /// Seeds for the scenarios too slow for [`SEEDS_DEFAULT`], by file stem.
-const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[("large-cluster", 2), ("chaos-swarm", 12), ("large-entries", 6)];
+const SEEDS_BY_SCENARIO: &[(&str, u64)] =
+    &[("large-cluster", 2), ("chaos-swarm", 12), ("large-entries", 6), ("dense-mesh", 2)];
+
+/// Scenarios that exist to exercise the broadcast tree (PROTOCOL.md 8.6), by file stem:
+/// across their seeds links must be pruned and grafted, and a write must cost at most
+/// 3 × (N − 1) replication messages (pushes, acks and prunes), where flooding costs N².
+const TREE_SCENARIOS: &[&str] = &["dense-mesh"];
 
 /// Worker threads; the CI machine has two cores.
 const WORKERS_COUNT: usize = 2;
@@ -155,6 +162,10 @@ fn expected_coverage(scenario: &Scenario) -> BTreeSet<&'static str> {
 struct Coverage {
     fired: BTreeMap<&'static str, u64>,
     active_ns: BTreeMap<&'static str, u64>,
+    prunes: u64,
+    grafts: u64,
+    replication_messages: u64,
+    writes_acked: u64,
 }
 
 impl Coverage {
@@ -165,6 +176,10 @@ impl Coverage {
         for (kind, nanos) in &report.fault_active_ns {
             *self.active_ns.entry(kind).or_insert(0) += nanos;
         }
+        self.prunes += report.cost.sent_of(&[ferry_protocol::MessageType::Prune]);
+        self.grafts += report.cost.grafts;
+        self.replication_messages += report.cost.replication_messages();
+        self.writes_acked += report.writes_acked as u64;
     }
 }
 
@@ -256,6 +271,21 @@ fn every_library_scenario_passes_on_a_range_of_seeds() {
 /// The faults `scenario` names that `covered` shows never fired, or never lasted.
 fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<String> {
     let mut idle = Vec::new();
+    if TREE_SCENARIOS.iter().any(|name| file.ends_with(&format!("/{name}.yaml"))) {
+        let nodes = scenario.nodes.len() as u64;
+        let per_write = covered.replication_messages as f64 / covered.writes_acked.max(1) as f64;
+        if covered.prunes == 0 || covered.grafts == 0 {
+            idle.push(format!(
+                "{file}: the tree never changed ({} prunes, {} grafts)",
+                covered.prunes, covered.grafts
+            ));
+        }
+        if per_write > (3 * (nodes - 1)) as f64 {
+            idle.push(format!(
+                "{file}: {per_write:.1} replication messages per write, more than 3 × (N − 1)"
+            ));
+        }
+    }
     for kind in expected_coverage(scenario) {
         if covered.fired.get(kind).copied().unwrap_or(0) == 0 {
             idle.push(format!("{file}: `{kind}` never fired"));
@@ -308,4 +338,31 @@ fn fixture_table_names_existing_files() {
         assert!(files.iter().any(|path| stem(path) == *name), "tests/scenarios/{name}.yaml does not exist");
     }
     assert!(swept_files().len() > library_files().len(), "tests/scenarios/ holds regression scenarios");
+}
+
+/// Goal: the tree check rejects a tree scenario whose tree never changed, or whose writes
+/// cost a flood. Method: hand-built coverage for a file named like one of
+/// [`TREE_SCENARIOS`].
+#[test]
+fn tree_check_rejects_a_tree_that_never_changed_or_a_flood() {
+    let text = "name: tree\nduration: 10s\nnodes: 6\n";
+    let scenario = scenario::parse("dense-mesh.yaml", text).expect("a valid file");
+    let file = "scenarios/dense-mesh.yaml";
+    let flood = Coverage {
+        prunes: 3,
+        grafts: 0,
+        replication_messages: 1_000,
+        writes_acked: 10,
+        ..Coverage::default()
+    };
+    assert_eq!(
+        idle_faults(file, &scenario, &flood),
+        [
+            "scenarios/dense-mesh.yaml: the tree never changed (3 prunes, 0 grafts)",
+            "scenarios/dense-mesh.yaml: 100.0 replication messages per write, more than 3 × (N − 1)",
+        ]
+    );
+    let tree =
+        Coverage { prunes: 3, grafts: 1, replication_messages: 150, writes_acked: 10, ..Coverage::default() };
+    assert!(idle_faults(file, &scenario, &tree).is_empty());
 }
