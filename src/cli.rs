@@ -45,7 +45,7 @@ enum Command {
         /// Seed (default: the file's `seed`, else 0).
         #[arg(long)]
         seed: Option<u64>,
-        /// Write the full text trace to this file.
+        /// Write the full text trace to this file (`-`: standard output, before the report).
         #[arg(long, value_name = "PATH")]
         trace: Option<PathBuf>,
         /// Print one JSON object instead of text.
@@ -294,7 +294,12 @@ pub(crate) fn load(file: &Path) -> Result<Scenario, Error> {
     Ok(scenario::load(file)?)
 }
 
+/// The trace's destination: the file at `path`, or standard output for `-` (before the
+/// report, which follows the last trace line).
 pub(crate) fn trace_sink(path: &Path, format: TraceFormat) -> Result<Trace, Error> {
+    if path == Path::new("-") {
+        return Ok(Trace::with_format(Some(Box::new(io::BufWriter::new(io::stdout()))), format));
+    }
     let file =
         std::fs::File::create(path).map_err(|error| Error::Io { path: path.display().to_string(), error })?;
     Ok(Trace::with_format(Some(Box::new(io::BufWriter::new(file))), format))

@@ -237,6 +237,22 @@ fn trace_file_lines_start_with_virtual_time() {
     assert!(trace.contains("] a command put \"greeting\"=\"hello\""), "the trace shows the workload");
 }
 
+/// Goal: `--trace -` writes the trace to standard output, before the report, and creates no
+/// file named `-`. Method: run the quickstart so in a fresh directory and compare with the
+/// report and the trace file of the same run.
+#[test]
+fn trace_dash_is_standard_output() {
+    let directory = fresh_directory("trace_dash");
+    let scenario = std::fs::read_to_string("scenarios/quickstart.yaml").expect("the library file");
+    write_file(&directory, "quickstart.yaml", &scenario);
+    let outcome = ferry_in(&directory, &["run", "quickstart.yaml", "--trace", "-"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let filed = ferry_in(&directory, &["run", "quickstart.yaml", "--trace", "quickstart.trace"]);
+    let trace = std::fs::read_to_string(directory.join("quickstart.trace")).expect("ferry wrote the trace");
+    assert_eq!(outcome.stdout, format!("{trace}{}", filed.stdout));
+    assert!(!directory.join("-").exists(), "no file named -");
+}
+
 /// Goal: a trace that cannot be written is an error (exit 2, the path and the reason), not
 /// a silently empty file. Method: `--trace /dev/full`, where every write fails, and a
 /// `--trace-dir` whose `1.trace` is a link to `/dev/full`.
