@@ -307,4 +307,25 @@ mod tests {
         assert!(!mine.merge_max(&theirs), "nothing grows the second time");
         assert_eq!(mine.total(), 20);
     }
+
+    proptest::proptest! {
+        /// `merge_max` is the pointwise maximum of a map model, and reports growth exactly.
+        #[test]
+        fn merge_max_matches_a_map_model(
+            mine in proptest::collection::btree_map(0..12u64, 1..6u64, 0..8),
+            theirs in proptest::collection::btree_map(0..12u64, 1..6u64, 0..8),
+        ) {
+            let mut vector: VersionVector = mine.iter().map(|(origin, position)| (NodeId(*origin), *position)).collect();
+            let other: VersionVector = theirs.iter().map(|(origin, position)| (NodeId(*origin), *position)).collect();
+            let mut model = mine.clone();
+            for (origin, position) in &theirs {
+                let held = model.entry(*origin).or_insert(0);
+                *held = (*held).max(*position);
+            }
+            let grew = vector.merge_max(&other);
+            let expected: Vec<(NodeId, u64)> = model.iter().map(|(origin, position)| (NodeId(*origin), *position)).collect();
+            proptest::prop_assert_eq!(vector.iter().collect::<Vec<_>>(), expected);
+            proptest::prop_assert_eq!(grew, model != mine);
+        }
+    }
 }
