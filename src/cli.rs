@@ -440,7 +440,11 @@ fn run_command(
     let written = if flags.json {
         writeln!(out, "{}", json_report(&report, Some(file), &warnings, true))
     } else {
-        write_text_report(&mut out, &report, file, flags.check_determinism, &warnings, blessed.as_deref())
+        // Bold only for a person at a terminal: never in a pipe, a file or a CI log, nor
+        // when NO_COLOR asks for none (https://no-color.org).
+        let bold = io::IsTerminal::is_terminal(&stdout) && std::env::var_os("NO_COLOR").is_none();
+        let text = TextOptions { determinism: flags.check_determinism, blessed: blessed.as_deref(), bold };
+        write_text_report(&mut out, &report, file, &warnings, &text)
     };
     written.and_then(|()| out.flush()).map_err(|error| Error::Io { path: "stdout".to_owned(), error })?;
     Ok(if report.passed() { EXIT_OK } else { EXIT_FAILED })
@@ -521,6 +525,13 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "peak_log_entries": report.cost.peak_log_entries,
             "peak_wal_bytes": report.cost.peak_wal_bytes,
             "lww_conflicts": report.lww_conflicts,
+            "per_node": (0..report.node_names.len().min(stats.per_node.len()).min(report.settled_ns.len())).map(|index| serde_json::json!({
+                "name": report.node_names[index],
+                "sent": stats.per_node[index].sent,
+                "received": stats.per_node[index].received,
+                "lost": stats.per_node[index].lost,
+                "settled_ms": report.settled_ns[index].map(|at| at / 1_000_000),
+            })).collect::<Vec<_>>(),
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
             "heal_ms": report.heal_ns / 1_000_000,
             "heal_reason": report.heal_reason,
@@ -553,14 +564,80 @@ fn durations(map: &std::collections::BTreeMap<&'static str, u64>) -> String {
     map.iter().map(|(name, ns)| format!("{name} {}", format_ns(*ns))).collect::<Vec<_>>().join(", ")
 }
 
+/// How `ferry run` prints its text report.
+struct TextOptions<'a> {
+    /// The run was checked for determinism (`--check-determinism`).
+    determinism: bool,
+    /// What `--bless` wrote, if it did.
+    blessed: Option<&'a str>,
+    /// Stdout is a terminal that takes ANSI bold.
+    bold: bool,
+}
+
+/// Rows of the per-node table at most; a larger cluster shows the nodes that settled last.
+const NODE_ROWS_MAX: usize = 12;
+/// Characters of a node name shown in the per-node table.
+const NODE_NAME_CHARS_MAX: usize = 20;
+
+/// The per-node table: what each node sent and received, what was lost on its way, and when
+/// it settled (its state last changed), the last to settle marked (bold on a terminal, `<`
+/// everywhere).
+fn write_node_table(out: &mut impl io::Write, report: &Report, bold: bool) -> io::Result<()> {
+    let traffic = &report.stats.per_node;
+    let count = report.node_names.len().min(traffic.len()).min(report.settled_ns.len());
+    if count == 0 {
+        return Ok(());
+    }
+    let last_ns = report.settled_ns.iter().flatten().max().copied();
+    let mut rows: Vec<usize> = (0..count).collect();
+    if count > NODE_ROWS_MAX {
+        // The latest first: the stragglers are what a reader looks for.
+        rows.sort_by_key(|&index| (std::cmp::Reverse(report.settled_ns[index]), index));
+        rows.truncate(NODE_ROWS_MAX);
+    }
+    let name = |index: usize| report.node_names[index].chars().take(NODE_NAME_CHARS_MAX).collect::<String>();
+    let width = rows.iter().map(|&index| name(index).chars().count()).max().unwrap_or(0).max(4);
+    writeln!(
+        out,
+        "per node     {:<width$}  {:>9}  {:>9}  {:>7}  settled at",
+        "node", "sent", "received", "lost"
+    )?;
+    for index in rows {
+        let settled = report.settled_ns[index];
+        let at = settled.map_or_else(|| "never ran".to_owned(), format_ns);
+        let last = settled.is_some() && settled == last_ns;
+        let row = format!(
+            "{:<width$}  {:>9}  {:>9}  {:>7}  {at}{}",
+            name(index),
+            traffic[index].sent,
+            traffic[index].received,
+            traffic[index].lost,
+            if last { " <" } else { "" }
+        );
+        if last && bold {
+            writeln!(out, "             \x1b[1m{row}\x1b[0m")?;
+        } else {
+            writeln!(out, "             {row}")?;
+        }
+    }
+    if count > NODE_ROWS_MAX {
+        writeln!(
+            out,
+            "             ... and {} more that settled earlier (--json lists every node)",
+            count - NODE_ROWS_MAX
+        )?;
+    }
+    Ok(())
+}
+
 fn write_text_report(
     out: &mut impl io::Write,
     report: &Report,
     file: &Path,
-    determinism: bool,
     warnings: &[String],
-    blessed: Option<&str>,
+    options: &TextOptions<'_>,
 ) -> io::Result<()> {
+    let (determinism, blessed) = (options.determinism, options.blessed);
     let stats = &report.stats;
     for warning in warnings {
         writeln!(out, "{warning}")?;
@@ -626,6 +703,7 @@ fn write_text_report(
         Some(at_ns) => writeln!(out, "convergence  at {}", format_ns(at_ns))?,
         None => writeln!(out, "convergence  not reached")?,
     }
+    write_node_table(out, report, options.bold)?;
     if determinism {
         writeln!(out, "determinism  two runs, two threads, identical traces")?;
     }

@@ -83,6 +83,12 @@ pub struct Report {
     pub writes_refused: u64,
     /// What replication cost.
     pub cost: Cost,
+    /// The nodes' names, in scenario order (the order of `stats.per_node` and
+    /// `settled_ns`).
+    pub node_names: Vec<String>,
+    /// Per node, when its state digest last changed: the moment it reached the state it
+    /// ends the run with (`None` if it never ran).
+    pub settled_ns: Vec<Option<u64>>,
     /// The chaos faults drawn for this seed.
     pub chaos_faults: usize,
     /// The first error writing or flushing the text trace, if a sink was attached and
@@ -607,6 +613,10 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
             peak_log_entries: checker.peaks.values().map(|(entries, _)| *entries).max().unwrap_or(0),
             peak_wal_bytes: checker.peaks.values().map(|(_, bytes)| *bytes as u64).max().unwrap_or(0),
         },
+        node_names: scenario.nodes.clone(),
+        settled_ns: (0..nodes_count as u32)
+            .map(|node| checker.settled.get(&node).map(|(_, at_ns)| *at_ns))
+            .collect(),
         chaos_faults,
         fault_active_ns: simulation.fault_active_ns(),
         warnings: run_warnings(scenario, &simulation),

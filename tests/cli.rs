@@ -237,6 +237,28 @@ fn trace_file_lines_start_with_virtual_time() {
     assert!(trace.contains("] a command put \"greeting\"=\"hello\""), "the trace shows the workload");
 }
 
+/// Goal: the per-node table lists every node of a small cluster, marks the one that settled
+/// last, and carries no terminal escape when stdout is a pipe. Method: run the quickstart
+/// through a pipe and read the rows between the `per node` header and the first check.
+#[test]
+fn run_prints_a_per_node_table_without_escapes_in_a_pipe() {
+    let outcome = ferry(&["run", "scenarios/quickstart.yaml"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(!outcome.stdout.contains('\x1b'), "no escape sequence in a pipe:\n{}", outcome.stdout);
+    let table: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("per node"))
+        .take_while(|line| !line.starts_with("ok "))
+        .collect();
+    assert_eq!(table[0], "per node     node       sent   received     lost  settled at");
+    let names: Vec<&str> = table[1..].iter().filter_map(|row| row.split_whitespace().next()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let marked: Vec<&&str> = table[1..].iter().filter(|row| row.ends_with(" <")).collect();
+    assert_eq!(marked.len(), 1, "one node settled last: {table:?}");
+    assert!(marked[0].ends_with("2.268s <"), "it settled when the cluster converged: {table:?}");
+}
+
 /// Goal: `--trace -` writes the trace to standard output, before the report, and creates no
 /// file named `-`. Method: run the quickstart so in a fresh directory and compare with the
 /// report and the trace file of the same run.

@@ -753,6 +753,9 @@ pub struct FerryChecker {
     /// Per node, the most entries its log held and the most bytes its disk held, seen after
     /// any event of that node.
     pub peaks: BTreeMap<u32, (u64, usize)>,
+    /// Per node, its state digest (none while it is down) and when it last changed: the
+    /// moment the node reached the state it ends the run with.
+    pub settled: BTreeMap<u32, (Option<Digest>, u64)>,
     /// Every local write was newer than what its node had seen of its key.
     pub causal: CausalChecker,
     /// Every session accepted each envelope once, while it lasted, and nothing in plaintext.
@@ -867,6 +870,12 @@ impl FerryChecker {
         let touched: Vec<u32> = simulation.events_last().iter().map(|(node, _)| *node).collect();
         for node in touched {
             self.observe_peak(simulation, node);
+            let digest = simulation.process(node).and_then(FerryNode::node).map(Node::digest);
+            let at_ns = simulation.now_ns();
+            let settled = self.settled.entry(node).or_insert((digest, at_ns));
+            if settled.0 != digest {
+                *settled = (digest, at_ns);
+            }
         }
         let at_ns = simulation.now_ns();
         for (node, record) in self.audit.take() {

@@ -139,5 +139,5 @@ pub mod trace;
 pub use fault::{DiskFaultKind, Fault};
 pub use network::{DropReason, LinkOverride, LinkParams, Topology, Transport};
 pub use process::{Context, Process};
-pub use sim::{Control, RunEnd, SimConfig, Simulation, Stats};
+pub use sim::{Control, NodeTraffic, RunEnd, SimConfig, Simulation, Stats};
 pub use trace::{LineFields, Trace, TraceFormat, TraceHasher, TraceRecord, TraceTap};

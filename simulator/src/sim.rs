@@ -90,9 +90,22 @@ impl SimConfig {
     }
 }
 
+/// One node's messages in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeTraffic {
+    /// Messages it handed to the network (duplicates not counted).
+    pub sent: u64,
+    /// Messages delivered to it (duplicates counted).
+    pub received: u64,
+    /// Messages to it that were dropped, for any reason.
+    pub lost: u64,
+}
+
 /// Counters of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Per node, by index: its messages sent, received and lost on the way to it.
+    pub per_node: Vec<NodeTraffic>,
     /// Events processed.
     pub events: u64,
     /// Messages handed to the network (duplicates not counted).
@@ -501,7 +514,7 @@ impl<P: Process> Simulation<P> {
             next_message_id: 1,
             last_delivered: PairMap::default(),
             trace,
-            stats: Stats::default(),
+            stats: Stats { per_node: vec![NodeTraffic::default(); nodes_count as usize], ..Stats::default() },
             events_last: Vec::new(),
             active_layers: BTreeMap::new(),
             next_layer: 1,
@@ -858,6 +871,9 @@ impl<P: Process> Simulation<P> {
 
     fn drop_message(&mut self, from: u32, to: u32, message_id: u64, reason: DropReason) {
         self.stats.dropped += 1;
+        if let Some(traffic) = self.stats.per_node.get_mut(to as usize) {
+            traffic.lost += 1;
+        }
         *self.stats.drops_by_reason.entry(reason.name()).or_insert(0) += 1;
         let ends = Ends { reason: Some(reason.name()), ..Ends::message(from, to, message_id) };
         self.record_between(
@@ -889,6 +905,9 @@ impl<P: Process> Simulation<P> {
             return self.drop_message(from, to, message_id, reason);
         }
         self.stats.delivered += 1;
+        if let Some(traffic) = self.stats.per_node.get_mut(to as usize) {
+            traffic.received += 1;
+        }
         if self.replay_enabled {
             let history = self.replay_history.entry((from, to)).or_default();
             if history.len() >= REPLAY_HISTORY_MESSAGES_MAX {
@@ -1047,6 +1066,9 @@ impl<P: Process> Simulation<P> {
         let message_id = self.next_message_id;
         self.next_message_id += 1;
         self.stats.sent += 1;
+        if let Some(traffic) = self.stats.per_node.get_mut(from as usize) {
+            traffic.sent += 1;
+        }
         {
             let hasher = self.trace.hasher();
             hasher.word(self.now_ns);
