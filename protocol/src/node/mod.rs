@@ -1120,7 +1120,15 @@ impl Node {
             self.send_message_as(link, msg_id, &Message::WalAck { positions });
             // Everything it pushed had reached us through another link first: this link is
             // redundant in the broadcast tree, in both directions (PROTOCOL.md 8.6).
-            if entries_count > 0 && duplicates_count == entries_count && delivered_elsewhere {
+            // A node with few neighbours keeps them all eager: pushing on at most
+            // `EAGER_LINKS_INITIAL` links costs a bounded number of transmissions per entry,
+            // and the spare paths carry entries past a lost push or a crashed neighbour at
+            // once instead of a pull interval later.
+            if entries_count > 0
+                && duplicates_count == entries_count
+                && delivered_elsewhere
+                && self.connected_peers().count() > EAGER_LINKS_INITIAL
+            {
                 if let Some(peer) = self.peers.get_mut(&link) {
                     peer.eager = false;
                 }
