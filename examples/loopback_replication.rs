@@ -11,7 +11,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use ferry::node::{NodeArguments, NodeHandle, spawn_node};
+use ferry::node::{NodeArguments, spawn_node};
 
 /// Writes in the sequential phase.
 const SEQUENTIAL_COUNT: usize = 200;
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     arguments.data = Some(base.join("b"));
     arguments.connect = vec![a.listen_address().to_string()];
     let b = spawn_node(arguments)?;
-    wait_for(&b, "peers", |answer| answer == "peers: a")?;
+    b.request_until("peers", DEADLINE, |answer| answer == "peers: a")?;
 
     let value = "v".repeat(VALUE_BYTES);
     let started = Instant::now();
@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let acknowledged = started.elapsed();
     let digest = a.request("digest").ok_or("node a stopped")?;
-    wait_for(&b, "digest", |answer| answer == digest)?;
+    b.request_until("digest", DEADLINE, |answer| answer == digest)?;
     let replicated = started.elapsed();
     println!(
         "pipelined: {count} puts of {VALUE_BYTES} B: acknowledged in {:.2} s = {:.0} writes/s durable",
@@ -85,20 +85,5 @@ fn expect_ok(answer: Option<String>) -> Result<(), Box<dyn Error>> {
     match answer.as_deref() {
         Some("ok") => Ok(()),
         other => Err(format!("expected ok, got {other:?}").into()),
-    }
-}
-
-/// Polls `command` on `node` until `accept` holds, within [`DEADLINE`].
-fn wait_for(node: &NodeHandle, command: &str, accept: impl Fn(&str) -> bool) -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    loop {
-        let answer = node.request(command).ok_or("node stopped")?;
-        if accept(&answer) {
-            return Ok(());
-        }
-        if started.elapsed() > DEADLINE {
-            return Err(format!("{command} still answers {answer:?} after {DEADLINE:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -21,7 +21,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ferry::node::{NodeArguments, NodeHandle, spawn_node};
+use ferry::node::{NodeArguments, spawn_node};
 use ferry::text;
 use ferry_protocol::session::{Identity, Role, SessionConfig, hex};
 use ferry_protocol::{
@@ -62,33 +62,18 @@ fn server(listen: &str) -> Result<(), Box<dyn Error>> {
         address.port()
     );
 
-    wait_for(&node, "peers", |answer| answer == "peers: client")?;
+    node.request_until("peers", DEADLINE, |answer| answer == "peers: client")?;
     println!("server: session with \"client\" established");
-    wait_for(&node, "get greeting", |answer| answer != "(nil)")?;
+    node.request_until("get greeting", DEADLINE, |answer| answer != "(nil)")?;
     let greeting = node.request("get greeting").ok_or("node stopped")?;
     println!("server: received greeting = {greeting}");
     let answer = node.request("put reply hello-from-the-server").ok_or("node stopped")?;
     println!("server: put reply hello-from-the-server -> {answer}");
-    wait_for(&node, "peers", |answer| answer == "peers: (none)")?;
+    node.request_until("peers", DEADLINE, |answer| answer == "peers: (none)")?;
     println!("server: the client has left; stopping");
     node.shutdown()?;
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
-}
-
-/// Sends `command` every 50 ms until its answer satisfies `accept`, for at most [`DEADLINE`].
-fn wait_for(node: &NodeHandle, command: &str, accept: impl Fn(&str) -> bool) -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    loop {
-        let answer = node.request(command).ok_or("node stopped")?;
-        if accept(&answer) {
-            return Ok(());
-        }
-        if started.elapsed() > DEADLINE {
-            return Err(format!("gave up after {DEADLINE:?}: `{command}` still answers {answer:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// What the client does next.

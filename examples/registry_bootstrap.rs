@@ -19,7 +19,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use ferry::node::registry::{self, BootstrapUrl};
-use ferry::node::{NodeArguments, NodeHandle, RegistryArguments, spawn_node, spawn_registry};
+use ferry::node::{NodeArguments, RegistryArguments, spawn_node, spawn_registry};
 use ferry::text;
 
 /// Longest wait for a registration, a connection or a replicated write.
@@ -74,13 +74,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     // Of two nodes that learn of each other, the lower name dials.
-    wait_for(&a, "peers", |answer| answer.split_whitespace().any(|peer| peer == "b"))?;
-    wait_for(&b, "peers", |answer| answer.split_whitespace().any(|peer| peer == "a"))?;
+    a.request_until("peers", DEADLINE, |answer| answer.split_whitespace().any(|peer| peer == "b"))?;
+    b.request_until("peers", DEADLINE, |answer| answer.split_whitespace().any(|peer| peer == "a"))?;
     println!("a and b found each other through the registry; a dialed b");
 
     let answer = a.request("put bootstrapped yes").ok_or("node a stopped")?;
     println!("a: put bootstrapped yes -> {answer}");
-    wait_for(&b, "get bootstrapped", |answer| answer != "(nil)")?;
+    b.request_until("get bootstrapped", DEADLINE, |answer| answer != "(nil)")?;
     println!("b: get bootstrapped -> {}", b.request("get bootstrapped").ok_or("node b stopped")?);
 
     a.shutdown()?;
@@ -88,19 +88,4 @@ fn main() -> Result<(), Box<dyn Error>> {
     let _ = std::fs::remove_dir_all(&base);
     println!("done");
     Ok(())
-}
-
-/// Sends `command` every 50 ms until its answer satisfies `accept`, for at most [`DEADLINE`].
-fn wait_for(node: &NodeHandle, command: &str, accept: impl Fn(&str) -> bool) -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    loop {
-        let answer = node.request(command).ok_or("node stopped")?;
-        if accept(&answer) {
-            return Ok(());
-        }
-        if started.elapsed() > DEADLINE {
-            return Err(format!("gave up after {DEADLINE:?}: `{command}` still answers {answer:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -15,9 +15,9 @@
 //! (`learned peer`, `peer connected`) on stderr; this example prints its steps on stdout.
 
 use std::error::Error;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry::node::{NodeArguments, NodeHandle, spawn_node};
+use ferry::node::{NodeArguments, spawn_node};
 
 /// Longest wait for the other process to appear, or to finish.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     println!("{name}: waiting to hear from {other}...");
-    wait_for(&node, "peers", |answer| answer.split_whitespace().any(|peer| peer == other))?;
+    node.request_until("peers", DEADLINE, |answer| answer.split_whitespace().any(|peer| peer == other))?;
     // Of two nodes that hear each other, the lower name dials: one connection, not two.
     let dialer = name.min(other);
     println!("{name}: found {other} over UDP; {dialer} dialed and the Noise handshake completed");
@@ -55,10 +55,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     if name == "a" {
         let answer = node.request("put greeting hello-from-a").ok_or("node stopped")?;
         println!("{name}: put greeting hello-from-a -> {answer} (durable here; replicating to {other})");
-        wait_for(&node, "peers", |answer| answer == "peers: (none)")?;
+        node.request_until("peers", DEADLINE, |answer| answer == "peers: (none)")?;
         println!("{name}: {other} has left; stopping");
     } else {
-        wait_for(&node, "get greeting", |answer| answer != "(nil)")?;
+        node.request_until("get greeting", DEADLINE, |answer| answer != "(nil)")?;
         let value = node.request("get greeting").ok_or("node stopped")?;
         println!("{name}: received greeting = {value}; stopping");
     }
@@ -66,19 +66,4 @@ fn main() -> Result<(), Box<dyn Error>> {
     let _ = std::fs::remove_dir_all(&data);
     println!("{name}: done");
     Ok(())
-}
-
-/// Sends `command` every 50 ms until its answer satisfies `accept`, for at most [`DEADLINE`].
-fn wait_for(node: &NodeHandle, command: &str, accept: impl Fn(&str) -> bool) -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    loop {
-        let answer = node.request(command).ok_or("node stopped")?;
-        if accept(&answer) {
-            return Ok(());
-        }
-        if started.elapsed() > DEADLINE {
-            return Err(format!("gave up after {DEADLINE:?}: `{command}` still answers {answer:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -363,6 +363,24 @@ pub struct NodeHandle {
     thread: JoinHandle<Result<i32, NodeError>>,
 }
 
+/// Why [`NodeHandle::request_until`] gave up.
+#[derive(Debug, Error)]
+pub enum WaitError {
+    /// The node stopped before its answer was accepted.
+    #[error("node stopped")]
+    Stopped,
+    /// The deadline passed; `answer` is the last one.
+    #[error("gave up after {deadline:?}: `{command}` still answers {answer:?}")]
+    Deadline {
+        /// The command sent.
+        command: String,
+        /// How long it was tried.
+        deadline: std::time::Duration,
+        /// Its last answer.
+        answer: String,
+    },
+}
+
 /// Starts a node on a thread of this process.
 ///
 /// # Errors
@@ -402,6 +420,32 @@ impl NodeHandle {
     pub fn request(&self, line: &str) -> Option<String> {
         self.send(line);
         self.answer()
+    }
+
+    /// Sends `line` every 50 ms until its answer satisfies `accept`, for at most `deadline`:
+    /// how a program waits for the node to connect, replicate or converge. Returns the
+    /// answer it accepted.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`] when the node stopped, [`WaitError::Deadline`] (with the last
+    /// answer) when `deadline` passed first.
+    pub fn request_until(
+        &self,
+        line: &str,
+        deadline: std::time::Duration,
+        accept: impl Fn(&str) -> bool,
+    ) -> Result<String, WaitError> {
+        let started = std::time::Instant::now();
+        loop {
+            let answer = self.request(line).ok_or(WaitError::Stopped)?;
+            if accept(&answer) {
+                return Ok(answer);
+            }
+            if started.elapsed() > deadline {
+                return Err(WaitError::Deadline { command: line.to_owned(), deadline, answer });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Ends the command stream (like `quit`) and waits for the node to stop cleanly.
