@@ -18,10 +18,10 @@
 use std::error::Error;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry::node::{NodeArguments, spawn_node};
+use ferry::node::{Clock, NodeArguments, spawn_node};
 use ferry::text;
 use ferry_protocol::session::{Identity, Role, SessionConfig, hex};
 use ferry_protocol::{
@@ -219,24 +219,5 @@ fn describe_frames(direction: &str, decoder: &mut FrameDecoder, bytes: &[u8]) {
             Ok(Decoded::NeedMore) => return,
             Err(error) => return println!("  {direction} a broken stream: {error}"),
         }
-    }
-}
-
-/// Wall-clock nanoseconds since the Unix epoch that never go back (as the runtime's clock).
-struct Clock {
-    start: Instant,
-    epoch_ns: u64,
-}
-
-impl Clock {
-    fn new() -> Self {
-        let epoch_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX / 2));
-        Self { start: Instant::now(), epoch_ns }
-    }
-
-    fn now_ns(&self) -> u64 {
-        self.epoch_ns.saturating_add(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX / 2))
     }
 }

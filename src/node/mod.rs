@@ -40,6 +40,7 @@ use ferry_protocol::wal::WalError;
 use thiserror::Error;
 
 pub use discovery::DISCOVERY_ADDRESS_DEFAULT;
+pub use runtime::Clock;
 pub use wal_file::{IDENTITY_FILE_NAME, NODE_NAME_FILE_NAME, WAL_FILE_NAME};
 
 use self::runtime::Runtime;

@@ -94,20 +94,30 @@ pub(crate) enum Input {
 /// monotonic elapsed time, so it never goes backwards within a run and its readings are
 /// comparable across nodes and restarts (the HLC stamps writes with it).
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub struct Clock {
     start: Instant,
     epoch_ns: u64,
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock {
-    fn new() -> Self {
+    /// Starts the clock at the current wall time.
+    #[must_use]
+    pub fn new() -> Self {
         let epoch_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX / 2));
         Self { start: Instant::now(), epoch_ns }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// The current reading, in nanoseconds since the Unix epoch.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
         let elapsed_ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX / 2);
         self.epoch_ns.saturating_add(elapsed_ns)
     }
