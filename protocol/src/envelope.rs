@@ -81,11 +81,17 @@ pub enum MessageType {
     Routed = 11,
     /// "Stop pushing me entries as they arrive: I receive them through other neighbours."
     Prune = 12,
+    /// A snapshot of the sender's state is available: the receiver lacks compacted entries.
+    SnapshotOffer = 13,
+    /// Asks for one chunk of an offered snapshot.
+    SnapshotPull = 14,
+    /// One chunk of a snapshot's entries.
+    SnapshotChunk = 15,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::Hello,
         Self::HelloAck,
         Self::HelloFinish,
@@ -98,6 +104,9 @@ impl MessageType {
         Self::RouteAnnounce,
         Self::Routed,
         Self::Prune,
+        Self::SnapshotOffer,
+        Self::SnapshotPull,
+        Self::SnapshotChunk,
     ];
 
     /// The type with wire code `code`, if any.
@@ -314,7 +323,7 @@ mod tests {
         assert_eq!(plain(b"XY\x01\x04"), Err(EnvelopeError::WrongMagic { found: *b"XY" }));
         assert_eq!(plain(b"FY\x02\x04"), Err(EnvelopeError::UnsupportedVersion { version: 2 }));
         assert_eq!(plain(b"FY\x01\x00"), Err(EnvelopeError::UnknownType { code: 0 }));
-        assert_eq!(plain(b"FY\x01\x0d"), Err(EnvelopeError::UnknownType { code: 13 }));
+        assert_eq!(plain(b"FY\x01\x10"), Err(EnvelopeError::UnknownType { code: 16 }));
         assert_eq!(
             plain(b"FY\x01\x04\0\0\0"),
             Err(EnvelopeError::Truncated { length_bytes: 7, needed_bytes: 9 })

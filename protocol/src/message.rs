@@ -24,6 +24,12 @@ pub const VECTOR_ORIGINS_MAX: usize = 4096;
 pub const ROUTES_MAX: usize = 4096;
 /// Largest Close reason text.
 pub const CLOSE_REASON_BYTES_MAX: usize = 512;
+/// Largest number of chunks a snapshot may announce (PROTOCOL.md 5.9): with chunks of at
+/// most [`WAL_PUSH_BYTES_MAX`] bytes of entries, about 1 GiB of live data. A receiver refuses
+/// a larger offer before it allocates anything.
+pub const SNAPSHOT_CHUNKS_MAX: u64 = 16_384;
+/// Largest number of entries (keys) a snapshot may announce.
+pub const SNAPSHOT_ENTRIES_MAX: u64 = 16 * 1024 * 1024;
 /// Largest Noise handshake message (the Noise specification's limit).
 pub const NOISE_MESSAGE_BYTES_MAX: usize = 65_535;
 
@@ -159,6 +165,37 @@ pub enum Message {
     /// the receiver stops pushing new entries as they arrive and only repairs what the
     /// sender still lacks a pull interval later (PROTOCOL.md 8.6). Empty payload.
     Prune,
+    /// "You lack entries I have compacted away; my state as of `vector` is available as a
+    /// snapshot of `entries_count` entries in `chunks_count` chunks" (PROTOCOL.md 5.9).
+    SnapshotOffer {
+        /// Names this snapshot; pulls and chunks repeat it.
+        snapshot_id: u64,
+        /// Every entry at or below this vector is reflected in the snapshot.
+        vector: VersionVector,
+        /// The store digest of the snapshot's entries (PROTOCOL.md 8.9).
+        digest: [u8; 32],
+        /// Entries in the snapshot: one per key, tombstones included.
+        entries_count: u64,
+        /// Chunks the entries are split into.
+        chunks_count: u64,
+    },
+    /// "Send me chunk `chunk_index` of snapshot `snapshot_id`."
+    SnapshotPull {
+        /// The offer's id.
+        snapshot_id: u64,
+        /// The chunk wanted, from 0.
+        chunk_index: u64,
+    },
+    /// One chunk of a snapshot: entries in ascending key order, continuing the previous
+    /// chunk's.
+    SnapshotChunk {
+        /// The offer's id.
+        snapshot_id: u64,
+        /// Which chunk, from 0.
+        chunk_index: u64,
+        /// The chunk's entries.
+        entries: Vec<WalEntry>,
+    },
 }
 
 /// Why a payload could not be decoded.
@@ -295,6 +332,15 @@ impl Reader {
         Ok(count)
     }
 
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let bytes =
+            self.bytes.get(self.position..self.position + N).ok_or(DecodeError::Truncated { field })?;
+        let mut array = [0; N];
+        array.copy_from_slice(bytes);
+        self.position += N;
+        Ok(array)
+    }
+
     fn vector(&mut self, field: &'static str) -> Result<VersionVector, DecodeError> {
         let count = self.count(field, VECTOR_ORIGINS_MAX, 2)?;
         let mut vector = VersionVector::new();
@@ -321,7 +367,9 @@ fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
     out.put_slice(bytes);
 }
 
-fn put_vector(out: &mut BytesMut, vector: &VersionVector) {
+/// Appends a version vector's encoding: `count`, then `origin | position` pairs in ascending
+/// origin order (shared with the WAL's base record).
+pub fn put_vector(out: &mut BytesMut, vector: &VersionVector) {
     varint::encode(vector.len() as u64, out);
     for (origin, position) in vector.iter() {
         varint::encode(origin.0, out);
@@ -381,6 +429,17 @@ fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
     Ok(WalEntry { origin, sequence, timestamp, operation })
 }
 
+/// Decodes a version vector that fills `bytes` exactly (the WAL's base record body).
+///
+/// # Errors
+/// Any [`DecodeError`] for a malformed vector or trailing bytes.
+pub fn decode_vector(bytes: Bytes) -> Result<VersionVector, DecodeError> {
+    let mut reader = Reader { bytes, position: 0 };
+    let vector = reader.vector("base vector")?;
+    reader.finish(MessageType::OutboxPull)?;
+    Ok(vector)
+}
+
 /// Decodes one WAL entry that fills `bytes` exactly (the WAL record body).
 ///
 /// # Errors
@@ -409,6 +468,9 @@ impl Message {
             Self::RouteAnnounce { .. } => MessageType::RouteAnnounce,
             Self::Routed { .. } => MessageType::Routed,
             Self::Prune => MessageType::Prune,
+            Self::SnapshotOffer { .. } => MessageType::SnapshotOffer,
+            Self::SnapshotPull { .. } => MessageType::SnapshotPull,
+            Self::SnapshotChunk { .. } => MessageType::SnapshotChunk,
         }
     }
 
@@ -453,6 +515,25 @@ impl Message {
                 varint::encode(*token, out);
             }
             Self::Prune => {}
+            Self::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count } => {
+                varint::encode(*snapshot_id, out);
+                put_vector(out, vector);
+                out.put_slice(digest);
+                varint::encode(*entries_count, out);
+                varint::encode(*chunks_count, out);
+            }
+            Self::SnapshotPull { snapshot_id, chunk_index } => {
+                varint::encode(*snapshot_id, out);
+                varint::encode(*chunk_index, out);
+            }
+            Self::SnapshotChunk { snapshot_id, chunk_index, entries } => {
+                varint::encode(*snapshot_id, out);
+                varint::encode(*chunk_index, out);
+                varint::encode(entries.len() as u64, out);
+                for entry in entries {
+                    encode_entry(entry, out);
+                }
+            }
         }
     }
 
@@ -536,6 +617,42 @@ pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Messa
             Message::Routed { source, target, hops_left, body }
         }
         MessageType::Prune => Message::Prune,
+        MessageType::SnapshotOffer => {
+            let snapshot_id = reader.varint("snapshot id")?;
+            let vector = reader.vector("snapshot vector")?;
+            let digest = reader.array::<32>("snapshot digest")?;
+            let entries_count = reader.varint("snapshot entries count")?;
+            if entries_count > SNAPSHOT_ENTRIES_MAX {
+                return Err(DecodeError::TooLong {
+                    field: "snapshot entries count",
+                    length: entries_count,
+                    maximum: SNAPSHOT_ENTRIES_MAX as usize,
+                });
+            }
+            let chunks_count = reader.varint("snapshot chunks count")?;
+            if chunks_count > SNAPSHOT_CHUNKS_MAX {
+                return Err(DecodeError::TooLong {
+                    field: "snapshot chunks count",
+                    length: chunks_count,
+                    maximum: SNAPSHOT_CHUNKS_MAX as usize,
+                });
+            }
+            Message::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count }
+        }
+        MessageType::SnapshotPull => Message::SnapshotPull {
+            snapshot_id: reader.varint("snapshot id")?,
+            chunk_index: reader.varint("snapshot chunk index")?,
+        },
+        MessageType::SnapshotChunk => {
+            let snapshot_id = reader.varint("snapshot id")?;
+            let chunk_index = reader.varint("snapshot chunk index")?;
+            let count = reader.count("snapshot chunk count", WAL_PUSH_BYTES_MAX, 5)?;
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                entries.push(read_entry(&mut reader)?);
+            }
+            Message::SnapshotChunk { snapshot_id, chunk_index, entries }
+        }
     };
     reader.finish(message_type)?;
     Ok(message)

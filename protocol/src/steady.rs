@@ -49,6 +49,12 @@ impl SteadyClock {
         steady_ns
     }
 
+    /// Whether any reading was taken yet.
+    #[must_use]
+    pub const fn has_reading(&self) -> bool {
+        self.latest.is_some()
+    }
+
     /// The steady time `reading_ns` would map to, without taking it: for queries that must
     /// not change state.
     #[must_use]

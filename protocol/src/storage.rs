@@ -7,7 +7,8 @@
 //! # Semantics
 //! A node owns one append-only log file and issues [`DiskRequest`]s in order:
 //! - Requests take effect in the order issued. [`DiskRequest::Append`] adds bytes at the end;
-//!   [`DiskRequest::Truncate`] cuts the file to a length no greater than its current one.
+//!   [`DiskRequest::Truncate`] cuts the file to a length no greater than its current one;
+//!   [`DiskRequest::Replace`] swaps the whole file for new contents atomically (compaction).
 //! - [`DiskRequest::Sync`] makes every request issued before it durable, then completes with
 //!   [`DiskCompletion::Synced`] carrying the same `sync_id`. Only then may the node treat
 //!   those bytes as surviving a crash (and, for example, acknowledge the writes in them).
@@ -15,6 +16,13 @@
 //!   requests issued after the last completed sync, in order; the prefix may end part way
 //!   through an append (a torn tail). Nothing issued after a sync can survive without
 //!   everything issued before it.
+//! - A `Replace` survives whole or not at all: after a crash the file is either the old one
+//!   (as the crash left it) or exactly the new contents followed by a prefix of what was
+//!   appended after the `Replace`. A real disk gets this from the classic sequence: write a
+//!   new file, fsync it, rename it over the old one, fsync the directory; every crash point
+//!   between those steps leaves one of the two files whole. The node issues a `Replace`
+//!   only with no sync in flight, follows it with a `Sync`, and issues no other `Replace`
+//!   before that sync completes.
 //! - After a crash the node reads the whole file, parses it with [`crate::wal::recover`] and,
 //!   if the tail is torn, issues `Truncate` to the valid length followed by `Sync` before
 //!   appending again, so new records never follow garbage.
@@ -42,6 +50,13 @@ pub enum DiskRequest {
         /// The new length of the log.
         length_bytes: u64,
     },
+    /// Atomically replace the whole log with `bytes` (a compacted image: PROTOCOL.md 8.11).
+    /// Durable once a later `Sync` completes; a crash before that leaves the old log or the
+    /// new one, never a mix.
+    Replace {
+        /// The new log, whole records only.
+        bytes: Bytes,
+    },
 }
 
 /// What the disk reports back to the node.
@@ -59,6 +74,7 @@ pub enum DiskCompletion {
 enum Unsynced {
     Append(Bytes),
     Truncate(usize),
+    Replace(Bytes),
 }
 
 /// An in-memory log file implementing the [module's](self) semantics, for tests and
@@ -112,6 +128,12 @@ impl MemoryDisk {
                 self.unsynced.push(Unsynced::Truncate(length));
                 None
             }
+            DiskRequest::Replace { bytes } => {
+                self.contents.clear();
+                self.contents.extend_from_slice(&bytes);
+                self.unsynced.push(Unsynced::Replace(bytes));
+                None
+            }
             DiskRequest::Sync { sync_id } => {
                 Self::replay(&mut self.synced, self.unsynced.drain(..), usize::MAX);
                 debug_assert_eq!(self.synced, self.contents);
@@ -139,7 +161,7 @@ impl MemoryDisk {
             .iter()
             .map(|request| match request {
                 Unsynced::Append(bytes) => bytes.len() as u64,
-                Unsynced::Truncate(_) => 0,
+                Unsynced::Truncate(_) | Unsynced::Replace(_) => 0,
             })
             .sum()
     }
@@ -169,6 +191,10 @@ impl MemoryDisk {
                     budget_bytes -= taken;
                 }
                 Unsynced::Truncate(length) => file.truncate(length),
+                Unsynced::Replace(bytes) => {
+                    file.clear();
+                    file.extend_from_slice(&bytes);
+                }
             }
         }
     }
@@ -263,6 +289,36 @@ mod tests {
         disk.submit(DiskRequest::Sync { sync_id: 1 });
         disk.crash(0);
         assert_eq!(disk.contents(), b"good");
+    }
+
+    #[test]
+    fn replace_survives_whole_or_not_at_all() {
+        // Goal: every crash point around a Replace leaves the old file or the new one whole,
+        // and appends after it survive only with it.
+        let setup = || {
+            let mut disk = MemoryDisk::with_contents(b"old-log");
+            disk.submit(append(b"+tail"));
+            disk.submit(DiskRequest::Replace { bytes: Bytes::from_static(b"NEW") });
+            disk.submit(append(b"+after"));
+            disk
+        };
+        let mut disk = setup();
+        assert_eq!(disk.contents(), b"NEW+after");
+        disk.crash(0);
+        assert_eq!(disk.contents(), b"old-log", "nothing unsynced kept: the old file");
+        let mut disk = setup();
+        disk.crash(3);
+        assert_eq!(disk.contents(), b"old-log+ta", "torn before the replace: the old file");
+        let mut disk = setup();
+        disk.crash(5);
+        assert_eq!(disk.contents(), b"old-log+tail", "the crash stopped just before the replace");
+        let mut disk = setup();
+        disk.crash(7);
+        assert_eq!(disk.contents(), b"NEW+a", "past the replace: the new file and a torn append");
+        let mut disk = setup();
+        disk.submit(DiskRequest::Sync { sync_id: 1 });
+        disk.crash(0);
+        assert_eq!(disk.contents(), b"NEW+after");
     }
 
     #[test]

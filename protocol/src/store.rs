@@ -261,6 +261,9 @@ pub struct Store {
     live_count: usize,
     /// Lane-wise sum of every slot's `hash`.
     digest: Lanes,
+    /// Sum of every register's entry encoding length: what a snapshot or a compacted WAL
+    /// spends on the state.
+    encoded_bytes: u64,
 }
 
 impl Store {
@@ -286,6 +289,7 @@ impl Store {
             let hash = register_hash(key, &register);
             lanes_add(&mut self.digest, &hash);
             self.live_count += usize::from(live);
+            self.encoded_bytes += crate::message::entry_encoded_len(entry) as u64;
             self.slots.insert(key.clone(), Slot { register, hash });
             return (Applied::Inserted, None);
         };
@@ -297,6 +301,8 @@ impl Store {
         if entry_rank(entry) <= slot.register.rank() {
             return (Applied::Ignored, conflict);
         }
+        let old_bytes = crate::message::entry_encoded_len(&slot.register.to_entry(key.clone())) as u64;
+        self.encoded_bytes = self.encoded_bytes - old_bytes + crate::message::entry_encoded_len(entry) as u64;
         let register = Register::from_entry(entry);
         let hash = register_hash(key, &register);
         lanes_subtract(&mut self.digest, &slot.hash);
@@ -351,6 +357,19 @@ impl Store {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.live_count == 0
+    }
+
+    /// Encoded bytes of every register's entry (PROTOCOL.md 5.3), tombstones included: the
+    /// size of the state as a snapshot carries it.
+    #[must_use]
+    pub fn encoded_bytes(&self) -> u64 {
+        self.encoded_bytes
+    }
+
+    /// Number of registers, tombstones included.
+    #[must_use]
+    pub fn registers_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Number of tombstones.

@@ -18,6 +18,17 @@
 //! - `crc32c` is CRC-32C (Castagnoli) over the four `length` bytes followed by the body, so a
 //!   damaged length is detected instead of being trusted to find the next record.
 //!
+//! # Base record
+//! A compacted log (PROTOCOL.md 8.11) starts with one *base record*: its `length` field has
+//! bit 31 set ([`WAL_BASE_FLAG`]), the low 31 bits are the body length (at most
+//! [`WAL_BASE_BYTES_MAX`]) and the body is a version vector (`count`, then `origin |
+//! position` pairs, as in an OutboxPull). It says that every entry at or below that vector
+//! has been compacted: the entry records that follow it up to the first entry above the
+//! vector are the store's winning entries of those positions (one per key), and the rest is
+//! the log above the vector as usual. A base record anywhere but at offset 0 is damage. A
+//! reader that predates compaction sees a length over its maximum followed by valid records,
+//! and refuses the log as corrupt instead of misreading it.
+//!
 //! # Recovery
 //! [`recover`] reads records from offset 0. A record is *valid* when its header is complete,
 //! its length is within bounds, its body is complete, its checksum matches and its body
@@ -40,8 +51,9 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::entry::VersionVector;
 use crate::entry::{KEY_BYTES_MAX, VALUE_BYTES_MAX, WalEntry};
-use crate::message::{DecodeError, decode_entry, encode_entry, entry_encoded_len};
+use crate::message::{self, DecodeError, decode_entry, decode_vector, encode_entry, entry_encoded_len};
 use crate::storage::DiskRequest;
 use crate::varint::{self, VARINT_BYTES_MAX};
 
@@ -56,6 +68,17 @@ pub const WAL_ENTRY_BYTES_MAX: usize = 3 * VARINT_BYTES_MAX
     + KEY_BYTES_MAX
     + varint::encoded_len(VALUE_BYTES_MAX as u64)
     + VALUE_BYTES_MAX;
+
+/// Bit 31 of a record's length field: the record is the base record of a compacted log.
+pub const WAL_BASE_FLAG: u32 = 0x8000_0000;
+
+/// Largest base record body: a vector of the most origins a message may name, each origin and
+/// position a full ten-byte varint.
+pub const WAL_BASE_BYTES_MAX: u32 = 128 * 1024;
+
+const _: () = assert!(
+    message::VECTOR_ORIGINS_MAX * 2 * VARINT_BYTES_MAX + VARINT_BYTES_MAX <= WAL_BASE_BYTES_MAX as usize
+);
 
 /// Largest record body (the value of the length field) recovery accepts. A larger length is
 /// damage, so a garbage length is never believed.
@@ -97,6 +120,8 @@ pub enum DamageKind {
         /// Why the body does not decode.
         error: DecodeError,
     },
+    /// A valid base record somewhere other than the start of the log.
+    BaseNotFirst,
 }
 
 impl fmt::Display for DamageKind {
@@ -116,6 +141,7 @@ impl fmt::Display for DamageKind {
                 write!(formatter, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
             }
             Self::Undecodable { error } => write!(formatter, "record body does not decode: {error}"),
+            Self::BaseNotFirst => write!(formatter, "base record after the start of the log"),
         }
     }
 }
@@ -132,6 +158,10 @@ pub struct TailDamage {
 /// The outcome of recovering a log without middle corruption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
+    /// The base record's vector: every entry at or below it was compacted, and the entries
+    /// that reflect those positions are the winning entries of their keys. Empty for a log
+    /// that was never compacted.
+    pub base: VersionVector,
     /// Every entry of the valid prefix, in log order.
     pub entries: Vec<WalEntry>,
     /// Length of the valid prefix: the file must be truncated to it before appending.
@@ -207,35 +237,70 @@ pub fn encode_record(entry: &WalEntry, out: &mut BytesMut) {
     header[4..].copy_from_slice(&checksum.to_le_bytes());
 }
 
+/// Appends the base record of a log compacted at `base` to `out`; see the
+/// [module docs](self).
+///
+/// # Panics
+/// If `base` names more than [`message::VECTOR_ORIGINS_MAX`] origins: the node's own
+/// vectors never do (they come from messages bounded by it).
+pub fn encode_base_record(base: &VersionVector, out: &mut BytesMut) {
+    assert!(base.len() <= message::VECTOR_ORIGINS_MAX, "base vector of {} origins", base.len());
+    let mut body = BytesMut::new();
+    message::put_vector(&mut body, base);
+    let length_field = u32::try_from(body.len()).expect("bounded by WAL_BASE_BYTES_MAX") | WAL_BASE_FLAG;
+    out.reserve(WAL_RECORD_HEADER_BYTES + body.len());
+    out.put_u32_le(length_field);
+    out.put_u32_le(record_checksum(length_field, &body));
+    out.put_slice(&body);
+}
+
+/// One record of a log.
+enum Record {
+    Entry(WalEntry),
+    Base(VersionVector),
+}
+
 /// CRC-32C over the little-endian length followed by the body.
 fn record_checksum(length_bytes: u32, body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&length_bytes.to_le_bytes()), body)
 }
 
-/// Parses the record at `offset`: its entry and the offset just after it.
-fn read_record(log: &[u8], offset: usize) -> Result<(WalEntry, usize), DamageKind> {
+/// Parses the record at `offset`: its entry or base vector and the offset just after it.
+fn read_record(log: &[u8], offset: usize) -> Result<(Record, usize), DamageKind> {
     let rest = log.get(offset..).unwrap_or_default();
     let Some((header, after)) = rest.split_first_chunk::<WAL_RECORD_HEADER_BYTES>() else {
         return Err(DamageKind::HeaderTruncated { available_bytes: rest.len() as u64 });
     };
     let length_bytes = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if length_bytes > WAL_RECORD_BYTES_MAX {
-        return Err(DamageKind::LengthTooLarge { length_bytes });
+    let length_field = length_bytes;
+    let base = length_field & WAL_BASE_FLAG != 0;
+    let length_bytes = length_field & !WAL_BASE_FLAG;
+    if length_bytes > if base { WAL_BASE_BYTES_MAX } else { WAL_RECORD_BYTES_MAX } {
+        return Err(DamageKind::LengthTooLarge { length_bytes: length_field });
     }
-    // Cannot truncate: length_bytes <= WAL_RECORD_BYTES_MAX.
+    // Cannot truncate: length_bytes <= WAL_BASE_BYTES_MAX.
     let length = length_bytes as usize;
     let Some(body) = after.get(..length) else {
         return Err(DamageKind::BodyTruncated { length_bytes, available_bytes: after.len() as u64 });
     };
-    let computed = record_checksum(length_bytes, body);
+    let computed = record_checksum(length_field, body);
     if computed != stored {
         return Err(DamageKind::ChecksumMismatch { stored, computed });
+    }
+    let end = offset + WAL_RECORD_HEADER_BYTES + length;
+    if base {
+        let vector =
+            decode_vector(Bytes::copy_from_slice(body)).map_err(|error| DamageKind::Undecodable { error })?;
+        if offset != 0 {
+            return Err(DamageKind::BaseNotFirst);
+        }
+        return Ok((Record::Base(vector), end));
     }
     // Copy the body so recovered entries own compact buffers instead of pinning the log.
     let entry =
         decode_entry(Bytes::copy_from_slice(body)).map_err(|error| DamageKind::Undecodable { error })?;
-    Ok((entry, offset + WAL_RECORD_HEADER_BYTES + length))
+    Ok((Record::Entry(entry), end))
 }
 
 /// The first offset at or after `from` where a valid record starts.
@@ -251,11 +316,16 @@ fn next_valid_record(log: &[u8], from: usize) -> Option<usize> {
 /// panics, whatever the bytes.
 pub fn recover(log: &[u8]) -> Result<Recovery, WalError> {
     let mut entries = Vec::new();
+    let mut base = VersionVector::new();
     let mut offset = 0;
     while offset < log.len() {
         match read_record(log, offset) {
-            Ok((entry, end)) => {
+            Ok((Record::Entry(entry), end)) => {
                 entries.push(entry);
+                offset = end;
+            }
+            Ok((Record::Base(vector), end)) => {
+                base = vector;
                 offset = end;
             }
             Err(kind) => {
@@ -267,11 +337,11 @@ pub fn recover(log: &[u8]) -> Result<Recovery, WalError> {
                     });
                 }
                 let tail = Some(TailDamage { offset: offset as u64, kind });
-                return Ok(Recovery { entries, valid_bytes: offset as u64, tail });
+                return Ok(Recovery { base, entries, valid_bytes: offset as u64, tail });
             }
         }
     }
-    Ok(Recovery { entries, valid_bytes: offset as u64, tail: None })
+    Ok(Recovery { base, entries, valid_bytes: offset as u64, tail: None })
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ fn check_wal_vector(block: &Block<'_>) -> Result<String, String> {
         (Some(record), None) => {
             let record = parse_hex(record)?;
             let recovery = wal::recover(&record).map_err(|error| format!("record not recovered: {error}"))?;
-            let Recovery { entries, valid_bytes, tail } = recovery;
+            let Recovery { entries, valid_bytes, tail, .. } = recovery;
             if tail.is_some() || valid_bytes != record.len() as u64 {
                 return Err(format!("record recovered with damage {tail:?} after {valid_bytes} bytes"));
             }
@@ -117,7 +117,7 @@ fn check_wal_vector(block: &Block<'_>) -> Result<String, String> {
         (None, Some(log)) => {
             let log = parse_hex(log)?;
             let actual = match wal::recover(&log) {
-                Ok(Recovery { entries, valid_bytes, tail }) => {
+                Ok(Recovery { entries, valid_bytes, tail, .. }) => {
                     let tail = tail.map_or_else(|| "none".to_owned(), |tail| tail.kind.to_string());
                     vec![
                         ("entries", entries.len().to_string()),

@@ -351,6 +351,9 @@ impl TraceRecord for FerryEvent {
                 Event::Pong { .. } => "pong",
                 Event::Conflict(_) => "lww",
                 Event::ClockAhead { .. } => "clock-ahead",
+                Event::Compacted { .. } => "compacted",
+                Event::SnapshotApplied { .. } => "snapshot-applied",
+                Event::SnapshotRefused { .. } => "snapshot-refused",
                 Event::Audit(_) => "audit",
             },
             Self::WriteRefused { .. } => "write-refused",
@@ -431,6 +434,7 @@ impl FerryNode {
                     }
                 }
                 Output::Disk(DiskRequest::Truncate { length_bytes }) => context.truncate(length_bytes),
+                Output::Disk(DiskRequest::Replace { bytes }) => context.replace(bytes),
                 Output::Event(Event::RoutedPong { target, round_trip_ns }) => {
                     let answered = self.pings.keys().copied().find(|index| {
                         self.names.get(*index as usize).is_some_and(|name| NodeId::from_name(name) == target)

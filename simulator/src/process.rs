@@ -77,6 +77,7 @@ pub(crate) enum Action<E> {
     Append(Bytes),
     Sync(u64),
     Truncate(u64),
+    Replace(Bytes),
     Connect(u32),
     Emit(E),
     RestartFromDisk,
@@ -165,6 +166,13 @@ impl<E> Context<'_, E> {
     /// Cuts the disk log to `length_bytes` (recovery of a torn tail).
     pub fn truncate(&mut self, length_bytes: u64) {
         self.outputs.actions.push(Action::Truncate(length_bytes));
+    }
+
+    /// Replaces the whole disk log with `bytes` (a compaction), atomically in the way a
+    /// real disk does it: write, fsync, rename, fsync the directory, each step taking
+    /// virtual time; a crash in between keeps the old log or the new one, whole.
+    pub fn replace(&mut self, bytes: Bytes) {
+        self.outputs.actions.push(Action::Replace(bytes));
     }
 
     /// Opens a stream connection to `peer` (stream transport only).

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::NodeClock;
-use crate::disk::{DiskConfig, VirtualDisk};
+use crate::disk::{DiskConfig, ReplaceStep, VirtualDisk};
 use crate::fault::{DiskFaultKind, Fault, Named};
 use crate::network::{
     self, DropReason, LayerId, LinkParams, Network, QUEUE_MESSAGES_MAX_DEFAULT, Topology, Transport,
@@ -153,6 +153,12 @@ pub struct Stats {
     pub appends_refused: u64,
     /// Appends that landed at the wrong offset.
     pub misdirected_appends: u64,
+    /// Replaces of a node's whole log (compactions).
+    pub replaces: u64,
+    /// Crashes that hit a replace before its rename: the old log survived.
+    pub crashes_before_rename: u64,
+    /// Crashes that hit a replace between its rename and its directory fsync.
+    pub crashes_before_directory_sync: u64,
 }
 
 impl Stats {
@@ -182,6 +188,8 @@ impl Stats {
             ("sync-failed", self.sync_failures),
             ("append-refused", self.appends_refused),
             ("misdirected-append", self.misdirected_appends),
+            ("crash-before-rename", self.crashes_before_rename),
+            ("crash-before-directory-sync", self.crashes_before_directory_sync),
         ];
         for (name, count) in extra {
             if count > 0 {
@@ -420,6 +428,7 @@ const TAG_REPLAY: u64 = 22;
 const TAG_SYNC_FAILED: u64 = 23;
 const TAG_DISK_FAULT: u64 = 24;
 const TAG_RESUME: u64 = 25;
+const TAG_REPLACE: u64 = 26;
 
 /// The `kind` of a tag's events in a JSON-lines trace.
 fn tag_kind(tag: u64) -> &'static str {
@@ -433,6 +442,7 @@ fn tag_kind(tag: u64) -> &'static str {
         TAG_SYNC => "disk-sync",
         TAG_SYNCED => "disk-synced",
         TAG_TRUNCATE => "disk-truncate",
+        TAG_REPLACE => "disk-replace",
         TAG_CRASH => "crash",
         TAG_LINK_UP => "link-up",
         TAG_LINK_DOWN => "link-down",
@@ -1011,7 +1021,30 @@ impl<P: Process> Simulation<P> {
                     } else {
                         Event::Synced { node, incarnation, sync_id, length_bytes }
                     };
-                    self.push(self.now_ns + latency, event);
+                    // A sync after a replace completes no earlier than the replace's own
+                    // directory fsync: the disk executes requests in order.
+                    let done_ns = self.slots[node as usize].disk.replace_done_ns().unwrap_or(0);
+                    self.push((self.now_ns + latency).max(done_ns), event);
+                }
+                Action::Replace(bytes) => {
+                    let (low, high) =
+                        (self.config.disk.fsync_latency_ns_min, self.config.disk.fsync_latency_ns_max);
+                    let file_sync_ns = random::uniform(&mut self.disk_rng, low, high);
+                    let directory_sync_ns = random::uniform(&mut self.disk_rng, low, high);
+                    self.slots[node as usize].disk.replace(
+                        &bytes,
+                        self.now_ns,
+                        file_sync_ns,
+                        directory_sync_ns,
+                    );
+                    self.stats.replaces += 1;
+                    let length = bytes.len() as u64;
+                    self.record(TAG_REPLACE, node, &[length, file_sync_ns, directory_sync_ns], |names| {
+                        format!(
+                            "{} disk replace with {length}B (renamed in {file_sync_ns}ns, directory synced {directory_sync_ns}ns later)",
+                            names[node as usize]
+                        )
+                    });
                 }
                 Action::Truncate(length_bytes) => {
                     self.slots[node as usize].disk.truncate(length_bytes);
@@ -1676,7 +1709,12 @@ impl<P: Process> Simulation<P> {
         slot.crashed_since_ns = Some(self.now_ns);
         // A crash ends its pauses; what waited goes to the dead incarnation and is dropped.
         slot.paused_by.clear();
-        let damage = slot.disk.crash(&self.config.disk, &mut self.disk_rng);
+        let damage = slot.disk.crash(&self.config.disk, self.now_ns, &mut self.disk_rng);
+        match damage.replace_step {
+            Some((ReplaceStep::BeforeRename, _)) => self.stats.crashes_before_rename += 1,
+            Some((ReplaceStep::BeforeDirectorySync, _)) => self.stats.crashes_before_directory_sync += 1,
+            None => {}
+        }
         if damage.lost_bytes > 0 {
             self.stats.crashes_losing_writes += 1;
         }

@@ -38,7 +38,7 @@ use super::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
 use super::registry::{self, BootstrapUrl, PeerRecord};
 use super::stdio::{AnswerSink, Answerer, CommandSource};
 use super::wal_file::{
-    DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, WalFile, read_peers_file,
+    DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, SyncRequest, WalFile, read_peers_file,
 };
 use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
@@ -169,7 +169,7 @@ pub(crate) struct Runtime {
     /// Held for the lock on the directory.
     _directory: DataDirectory,
     wal: WalFile,
-    syncs: Sender<u64>,
+    syncs: Sender<SyncRequest>,
     /// The WAL length a damaged tail was cut to at start, for the warning.
     truncated_to_bytes: Option<u64>,
     answers: Answers,
@@ -267,7 +267,7 @@ impl Runtime {
 
         let (inputs_sender, inputs) = mpsc::sync_channel(INPUTS_QUEUED_MAX);
         let resource = |what| move |source| NodeError::Resource { what, source };
-        let syncs = wal.spawn_syncer(inputs_sender.clone()).map_err(resource("wal sync thread"))?;
+        let syncs = WalFile::spawn_syncer(inputs_sender.clone()).map_err(resource("wal sync thread"))?;
         network::spawn_listener(listener, inputs_sender.clone(), logger.clone())
             .map_err(resource("listener thread"))?;
         if let Some(target) = discovery_target {
@@ -789,7 +789,7 @@ impl Runtime {
                 Output::Disk(DiskRequest::Sync { sync_id }) => {
                     // Every append before this sync must be in the file before the fsync starts.
                     self.wal.flush().map_err(|error| self.disk_error(error))?;
-                    if self.syncs.send(sync_id).is_err() {
+                    if self.syncs.send(self.wal.sync_request(sync_id)).is_err() {
                         let error = io::Error::other("the wal sync thread stopped");
                         return Err(self.disk_error(error));
                     }
@@ -797,6 +797,9 @@ impl Runtime {
                 Output::Disk(DiskRequest::Truncate { length_bytes }) => {
                     self.wal.truncate(length_bytes).map_err(|error| self.disk_error(error))?;
                     self.truncated_to_bytes = Some(length_bytes);
+                }
+                Output::Disk(DiskRequest::Replace { bytes }) => {
+                    self.wal.replace(&bytes).map_err(|error| self.disk_error(error))?;
                 }
                 Output::Event(event) => self.handle_event(now_ns, event),
             }
@@ -890,13 +893,7 @@ impl Runtime {
                 }
             }
             Event::ClockAhead { link, origin, ahead_ms, .. } => {
-                let from = self.connections.get(&link).map_or_else(
-                    || "a closed link".to_owned(),
-                    |connection| match &connection.peer_name {
-                        Some(name) => format!("{name} ({})", connection.address),
-                        None => connection.address.to_string(),
-                    },
-                );
+                let from = self.link_description(link);
                 self.logger.info(format_args!(
                     "warning: entries of origin {origin} from {from} are stamped {:.1} s ahead of this node's clock; writes here still win over them (reported once per origin)",
                     ahead_ms as f64 / 1000.0
@@ -905,8 +902,31 @@ impl Runtime {
             Event::Pong { link, round_trip_ns } => {
                 self.logger.debug(format_args!("pong on link {link}: {round_trip_ns} ns"));
             }
-            event @ (Event::Conflict(_) | Event::Audit(_)) => self.logger.debug(format_args!("{event}")),
+            event @ (Event::Conflict(_) | Event::Audit(_) | Event::Compacted { .. }) => {
+                self.logger.debug(format_args!("{event}"));
+            }
+            Event::SnapshotApplied { link, entries_count, origins_advanced } => {
+                let from = self.link_description(link);
+                self.logger.info(format_args!(
+                    "caught up by snapshot from {from}: {entries_count} keys, {origins_advanced} origins advanced"
+                ));
+            }
+            Event::SnapshotRefused { link, reason } => {
+                let from = self.link_description(link);
+                self.logger.info(format_args!("refused a snapshot from {from}: {reason}"));
+            }
         }
+    }
+
+    /// The peer on `link` for a log line: its name and address, or its address alone.
+    fn link_description(&self, link: LinkId) -> String {
+        self.connections.get(&link).map_or_else(
+            || "a closed link".to_owned(),
+            |connection| match &connection.peer_name {
+                Some(name) => format!("{name} ({})", connection.address),
+                None => connection.address.to_string(),
+            },
+        )
     }
 
     fn emit_answers(&mut self) {

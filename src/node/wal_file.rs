@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Sender, SyncSender};
 
 use ferry_protocol::session::{Identity, KEY_BYTES, NAME_BYTES_MAX};
@@ -206,7 +207,9 @@ impl DataDirectory {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(error)?;
-        Ok((WalFile { file, path, buffered: Vec::new() }, bytes))
+        // A rewrite that crashed before its rename leaves its temporary file: never read.
+        let _ = fs::remove_file(path.with_extension("tmp"));
+        Ok((WalFile { file: Arc::new(file), path, buffered: Vec::new() }, bytes))
     }
 }
 
@@ -341,10 +344,15 @@ fn lock_exclusive(_file: &File) -> io::Result<bool> {
 /// The open WAL: appends are buffered in memory until a sync needs them on the file.
 #[derive(Debug)]
 pub(crate) struct WalFile {
-    file: File,
+    /// Shared with the sync thread, which fsyncs the handle each request names: after a
+    /// [`replace`](Self::replace) the next syncs must reach the new file, not the old inode.
+    file: Arc<File>,
     path: PathBuf,
     buffered: Vec<u8>,
 }
+
+/// One sync for the sync thread: its id and the file to make durable.
+pub(crate) type SyncRequest = (u64, Arc<File>);
 
 impl WalFile {
     /// The file's path.
@@ -361,13 +369,39 @@ impl WalFile {
         if self.buffered.len() >= APPEND_BUFFER_BYTES_MAX { self.flush() } else { Ok(()) }
     }
 
+    /// The sync request for `sync_id`: flush first, so every earlier append is in the file.
+    pub(crate) fn sync_request(&self, sync_id: u64) -> SyncRequest {
+        (sync_id, Arc::clone(&self.file))
+    }
+
+    /// Replaces the whole file with `bytes` (a compaction, PROTOCOL.md 8.11) so that a crash
+    /// at any point leaves the old file or the new one whole: write `wal.tmp`, fsync it,
+    /// rename it over the WAL, fsync the directory, then append to the new file. Appends
+    /// still buffered are dropped: the node's image already holds every entry they carried.
+    ///
+    /// # Errors
+    /// A write, sync, rename or open error; the old file is then still the WAL.
+    pub(crate) fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buffered.clear();
+        let directory = self.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let temporary = self.path.with_extension("tmp");
+        let mut file = private_file(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, &self.path)?;
+        sync_directory(&directory)?;
+        self.file = Arc::new(OpenOptions::new().read(true).append(true).open(&self.path)?);
+        Ok(())
+    }
+
     /// Writes every buffered append to the file (not yet durable).
     ///
     /// # Errors
     /// A write error.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if !self.buffered.is_empty() {
-            self.file.write_all(&self.buffered)?;
+            (&*self.file).write_all(&self.buffered)?;
             self.buffered.clear();
         }
         Ok(())
@@ -393,17 +427,16 @@ impl WalFile {
         self.file.sync_data()
     }
 
-    /// Starts the thread that performs syncs off the event loop. Send it a sync id only after
-    /// [`flush`](Self::flush); it answers `Input::Synced` once `sync_data` returned, or
-    /// `Input::SyncFailed`.
+    /// Starts the thread that performs syncs off the event loop. Send it a
+    /// [`sync_request`](Self::sync_request) only after [`flush`](Self::flush); it answers
+    /// `Input::Synced` once `sync_data` returned, or `Input::SyncFailed`.
     ///
     /// # Errors
-    /// When the file handle cannot be cloned or the thread cannot start.
-    pub(crate) fn spawn_syncer(&self, inputs: SyncSender<Input>) -> io::Result<Sender<u64>> {
-        let file = self.file.try_clone()?;
-        let (requests, received) = mpsc::channel::<u64>();
+    /// When the thread cannot start.
+    pub(crate) fn spawn_syncer(inputs: SyncSender<Input>) -> io::Result<Sender<SyncRequest>> {
+        let (requests, received) = mpsc::channel::<SyncRequest>();
         std::thread::Builder::new().name("ferry-wal-sync".to_owned()).spawn(move || {
-            for sync_id in received {
+            for (sync_id, file) in received {
                 let input = match file.sync_data() {
                     Ok(()) => Input::Synced { sync_id },
                     Err(error) => Input::SyncFailed { error },

@@ -129,6 +129,33 @@ pub enum Event {
     /// a received entry met the key's register). Not reported again when recovery replays
     /// the WAL.
     Conflict(Conflict),
+    /// The node compacted its log and asked for its WAL to be rewritten (PROTOCOL.md 8.11):
+    /// entries every neighbour holds were dropped, their effect kept as one entry per key.
+    Compacted {
+        /// Entries dropped from the log.
+        entries_dropped: u64,
+        /// Entries still held above the new base.
+        log_entries: u64,
+        /// Bytes of the rewritten WAL.
+        wal_bytes: u64,
+    },
+    /// A snapshot received on `link` was verified against its digest and merged: the node
+    /// now holds everything up to its vector (PROTOCOL.md 8.11).
+    SnapshotApplied {
+        /// The link it came on.
+        link: LinkId,
+        /// Entries (keys) in it.
+        entries_count: u64,
+        /// Origins whose positions it moved.
+        origins_advanced: u64,
+    },
+    /// A snapshot received on `link` was thrown away before it changed anything.
+    SnapshotRefused {
+        /// The link it came on.
+        link: LinkId,
+        /// Why.
+        reason: String,
+    },
     /// What a checker needs to hold the node to its promises; only with
     /// [`NodeConfig::audit`](super::NodeConfig::audit).
     Audit(Audit),
@@ -358,6 +385,17 @@ impl fmt::Display for Event {
                 formatter.write_str(" beats ")?;
                 write_id(formatter, conflict.loser())?;
                 write!(formatter, " ({})", conflict_outcome(conflict))
+            }
+            Self::Compacted { entries_dropped, log_entries, wal_bytes } => write!(
+                formatter,
+                "compacted {entries_dropped} entries, {log_entries} left in the log, wal {wal_bytes}B"
+            ),
+            Self::SnapshotApplied { link, entries_count, origins_advanced } => write!(
+                formatter,
+                "snapshot applied link={link}: {entries_count} entries, {origins_advanced} origins advanced"
+            ),
+            Self::SnapshotRefused { link, reason } => {
+                write!(formatter, "snapshot refused link={link}: {reason}")
             }
             Self::Audit(audit) => write!(formatter, "{audit}"),
         }

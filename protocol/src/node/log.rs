@@ -1,8 +1,11 @@
-//! The replicated log held in memory: every entry this node has, per origin, contiguous from
-//! sequence 1, plus the bounded buffer of entries that arrived before their predecessors.
+//! The replicated log held in memory: the entries this node has above its compaction `base`,
+//! per origin, contiguous, plus the bounded buffer of entries that arrived before their
+//! predecessors.
 //!
 //! `held` counts entries present (applied to the store, appended to the WAL); `durable`
-//! counts those whose WAL records a completed sync covers. `durable <= held` per origin.
+//! counts those whose WAL records a completed sync covers; entries at or below `base` were
+//! compacted away (their effect lives in the store) or skipped over by a snapshot.
+//! `base <= held` and `durable <= held` per origin.
 
 use std::collections::BTreeMap;
 
@@ -26,13 +29,22 @@ pub(crate) enum Offer {
     Dropped,
 }
 
-/// Per-origin entries, contiguous from sequence 1.
+/// Per-origin entries above `base`, contiguous.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
+    /// Per origin, entries `base + 1 ..= held`.
     entries: BTreeMap<NodeId, Vec<WalEntry>>,
-    /// Per origin, the encoded bytes of its entries 1..=n at index n-1 (running totals), so
-    /// the bytes of any range cost two lookups.
+    /// Per origin, running totals of encoded bytes: index `i` holds the bytes of its entries
+    /// through sequence `base + 1 + i`, counted from the origin's first entry ever held (the
+    /// total at `base` is in `ends_base`), so the bytes of any held range cost two lookups.
     ends: BTreeMap<NodeId, Vec<u64>>,
+    ends_base: BTreeMap<NodeId, u64>,
+    /// Positions compacted away or skipped by a snapshot.
+    base: VersionVector,
+    /// Encoded bytes of every entry held above `base`.
+    bytes: u64,
+    /// Entries held above `base`.
+    count: u64,
     held: VersionVector,
     durable: VersionVector,
     pending: BTreeMap<(NodeId, u64), WalEntry>,
@@ -48,14 +60,91 @@ impl Log {
         &self.durable
     }
 
+    pub(crate) fn base(&self) -> &VersionVector {
+        &self.base
+    }
+
+    /// Encoded bytes of the entries held above `base`.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Entries held above `base`.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
     pub(crate) fn pending_count(&self) -> usize {
         self.pending.len()
     }
 
-    /// Entry `sequence` of `origin`, if held.
+    /// Entry `sequence` of `origin`, if held above `base`.
     pub(crate) fn get(&self, origin: NodeId, sequence: u64) -> Option<&WalEntry> {
-        let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
+        let index = usize::try_from(sequence.checked_sub(self.base.get(origin) + 1)?).ok()?;
         self.entries.get(&origin)?.get(index)
+    }
+
+    /// Entries held above `base`, per origin in sequence order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &WalEntry> + '_ {
+        self.entries.values().flatten()
+    }
+
+    /// Starts a log recovered from a compacted WAL: everything at or below `base` is held
+    /// (its effect is in the store) and nothing above it yet.
+    pub(crate) fn with_base(base: VersionVector) -> Self {
+        Self { held: base.clone(), base, ..Self::default() }
+    }
+
+    /// Drops the entries at or below `to` (clamped to `durable`) and raises `base` to it.
+    pub(crate) fn compact(&mut self, to: &VersionVector) {
+        let mut raised = VersionVector::new();
+        for (origin, position) in to.iter() {
+            let position = position.min(self.durable.get(origin));
+            let base = self.base.get(origin);
+            if position <= base {
+                continue;
+            }
+            let dropped = usize::try_from(position - base).unwrap_or(usize::MAX);
+            let (Some(list), Some(ends)) = (self.entries.get_mut(&origin), self.ends.get_mut(&origin)) else {
+                continue;
+            };
+            let dropped = dropped.min(list.len());
+            let total_before = self.ends_base.get(&origin).copied().unwrap_or(0);
+            let total_at = dropped.checked_sub(1).map_or(total_before, |index| ends[index]);
+            self.bytes -= total_at - total_before;
+            self.count -= dropped as u64;
+            list.drain(..dropped);
+            ends.drain(..dropped);
+            self.ends_base.insert(origin, total_at);
+            raised.set(origin, base + dropped as u64);
+        }
+        self.base.merge_max(&raised);
+    }
+
+    /// Takes in a snapshot that reflects every entry at or below `vector`: for each origin
+    /// where it is ahead of `held`, the entries held of that origin are dropped (the
+    /// snapshot reflects them) and `base` and `held` jump to it; gap-buffered successors it
+    /// unblocks are queued for [`take_accepted`](Self::take_accepted). `durable` stays: the
+    /// snapshot is durable only once written.
+    pub(crate) fn jump(&mut self, vector: &VersionVector) {
+        for (origin, position) in vector.iter() {
+            if position <= self.held.get(origin) {
+                continue;
+            }
+            if let Some(list) = self.entries.remove(&origin) {
+                self.count -= list.len() as u64;
+                self.bytes -= self.bytes_between(origin, self.base.get(origin), self.held.get(origin));
+            }
+            self.ends.remove(&origin);
+            self.ends_base.insert(origin, 0);
+            self.base.set(origin, position);
+            self.held.set(origin, position);
+            self.pending
+                .retain(|(pending_origin, sequence), _| *pending_origin != origin || *sequence > position);
+            while let Some(next) = self.pending.remove(&(origin, self.held.get(origin) + 1)) {
+                self.hold(next);
+            }
+        }
     }
 
     /// Offers an entry; contiguous ones (and any pending successors they unblock) are
@@ -87,11 +176,19 @@ impl Log {
         let origin = entry.origin;
         let sequence = entry.sequence;
         let list = self.entries.entry(origin).or_default();
-        assert_eq!(list.len() as u64 + 1, sequence, "log must stay contiguous per origin");
+        assert_eq!(
+            self.base.get(origin) + list.len() as u64 + 1,
+            sequence,
+            "log must stay contiguous per origin"
+        );
         list.push(entry.clone());
         let ends = self.ends.entry(origin).or_default();
-        let end = ends.last().copied().unwrap_or(0) + message::entry_encoded_len(&entry) as u64;
-        ends.push(end);
+        let entry_bytes = message::entry_encoded_len(&entry) as u64;
+        let before =
+            ends.last().copied().unwrap_or_else(|| self.ends_base.get(&origin).copied().unwrap_or(0));
+        ends.push(before + entry_bytes);
+        self.bytes += entry_bytes;
+        self.count += 1;
         self.held.set(origin, sequence);
         self.accepted.push(entry);
     }
@@ -107,20 +204,26 @@ impl Log {
         debug_assert!(self.durable.iter().all(|(origin, position)| position <= self.held.get(origin)));
     }
 
-    /// Entries of `origin` in `from..=to` (1-based), clamped to what is held.
+    /// Entries of `origin` in `from..=to` (1-based), clamped to what is held above `base`.
     pub(crate) fn range(&self, origin: NodeId, from: u64, to: u64) -> &[WalEntry] {
         let Some(list) = self.entries.get(&origin) else { return &[] };
-        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX).min(list.len());
-        let end = usize::try_from(to).unwrap_or(usize::MAX).min(list.len());
+        let base = self.base.get(origin);
+        let start = usize::try_from(from.saturating_sub(1).saturating_sub(base))
+            .unwrap_or(usize::MAX)
+            .min(list.len());
+        let end = usize::try_from(to.saturating_sub(base)).unwrap_or(usize::MAX).min(list.len());
         if start >= end { &[] } else { &list[start..end] }
     }
 
-    /// Encoded bytes of `origin`'s entries in `after + 1..=through`, clamped to what is held.
+    /// Encoded bytes of `origin`'s entries in `after + 1..=through`, clamped to what is held
+    /// above `base`.
     pub(crate) fn bytes_between(&self, origin: NodeId, after: u64, through: u64) -> u64 {
         let Some(ends) = self.ends.get(&origin) else { return 0 };
+        let base = self.base.get(origin);
+        let total_at_base = self.ends_base.get(&origin).copied().unwrap_or(0);
         let end_at = |position: u64| {
-            let count = usize::try_from(position).unwrap_or(usize::MAX).min(ends.len());
-            count.checked_sub(1).map_or(0, |index| ends[index])
+            let count = usize::try_from(position.saturating_sub(base)).unwrap_or(usize::MAX).min(ends.len());
+            count.checked_sub(1).map_or(total_at_base, |index| ends[index])
         };
         end_at(through).saturating_sub(end_at(after))
     }
@@ -208,5 +311,52 @@ mod tests {
         }
         assert_eq!(log.offer(entry(2, 5)), Offer::Dropped);
         assert_eq!(log.pending_count(), PENDING_ENTRIES_MAX);
+    }
+
+    #[test]
+    fn compaction_drops_a_durable_prefix_and_keeps_ranges_and_bytes_exact() {
+        let mut log = Log::default();
+        for sequence in 1..=5 {
+            log.offer(entry(1, sequence));
+        }
+        log.offer(entry(2, 1));
+        let size = |sequence| message::entry_encoded_len(&entry(1, sequence)) as u64;
+        let total = log.bytes();
+        log.compact(&[(NodeId(1), 3), (NodeId(2), 1)].into_iter().collect());
+        assert!(log.base().is_empty(), "nothing is durable: nothing compacts");
+        log.mark_durable(&[(NodeId(1), 4)].into_iter().collect());
+        log.compact(&[(NodeId(1), 3), (NodeId(2), 1)].into_iter().collect());
+        assert_eq!(log.base().get(NodeId(1)), 3);
+        assert_eq!(log.base().get(NodeId(2)), 0, "clamped to durable");
+        assert_eq!(log.count(), 3);
+        assert_eq!(log.bytes(), total - size(1) - size(2) - size(3));
+        assert_eq!(log.get(NodeId(1), 3), None);
+        assert_eq!(log.get(NodeId(1), 4).map(|entry| entry.sequence), Some(4));
+        assert_eq!(
+            log.range(NodeId(1), 1, 10).iter().map(|entry| entry.sequence).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        assert_eq!(log.bytes_between(NodeId(1), 3, 5), size(4) + size(5));
+        assert_eq!(log.bytes_between(NodeId(1), 0, 4), size(4), "what lies below the base counts nothing");
+        assert_eq!(log.offer(entry(1, 2)), Offer::Duplicate);
+        assert_eq!(log.offer(entry(1, 6)), Offer::Accepted);
+        assert_eq!(log.bytes_between(NodeId(1), 3, 6), size(4) + size(5) + size(6));
+    }
+
+    #[test]
+    fn a_snapshot_jump_skips_what_it_reflects_and_unblocks_the_gap_buffer() {
+        let mut log = Log::default();
+        log.offer(entry(1, 1));
+        assert_eq!(log.offer(entry(1, 5)), Offer::Buffered);
+        assert_eq!(log.offer(entry(1, 3)), Offer::Buffered);
+        log.take_accepted();
+        log.jump(&[(NodeId(1), 4), (NodeId(2), 0)].into_iter().collect());
+        assert_eq!(log.held().get(NodeId(1)), 5, "the buffered successor follows the jump");
+        assert_eq!(log.base().get(NodeId(1)), 4);
+        assert_eq!(log.pending_count(), 0, "the buffered entry the jump covers is gone");
+        assert_eq!(log.take_accepted().iter().map(|entry| entry.sequence).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(log.count(), 1);
+        assert_eq!(log.bytes(), message::entry_encoded_len(&entry(1, 5)) as u64);
+        assert_eq!(log.durable().get(NodeId(1)), 0, "durable only once written");
     }
 }

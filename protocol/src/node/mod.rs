@@ -28,6 +28,7 @@ mod log;
 mod peer;
 mod routing;
 mod shutdown;
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use peer::{
     SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
 };
 pub use routing::ROUTE_PINGS_MAX;
+pub use snapshot::{COMPACTION_GRACE_PULLS, SNAPSHOT_IMAGE_IDLE_PULLS, SNAPSHOT_STALL_PULLS};
 
 use self::log::{Log, Offer};
 use self::peer::Peer;
@@ -91,11 +93,18 @@ pub struct NodeConfig {
     /// Emit [`Event::Audit`]s (accepted envelopes, sessions begun and ended, refused clock
     /// readings) for a checker. Off by default: a deployed node has no one to tell.
     pub audit: bool,
+    /// Compact the log once it holds at least this many bytes of entries (and at least as
+    /// many as the state itself): PROTOCOL.md 8.11. `u64::MAX` never compacts.
+    pub compaction_tail_bytes_min: u64,
+    /// How long a neighbour whose session ended still pins compaction: entries it lacked
+    /// are kept for it this long, then it must catch up by snapshot (PROTOCOL.md 8.11).
+    pub compaction_horizon_ns: u64,
 }
 
 impl NodeConfig {
     /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
-    /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts.
+    /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts, compaction
+    /// from a 4 MiB log, a one-hour horizon for absent neighbours.
     #[must_use]
     pub fn new(session: SessionConfig) -> Self {
         Self {
@@ -111,6 +120,8 @@ impl NodeConfig {
             handshake_retry_ns_initial: 1_000_000_000,
             handshake_retry_ns_max: 8_000_000_000,
             audit: false,
+            compaction_tail_bytes_min: 4 * 1024 * 1024,
+            compaction_horizon_ns: 3_600_000_000_000,
         }
     }
 }
@@ -189,6 +200,16 @@ pub struct NodeStats {
     /// Lazy outboxes that turned eager again because the neighbour lacked entries for a
     /// pull interval (PROTOCOL.md 8.6).
     pub grafts: u64,
+    /// Times the log was compacted and the WAL rewritten (PROTOCOL.md 8.11).
+    pub compactions: u64,
+    /// SnapshotOffers sent.
+    pub snapshots_offered: u64,
+    /// SnapshotChunks sent.
+    pub snapshot_chunks_sent: u64,
+    /// Snapshots received, verified and merged.
+    pub snapshots_applied: u64,
+    /// Snapshots thrown away: a malformed offer or chunk, or a digest that did not match.
+    pub snapshots_refused: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -224,6 +245,22 @@ pub struct Node {
     /// same ordered by deadline, so that `poll_timeout` costs a lookup instead of a walk
     /// over every peer after every input. Kept for the links an input touched.
     deadlines: Deadlines,
+    /// Neighbours whose session ended, with what they held then and when: they pin
+    /// compaction for `compaction_horizon_ns` (PROTOCOL.md 8.11).
+    members: BTreeMap<NodeId, (VersionVector, u64)>,
+    /// The snapshot offered to neighbours that lack compacted entries.
+    snapshot: Option<snapshot::SnapshotImage>,
+    /// The snapshot being received.
+    incoming: Option<snapshot::IncomingSnapshot>,
+    /// Bytes of the WAL file as this node wrote it, and the most it ever held.
+    wal_bytes: u64,
+    wal_bytes_peak: u64,
+    /// Entries the log held at most.
+    log_entries_peak: u64,
+    /// Steady time of the first input; compaction waits a grace period after it.
+    started_ns: Option<u64>,
+    /// When compaction was last considered (at most once per pull interval).
+    compaction_checked_ns: Option<u64>,
 }
 
 /// The per-link deadlines behind [`Node::poll_timeout`].
@@ -293,7 +330,7 @@ impl Node {
             session,
             rng,
             store: Store::default(),
-            log: Log::default(),
+            log: Log::with_base(recovery.base.clone()),
             peers: BTreeMap::new(),
             outputs: VecDeque::new(),
             appended: false,
@@ -307,6 +344,14 @@ impl Node {
             routing,
             steady: SteadyClock::new(),
             deadlines: Deadlines::default(),
+            members: BTreeMap::new(),
+            snapshot: None,
+            incoming: None,
+            wal_bytes: recovery.valid_bytes,
+            wal_bytes_peak: recovery.valid_bytes,
+            log_entries_peak: 0,
+            started_ns: None,
+            compaction_checked_ns: None,
         };
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
@@ -318,6 +363,11 @@ impl Node {
             } else {
                 let highest = node.recovered_remote_max.get_or_insert(entry.timestamp);
                 *highest = (*highest).max(entry.timestamp);
+            }
+            // At or below the base: a compacted key's winning entry, straight to the store.
+            if entry.sequence <= recovery.base.get(entry.origin) {
+                node.store.apply(&entry);
+                continue;
             }
             // The log only ever receives contiguous entries, so recovery replays cleanly;
             // anything else (a duplicate) is ignored rather than trusted.
@@ -332,6 +382,7 @@ impl Node {
             node.outputs
                 .push_back(Output::Disk(DiskRequest::Truncate { length_bytes: recovery.valid_bytes }));
         }
+        node.log_entries_peak = node.log.count();
         // What was read may have been in the OS cache only (a process crash, not a power
         // loss): it counts as durable once a sync at startup covers it. Until then nothing
         // recovered is pushed or acknowledged.
@@ -390,10 +441,37 @@ impl Node {
         self.log.durable()
     }
 
-    /// Entry `sequence` of `origin`, if held.
+    /// Entry `sequence` of `origin`, if held in the log (not compacted away).
     #[must_use]
     pub fn entry(&self, origin: NodeId, sequence: u64) -> Option<&WalEntry> {
         self.log.get(origin, sequence)
+    }
+
+    /// Positions compacted away per origin: entries at or below it live on only as the
+    /// store's winning entry of their key (PROTOCOL.md 8.11).
+    #[must_use]
+    pub fn compaction_base(&self) -> &VersionVector {
+        self.log.base()
+    }
+
+    /// Entries held in the log (above the compaction base), now and at most so far.
+    #[must_use]
+    pub fn log_entries(&self) -> (u64, u64) {
+        (self.log.count(), self.log_entries_peak)
+    }
+
+    /// Bytes of the WAL file as this node wrote it (what a crash may still cut off
+    /// included), now and at most so far.
+    #[must_use]
+    pub fn wal_bytes(&self) -> (u64, u64) {
+        (self.wal_bytes, self.wal_bytes_peak)
+    }
+
+    /// The WAL this node would write if it rewrote it now: what a compaction writes, and
+    /// what a restart would read back to the same state.
+    #[must_use]
+    pub fn wal_image(&self) -> Bytes {
+        self.build_wal_image()
     }
 
     /// Counters.
@@ -499,6 +577,7 @@ impl Node {
     pub fn link_down(&mut self, now_ns: u64, link: LinkId) {
         let now_ns = self.steady.advance(now_ns);
         self.deadlines.touch(link);
+        self.remember_member(now_ns, link);
         self.routing_neighbour_down(now_ns, link);
         if let Some(peer) = self.peers.remove(&link) {
             self.audit_sessions_ended(link, &peer);
@@ -647,10 +726,12 @@ impl Node {
         self.log.mark_durable(&vector);
         let acked_to = self.log.durable().get(own);
         for sequence in acked_from..=acked_to {
-            let entry = self.log.get(own, sequence).cloned();
-            // Durable implies held: the log holds every sequence up to `acked_to`.
-            let entry = entry.expect("durable entries are held");
-            self.outputs.push_back(Output::Event(Event::Acked { entry }));
+            // Durable implies held, and compaction never drops what was not durable before
+            // this sync; only a snapshot that carried our own origin past what we held (our
+            // data was lost) leaves positions with no entry, and those were never ours.
+            if let Some(entry) = self.log.get(own, sequence).cloned() {
+                self.outputs.push_back(Output::Event(Event::Acked { entry }));
+            }
         }
         let durable = self.log.durable().clone();
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
@@ -741,13 +822,20 @@ impl Node {
             self.stats.entries_applied += 1;
             let mut record = BytesMut::with_capacity(wal::record_len(&entry));
             wal::encode_record(&entry, &mut record);
+            self.wal_bytes += record.len() as u64;
             self.outputs.push_back(Output::Disk(DiskRequest::Append { bytes: record.freeze() }));
             self.appended = true;
         }
+        self.wal_bytes_peak = self.wal_bytes_peak.max(self.wal_bytes);
+        self.log_entries_peak = self.log_entries_peak.max(self.log.count());
     }
 
     /// Group commit: one sync in flight at a time, covering everything appended before it.
-    fn finish_input(&mut self, _now_ns: u64) {
+    fn finish_input(&mut self, now_ns: u64) {
+        if self.steady.has_reading() {
+            self.started_ns.get_or_insert(now_ns);
+            self.rewrite_wal(now_ns);
+        }
         self.refresh_deadlines();
         if self.appended && self.sync_inflight.is_none() {
             self.appended = false;
@@ -782,6 +870,7 @@ impl Node {
     /// closed with it (the peer redials); on a datagram link the Initiator handshakes again
     /// after its backoff.
     fn close_session(&mut self, now_ns: u64, link: LinkId, code: CloseCode, reason: String) {
+        self.remember_member(now_ns, link);
         let close = Message::Close { code, reason: reason.clone() };
         self.send_message(link, &close);
         self.drain_connection(now_ns, link);
@@ -915,6 +1004,8 @@ impl Node {
                     peer.schedule_handshake_retry(now_ns, &mut *self.rng);
                 }
                 ConnectionEvent::Closed { code, reason } => {
+                    self.remember_member(now_ns, link);
+                    let Some(peer) = self.peers.get_mut(&link) else { return };
                     if self.config.routing {
                         self.routing.router.neighbour_down(link);
                     }
@@ -961,6 +1052,8 @@ impl Node {
     }
 
     fn send_pull(&mut self, now_ns: u64, link: LinkId) {
+        self.repeat_snapshot_pull(now_ns, link);
+        self.expire_snapshot_image(now_ns);
         let Some(peer) = self.peers.get_mut(&link) else { return };
         let vector = peer.next_pull(self.log.held());
         self.send_message(link, &Message::OutboxPull { vector });
@@ -1035,6 +1128,23 @@ impl Node {
                     self.stats.prunes_received += 1;
                     peer.eager = false;
                 }
+            }
+            Message::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count } => {
+                self.handle_snapshot_offer(
+                    now_ns,
+                    link,
+                    snapshot_id,
+                    vector,
+                    digest,
+                    entries_count,
+                    chunks_count,
+                );
+            }
+            Message::SnapshotPull { snapshot_id, chunk_index } => {
+                self.handle_snapshot_pull(now_ns, link, snapshot_id, chunk_index);
+            }
+            Message::SnapshotChunk { snapshot_id, chunk_index, entries } => {
+                self.handle_snapshot_chunk(now_ns, link, snapshot_id, chunk_index, entries);
             }
             Message::RouteAnnounce { routes } => self.handle_announce(now_ns, link, &routes),
             Message::Routed { source, target, hops_left, body } => {
@@ -1140,6 +1250,12 @@ impl Node {
 
     /// Pushes durable entries the peer lacks, in bounded batches, within its in-flight limit.
     fn pump(&mut self, now_ns: u64, link: LinkId) {
+        // Entries the peer lacks below our compaction base cannot be pushed: a snapshot
+        // brings them (PROTOCOL.md 8.11); the origins above it are pushed as usual.
+        if !self.log.base().is_empty() && self.needs_snapshot(link) {
+            self.offer_snapshot(now_ns, link);
+        }
+        let base = self.log.base();
         let Some(peer) = self.peers.get_mut(&link) else { return };
         let Some(peer_id) = peer.node_id else { return };
         let mut budget = PEER_INFLIGHT_ENTRIES_MAX.saturating_sub(peer.inflight_count());
@@ -1172,7 +1288,7 @@ impl Node {
                     Some((sent_origin, position)) if *sent_origin == origin => *position,
                     _ => 0,
                 };
-                if origin == peer_id || sent >= durable {
+                if origin == peer_id || sent >= durable || sent < base.get(origin) {
                     continue;
                 }
                 let from = sent + 1;

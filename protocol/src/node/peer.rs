@@ -100,6 +100,8 @@ pub(crate) struct Peer {
     pub(crate) pull_told_before: VersionVector,
     /// Pulls sent on this session; every [`PULL_FULL_EVERY`]-th names every origin.
     pub(crate) pulls_sent: u64,
+    /// When we last offered this peer a snapshot (PROTOCOL.md 8.11).
+    pub(crate) snapshot_offered_ns: Option<u64>,
 }
 
 /// Sessions that start eager, at most: a new session starts lazy when this many others
@@ -142,6 +144,7 @@ impl Peer {
             pull_told: VersionVector::new(),
             pull_told_before: VersionVector::new(),
             pulls_sent: 0,
+            snapshot_offered_ns: None,
         }
     }
 

@@ -91,14 +91,20 @@ fn round_trip() {
     let (log, boundaries) = log_of(&entries);
     assert_eq!(log.len(), entries.iter().map(record_len).sum::<usize>());
     let recovery = recover(&log).expect("an intact log recovers");
-    assert_eq!(recovery, Recovery { entries, valid_bytes: log.len() as u64, tail: None });
+    assert_eq!(
+        recovery,
+        Recovery { base: VersionVector::new(), entries, valid_bytes: log.len() as u64, tail: None }
+    );
     assert_eq!(recovery.repair(), None);
     assert_eq!(boundaries.last(), Some(&log.len()));
 }
 
 #[test]
 fn empty_log_recovers_nothing() {
-    assert_eq!(recover(&[]), Ok(Recovery { entries: Vec::new(), valid_bytes: 0, tail: None }));
+    assert_eq!(
+        recover(&[]),
+        Ok(Recovery { base: VersionVector::new(), entries: Vec::new(), valid_bytes: 0, tail: None })
+    );
 }
 
 #[test]
@@ -159,7 +165,12 @@ fn every_truncation_recovers_the_longest_valid_prefix() {
                 }
             },
         });
-        let expected = Recovery { entries: entries[..complete].to_vec(), valid_bytes: start as u64, tail };
+        let expected = Recovery {
+            base: VersionVector::new(),
+            entries: entries[..complete].to_vec(),
+            valid_bytes: start as u64,
+            tail,
+        };
         assert_eq!(recover(&log[..cut]), Ok(expected), "cut at {cut}");
     }
 }
@@ -244,6 +255,7 @@ fn checksummed_but_undecodable_record() {
     assert_eq!(
         recover(&zero_sequence),
         Ok(Recovery {
+            base: VersionVector::new(),
             entries: Vec::new(),
             valid_bytes: 0,
             tail: Some(TailDamage { offset: 0, kind: undecodable.clone() })
@@ -320,7 +332,12 @@ fn zeroed_tail_is_tail_damage() {
     let kind = DamageKind::ChecksumMismatch { stored: 0, computed: 0x4867_4bc7 };
     assert_eq!(
         recover(&log),
-        Ok(Recovery { entries, valid_bytes, tail: Some(TailDamage { offset: valid_bytes, kind }) })
+        Ok(Recovery {
+            base: VersionVector::new(),
+            entries,
+            valid_bytes,
+            tail: Some(TailDamage { offset: valid_bytes, kind })
+        })
     );
 }
 
@@ -481,4 +498,44 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn base_record_bytes_and_round_trip() {
+    // Goal: the base record's exact bytes (flag in bit 31 of the length, checksum over the
+    // flagged length and the vector), and a compacted log reads back as base plus entries.
+    let base: VersionVector = [(NodeId(1), 2), (NodeId(2), 1)].into_iter().collect();
+    let mut out = BytesMut::new();
+    encode_base_record(&base, &mut out);
+    assert_eq!(&out[..4], &[5, 0, 0, 0x80], "body of 5 bytes, bit 31 set");
+    assert_eq!(&out[8..], &[2, 1, 2, 2, 1]);
+    let checksum = crc32c::crc32c_append(crc32c::crc32c(&[5, 0, 0, 0x80]), &[2, 1, 2, 2, 1]);
+    assert_eq!(&out[4..8], &checksum.to_le_bytes());
+    let (entries, _) = log_of(&sample_entries()[..3]);
+    out.extend_from_slice(&entries);
+    let recovery = recover(&out).expect("a compacted log recovers");
+    assert_eq!(recovery.base, base);
+    assert_eq!(recovery.entries, sample_entries()[..3].to_vec());
+    assert_eq!(recovery.tail, None);
+}
+
+#[test]
+fn base_record_after_the_start_is_damage() {
+    // Goal: only a log's first record may be a base record; one later is never believed.
+    let (mut log, _) = log_of(&sample_entries()[..1]);
+    let valid_bytes = log.len() as u64;
+    let mut base = BytesMut::new();
+    encode_base_record(&[(NodeId(1), 9)].into_iter().collect(), &mut base);
+    log.extend_from_slice(&base);
+    assert_eq!(
+        recover(&log).map(|recovery| recovery.tail),
+        Ok(Some(TailDamage { offset: valid_bytes, kind: DamageKind::BaseNotFirst }))
+    );
+    // A damaged base record is refused like any damaged length.
+    let mut flipped = base.to_vec();
+    flipped[8] ^= 1;
+    assert!(matches!(
+        recover(&flipped),
+        Ok(Recovery { tail: Some(TailDamage { kind: DamageKind::ChecksumMismatch { .. }, .. }), .. })
+    ));
 }

@@ -106,6 +106,16 @@ fn write_description(text: &mut String, sent: &SentMessage, names: &Names, value
         Message::WalAck { positions: vector } | Message::OutboxPull { vector } => {
             write_vector(text, vector, names)
         }
+        Message::SnapshotOffer { snapshot_id, vector, entries_count, chunks_count, .. } => {
+            write!(text, " id={snapshot_id:016x} entries={entries_count} chunks={chunks_count}")?;
+            write_vector(text, vector, names)
+        }
+        Message::SnapshotPull { snapshot_id, chunk_index } => {
+            write!(text, " id={snapshot_id:016x} chunk={chunk_index}")
+        }
+        Message::SnapshotChunk { snapshot_id, chunk_index, entries } => {
+            write!(text, " id={snapshot_id:016x} chunk={chunk_index} entries={}", entries.len())
+        }
         Message::Close { code, reason } => {
             let reason = Escaped { bytes: reason.as_bytes(), bytes_max: DESCRIBED_BYTES_MAX };
             write!(text, " {code:?} {reason}")
