@@ -524,12 +524,20 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "entries_pushed": report.cost.entries_pushed,
             "peak_log_entries": report.cost.peak_log_entries,
             "peak_wal_bytes": report.cost.peak_wal_bytes,
+            "compactions": report.cost.compactions,
+            "snapshots_applied": report.cost.snapshots_applied,
+            "snapshots_refused": report.cost.snapshots_refused,
             "lww_conflicts": report.lww_conflicts,
             "per_node": (0..report.node_names.len().min(stats.per_node.len()).min(report.settled_ns.len())).map(|index| serde_json::json!({
                 "name": report.node_names[index],
                 "sent": stats.per_node[index].sent,
                 "received": stats.per_node[index].received,
                 "lost": stats.per_node[index].lost,
+                "peak_log_entries": report.cost.peaks.get(index).map_or(0, |peak| peak.0),
+                "peak_wal_bytes": report.cost.peaks.get(index).map_or(0, |peak| peak.1),
+                "wal_bytes_at_end": report.cost.wal_at_end.get(index).map_or(0, |wal| wal.wal_bytes),
+                "state_bytes_at_end": report.cost.wal_at_end.get(index).map_or(0, |wal| wal.state_bytes),
+                "log_bytes_at_end": report.cost.wal_at_end.get(index).map_or(0, |wal| wal.log_bytes),
                 "settled_ms": report.settled_ns[index].map(|at| at / 1_000_000),
             })).collect::<Vec<_>>(),
             "converged_ms": report.converged_ns.map(|at| at / 1_000_000),
@@ -599,19 +607,22 @@ fn write_node_table(out: &mut impl io::Write, report: &Report, bold: bool) -> io
     let width = rows.iter().map(|&index| name(index).chars().count()).max().unwrap_or(0).max(4);
     writeln!(
         out,
-        "per node     {:<width$}  {:>9}  {:>9}  {:>7}  settled at",
-        "node", "sent", "received", "lost"
+        "per node     {:<width$}  {:>9}  {:>9}  {:>7}  {:>8}  {:>10}  settled at",
+        "node", "sent", "received", "lost", "log peak", "wal peak"
     )?;
     for index in rows {
         let settled = report.settled_ns[index];
         let at = settled.map_or_else(|| "never ran".to_owned(), format_ns);
         let last = settled.is_some() && settled == last_ns;
+        let (log_peak, wal_peak) = report.cost.peaks.get(index).copied().unwrap_or_default();
         let row = format!(
-            "{:<width$}  {:>9}  {:>9}  {:>7}  {at}{}",
+            "{:<width$}  {:>9}  {:>9}  {:>7}  {:>8}  {:>10}  {at}{}",
             name(index),
             traffic[index].sent,
             traffic[index].received,
             traffic[index].lost,
+            log_peak,
+            format!("{wal_peak}B"),
             if last { " <" } else { "" }
         );
         if last && bold {
@@ -682,6 +693,17 @@ fn write_text_report(
         writeln!(
             out,
             "background   {rate} messages per link per second (pulls, pings, route announcements)"
+        )?;
+    }
+    if report.cost.compactions > 0 || report.cost.snapshots_applied > 0 || report.cost.snapshots_refused > 0 {
+        writeln!(
+            out,
+            "history      {} compactions, {} snapshots applied, {} refused; at the end the largest wal is {}× its node's state plus {} bytes of log",
+            report.cost.compactions,
+            report.cost.snapshots_applied,
+            report.cost.snapshots_refused,
+            report.cost.wal_ratio_at_end(),
+            report.cost.wal_at_end.iter().map(|wal| wal.log_bytes).max().unwrap_or(0),
         )?;
     }
     let prunes = report.cost.sent_of(&[MessageType::Prune]);

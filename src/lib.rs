@@ -59,6 +59,7 @@
 //! [   0.106955508] note converged at 0.106s
 //! "#);
 //! ```
+#![recursion_limit = "256"]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod chaos;

@@ -384,9 +384,48 @@ pub struct Cost {
     pub peak_log_entries: u64,
     /// The most bytes any one node's WAL held.
     pub peak_wal_bytes: u64,
+    /// Per node in scenario order, the most entries its log held and the most bytes its WAL
+    /// held.
+    pub peaks: Vec<(u64, u64)>,
+    /// Compactions every node made (PROTOCOL.md 8.11).
+    pub compactions: u64,
+    /// Snapshots received, verified and merged.
+    pub snapshots_applied: u64,
+    /// Snapshots thrown away before they changed anything.
+    pub snapshots_refused: u64,
+    /// Per node in scenario order, at the end of the run (zeros for a node that is down):
+    /// the bytes its disk holds, the bytes of its state as WAL records (one per key,
+    /// tombstones included) and the WAL bytes of its log above the compaction base. A
+    /// compacted WAL holds at most the state and that log, plus a base record.
+    pub wal_at_end: Vec<WalAtEnd>,
+}
+
+/// A node's WAL at the end of a run, against what it must hold; see [`Cost::wal_at_end`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalAtEnd {
+    /// Bytes on its disk.
+    pub wal_bytes: u64,
+    /// Its state's registers as WAL records.
+    pub state_bytes: u64,
+    /// Its log's entries above the compaction base, as WAL records.
+    pub log_bytes: u64,
 }
 
 impl Cost {
+    /// The largest `(wal − log) / state` over the nodes at the end, to one decimal: how
+    /// much more than its state (one record per key) a node's WAL spends besides the log
+    /// compaction has not folded yet. 1.0 right after a compaction.
+    #[must_use]
+    pub fn wal_ratio_at_end(&self) -> f64 {
+        let ratio = self
+            .wal_at_end
+            .iter()
+            .filter(|wal| wal.state_bytes > 0)
+            .map(|wal| wal.wal_bytes.saturating_sub(wal.log_bytes) as f64 / wal.state_bytes as f64)
+            .fold(0.0, f64::max);
+        (ratio * 10.0).round() / 10.0
+    }
+
     /// `count` per acknowledged write, to one decimal; `None` without writes.
     #[must_use]
     pub fn per_write(count: u64, writes_acked: usize) -> Option<f64> {
@@ -470,6 +509,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     let config = sim_config(scenario, seed);
     let mut ferry_config = FerryConfig::new(seed, scenario.nodes.clone(), config.transport);
     ferry_config.routing = scenario.routing;
+    ferry_config.compaction_log_bytes = scenario.disk.compaction_log_bytes;
+    ferry_config.compaction_horizon_ns = scenario.disk.compaction_horizon_ns;
     ferry_config.trace_values = options.trace_values;
     ferry_config.planted_bug = options.planted_bug;
     let mut checker = FerryChecker::default();
@@ -612,6 +653,29 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
             entries_pushed: checker.entries_pushed,
             peak_log_entries: checker.peaks.values().map(|(entries, _)| *entries).max().unwrap_or(0),
             peak_wal_bytes: checker.peaks.values().map(|(_, bytes)| *bytes as u64).max().unwrap_or(0),
+            peaks: (0..nodes_count as u32)
+                .map(|node| {
+                    checker.peaks.get(&node).map_or((0, 0), |(entries, bytes)| (*entries, *bytes as u64))
+                })
+                .collect(),
+            compactions: checker.compactions,
+            snapshots_applied: checker.snapshots_applied,
+            snapshots_refused: checker.snapshots_refused,
+            wal_at_end: (0..nodes_count as u32)
+                .map(|node| {
+                    let Some(protocol) = simulation.process(node).and_then(FerryNode::node) else {
+                        return WalAtEnd::default();
+                    };
+                    let store = protocol.store();
+                    WalAtEnd {
+                        wal_bytes: simulation.disk_bytes(node) as u64,
+                        state_bytes: store.encoded_bytes()
+                            + store.registers_count() as u64
+                                * ferry_protocol::wal::WAL_RECORD_HEADER_BYTES as u64,
+                        log_bytes: protocol.log_record_bytes(),
+                    }
+                })
+                .collect(),
         },
         node_names: scenario.nodes.clone(),
         settled_ns: (0..nodes_count as u32)

@@ -35,13 +35,22 @@ use ferry_simulator::Trace;
 const SEEDS_DEFAULT: u64 = 16;
 
 /// Seeds for the scenarios too slow for [`SEEDS_DEFAULT`], by file stem.
-const SEEDS_BY_SCENARIO: &[(&str, u64)] =
-    &[("large-cluster", 2), ("chaos-swarm", 12), ("large-entries", 6), ("dense-mesh", 2)];
+const SEEDS_BY_SCENARIO: &[(&str, u64)] = &[
+    ("large-cluster", 2),
+    ("chaos-swarm", 12),
+    ("large-entries", 6),
+    ("dense-mesh", 2),
+    ("long-history", 1),
+];
 
 /// Scenarios that exist to exercise the broadcast tree (PROTOCOL.md 8.6), by file stem:
 /// across their seeds links must be pruned and grafted, and a write must cost at most
 /// 3 × (N − 1) replication messages (pushes, acks and prunes), where flooding costs N².
 const TREE_SCENARIOS: &[&str] = &["dense-mesh"];
+
+/// Scenarios that exist to make a node catch up by snapshot (PROTOCOL.md 8.11), by file
+/// stem: across their seeds snapshots must be applied, and none refused.
+const SNAPSHOT_SCENARIOS: &[&str] = &["catch-up-by-snapshot"];
 
 /// Worker threads; the CI machine has two cores.
 const WORKERS_COUNT: usize = 2;
@@ -166,6 +175,11 @@ struct Coverage {
     grafts: u64,
     replication_messages: u64,
     writes_acked: u64,
+    compactions: u64,
+    snapshots_applied: u64,
+    snapshots_refused: u64,
+    /// The most log bytes (above the compaction base) any node held at the end of a run.
+    log_bytes_at_end_max: u64,
 }
 
 impl Coverage {
@@ -180,6 +194,11 @@ impl Coverage {
         self.grafts += report.cost.grafts;
         self.replication_messages += report.cost.replication_messages();
         self.writes_acked += report.writes_acked as u64;
+        self.compactions += report.cost.compactions;
+        self.snapshots_applied += report.cost.snapshots_applied;
+        self.snapshots_refused += report.cost.snapshots_refused;
+        let log_bytes = report.cost.wal_at_end.iter().map(|wal| wal.log_bytes).max().unwrap_or(0);
+        self.log_bytes_at_end_max = self.log_bytes_at_end_max.max(log_bytes);
     }
 }
 
@@ -284,6 +303,29 @@ fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<Strin
             idle.push(format!(
                 "{file}: {per_write:.1} replication messages per write, more than 3 × (N − 1)"
             ));
+        }
+    }
+    // A file that lowers the compaction threshold is about compaction: it must happen, and
+    // leave no node with more log at the end than a few thresholds' worth (a log that
+    // is never folded into the state would grow with the whole history).
+    if scenario.disk.compaction_log_bytes < scenario::Disk::default().compaction_log_bytes {
+        if covered.compactions == 0 {
+            idle.push(format!("{file}: lowers compaction_log_bytes but no node ever compacted"));
+        }
+        let bound = 8 * scenario.disk.compaction_log_bytes;
+        if covered.log_bytes_at_end_max > bound {
+            idle.push(format!(
+                "{file}: a node ended with {} bytes of log, more than 8 × compaction_log_bytes",
+                covered.log_bytes_at_end_max
+            ));
+        }
+    }
+    if SNAPSHOT_SCENARIOS.iter().any(|name| file.ends_with(&format!("/{name}.yaml"))) {
+        if covered.snapshots_applied == 0 {
+            idle.push(format!("{file}: no node ever caught up by snapshot"));
+        }
+        if covered.snapshots_refused > 0 {
+            idle.push(format!("{file}: {} snapshots refused in honest runs", covered.snapshots_refused));
         }
     }
     for kind in expected_coverage(scenario) {

@@ -69,6 +69,10 @@ pub struct FerryConfig {
     pub pull_interval_ns: u64,
     /// Build routing tables (needed for routed pings).
     pub routing: bool,
+    /// `NodeConfig::compaction_tail_bytes_min` of every node.
+    pub compaction_log_bytes: u64,
+    /// `NodeConfig::compaction_horizon_ns` of every node.
+    pub compaction_horizon_ns: u64,
     /// Show keys and values of pushed entries in the text trace's send lines (escaped and
     /// cut short). Off by default: values may be private. Never changes the trace hash.
     pub trace_values: bool,
@@ -185,6 +189,8 @@ impl FerryConfig {
             transport,
             pull_interval_ns: 1_000_000_000,
             routing: false,
+            compaction_log_bytes: 4 * 1024 * 1024,
+            compaction_horizon_ns: 3_600_000_000_000,
             trace_values: false,
             audit: None,
             planted_bug: None,
@@ -549,6 +555,8 @@ impl Process for FerryNode {
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;
+        node_config.compaction_tail_bytes_min = config.compaction_log_bytes;
+        node_config.compaction_horizon_ns = config.compaction_horizon_ns;
         // Forgetting to relay needs to see what is sent.
         node_config.describe_sends =
             context.describes_sends() || config.planted_bug == Some(PlantedBug::ForgetToRelay);
@@ -754,9 +762,15 @@ pub struct FerryChecker {
     /// Lazy outboxes that turned eager again because their neighbour lacked entries for a
     /// pull interval: how often the broadcast tree had to mend (PROTOCOL.md 8.6).
     pub grafts: u64,
-    /// Per node, the most entries its log held and the most bytes its disk held, seen after
-    /// any event of that node.
+    /// Per node, the most entries its log held (above its compaction base) and the most
+    /// bytes its disk held, seen after any event of that node.
     pub peaks: BTreeMap<u32, (u64, usize)>,
+    /// Compactions every node made, in every incarnation (PROTOCOL.md 8.11).
+    pub compactions: u64,
+    /// Snapshots nodes received, verified and merged.
+    pub snapshots_applied: u64,
+    /// Snapshots nodes threw away, with the first few reasons.
+    pub snapshots_refused: u64,
     /// Per node, its state digest (none while it is down) and when it last changed: the
     /// moment the node reached the state it ends the run with.
     pub settled: BTreeMap<u32, (Option<Digest>, u64)>,
@@ -837,6 +851,9 @@ impl FerryChecker {
                         });
                     }
                 }
+                FerryEvent::Node(Event::Compacted { .. }) => self.compactions += 1,
+                FerryEvent::Node(Event::SnapshotApplied { .. }) => self.snapshots_applied += 1,
+                FerryEvent::Node(Event::SnapshotRefused { .. }) => self.snapshots_refused += 1,
                 FerryEvent::Node(Event::Recovered { .. }) => {
                     self.causal.restarted(*node);
                     self.sessions.restarted(*node);
@@ -916,10 +933,8 @@ impl FerryChecker {
 
     /// Raises `node`'s peaks to what its log and disk hold now.
     pub fn observe_peak(&mut self, simulation: &Simulation<FerryNode>, node: u32) {
-        let entries = simulation
-            .process(node)
-            .and_then(FerryNode::node)
-            .map_or(0, |protocol| protocol.version_vector().iter().map(|(_, position)| position).sum());
+        let entries =
+            simulation.process(node).and_then(FerryNode::node).map_or(0, |protocol| protocol.log_entries().0);
         let peak = self.peaks.entry(node).or_default();
         peak.0 = peak.0.max(entries);
         peak.1 = peak.1.max(simulation.disk_bytes(node));

@@ -62,6 +62,10 @@
 //!   lose_unsynced: true     # a crash loses writes not yet fsynced; default true
 //!   torn_writes: true       # a crash may tear the last unsynced record; default false
 //!   corrupt_read: 0.001     # probability a read returns a flipped bit; default 0
+//!   compaction_log_bytes: 65536 # compact a node's log from this many bytes of entries
+//!                           # (and at least its state's size); default 4194304
+//!   compaction_horizon: 10s # an absent neighbour pins compaction this long, then
+//!                           # catches up by snapshot; default 1h
 //! workload:                 # default: none
 //!   - {at: 1s, node: a, put: {key: x, value: "1"}}
 //!   - {at: 2s, node: b, delete: x}

@@ -279,7 +279,18 @@ pub struct Disk {
     pub torn_writes: bool,
     /// `corrupt_read`: probability that one read returns a flipped bit; default 0.
     pub corrupt_read: f64,
+    /// `compaction_log_bytes`: a node compacts its log once it holds this many bytes of
+    /// entries (and at least as many as its state); default 4 MiB (PROTOCOL.md 8.11).
+    pub compaction_log_bytes: u64,
+    /// `compaction_horizon`: how long an absent neighbour still pins compaction before it
+    /// must catch up by snapshot; default 1h.
+    pub compaction_horizon_ns: u64,
 }
+
+/// Default of `disk.compaction_log_bytes`: the real node's default.
+pub(crate) const COMPACTION_LOG_BYTES_DEFAULT: u64 = 4 * 1024 * 1024;
+/// Default of `disk.compaction_horizon`: one hour, the real node's default.
+pub(crate) const COMPACTION_HORIZON_NS_DEFAULT: u64 = 3_600_000_000_000;
 
 impl Default for Disk {
     fn default() -> Disk {
@@ -288,6 +299,8 @@ impl Default for Disk {
             lose_unsynced: true,
             torn_writes: false,
             corrupt_read: 0.0,
+            compaction_log_bytes: COMPACTION_LOG_BYTES_DEFAULT,
+            compaction_horizon_ns: COMPACTION_HORIZON_NS_DEFAULT,
         }
     }
 }

@@ -519,7 +519,14 @@ fn clock(node: &Node) -> Result<Clock> {
 }
 
 fn disk(node: &Node) -> Result<Disk> {
-    const KEYS: &[&str] = &["fsync_latency", "lose_unsynced", "torn_writes", "corrupt_read"];
+    const KEYS: &[&str] = &[
+        "fsync_latency",
+        "lose_unsynced",
+        "torn_writes",
+        "corrupt_read",
+        "compaction_log_bytes",
+        "compaction_horizon",
+    ];
     let mut disk = Disk::default();
     for entry in mapping(node, "a mapping of disk settings")? {
         let value = &entry.value;
@@ -528,6 +535,12 @@ fn disk(node: &Node) -> Result<Disk> {
             "lose_unsynced" => disk.lose_unsynced = boolean(value)?,
             "torn_writes" => disk.torn_writes = boolean(value)?,
             "corrupt_read" => disk.corrupt_read = probability(value, "corrupt_read")?,
+            "compaction_log_bytes" => {
+                disk.compaction_log_bytes = scalar(value, EXPECTED_WHOLE, |text| {
+                    parse_whole(text, "`compaction_log_bytes`", 0, u64::from(u32::MAX))
+                })?;
+            }
+            "compaction_horizon" => disk.compaction_horizon_ns = duration(value)?,
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }

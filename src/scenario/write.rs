@@ -216,6 +216,12 @@ fn disk(out: &mut String, disk: &Disk) {
     if disk.corrupt_read.to_bits() != defaults.corrupt_read.to_bits() {
         lines.push(format!("corrupt_read: {}", number(disk.corrupt_read)));
     }
+    if disk.compaction_log_bytes != defaults.compaction_log_bytes {
+        lines.push(format!("compaction_log_bytes: {}", disk.compaction_log_bytes));
+    }
+    if disk.compaction_horizon_ns != defaults.compaction_horizon_ns {
+        lines.push(format!("compaction_horizon: {}", duration(disk.compaction_horizon_ns)));
+    }
     section(out, "disk", &lines);
 }
 

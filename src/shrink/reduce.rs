@@ -701,6 +701,12 @@ fn clock_and_disk(scenario: &Scenario, _: &Context) -> Vec<Scenario> {
     if scenario.disk.corrupt_read > 0.0 {
         with(&|candidate| candidate.disk.corrupt_read = 0.0);
     }
+    if scenario.disk.compaction_log_bytes != defaults.compaction_log_bytes {
+        with(&|candidate| candidate.disk.compaction_log_bytes = defaults.compaction_log_bytes);
+    }
+    if scenario.disk.compaction_horizon_ns != defaults.compaction_horizon_ns {
+        with(&|candidate| candidate.disk.compaction_horizon_ns = defaults.compaction_horizon_ns);
+    }
     if scenario.disk.fsync_latency_ns != defaults.fsync_latency_ns {
         with(&|candidate| candidate.disk.fsync_latency_ns = defaults.fsync_latency_ns);
     }

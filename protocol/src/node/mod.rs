@@ -454,6 +454,13 @@ impl Node {
         self.log.base()
     }
 
+    /// WAL bytes of the records of the entries held in the log (above the compaction base):
+    /// the part of the WAL compaction has not folded into the state yet.
+    #[must_use]
+    pub fn log_record_bytes(&self) -> u64 {
+        self.log.bytes() + self.log.count() * wal::WAL_RECORD_HEADER_BYTES as u64
+    }
+
     /// Entries held in the log (above the compaction base), now and at most so far.
     #[must_use]
     pub fn log_entries(&self) -> (u64, u64) {

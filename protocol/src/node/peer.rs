@@ -102,6 +102,9 @@ pub(crate) struct Peer {
     pub(crate) pulls_sent: u64,
     /// When we last offered this peer a snapshot (PROTOCOL.md 8.11).
     pub(crate) snapshot_offered_ns: Option<u64>,
+    /// A pull arrived in this session: until one does, what the peer holds is known only
+    /// from its acks, too old to decide that it needs a snapshot.
+    pub(crate) pulled_in_session: bool,
 }
 
 /// Sessions that start eager, at most: a new session starts lazy when this many others
@@ -145,6 +148,7 @@ impl Peer {
             pull_told_before: VersionVector::new(),
             pulls_sent: 0,
             snapshot_offered_ns: None,
+            pulled_in_session: false,
         }
     }
 
@@ -216,6 +220,7 @@ impl Peer {
     /// slow link, behind a queue), and if it was lost the retransmission timer pushes it
     /// again. Pushing it again at every pull would refill the very queue that delays it.
     pub(crate) fn pulled(&mut self, vector: &VersionVector) {
+        self.pulled_in_session = true;
         self.floor.merge_max(vector);
         self.sent.merge_max(vector);
     }
@@ -272,6 +277,7 @@ impl Peer {
         self.pull_told = VersionVector::new();
         self.pull_told_before = VersionVector::new();
         self.pulls_sent = 0;
+        self.pulled_in_session = false;
     }
 
     /// The earliest deadline of this peer's own timers (not the connection's).

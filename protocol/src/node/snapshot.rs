@@ -76,11 +76,15 @@ fn meet(a: &mut VersionVector, b: &VersionVector) {
 }
 
 impl Node {
-    /// Whether the outbox of `link` has pushed (or the peer held) less of some origin than
-    /// was compacted here, so pushes cannot bring it up to date.
+    /// Whether the peer on `link`, by its latest pull, holds less of some origin (not its
+    /// own) than was compacted here, so pushes cannot bring it up to date. Before its
+    /// first pull of a session nothing is decided: its acks may be far behind what it holds.
     pub(super) fn needs_snapshot(&self, link: LinkId) -> bool {
         let Some(peer) = self.peers.get(&link) else { return false };
         let Some(peer_id) = peer.node_id else { return false };
+        if !peer.pulled_in_session {
+            return false;
+        }
         self.log.base().iter().any(|(origin, base)| origin != peer_id && peer.sent.get(origin) < base)
     }
 
