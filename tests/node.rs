@@ -371,6 +371,73 @@ fn killed_node_keeps_every_acknowledged_put() {
 }
 
 #[test]
+fn a_compacting_node_rewrites_its_wal_and_loses_nothing_to_sigkill() {
+    // Goal: a node that compacts (PROTOCOL.md 8.11) keeps its WAL near the size of its data
+    // rather than of its history, and the atomic rewrite loses no acknowledged put to
+    // SIGKILL. Method: stream overwrites of 50 keys into b (compacting from 4 KiB) until its
+    // log reports two compactions, kill it mid-stream, check the WAL is far smaller than
+    // the records of the puts it acknowledged, restart it and read every key back on both
+    // nodes: each holds the last acknowledged put of the key, or a later one.
+    const KEYS: usize = 50;
+    let data = scratch("compact");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let extra = strings(&["--connect", &a_address.to_string(), "--compact-from", "4096", "-v"]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &extra);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    let mut stdin = b.stdin.take().expect("stdin is open");
+    let writer = std::thread::spawn(move || {
+        for index in 0..2_000_000 {
+            if writeln!(stdin, "put key{} {index}", index % KEYS).is_err() {
+                return;
+            }
+        }
+    });
+    let mut acknowledged_count = 0;
+    let deadline = Instant::now() + DEADLINE * 2;
+    while b.stderr_lines_containing("compacted").len() < 2 {
+        assert!(Instant::now() < deadline, "b never compacted twice:\n{}", b.stderr_text());
+        assert_eq!(b.answer(), "ok");
+        acknowledged_count += 1;
+    }
+    b.child.kill().expect("the node is running");
+    b.child.wait().expect("the killed node can be reaped");
+    loop {
+        match b.answers.recv_timeout(DEADLINE) {
+            Ok(answer) => {
+                assert_eq!(answer, "ok");
+                acknowledged_count += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
+        }
+    }
+    drop(writer);
+    drop(b);
+    let wal_bytes = std::fs::metadata(data.join("b").join("ferry.wal")).expect("the wal exists").len();
+    let history_bytes = acknowledged_count as u64 * 20;
+    eprintln!("acknowledged {acknowledged_count} puts; wal {wal_bytes} bytes");
+    assert!(wal_bytes < history_bytes / 2, "wal of {wal_bytes} bytes after {acknowledged_count} puts");
+
+    let (mut b, _) = Process::node("b", &data.join("b"), &extra);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    wait_converged(&mut [&mut a, &mut b]);
+    for node in [&mut a, &mut b] {
+        for key in 0..KEYS {
+            let last_acknowledged = (0..acknowledged_count).rev().find(|index| index % KEYS == key);
+            let value = node.request(&format!("get key{key}"));
+            let held: Option<usize> = value.parse().ok();
+            assert!(
+                held >= last_acknowledged,
+                "{} holds {value} for key{key}, acknowledged up to {last_acknowledged:?}",
+                node.name
+            );
+        }
+    }
+    assert_eq!(b.quit().code(), Some(0));
+    assert_eq!(a.quit().code(), Some(0));
+}
+
+#[test]
 fn discovery_on_loopback_finds_peers_without_connect() {
     // Goal: three nodes sharing a discovery port connect to each other and replicate.
     let data = scratch("discovery");

@@ -122,6 +122,11 @@ pub enum DamageKind {
     },
     /// A valid base record somewhere other than the start of the log.
     BaseNotFirst,
+    /// A base record's length (bit 31 of the field cleared) exceeds [`WAL_BASE_BYTES_MAX`].
+    BaseLengthTooLarge {
+        /// The length, without the flag.
+        length_bytes: u32,
+    },
 }
 
 impl fmt::Display for DamageKind {
@@ -142,6 +147,9 @@ impl fmt::Display for DamageKind {
             }
             Self::Undecodable { error } => write!(formatter, "record body does not decode: {error}"),
             Self::BaseNotFirst => write!(formatter, "base record after the start of the log"),
+            Self::BaseLengthTooLarge { length_bytes } => {
+                write!(formatter, "base record length {length_bytes} exceeds maximum {WAL_BASE_BYTES_MAX}")
+            }
         }
     }
 }
@@ -276,8 +284,11 @@ fn read_record(log: &[u8], offset: usize) -> Result<(Record, usize), DamageKind>
     let length_field = length_bytes;
     let base = length_field & WAL_BASE_FLAG != 0;
     let length_bytes = length_field & !WAL_BASE_FLAG;
-    if length_bytes > if base { WAL_BASE_BYTES_MAX } else { WAL_RECORD_BYTES_MAX } {
-        return Err(DamageKind::LengthTooLarge { length_bytes: length_field });
+    if base && length_bytes > WAL_BASE_BYTES_MAX {
+        return Err(DamageKind::BaseLengthTooLarge { length_bytes });
+    }
+    if !base && length_bytes > WAL_RECORD_BYTES_MAX {
+        return Err(DamageKind::LengthTooLarge { length_bytes });
     }
     // Cannot truncate: length_bytes <= WAL_BASE_BYTES_MAX.
     let length = length_bytes as usize;

@@ -333,12 +333,12 @@ mod tests {
         assert_eq!(damage.replace_step, None);
         assert_eq!(disk.read_all(&config, &mut rng).0, b"NEW");
         let mut disk = setup();
-        disk.synced(9);
+        disk.synced(7);
         disk.crash(&config, 200, &mut rng);
         assert_eq!(
             disk.read_all(&config, &mut rng).0,
             b"NEW+aft",
-            "the sync after the replace covers 9 bytes"
+            "the sync after the replace covers 7 bytes"
         );
     }
 }

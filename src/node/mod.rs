@@ -87,6 +87,22 @@ pub struct NodeArguments {
     /// data directory's known_peers); without it, peers are trusted on first use
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
+    /// Compact the WAL once its log above the last compaction holds this many bytes (and at
+    /// least as many as the data): PROTOCOL.md 8.11
+    #[arg(long, value_name = "BYTES", default_value_t = COMPACT_FROM_BYTES_DEFAULT)]
+    pub compact_from: u64,
+    /// How long a peer that went away still holds back compaction; after that it catches
+    /// up by snapshot when it returns (e.g. 30m, 1h, 7d)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_forget_after)]
+    pub forget_after: u64,
+}
+
+/// Default of `--compact-from`: 4 MiB, the protocol's default.
+pub const COMPACT_FROM_BYTES_DEFAULT: u64 = 4 * 1024 * 1024;
+
+/// `--forget-after` in nanoseconds.
+fn parse_forget_after(text: &str) -> Result<u64, String> {
+    crate::scenario::parse_duration_ns(text).map_err(|error| error.to_string())
 }
 
 impl NodeArguments {
@@ -104,6 +120,8 @@ impl NodeArguments {
             verbose: false,
             no_stdin: false,
             trust: None,
+            compact_from: COMPACT_FROM_BYTES_DEFAULT,
+            forget_after: 3_600_000_000_000,
         }
     }
 }

@@ -258,6 +258,8 @@ impl Runtime {
         let mut config = NodeConfig::new(session);
         // Routing tables are small and let `ping NAME` reach nodes several hops away.
         config.routing = true;
+        config.compaction_tail_bytes_min = arguments.compact_from;
+        config.compaction_horizon_ns = arguments.forget_after;
         let node = Node::recover(config, &wal_bytes, Box::new(rng)).map_err(|error| match error {
             ferry_protocol::NodeError::Wal(source) => {
                 NodeError::WalCorrupt { path: wal.path().to_owned(), source }

@@ -380,7 +380,10 @@ impl WalFile {
     /// still buffered are dropped: the node's image already holds every entry they carried.
     ///
     /// # Errors
-    /// A write, sync, rename or open error; the old file is then still the WAL.
+    /// A write, sync, rename, directory sync or open error. Before the rename the old file
+    /// is still the WAL; after it the new one may or may not be, until the directory sync
+    /// (which does nothing on systems other than Unix). Either holds every durable entry,
+    /// and the caller stops the node on any error, so the next start reads one of them.
     pub(crate) fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.buffered.clear();
         let directory = self.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);

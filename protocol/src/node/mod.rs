@@ -210,6 +210,9 @@ pub struct NodeStats {
     pub snapshots_applied: u64,
     /// Snapshots thrown away: a malformed offer or chunk, or a digest that did not match.
     pub snapshots_refused: u64,
+    /// Snapshots not offered because the state exceeds what an offer may announce
+    /// (`SNAPSHOT_ENTRIES_MAX` entries, `SNAPSHOT_CHUNKS_MAX` chunks).
+    pub snapshots_unsendable: u64,
 }
 
 /// One ferry node. See the module docs for the call order.

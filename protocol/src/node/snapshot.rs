@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Event, LinkId, Node, Output};
 use crate::entry::{NodeId, VersionVector, WalEntry};
-use crate::message::{Message, SNAPSHOT_CHUNKS_MAX, WAL_PUSH_BYTES_MAX, entry_encoded_len};
+use crate::message::{Message, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_ENTRIES_MAX, WAL_PUSH_BYTES_MAX, entry_encoded_len};
 use crate::storage::DiskRequest;
 use crate::store::Store;
 use crate::wal;
@@ -104,7 +104,7 @@ impl Node {
             if self.log.held() != self.log.durable() {
                 return;
             }
-            self.snapshot = Some(self.build_snapshot(now_ns));
+            self.snapshot = self.build_snapshot(now_ns);
         }
         let Some(image) = &mut self.snapshot else { return };
         image.used_ns = now_ns;
@@ -122,7 +122,16 @@ impl Node {
         self.send_message(link, &offer);
     }
 
-    fn build_snapshot(&mut self, now_ns: u64) -> SnapshotImage {
+    fn build_snapshot(&mut self, now_ns: u64) -> Option<SnapshotImage> {
+        // A state beyond what an offer may announce cannot travel as a snapshot: every
+        // receiver would refuse the offer. Not offering is the honest answer (the neighbour
+        // stays behind, and `snapshots_unsendable` says why).
+        if self.store.registers_count() as u64 > SNAPSHOT_ENTRIES_MAX
+            || self.store.encoded_bytes() / (WAL_PUSH_BYTES_MAX as u64 / 2) > SNAPSHOT_CHUNKS_MAX
+        {
+            self.stats.snapshots_unsendable += 1;
+            return None;
+        }
         let mut chunks: Vec<Vec<WalEntry>> = Vec::new();
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
@@ -139,14 +148,18 @@ impl Node {
         if !chunk.is_empty() {
             chunks.push(chunk);
         }
-        SnapshotImage {
+        if chunks.len() as u64 > SNAPSHOT_CHUNKS_MAX {
+            self.stats.snapshots_unsendable += 1;
+            return None;
+        }
+        Some(SnapshotImage {
             snapshot_id: self.rng.next_u64(),
             vector: self.log.held().clone(),
             digest: self.store.digest().0,
             entries_count: self.store.registers_count() as u64,
             chunks,
             used_ns: now_ns,
-        }
+        })
     }
 
     pub(super) fn handle_snapshot_offer(
@@ -384,10 +397,17 @@ impl Node {
             }
         }
         self.log.jump(&incoming.vector);
+        // Entries the jump unblocked from the gap buffer are in the log now, so the image
+        // below holds them: they go to the store here, not to the WAL a second time.
+        for entry in self.log.take_accepted() {
+            let (_, conflict) = self.store.apply_reporting(&entry);
+            if let Some(conflict) = conflict {
+                self.outputs.push_back(Output::Event(Event::Conflict(conflict)));
+            }
+            self.stats.entries_applied += 1;
+        }
         self.stats.snapshots_applied += 1;
-        // The file first: entries the jump unblocked are appended after it.
         self.replace_wal();
-        self.apply_accepted();
         let link = incoming.link;
         let event = Event::SnapshotApplied { link, entries_count: incoming.entries_count, origins_advanced };
         self.outputs.push_back(Output::Event(event));

@@ -116,6 +116,7 @@ fn contract_example() {
             lose_unsynced: true,
             torn_writes: true,
             corrupt_read: 0.0,
+            ..Disk::default()
         },
         workload: vec![
             WorkloadItem::Put { at_ns: SECOND_NS, node: 0, key: "x".into(), value: "1".into() },
