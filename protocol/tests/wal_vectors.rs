@@ -6,7 +6,8 @@
 //! - a `record` is recovered as exactly one entry (compared with `entry`, the entry's `Debug`
 //!   text) and `encode_record` of that entry gives the same bytes back;
 //! - a `log` is recovered and the outcome compared with `entries`, `valid_bytes` and `tail`
-//!   (the damage's `Display` text, or `none`), or with `error` (the `WalError` text);
+//!   (the damage's `Display` text, or `none`) and, for a compacted log, `base` (the base
+//!   record's vector, `Debug` text), or with `error` (the `WalError` text);
 //! - the `register` encodings of a digest vector are hashed with BLAKE2s-256 after the
 //!   domain, each compared with the `hash` that follows it, the lane sums computed here are
 //!   compared with `digest`, and so is `Store::digest` after applying the decoded entries.
@@ -23,14 +24,15 @@ use ferry_protocol::wal::{self, Recovery};
 const PROTOCOL: &str = include_str!("../../PROTOCOL.md");
 
 /// PROTOCOL.md holds at least this many `wal-vector` blocks.
-const WAL_VECTORS_MIN: usize = 10;
+const WAL_VECTORS_MIN: usize = 12;
 /// PROTOCOL.md holds at least this many `digest-vector` blocks.
 const DIGEST_VECTORS_MIN: usize = 1;
 
 /// Keys whose value is hex bytes, where `#` starts a comment.
 const HEX_KEYS: [&str; 3] = ["record", "log", "register"];
 /// Keys a `wal-vector` block may use.
-const WAL_KEYS: [&str; 8] = ["name", "record", "entry", "log", "entries", "valid_bytes", "tail", "error"];
+const WAL_KEYS: [&str; 9] =
+    ["name", "record", "entry", "log", "entries", "valid_bytes", "tail", "base", "error"];
 /// Keys a `digest-vector` block may use; `register` and `hash` repeat, in pairs.
 const DIGEST_KEYS: [&str; 4] = ["name", "register", "hash", "digest"];
 
@@ -117,13 +119,18 @@ fn check_wal_vector(block: &Block<'_>) -> Result<String, String> {
         (None, Some(log)) => {
             let log = parse_hex(log)?;
             let actual = match wal::recover(&log) {
-                Ok(Recovery { entries, valid_bytes, tail, .. }) => {
+                Ok(Recovery { base, entries, valid_bytes, tail }) => {
                     let tail = tail.map_or_else(|| "none".to_owned(), |tail| tail.kind.to_string());
-                    vec![
+                    let mut outcome = vec![
                         ("entries", entries.len().to_string()),
                         ("valid_bytes", valid_bytes.to_string()),
                         ("tail", tail),
-                    ]
+                    ];
+                    // A compacted log must say its base; any other may say it is empty.
+                    if !base.is_empty() || single(&fields, "base")?.is_some() {
+                        outcome.push(("base", format!("{base:?}")));
+                    }
+                    outcome
                 }
                 Err(error) => vec![("error", error.to_string())],
             };
