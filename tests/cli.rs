@@ -251,7 +251,10 @@ fn run_prints_a_per_node_table_without_escapes_in_a_pipe() {
         .skip_while(|line| !line.starts_with("per node"))
         .take_while(|line| !line.starts_with("ok "))
         .collect();
-    assert_eq!(table[0], "per node     node       sent   received     lost  log peak    wal peak  settled at");
+    assert_eq!(
+        table[0],
+        "per node     node       sent   received     lost  log peak    wal peak  settled at"
+    );
     let names: Vec<&str> = table[1..].iter().filter_map(|row| row.split_whitespace().next()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     let marked: Vec<&&str> = table[1..].iter().filter(|row| row.ends_with(" <")).collect();

@@ -13,7 +13,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Event, LinkId, Node, Output};
 use crate::entry::{NodeId, VersionVector, WalEntry};
-use crate::message::{Message, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_ENTRIES_MAX, WAL_PUSH_BYTES_MAX, entry_encoded_len};
+use crate::message::{
+    Message, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_ENTRIES_MAX, WAL_PUSH_BYTES_MAX, entry_encoded_len,
+};
 use crate::storage::DiskRequest;
 use crate::store::Store;
 use crate::wal;

@@ -288,13 +288,21 @@ fn checksummed_but_undecodable_record() {
 #[test]
 fn garbage_length_is_not_believed() {
     // Goal: a length over the bound is damage, not an allocation or a wait for more bytes.
-    let mut log = vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
-    let too_large = DamageKind::LengthTooLarge { length_bytes: u32::MAX };
+    let mut log = vec![0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0];
+    let too_large = DamageKind::LengthTooLarge { length_bytes: 0x7fff_ffff };
     assert_eq!(
         recover(&log).expect("nothing follows").tail,
         Some(TailDamage { offset: 0, kind: too_large.clone() })
     );
-    assert_eq!(too_large.to_string(), "record length 4294967295 exceeds maximum 65536");
+    assert_eq!(too_large.to_string(), "record length 2147483647 exceeds maximum 65536");
+    // With bit 31 set the field announces a base record, whose own bound applies.
+    let base = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+    let base_too_large = DamageKind::BaseLengthTooLarge { length_bytes: 0x7fff_ffff };
+    assert_eq!(
+        recover(&base).expect("nothing follows").tail,
+        Some(TailDamage { offset: 0, kind: base_too_large.clone() })
+    );
+    assert_eq!(base_too_large.to_string(), "base record length 2147483647 exceeds maximum 131072");
     let (valid, _) = log_of(&sample_entries()[..1]);
     log.extend_from_slice(&valid);
     assert_eq!(
