@@ -374,28 +374,58 @@ fn killed_node_keeps_every_acknowledged_put() {
 fn a_compacting_node_rewrites_its_wal_and_loses_nothing_to_sigkill() {
     // Goal: a node that compacts (PROTOCOL.md 8.11) keeps its WAL near the size of its data
     // rather than of its history, and the atomic rewrite loses no acknowledged put to
-    // SIGKILL. Method: stream overwrites of 50 keys into b (compacting from 4 KiB) until its
-    // log reports two compactions, kill it mid-stream, check the WAL is far smaller than
-    // the records of the puts it acknowledged, restart it and read every key back on both
-    // nodes: each holds the last acknowledged put of the key, or a later one.
+    // SIGKILL. Method: overwrite 50 keys on b (compacting from 4 KiB) in rounds of 1,000
+    // puts, each round ending once its last put reached a, until b has logged two
+    // compactions; then, writes stopped, wait for b's WAL to shrink far below the records
+    // of those puts. Then stream puts again, kill b mid-stream, restart it and read every
+    // key back on both nodes: each holds the last acknowledged put of the key, or a later one.
     const KEYS: usize = 50;
+    const ROUND: usize = 1_000;
     let data = scratch("compact");
     let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
     let extra = strings(&["--connect", &a_address.to_string(), "--compact-from", "4096", "-v"]);
     let (mut b, _) = Process::node("b", &data.join("b"), &extra);
     b.wait_answer("peers", |answer| answer == "peers: a");
+    let mut written = 0;
+    let deadline = Instant::now() + DEADLINE * 2;
+    while b.stderr_lines_containing("compacted").len() < 2 {
+        assert!(Instant::now() < deadline, "b never compacted twice:\n{}", b.stderr_text());
+        for index in written..written + ROUND {
+            b.send(&format!("put key{} {index}", index % KEYS));
+        }
+        for _ in 0..ROUND {
+            assert_eq!(b.answer(), "ok");
+        }
+        written += ROUND;
+        let last = written - 1;
+        a.wait_answer(&format!("get key{}", last % KEYS), |answer| answer == last.to_string());
+    }
+    let wal = data.join("b").join("ferry.wal");
+    let history_bytes = written as u64 * 20;
+    let started = Instant::now();
+    while std::fs::metadata(&wal).expect("the wal exists").len() > history_bytes / 4 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "b's wal never shrank below a quarter of {history_bytes} bytes"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    eprintln!(
+        "{written} puts, {} compactions, wal {} bytes",
+        b.stderr_lines_containing("compacted").len(),
+        std::fs::metadata(&wal).expect("the wal exists").len()
+    );
+
     let mut stdin = b.stdin.take().expect("stdin is open");
     let writer = std::thread::spawn(move || {
-        for index in 0..2_000_000 {
+        for index in written..written + 200_000 {
             if writeln!(stdin, "put key{} {index}", index % KEYS).is_err() {
                 return;
             }
         }
     });
-    let mut acknowledged_count = 0;
-    let deadline = Instant::now() + DEADLINE * 2;
-    while b.stderr_lines_containing("compacted").len() < 2 {
-        assert!(Instant::now() < deadline, "b never compacted twice:\n{}", b.stderr_text());
+    let mut acknowledged_count = written;
+    for _ in 0..5_000 {
         assert_eq!(b.answer(), "ok");
         acknowledged_count += 1;
     }
@@ -411,12 +441,8 @@ fn a_compacting_node_rewrites_its_wal_and_loses_nothing_to_sigkill() {
             Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
         }
     }
-    drop(writer);
+    writer.join().expect("the writer thread does not panic");
     drop(b);
-    let wal_bytes = std::fs::metadata(data.join("b").join("ferry.wal")).expect("the wal exists").len();
-    let history_bytes = acknowledged_count as u64 * 20;
-    eprintln!("acknowledged {acknowledged_count} puts; wal {wal_bytes} bytes");
-    assert!(wal_bytes < history_bytes / 2, "wal of {wal_bytes} bytes after {acknowledged_count} puts");
 
     let (mut b, _) = Process::node("b", &data.join("b"), &extra);
     b.wait_answer("peers", |answer| answer == "peers: a");

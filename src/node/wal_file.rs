@@ -208,7 +208,7 @@ impl DataDirectory {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(error)?;
         // A rewrite that crashed before its rename leaves its temporary file: never read.
-        let _ = fs::remove_file(path.with_extension("tmp"));
+        let _ = fs::remove_file(temporary_path(&path));
         Ok((WalFile { file: Arc::new(file), path, buffered: Vec::new() }, bytes))
     }
 }
@@ -302,6 +302,13 @@ fn parse_identity(bytes: &[u8]) -> Result<Identity, String> {
     Identity::from_keypair(secret, public).map_err(|_| "the public key does not match the secret".to_owned())
 }
 
+/// Where a rewrite of the WAL at `path` writes the new file before renaming it: `ferry.wal.tmp`.
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 /// Creates (or truncates) a file readable only by its owner.
 fn private_file(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
@@ -375,7 +382,7 @@ impl WalFile {
     }
 
     /// Replaces the whole file with `bytes` (a compaction, PROTOCOL.md 8.11) so that a crash
-    /// at any point leaves the old file or the new one whole: write `wal.tmp`, fsync it,
+    /// at any point leaves the old file or the new one whole: write `ferry.wal.tmp`, fsync it,
     /// rename it over the WAL, fsync the directory, then append to the new file. Appends
     /// still buffered are dropped: the node's image already holds every entry they carried.
     ///
@@ -387,7 +394,7 @@ impl WalFile {
     pub(crate) fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.buffered.clear();
         let directory = self.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let temporary = self.path.with_extension("tmp");
+        let temporary = temporary_path(&self.path);
         let mut file = private_file(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
