@@ -52,6 +52,11 @@ const TREE_SCENARIOS: &[&str] = &["dense-mesh"];
 /// stem: across their seeds snapshots must be applied, and none refused.
 const SNAPSHOT_SCENARIOS: &[&str] = &["catch-up-by-snapshot"];
 
+/// Scenarios that exist to crash nodes inside WAL rewrites, by file stem: across their seeds
+/// crashes must land both before a rewrite's rename and between the rename and the
+/// directory fsync (the simulated disk's `ReplaceStep`s).
+const REWRITE_CRASH_SCENARIOS: &[&str] = &["crash-during-compaction"];
+
 /// Worker threads; the CI machine has two cores.
 const WORKERS_COUNT: usize = 2;
 
@@ -318,6 +323,13 @@ fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<Strin
                 "{file}: a node ended with {} bytes of log, more than 8 × compaction_log_bytes",
                 covered.log_bytes_at_end_max
             ));
+        }
+    }
+    if REWRITE_CRASH_SCENARIOS.iter().any(|name| file.ends_with(&format!("/{name}.yaml"))) {
+        for kind in ["crash-before-rename", "crash-before-directory-sync"] {
+            if covered.fired.get(kind).copied().unwrap_or(0) == 0 {
+                idle.push(format!("{file}: no crash ever landed at `{kind}`"));
+            }
         }
     }
     if SNAPSHOT_SCENARIOS.iter().any(|name| file.ends_with(&format!("/{name}.yaml"))) {
