@@ -119,6 +119,24 @@ impl Process {
         }
     }
 
+    /// SIGKILLs the node and counts the `ok`s still in its stdout pipe: answers written
+    /// before the kill, so acknowledged too. Every answer must be `ok`.
+    fn kill_counting_oks(&mut self) -> usize {
+        self.child.kill().expect("the node is running");
+        self.child.wait().expect("the killed node can be reaped");
+        let mut count = 0;
+        loop {
+            match self.answers.recv_timeout(DEADLINE) {
+                Ok(answer) => {
+                    assert_eq!(answer, "ok");
+                    count += 1;
+                }
+                Err(RecvTimeoutError::Disconnected) => return count,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
+            }
+        }
+    }
+
     fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         writeln!(stdin, "{line}").expect("the node reads its stdin");
@@ -336,20 +354,7 @@ fn killed_node_keeps_every_acknowledged_put() {
     for _ in 0..200 {
         assert_eq!(b.answer(), "ok");
     }
-    b.child.kill().expect("the node is running");
-    b.child.wait().expect("the killed node can be reaped");
-    let mut acknowledged_count = 200;
-    // Answers written before the kill are still in the pipe: they were acknowledged too.
-    loop {
-        match b.answers.recv_timeout(DEADLINE) {
-            Ok(answer) => {
-                assert_eq!(answer, "ok");
-                acknowledged_count += 1;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
-        }
-    }
+    let acknowledged_count = 200 + b.kill_counting_oks();
     writer.join().expect("the writer thread does not panic");
     assert!(acknowledged_count < 20_000, "the kill must interrupt the stream");
     eprintln!("acknowledged before the kill: {acknowledged_count}");
@@ -429,18 +434,7 @@ fn a_compacting_node_rewrites_its_wal_and_loses_nothing_to_sigkill() {
         assert_eq!(b.answer(), "ok");
         acknowledged_count += 1;
     }
-    b.child.kill().expect("the node is running");
-    b.child.wait().expect("the killed node can be reaped");
-    loop {
-        match b.answers.recv_timeout(DEADLINE) {
-            Ok(answer) => {
-                assert_eq!(answer, "ok");
-                acknowledged_count += 1;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => panic!("stdout of the killed node never closed"),
-        }
-    }
+    acknowledged_count += b.kill_counting_oks();
     writer.join().expect("the writer thread does not panic");
     drop(b);
 

@@ -291,6 +291,16 @@ impl Reader {
         }
     }
 
+    /// A varint that must not exceed `maximum` (else TooLong).
+    fn varint_at_most(&mut self, field: &'static str, maximum: u64) -> Result<u64, DecodeError> {
+        let value = self.varint(field)?;
+        if value > maximum {
+            let maximum = usize::try_from(maximum).unwrap_or(usize::MAX);
+            return Err(DecodeError::TooLong { field, length: value, maximum });
+        }
+        Ok(value)
+    }
+
     fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         let byte = *self.bytes.get(self.position).ok_or(DecodeError::Truncated { field })?;
         self.position += 1;
@@ -621,22 +631,8 @@ pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Messa
             let snapshot_id = reader.varint("snapshot id")?;
             let vector = reader.vector("snapshot vector")?;
             let digest = reader.array::<32>("snapshot digest")?;
-            let entries_count = reader.varint("snapshot entries count")?;
-            if entries_count > SNAPSHOT_ENTRIES_MAX {
-                return Err(DecodeError::TooLong {
-                    field: "snapshot entries count",
-                    length: entries_count,
-                    maximum: SNAPSHOT_ENTRIES_MAX as usize,
-                });
-            }
-            let chunks_count = reader.varint("snapshot chunks count")?;
-            if chunks_count > SNAPSHOT_CHUNKS_MAX {
-                return Err(DecodeError::TooLong {
-                    field: "snapshot chunks count",
-                    length: chunks_count,
-                    maximum: SNAPSHOT_CHUNKS_MAX as usize,
-                });
-            }
+            let entries_count = reader.varint_at_most("snapshot entries count", SNAPSHOT_ENTRIES_MAX)?;
+            let chunks_count = reader.varint_at_most("snapshot chunks count", SNAPSHOT_CHUNKS_MAX)?;
             Message::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count }
         }
         MessageType::SnapshotPull => Message::SnapshotPull {
