@@ -1139,17 +1139,7 @@ impl Node {
                     peer.eager = false;
                 }
             }
-            Message::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count } => {
-                self.handle_snapshot_offer(
-                    now_ns,
-                    link,
-                    snapshot_id,
-                    vector,
-                    digest,
-                    entries_count,
-                    chunks_count,
-                );
-            }
+            offer @ Message::SnapshotOffer { .. } => self.handle_snapshot_offer(now_ns, link, offer),
             Message::SnapshotPull { snapshot_id, chunk_index } => {
                 self.handle_snapshot_pull(now_ns, link, snapshot_id, chunk_index);
             }

@@ -164,16 +164,12 @@ impl Node {
         })
     }
 
-    pub(super) fn handle_snapshot_offer(
-        &mut self,
-        now_ns: u64,
-        link: LinkId,
-        snapshot_id: u64,
-        vector: VersionVector,
-        digest: [u8; 32],
-        entries_count: u64,
-        chunks_count: u64,
-    ) {
+    /// A SnapshotOffer arrived on `link` (any other message is ignored).
+    pub(super) fn handle_snapshot_offer(&mut self, now_ns: u64, link: LinkId, offer: Message) {
+        let Message::SnapshotOffer { snapshot_id, vector, digest, entries_count, chunks_count } = offer
+        else {
+            return;
+        };
         let Some(from) = self.peers.get(&link).and_then(|peer| peer.node_id) else { return };
         // Nothing in it we lack: our pulls will tell the sender.
         if !vector.iter().any(|(origin, position)| position > self.log.held().get(origin)) {
