@@ -825,11 +825,7 @@ impl Node {
     /// Applies and logs everything the log accepted.
     fn apply_accepted(&mut self) {
         for entry in self.log.take_accepted() {
-            let (_, conflict) = self.store.apply_reporting(&entry);
-            if let Some(conflict) = conflict {
-                self.outputs.push_back(Output::Event(Event::Conflict(conflict)));
-            }
-            self.stats.entries_applied += 1;
+            self.apply_to_store(&entry);
             let mut record = BytesMut::with_capacity(wal::record_len(&entry));
             wal::encode_record(&entry, &mut record);
             self.wal_bytes += record.len() as u64;
@@ -838,6 +834,15 @@ impl Node {
         }
         self.wal_bytes_peak = self.wal_bytes_peak.max(self.wal_bytes);
         self.log_entries_peak = self.log_entries_peak.max(self.log.count());
+    }
+
+    /// Merges one accepted entry into the store, reporting a last-writer-wins conflict.
+    fn apply_to_store(&mut self, entry: &WalEntry) {
+        let (_, conflict) = self.store.apply_reporting(entry);
+        if let Some(conflict) = conflict {
+            self.outputs.push_back(Output::Event(Event::Conflict(conflict)));
+        }
+        self.stats.entries_applied += 1;
     }
 
     /// Group commit: one sync in flight at a time, covering everything appended before it.

@@ -272,7 +272,7 @@ impl Node {
         } else if incoming.entries.len() as u64 + entries.len() as u64 > incoming.entries_count {
             problem = Some(format!("more than the {} entries offered", incoming.entries_count));
         }
-        for entry in &entries {
+        for entry in entries {
             if problem.is_some() {
                 break;
             }
@@ -287,7 +287,8 @@ impl Node {
                 problem = Some("keys out of order or repeated".to_owned());
             }
             if problem.is_none() {
-                incoming.entries.push(super::detach(entry.clone()));
+                // Own the bytes: a slice would pin the whole received frame.
+                incoming.entries.push(super::detach(entry));
             }
         }
         if let Some(reason) = problem {
@@ -398,11 +399,7 @@ impl Node {
         // Entries the jump unblocked from the gap buffer are in the log now, so the image
         // below holds them: they go to the store here, not to the WAL a second time.
         for entry in self.log.take_accepted() {
-            let (_, conflict) = self.store.apply_reporting(&entry);
-            if let Some(conflict) = conflict {
-                self.outputs.push_back(Output::Event(Event::Conflict(conflict)));
-            }
-            self.stats.entries_applied += 1;
+            self.apply_to_store(&entry);
         }
         self.stats.snapshots_applied += 1;
         self.replace_wal();
