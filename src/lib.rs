@@ -4,8 +4,8 @@
 //! model; [`run`] drives one simulation and checks its expectations; [`chaos`] draws random
 //! fault schedules; [`sweep`] runs many seeds of many files; [`shrink`] turns a failing seed
 //! into a smaller scenario; [`inspect`] dumps a run's final state; [`text`] escapes
-//! untrusted text; [`timeline`] and [`pcap`] draw and capture a run; [`node`] runs the
-//! protocol on real sockets.
+//! untrusted text; [`timeline`] and [`pcap`] draw and capture a run. [`node`] is the
+//! `ferry-node` crate, which runs the protocol on real sockets.
 //!
 //! # Running a scenario from code
 //!
@@ -65,7 +65,7 @@
 pub mod chaos;
 pub mod cli;
 pub mod inspect;
-pub mod node;
+pub use ferry_node as node;
 pub mod pcap;
 pub mod run;
 pub mod scenario;

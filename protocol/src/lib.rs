@@ -69,6 +69,7 @@ pub mod session;
 pub mod steady;
 pub mod storage;
 pub mod store;
+pub mod text;
 pub mod varint;
 pub mod wal;
 

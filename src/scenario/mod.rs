@@ -184,7 +184,6 @@
 
 mod bless;
 mod duration;
-pub(crate) use duration::parse_duration_ns;
 mod error;
 mod events;
 mod model;

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 
-use super::log::Logger;
-use super::runtime::Input;
-use super::{NodeError, describe_io};
+use crate::error::{NodeError, describe_io};
+use crate::input::Input;
+use crate::log::Logger;
 
 /// Where announces go when `--discover-addr` is not given: the limited broadcast address.
 pub const DISCOVERY_ADDRESS_DEFAULT: &str = "255.255.255.255:47474";

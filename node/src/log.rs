@@ -51,7 +51,7 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line = crate::text::one_line(&format!("{}: {message}", self.prefix));
+        let line = ferry_protocol::text::one_line(&format!("{}: {message}", self.prefix));
         // A closed stderr must not take the node down: logging is best effort.
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{line}");
@@ -60,7 +60,7 @@ impl Logger {
 
 #[cfg(test)]
 mod tests {
-    use crate::text::one_line;
+    use ferry_protocol::text::one_line;
 
     #[test]
     fn a_line_from_a_peer_cannot_forge_another() {

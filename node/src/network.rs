@@ -14,9 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_protocol::LinkId;
 
-use super::dialer::TargetKey;
-use super::log::Logger;
-use super::runtime::Input;
+use crate::dialer::TargetKey;
+use crate::input::Input;
+use crate::log::Logger;
 
 /// Frames queued toward one peer, at most; a peer that lets the queue fill is dropped.
 pub(crate) const FRAMES_QUEUED_MAX: usize = 4096;
@@ -159,7 +159,7 @@ fn read_stream(link: LinkId, mut stream: TcpStream, inputs: &SyncSender<Input>) 
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => break super::describe_io(&error),
+            Err(error) => break crate::error::describe_io(&error),
         }
     };
     let _ = inputs.send(Input::Closed { link, reason });
@@ -206,7 +206,7 @@ pub(crate) fn spawn_listener(
                     }
                 }
                 Err(error) => {
-                    logger.debug(format_args!("accept failed: {}", super::describe_io(&error)));
+                    logger.debug(format_args!("accept failed: {}", crate::error::describe_io(&error)));
                     std::thread::sleep(ACCEPT_RETRY_PAUSE);
                 }
             }
@@ -229,12 +229,12 @@ pub(crate) fn spawn_dial(key: TargetKey, address: String, inputs: SyncSender<Inp
 
 /// Connects to the first address `address` resolves to that answers.
 fn dial(address: &str) -> Result<(TcpStream, SocketAddr), String> {
-    let resolved = address.to_socket_addrs().map_err(|error| super::describe_io(&error))?;
+    let resolved = address.to_socket_addrs().map_err(|error| crate::error::describe_io(&error))?;
     let mut last_error = format!("{address} resolves to no address");
     for candidate in resolved {
         match TcpStream::connect_timeout(&candidate, DIAL_TIMEOUT) {
             Ok(stream) => return Ok((stream, candidate)),
-            Err(error) => last_error = super::describe_io(&error),
+            Err(error) => last_error = crate::error::describe_io(&error),
         }
     }
     Err(last_error)

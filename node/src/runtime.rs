@@ -29,18 +29,20 @@ use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Out
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
-use super::admission::{ADDRESS_CONNECTS_BURST, Admission, Throttle, UNAUTHENTICATED_CONNECTIONS_MAX};
-use super::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line};
-use super::dialer::{Dialer, TargetKey};
-use super::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
-use super::log::Logger;
-use super::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
-use super::registry::{self, BootstrapUrl, PeerRecord};
-use super::stdio::{AnswerSink, Answerer, CommandSource};
-use super::wal_file::{
+use crate::admission::{ADDRESS_CONNECTS_BURST, Admission, Throttle, UNAUTHENTICATED_CONNECTIONS_MAX};
+use crate::arguments::{NodeArguments, resolve_address};
+use crate::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line};
+use crate::dialer::{Dialer, TargetKey};
+use crate::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
+use crate::error::{NodeError, describe_io};
+use crate::input::Input;
+use crate::log::Logger;
+use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
+use crate::registry::{self, BootstrapUrl, PeerRecord};
+use crate::stdio::{AnswerSink, Answerer, CommandSource};
+use crate::wal_file::{
     DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, SyncRequest, WalFile, read_peers_file,
 };
-use super::{NodeArguments, NodeError, describe_io, resolve_address};
 
 /// Inputs queued toward the event loop, at most; senders wait beyond it (backpressure on
 /// sockets and stdin).
@@ -62,33 +64,6 @@ const WAIT_NS_MAX: u64 = 1_000_000_000;
 const WAIT_NS_MIN: u64 = 1_000_000;
 
 const _: () = assert!(ferry_protocol::session::HANDSHAKE_TIMEOUT_NS_DEFAULT < HANDSHAKE_DEADLINE_NS);
-
-/// Something for the event loop to handle.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A command line.
-    Command(Line),
-    /// The command stream ended: shut down once every answer is out.
-    CommandsEnded,
-    /// SIGTERM, SIGINT or SIGHUP arrived: shut down like `quit`; a second one stops at once.
-    Signal,
-    /// The listener accepted a connection.
-    Accepted { stream: TcpStream, address: SocketAddr },
-    /// A dial finished.
-    Dialed { key: TargetKey, result: Result<(TcpStream, SocketAddr), String> },
-    /// Bytes arrived on a connection.
-    Received { link: LinkId, bytes: Vec<u8> },
-    /// A connection's reader stopped.
-    Closed { link: LinkId, reason: String },
-    /// The WAL's fsync for `sync_id` returned.
-    Synced { sync_id: u64 },
-    /// The WAL's fsync failed.
-    SyncFailed { error: io::Error },
-    /// Discovery or the registry heard of a peer.
-    Learned { name: String, address: SocketAddr, via: &'static str },
-    /// Answers could not be written to stdout.
-    StdoutFailed { error: io::Error },
-}
 
 /// The caller's clock for the protocol node: wall-clock nanoseconds at start plus a
 /// monotonic elapsed time, so it never goes backwards within a run and its readings are
@@ -136,7 +111,7 @@ const SHUTDOWN_REASON: &str = "node shutting down";
 enum Stop {
     /// The `quit` command.
     Quit,
-    /// The end of the command stream (stdin closed, or a [`NodeHandle`](super::NodeHandle)
+    /// The end of the command stream (stdin closed, or a [`NodeHandle`](crate::NodeHandle)
     /// shut down).
     CommandsEnded,
     /// SIGTERM, SIGINT or SIGHUP.
@@ -365,13 +340,13 @@ impl Runtime {
             self.emit_answers();
             if self.stop.is_some() && self.answers.is_empty() {
                 self.shut_down()?;
-                return Ok(super::EXIT_CLEAN);
+                return Ok(crate::EXIT_CLEAN);
             }
             let input = match self.inputs.recv_timeout(self.wait()) {
                 Ok(input) => input,
                 Err(RecvTimeoutError::Timeout) => continue,
                 // Unreachable while `self` holds a sender; stop cleanly rather than spin.
-                Err(RecvTimeoutError::Disconnected) => return Ok(super::EXIT_CLEAN),
+                Err(RecvTimeoutError::Disconnected) => return Ok(crate::EXIT_CLEAN),
             };
             self.handle_input(input)?;
             for _ in 0..INPUTS_PER_TURN_MAX {
@@ -601,7 +576,7 @@ impl Runtime {
                     "peers: (none)".to_owned()
                 } else {
                     // Names come from peers: one line, whatever they hold.
-                    crate::text::one_line(&format!(
+                    ferry_protocol::text::one_line(&format!(
                         "peers: {}",
                         names.into_iter().collect::<Vec<_>>().join(" ")
                     ))

@@ -24,8 +24,8 @@ use std::sync::mpsc::{self, Sender, SyncSender};
 use ferry_protocol::session::{Identity, KEY_BYTES, NAME_BYTES_MAX};
 use rand_core::RngCore;
 
-use super::NodeError;
-use super::runtime::Input;
+use crate::error::NodeError;
+use crate::input::Input;
 
 /// The WAL's file name inside the data directory.
 pub const WAL_FILE_NAME: &str = "ferry.wal";

@@ -268,7 +268,7 @@ impl Answers {
             .find(|answer| matches!(answer, Answer::Ping { target: t, .. } if t == target));
         if let Some(answer) = waiting {
             let round_trip_ms = round_trip_ns as f64 / 1e6;
-            let target = crate::text::escape(target);
+            let target = ferry_protocol::text::escape(target);
             *answer = Answer::Ready(format!("pong {target} rtt={round_trip_ms:.3}ms"));
         }
     }
@@ -279,7 +279,8 @@ impl Answers {
             if let Answer::Ping { target, deadline_ns } = answer
                 && *deadline_ns <= now_ns
             {
-                *answer = Answer::Ready(format!("error: no pong from {}", crate::text::escape(target)));
+                *answer =
+                    Answer::Ready(format!("error: no pong from {}", ferry_protocol::text::escape(target)));
             }
         }
     }

@@ -8,8 +8,8 @@ use std::io::{self, BufWriter, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-use super::commands::{self, Credits, Line};
-use super::runtime::Input;
+use crate::commands::{self, Credits, Line};
+use crate::input::Input;
 
 /// Where answers go.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub(crate) enum AnswerSink {
     /// `ferry node`'s stdout, written by a thread of its own so a slow reader of stdout
     /// never stalls the event loop.
     Stdout,
-    /// A [`NodeHandle`](super::NodeHandle)'s channel.
+    /// A [`NodeHandle`](crate::NodeHandle)'s channel.
     Channel(Sender<String>),
 }
 
@@ -25,7 +25,7 @@ pub(crate) enum AnswerSink {
 #[derive(Debug)]
 pub(crate) enum Answerer {
     /// Lines for the stdout thread, which releases a command credit per line written, so
-    /// the lines waiting for it are bounded by [`COMMANDS_INFLIGHT_MAX`](super::commands::COMMANDS_INFLIGHT_MAX).
+    /// the lines waiting for it are bounded by [`COMMANDS_INFLIGHT_MAX`](crate::commands::COMMANDS_INFLIGHT_MAX).
     Stdout {
         lines: Sender<String>,
         thread: JoinHandle<io::Result<()>>,
@@ -96,7 +96,7 @@ fn write_lines(lines: &Receiver<String>, credits: &Credits, out: &mut impl Write
     out.flush()
 }
 
-/// Feeds command lines to a runtime, at most [`COMMANDS_INFLIGHT_MAX`](super::commands::COMMANDS_INFLIGHT_MAX) unanswered.
+/// Feeds command lines to a runtime, at most [`COMMANDS_INFLIGHT_MAX`](crate::commands::COMMANDS_INFLIGHT_MAX) unanswered.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandSource {
     pub(crate) inputs: SyncSender<Input>,

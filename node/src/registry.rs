@@ -11,7 +11,7 @@
 //!
 //! Public for examples and other tools: the client side ([`BootstrapUrl`], [`register`],
 //! [`fetch`], [`PeerRecord`]) is what `ferry node --bootstrap` runs;
-//! [`spawn_registry`](super::spawn_registry) serves a registry on a thread
+//! [`spawn_registry`](crate::spawn_registry) serves a registry on a thread
 //! (`cargo run --example registry_bootstrap` shows both).
 
 use std::collections::BTreeMap;
@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::discovery::{peer_address, validate_node_id};
-use super::log::Logger;
-use super::runtime::Input;
-use super::{NodeError, RegistryArguments, describe_io, resolve_address};
+use crate::arguments::{RegistryArguments, resolve_address};
+use crate::discovery::{peer_address, validate_node_id};
+use crate::error::{NodeError, describe_io};
+use crate::input::Input;
+use crate::log::Logger;
 
 /// A registration not renewed within this long is dropped.
 pub const REGISTRATION_TTL: Duration = Duration::from_secs(30);
