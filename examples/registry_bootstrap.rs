@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             url
         }
         None => {
-            let arguments = RegistryArguments { listen: "127.0.0.1:0".to_owned(), verbose: false };
+            let arguments = RegistryArguments::new("127.0.0.1:0");
             let address = spawn_registry(&arguments)?;
             println!("started a registry at http://{address}");
             format!("http://{address}")

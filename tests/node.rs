@@ -492,6 +492,60 @@ fn registry_bootstrap_connects_nodes() {
 }
 
 #[test]
+fn a_registry_with_a_token_serves_only_its_holders_and_checks_every_record() {
+    // Goal: with --token-file, only nodes holding the token register and list peers; even a
+    // holder cannot register a path-like name or another host (the attack of issue 15).
+    let data = scratch("registry-token");
+    std::fs::create_dir_all(&data.0).expect("scratch directory");
+    let token_file = data.join("token");
+    std::fs::write(&token_file, "s3cret-cluster-token\n").expect("token written");
+    let token_path = token_file.to_str().expect("utf-8 path").to_owned();
+    let registry = Process::spawn(
+        "registry",
+        &strings(&["registry", "--listen", "127.0.0.1:0", "--token-file", &token_path]),
+    );
+    registry.wait_stderr("listening on");
+    let url = format!("http://{}", registry.listen_address());
+
+    let post = |authorization: Option<&str>, body: &str| {
+        let mut request = minreq::post(format!("{url}/register")).with_body(body).with_timeout(5);
+        if let Some(authorization) = authorization {
+            request = request.with_header("Authorization", authorization);
+        }
+        let response = request.send().expect("the registry answers");
+        (response.status_code, response.as_str().expect("utf-8").to_owned())
+    };
+    let attack = r#"{"node_id":"../../x","host":"8.8.8.8","tcp_port":1}"#;
+    assert_eq!(post(None, attack).0, 401);
+    assert_eq!(post(Some("Bearer wrong-token-wrong-token"), attack).0, 401);
+    let (status, text) = post(Some("Bearer s3cret-cluster-token"), attack);
+    assert_eq!((status, text.contains("a name is ASCII letters")), (400, true), "{text}");
+    let (status, text) =
+        post(Some("Bearer s3cret-cluster-token"), r#"{"node_id":"x","host":"8.8.8.8","tcp_port":1}"#);
+    assert_eq!(
+        (status, text.contains("is not the address this request came from (127.0.0.1)")),
+        (400, true),
+        "{text}"
+    );
+    let peers = minreq::get(format!("{url}/peers")).with_timeout(5).send().expect("the registry answers");
+    assert_eq!(peers.status_code, 401, "listing needs the token too");
+
+    let holder = strings(&["--bootstrap", &url, "--bootstrap-token-file", &token_path]);
+    let (mut a, _) = Process::node("a", &data.join("a"), &holder);
+    let (mut b, _) = Process::node("b", &data.join("b"), &holder);
+    let (c, _) = Process::node("c", &data.join("c"), &strings(&["--bootstrap", &url]));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    let line = c.wait_stderr("registry unavailable");
+    assert!(
+        line.ends_with("answered status 401: this registry wants Authorization: Bearer and its token"),
+        "{line}"
+    );
+    assert_eq!(b.request("put via token"), "ok");
+    a.wait_answer("get via", |answer| answer == "token");
+}
+
+#[test]
 fn garbage_bytes_drop_the_connection_not_the_node() {
     // Goal: a socket speaking nonsense is disconnected and the node keeps serving its peer.
     let data = scratch("garbage");
@@ -967,6 +1021,31 @@ fn startup_errors_exit_2_with_one_line() {
     assert_eq!(
         node(&["node", "--id", "x", "--listen", "nowhere", "--data", &other]),
         (Some(2), "error: invalid --listen address \"nowhere\": invalid socket address\n".to_owned())
+    );
+    assert_eq!(
+        node(&["node", "--id", "../x", "--listen", "127.0.0.1:0", "--data", &other, "--bootstrap", "http://127.0.0.1:1"]),
+        (
+            Some(2),
+            "error: node id \"../x\" cannot register with a registry: a name is ASCII letters, digits, '.', '_' \
+             and '-', starting with a letter or digit\n"
+                .to_owned()
+        )
+    );
+    let short = data.join("short-token");
+    std::fs::write(&short, "abc\n").expect("the scratch directory is writable");
+    let short = short.display().to_string();
+    let bootstrap = ["--bootstrap", "http://127.0.0.1:1", "--bootstrap-token-file", short.as_str()];
+    assert_eq!(
+        node(
+            &[&["node", "--id", "x", "--listen", "127.0.0.1:0", "--data", &other][..], &bootstrap[..]]
+                .concat()
+        ),
+        (
+            Some(2),
+            format!(
+                "error: registry token file {short} is unusable: a token has 16 to 256 characters, this one 3\n"
+            )
+        )
     );
     let (code, stderr) = node(&["node", "--listen", "127.0.0.1:0"]);
     assert_eq!(code, Some(2));

@@ -20,30 +20,35 @@ pub(crate) const ADDRESSES_TRACKED_MAX: usize = 1024;
 /// Least time between two log lines of one [`Throttle`].
 pub(crate) const THROTTLED_LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
-/// Connections each source address may still open.
-#[derive(Debug, Default)]
-pub(crate) struct Admission {
-    /// Address → (connections it may open now, when it last earned one).
+/// A token bucket per source address: `burst` at once, then one more per `refill_ns`, for
+/// at most [`ADDRESSES_TRACKED_MAX`] addresses (past it, the one that earned a token longest
+/// ago is forgotten: it has had the most time to refill, so forgetting it costs the least).
+#[derive(Debug)]
+pub(crate) struct AddressBudget {
+    burst: u32,
+    refill_ns: u64,
+    /// Address → (tokens it holds now, when it last earned one).
     buckets: BTreeMap<IpAddr, (u32, u64)>,
 }
 
-impl Admission {
-    /// Spends one connection of `address` at `now_ns`; false when it has none left.
-    pub(crate) fn admit(&mut self, address: IpAddr, now_ns: u64) -> bool {
-        if !self.buckets.contains_key(&address) && self.buckets.len() >= ADDRESSES_TRACKED_MAX {
-            // Forget the address that earned a connection longest ago: it has had the most
-            // time to refill, so forgetting it (a full bucket again) costs the least.
-            if let Some(oldest) =
-                self.buckets.iter().min_by_key(|(_, (_, at_ns))| *at_ns).map(|(key, _)| *key)
-            {
-                self.buckets.remove(&oldest);
-            }
+impl AddressBudget {
+    /// A budget of `burst` tokens per address, earning one per `refill_ns`.
+    pub(crate) fn new(burst: u32, refill_ns: u64) -> Self {
+        Self { burst, refill_ns: refill_ns.max(1), buckets: BTreeMap::new() }
+    }
+
+    /// Spends one token of `address` at `now_ns`; false when it has none left.
+    pub(crate) fn spend(&mut self, address: IpAddr, now_ns: u64) -> bool {
+        if !self.buckets.contains_key(&address)
+            && self.buckets.len() >= ADDRESSES_TRACKED_MAX
+            && let Some(oldest) = self.buckets.iter().min_by_key(|(_, (_, at_ns))| *at_ns).map(|(key, _)| *key)
+        {
+            self.buckets.remove(&oldest);
         }
-        let (tokens, refilled_ns) = self.buckets.entry(address).or_insert((ADDRESS_CONNECTS_BURST, now_ns));
-        let earned = now_ns.saturating_sub(*refilled_ns) / ADDRESS_CONNECT_REFILL_NS;
+        let (tokens, refilled_ns) = self.buckets.entry(address).or_insert((self.burst, now_ns));
+        let earned = now_ns.saturating_sub(*refilled_ns) / self.refill_ns;
         if earned > 0 {
-            *tokens =
-                tokens.saturating_add(u32::try_from(earned).unwrap_or(u32::MAX)).min(ADDRESS_CONNECTS_BURST);
+            *tokens = tokens.saturating_add(u32::try_from(earned).unwrap_or(u32::MAX)).min(self.burst);
             *refilled_ns = now_ns;
         }
         if *tokens == 0 {
@@ -51,6 +56,24 @@ impl Admission {
         }
         *tokens -= 1;
         true
+    }
+}
+
+/// Connections each source address may still open: [`ADDRESS_CONNECTS_BURST`] at once, one
+/// more per [`ADDRESS_CONNECT_REFILL_NS`].
+#[derive(Debug)]
+pub(crate) struct Admission(AddressBudget);
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self(AddressBudget::new(ADDRESS_CONNECTS_BURST, ADDRESS_CONNECT_REFILL_NS))
+    }
+}
+
+impl Admission {
+    /// Spends one connection of `address` at `now_ns`; false when it has none left.
+    pub(crate) fn admit(&mut self, address: IpAddr, now_ns: u64) -> bool {
+        self.0.spend(address, now_ns)
     }
 }
 
@@ -98,7 +121,7 @@ mod tests {
         for index in 0..(ADDRESSES_TRACKED_MAX as u32 + 10) {
             assert!(admission.admit(IpAddr::from(index.to_be_bytes()), u64::from(index)));
         }
-        assert_eq!(admission.buckets.len(), ADDRESSES_TRACKED_MAX);
+        assert_eq!(admission.0.buckets.len(), ADDRESSES_TRACKED_MAX);
     }
 
     #[test]

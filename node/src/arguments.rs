@@ -1,6 +1,6 @@
 //! What `ferry node` and `ferry registry` are told on the command line.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use crate::error::{NodeError, describe_io};
@@ -29,6 +29,10 @@ pub struct NodeArguments {
     /// Registry to register with and fetch peers from, e.g. http://127.0.0.1:7000
     #[arg(long, value_name = "URL")]
     pub bootstrap: Option<String>,
+    /// The registry's bearer token, read from the first line of FILE (the registry's
+    /// --token-file)
+    #[arg(long, value_name = "FILE", requires = "bootstrap")]
+    pub bootstrap_token_file: Option<PathBuf>,
     /// Log more: dials, rejected frames, ignored announces
     #[arg(short, long)]
     pub verbose: bool,
@@ -83,6 +87,7 @@ impl NodeArguments {
             discover: false,
             discover_addr: None,
             bootstrap: None,
+            bootstrap_token_file: None,
             verbose: false,
             no_stdin: false,
             trust: None,
@@ -98,9 +103,26 @@ pub struct RegistryArguments {
     /// TCP address to serve HTTP on (port 0 picks a free port, printed on stderr)
     #[arg(long, value_name = "ADDR")]
     pub listen: String,
+    /// Serve only requests carrying `Authorization: Bearer TOKEN`, TOKEN being the first
+    /// line of FILE (at least 16 characters); without it anyone who reaches the port may
+    /// register
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A reverse proxy in front of the registry: a request from this address is taken to
+    /// come from the last address of its X-Forwarded-For header (repeatable)
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Log every request
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+impl RegistryArguments {
+    /// Arguments for a registry listening on `listen`, open to anyone, with no proxy.
+    #[must_use]
+    pub fn new(listen: impl Into<String>) -> Self {
+        Self { listen: listen.into(), token_file: None, trusted_proxies: Vec::new(), verbose: false }
+    }
 }
 
 /// Resolves the value of an address flag to its first socket address.

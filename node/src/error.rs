@@ -138,6 +138,23 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A registry token file (`--token-file`, `--bootstrap-token-file`) is unusable.
+    #[error("registry token file {} is unusable: {reason}", .path.display())]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--id` cannot be registered: a registry accepts only the names of
+    /// `registry::validate_registry_name`.
+    #[error("node id {id:?} cannot register with a registry: {reason}")]
+    UnregistrableId {
+        /// The id given.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The registry server could not start.
     #[error("cannot start the registry: {reason}")]
     Registry {

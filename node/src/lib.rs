@@ -95,10 +95,11 @@ pub fn run_registry(arguments: RegistryArguments) -> Result<i32, NodeError> {
 /// # Errors
 /// A [`NodeError`] when it cannot listen.
 pub fn spawn_registry(arguments: &RegistryArguments) -> Result<SocketAddr, NodeError> {
-    let (server, local, logger) = registry::bind(arguments)?;
+    let registry = registry::bind(arguments)?;
+    let local = registry.local;
     std::thread::Builder::new()
         .name("ferry-registry-server".to_owned())
-        .spawn(move || registry::serve_requests(&server, &logger))
+        .spawn(move || registry.serve())
         .map_err(|source| NodeError::Resource { what: "registry thread", source })?;
     Ok(local)
 }

@@ -38,7 +38,7 @@ use crate::error::{NodeError, describe_io};
 use crate::input::Input;
 use crate::log::Logger;
 use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
-use crate::registry::{self, BootstrapUrl, PeerRecord};
+use crate::registry::{self, BootstrapUrl, PeerRecord, RegistryToken};
 use crate::stdio::{AnswerSink, Answerer, CommandSource};
 use crate::wal_file::{
     DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, SyncRequest, WalFile, read_peers_file,
@@ -180,7 +180,15 @@ impl Runtime {
         for address in &arguments.connect {
             validate_connect(address)?;
         }
-        let bootstrap = arguments.bootstrap.as_deref().map(BootstrapUrl::parse).transpose()?;
+        let mut bootstrap = arguments.bootstrap.as_deref().map(BootstrapUrl::parse).transpose()?;
+        if bootstrap.is_some() {
+            registry::validate_registry_name(&arguments.id)
+                .map_err(|reason| NodeError::UnregistrableId { id: arguments.id.clone(), reason })?;
+        }
+        if let Some(path) = &arguments.bootstrap_token_file {
+            let token = RegistryToken::read(path)?;
+            bootstrap = bootstrap.map(|url| url.with_token(token));
+        }
         let discovery_text =
             arguments.discover_addr.clone().unwrap_or_else(|| DISCOVERY_ADDRESS_DEFAULT.to_owned());
         let discovery_target =
