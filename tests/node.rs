@@ -546,6 +546,57 @@ fn a_registry_with_a_token_serves_only_its_holders_and_checks_every_record() {
 }
 
 #[test]
+fn metrics_and_status_tell_what_the_node_holds() {
+    // Goal: `--metrics` serves Prometheus text and a JSON status that agree with the node's
+    // own answers.
+    let data = scratch("metrics");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &strings(&["--metrics", "127.0.0.1:0"]));
+    let line = a.wait_stderr("metrics on http://");
+    let url = line.split_once("metrics on ").expect("matched").1.trim_end_matches("/metrics").to_owned();
+    let (mut b, _) = Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    for key in ["one", "two", "three"] {
+        assert_eq!(a.request(&format!("put {key} {key}-value")), "ok");
+    }
+    assert_eq!(a.request("del two"), "ok");
+    b.wait_answer("get three", |answer| answer == "three-value");
+
+    let get = |path: &str| {
+        let response = minreq::get(format!("{url}{path}")).with_timeout(5).send().expect("the node answers");
+        (response.status_code, response.as_str().expect("utf-8").to_owned())
+    };
+    let (status, text) = get("/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|line| line.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"));
+        line.rsplit(' ').next().and_then(|value| value.parse().ok()).expect("an integer")
+    };
+    assert_eq!(value("ferry_peers"), 1);
+    assert_eq!(value("ferry_keys"), 2, "one of three keys was deleted");
+    assert_eq!(value("ferry_writes_acked_total"), 4);
+    assert_eq!(value("ferry_sessions_opened_total"), 1);
+    assert!(
+        value("ferry_wal_bytes") > 0
+            && value("ferry_sent_bytes_total") > 0
+            && value("ferry_received_bytes_total") > 0
+    );
+    assert!(text.contains("# TYPE ferry_writes_acked_total counter\n"), "{text}");
+
+    let (status, text) = get("/status");
+    assert_eq!(status, 200);
+    let status: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(status["name"], "a");
+    assert_eq!(status["peers"], serde_json::json!(["b"]));
+    assert_eq!(status["keys"], 2);
+    assert_eq!(status["stopping"], false);
+    assert_eq!(status["digest"].as_str(), Some(a.request("digest").as_str()));
+    assert_eq!(get("/nope"), (404, r#"{"error":"not found"}"#.to_owned()));
+}
+
+#[test]
 fn garbage_bytes_drop_the_connection_not_the_node() {
     // Goal: a socket speaking nonsense is disconnected and the node keeps serving its peer.
     let data = scratch("garbage");

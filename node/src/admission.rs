@@ -41,7 +41,8 @@ impl AddressBudget {
     pub(crate) fn spend(&mut self, address: IpAddr, now_ns: u64) -> bool {
         if !self.buckets.contains_key(&address)
             && self.buckets.len() >= ADDRESSES_TRACKED_MAX
-            && let Some(oldest) = self.buckets.iter().min_by_key(|(_, (_, at_ns))| *at_ns).map(|(key, _)| *key)
+            && let Some(oldest) =
+                self.buckets.iter().min_by_key(|(_, (_, at_ns))| *at_ns).map(|(key, _)| *key)
         {
             self.buckets.remove(&oldest);
         }

@@ -33,6 +33,10 @@ pub struct NodeArguments {
     /// --token-file)
     #[arg(long, value_name = "FILE", requires = "bootstrap")]
     pub bootstrap_token_file: Option<PathBuf>,
+    /// Serve the node's counters on http://ADDR/metrics (Prometheus text format) and its
+    /// state on /status (JSON); bind it to a private address
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Log more: dials, rejected frames, ignored announces
     #[arg(short, long)]
     pub verbose: bool,
@@ -88,6 +92,7 @@ impl NodeArguments {
             discover_addr: None,
             bootstrap: None,
             bootstrap_token_file: None,
+            metrics: None,
             verbose: false,
             no_stdin: false,
             trust: None,

@@ -5,10 +5,13 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
+use std::sync::mpsc::SyncSender;
+
 use ferry_protocol::LinkId;
 
 use crate::commands::Line;
 use crate::dialer::TargetKey;
+use crate::readings::{Metrics, Status};
 
 /// Something for the event loop to handle.
 #[derive(Debug)]
@@ -33,6 +36,16 @@ pub(crate) enum Input {
     SyncFailed { error: io::Error },
     /// Discovery or the registry heard of a peer.
     Learned { name: String, address: SocketAddr, via: &'static str },
+    /// `/metrics` asks for a reading.
+    Metrics {
+        /// Where the reading goes.
+        reply: SyncSender<Metrics>,
+    },
+    /// `/status` asks for the node's state.
+    Status {
+        /// Where the state goes.
+        reply: SyncSender<Status>,
+    },
     /// Answers could not be written to stdout.
     StdoutFailed { error: io::Error },
 }

@@ -37,7 +37,9 @@ use crate::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
 use crate::error::{NodeError, describe_io};
 use crate::input::Input;
 use crate::log::Logger;
+use crate::metrics;
 use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
+use crate::readings::{Metrics, Status};
 use crate::registry::{self, BootstrapUrl, PeerRecord, RegistryToken};
 use crate::stdio::{AnswerSink, Answerer, CommandSource};
 use crate::wal_file::{
@@ -161,6 +163,10 @@ pub(crate) struct Runtime {
     known_peers: BTreeMap<String, [u8; KEY_BYTES]>,
     /// The log line for refused connections, at most once a second.
     refusals_log: Throttle,
+    /// The counters only the runtime sees (bytes, sessions, refusals), for `/metrics`.
+    counters: Metrics,
+    /// Where `/metrics` is served, with `--metrics`.
+    metrics_address: Option<SocketAddr>,
 }
 
 impl Runtime {
@@ -272,6 +278,13 @@ impl Runtime {
             registry::spawn_client(url, record, inputs_sender.clone(), logger.clone())
                 .map_err(resource("registry thread"))?;
         }
+        let metrics_address = match &arguments.metrics {
+            Some(text) => {
+                let address = resolve_address("--metrics", text)?;
+                Some(metrics::spawn(address, text, inputs_sender.clone(), logger.clone())?)
+            }
+            None => None,
+        };
         let mut dialer = Dialer::default();
         for address in arguments.connect {
             dialer.add_configured(address, clock.now_ns());
@@ -303,6 +316,8 @@ impl Runtime {
             known_peers,
             refusals_log: Throttle::default(),
             pings: BTreeMap::new(),
+            counters: Metrics::default(),
+            metrics_address,
         };
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
         runtime.drain()?;
@@ -328,6 +343,9 @@ impl Runtime {
     /// signal; writes still waiting for durability are answered `error: ...` first.
     pub(crate) fn run(mut self) -> Result<i32, NodeError> {
         self.logger.info(format_args!("listening on {}", self.listen_address));
+        if let Some(address) = self.metrics_address {
+            self.logger.info(format_args!("metrics on http://{address}/metrics"));
+        }
         let result = self.run_loop();
         if let Err(error) = &result {
             self.answers.fail_pending(&error.to_string());
@@ -453,12 +471,19 @@ impl Runtime {
             Input::Accepted { stream, address } => self.accept(now_ns, stream, address),
             Input::Dialed { key, result } => self.handle_dialed(now_ns, key, result),
             Input::Received { link, bytes } => {
+                self.counters.received_bytes += bytes.len() as u64;
                 // Bytes already read from a link being closed are never processed.
                 if self.connections.get(&link).is_some_and(|connection| !connection.closing) {
                     self.node.handle_stream(now_ns, link, &bytes);
                 }
             }
             Input::Closed { link, reason } => self.connection_closed(now_ns, link, &reason),
+            Input::Metrics { reply } => {
+                let _ = reply.try_send(self.metrics());
+            }
+            Input::Status { reply } => {
+                let _ = reply.try_send(self.status());
+            }
             Input::Synced { sync_id } => self.node.handle_synced(now_ns, sync_id),
             Input::SyncFailed { error } => {
                 return Err(NodeError::Disk { path: self.wal.path().to_owned(), source: error });
@@ -536,6 +561,7 @@ impl Runtime {
 
     /// Logs a refused connection, at most one line a second.
     fn refuse(&mut self, now_ns: u64, address: SocketAddr, reason: &str) {
+        self.counters.connections_refused += 1;
         match self.refusals_log.allow(now_ns) {
             Some(0) => self.logger.info(format_args!("refused connection from {address}: {reason}")),
             Some(left_out) => self.logger.info(format_args!(
@@ -761,6 +787,39 @@ impl Runtime {
         connection.shutdown();
     }
 
+    /// A reading for `/metrics`: the runtime's counters, the node's stats and its size now.
+    fn metrics(&self) -> Metrics {
+        let stats = self.node.stats();
+        Metrics {
+            peers: self.node.connected_peers().count() as u64,
+            connections: self.connections.values().filter(|connection| !connection.closing).count() as u64,
+            keys: self.node.store().len() as u64,
+            log_entries: self.node.log_entries().0,
+            wal_bytes: self.node.wal_bytes().0,
+            entries_applied: stats.entries_applied,
+            entries_duplicate: stats.entries_duplicate,
+            frames_rejected: stats.frames_rejected,
+            sessions_closed_invalid: stats.sessions_closed_invalid,
+            clock_rejections: stats.clock_rejections,
+            compactions: stats.compactions,
+            snapshots_applied: stats.snapshots_applied,
+            ..self.counters.clone()
+        }
+    }
+
+    /// The node's state for `/status`.
+    fn status(&self) -> Status {
+        let peers: BTreeSet<&str> = self.node.connected_peers().map(|(_, name)| name).collect();
+        Status {
+            name: self.node.name().to_owned(),
+            peers: peers.into_iter().map(str::to_owned).collect(),
+            digest: self.node.digest().to_string(),
+            keys: self.node.store().len() as u64,
+            wal_bytes: self.node.wal_bytes().0,
+            stopping: self.stop.is_some(),
+        }
+    }
+
     /// Performs every output the node queued.
     fn drain(&mut self) -> Result<(), NodeError> {
         let now_ns = self.clock.now_ns();
@@ -801,6 +860,7 @@ impl Runtime {
         if connection.closing {
             return;
         }
+        self.counters.sent_bytes += frame.len() as u64;
         if connection.send(frame) == Err(SendError::QueueFull) {
             self.close(link, "peer too slow: send queue full");
         }
@@ -826,10 +886,12 @@ impl Runtime {
             }
             Event::Acked { entry } => {
                 if entry.origin == self.node.node_id() {
+                    self.counters.writes_acked += 1;
                     self.answers.acknowledge(entry.sequence);
                 }
             }
             Event::PeerConnected { link, name, static_key, .. } => {
+                self.counters.sessions_opened += 1;
                 self.remember_peer(&name, static_key);
                 let Some(connection) = self.connections.get_mut(&link) else { return };
                 connection.peer_name = Some(name.clone());
@@ -856,6 +918,7 @@ impl Runtime {
                 }
             }
             Event::HandshakeFailed { link, reason } => {
+                self.counters.handshakes_failed += 1;
                 let Some(connection) = self.connections.get(&link) else { return };
                 self.logger.info(format_args!("handshake failed with {}: {reason}", connection.address));
                 // A stream whose first handshake failed is closed rather than left to the
