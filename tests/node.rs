@@ -1178,6 +1178,24 @@ fn send_signal(process: &Process, signal: libc::c_int) {
     assert_eq!(result, 0, "{}: kill failed: {}", process.name, std::io::Error::last_os_error());
 }
 
+#[cfg(unix)]
+#[test]
+fn a_waiting_ping_does_not_hold_a_shutdown() {
+    // Goal: a ping to a peer that stopped answering is answered at once when the node is
+    // told to quit, instead of holding the stop for the ping's whole timeout.
+    let data = scratch("ping-shutdown");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let (b, _) = Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    send_signal(&b, libc::SIGSTOP);
+    a.send("ping b");
+    a.send("quit");
+    let answer = a.answer();
+    send_signal(&b, libc::SIGCONT);
+    assert_eq!(answer, "error: no pong from b: the node is shutting down");
+    assert_eq!(a.wait_exit().code(), Some(0));
+}
+
 /// Every file of `data` but the lock, with its bytes, in name order.
 fn data_files(data: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(data)

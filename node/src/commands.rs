@@ -285,6 +285,16 @@ impl Answers {
         }
     }
 
+    /// Every ping still waiting is answered with an error saying `why`.
+    pub(crate) fn cancel_pings(&mut self, why: &str) {
+        for answer in &mut self.queue {
+            if let Answer::Ping { target, .. } = answer {
+                let target = ferry_protocol::text::escape(target);
+                *answer = Answer::Ready(format!("error: no pong from {target}: {why}"));
+            }
+        }
+    }
+
     /// The earliest ping deadline, if any.
     pub(crate) fn deadline_ns(&self) -> Option<u64> {
         self.queue
@@ -467,6 +477,17 @@ mod tests {
         answers.fail_pending("disk failed");
         assert_eq!(answers.pop(), Some("error: disk failed".to_owned()));
         assert!(answers.is_empty());
+    }
+
+    #[test]
+    fn cancelled_pings_are_answered_at_once_and_say_why() {
+        let mut answers = Answers::new(0);
+        answers.push_ping("b".to_owned(), 10);
+        answers.push("v".to_owned());
+        answers.cancel_pings("the node is shutting down");
+        assert_eq!(answers.pop(), Some("error: no pong from b: the node is shutting down".to_owned()));
+        assert_eq!(answers.pop(), Some("v".to_owned()));
+        assert_eq!(answers.deadline_ns(), None);
     }
 
     #[test]

@@ -69,6 +69,21 @@ pub enum NodeError {
         /// The `--id` given.
         given: String,
     },
+    /// The data directory holds a WAL but no node name: whose writes they are is unknown.
+    #[error(
+        "data directory {} holds a wal of {wal_bytes} bytes but no node.name: if it is node {given:?}'s, \
+         write {given:?} into {}, else use another directory",
+        .path.display(),
+        .path.join("node.name").display()
+    )]
+    UnnamedData {
+        /// The directory.
+        path: PathBuf,
+        /// Bytes of its WAL.
+        wal_bytes: u64,
+        /// The `--id` given.
+        given: String,
+    },
     /// The node name file is damaged.
     #[error("node name file {} is unusable: {reason}", .path.display())]
     NodeName {

@@ -7,6 +7,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -188,17 +190,51 @@ fn write_frames(mut stream: TcpStream, queued: &Receiver<Bytes>) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// Starts the thread accepting connections on `listener`.
+/// The listening socket's thread, which a stopping node closes: [`stop`](Self::stop).
+#[derive(Debug)]
+pub(crate) struct Listener {
+    /// A handle on the same socket, to shut it from the runtime's thread.
+    socket: TcpListener,
+    stopping: Arc<AtomicBool>,
+    #[cfg(test)]
+    thread: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops accepting: new connections are refused from now on, and the thread ends.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // On Linux, shutting a listening socket makes the blocked accept() return at once
+        // and the kernel refuse new connections; elsewhere the thread ends at its next
+        // accept and drops the socket then.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(Shutdown::Both);
+    }
+
+    /// Whether the thread has ended.
+    #[cfg(test)]
+    fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Starts the thread accepting connections on `listener`; each is reported as
+/// `Input::Accepted`, until [`Listener::stop`].
 ///
 /// # Errors
-/// When the thread cannot start.
+/// When the socket cannot be shared or the thread cannot start.
 pub(crate) fn spawn_listener(
     listener: TcpListener,
     inputs: SyncSender<Input>,
     logger: Logger,
-) -> io::Result<()> {
-    std::thread::Builder::new().name("ferry-listen".to_owned()).spawn(move || {
+) -> io::Result<Listener> {
+    let socket = listener.try_clone()?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stopping);
+    let thread = std::thread::Builder::new().name("ferry-listen".to_owned()).spawn(move || {
         for accepted in listener.incoming() {
+            if stopped.load(Ordering::SeqCst) {
+                return;
+            }
             match accepted.and_then(|stream| Ok((stream.peer_addr()?, stream))) {
                 Ok((address, stream)) => {
                     if inputs.send(Input::Accepted { stream, address }).is_err() {
@@ -212,7 +248,14 @@ pub(crate) fn spawn_listener(
             }
         }
     })?;
-    Ok(())
+    #[cfg(not(test))]
+    drop(thread);
+    Ok(Listener {
+        socket,
+        stopping,
+        #[cfg(test)]
+        thread,
+    })
 }
 
 /// Starts a thread dialing `address` for `key`; it reports `Input::Dialed`.
@@ -238,4 +281,29 @@ fn dial(address: &str) -> Result<(TcpStream, SocketAddr), String> {
         }
     }
     Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_listener_refuses_connections_and_its_thread_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("loopback binds");
+        let address = listener.local_addr().expect("bound");
+        let (inputs, received) = mpsc::sync_channel(8);
+        let handle = spawn_listener(listener, inputs, Logger::new("test", false)).expect("thread");
+        let _first = TcpStream::connect(address).expect("accepting");
+        assert!(matches!(received.recv(), Ok(Input::Accepted { .. })));
+        handle.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !handle.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(handle.is_finished(), "the accept thread ended");
+        drop(handle);
+        let refused = TcpStream::connect(address).map(|_| ()).map_err(|error| error.kind());
+        assert_eq!(refused, Err(io::ErrorKind::ConnectionRefused));
+        assert!(received.try_recv().is_err(), "nothing accepted after the stop");
+    }
 }

@@ -38,7 +38,7 @@ use crate::error::{NodeError, describe_io};
 use crate::input::Input;
 use crate::log::Logger;
 use crate::metrics;
-use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, SendError};
+use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, Listener, SendError};
 use crate::readings::{Metrics, Status};
 use crate::registry::{self, BootstrapUrl, PeerRecord, RegistryToken};
 use crate::stdio::{AnswerSink, Answerer, CommandSource};
@@ -167,6 +167,8 @@ pub(crate) struct Runtime {
     counters: Metrics,
     /// Where `/metrics` is served, with `--metrics`.
     metrics_address: Option<SocketAddr>,
+    /// The accepting thread, stopped when the node starts stopping.
+    listener: Listener,
 }
 
 impl Runtime {
@@ -259,7 +261,7 @@ impl Runtime {
         let (inputs_sender, inputs) = mpsc::sync_channel(INPUTS_QUEUED_MAX);
         let resource = |what| move |source| NodeError::Resource { what, source };
         let syncs = WalFile::spawn_syncer(inputs_sender.clone()).map_err(resource("wal sync thread"))?;
-        network::spawn_listener(listener, inputs_sender.clone(), logger.clone())
+        let listener = network::spawn_listener(listener, inputs_sender.clone(), logger.clone())
             .map_err(resource("listener thread"))?;
         if let Some(target) = discovery_target {
             let socket = discovery::bind(target, &discovery_text)?;
@@ -318,6 +320,7 @@ impl Runtime {
             pings: BTreeMap::new(),
             counters: Metrics::default(),
             metrics_address,
+            listener,
         };
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
         runtime.drain()?;
@@ -653,6 +656,9 @@ impl Runtime {
             return;
         }
         self.stop = Some(stop);
+        self.listener.stop();
+        // A ping would hold the stop for its whole timeout: it is answered now.
+        self.answers.cancel_pings("the node is shutting down");
         let pending = if self.answers.is_empty() { "" } else { " once every accepted command is answered" };
         self.logger.info(format_args!("shutting down ({}){pending}", stop.describe()));
     }

@@ -111,9 +111,22 @@ impl DataDirectory {
                 file.take(NODE_NAME_FILE_BYTES_MAX).read_to_end(&mut bytes).map_err(error)?;
             }
             Err(source) if source.kind() == io::ErrorKind::NotFound => {
-                // A directory from before node names were recorded already holds a node's
-                // data; it is taken to be this node's, as nothing says otherwise.
-                let adopted = self.path.join(WAL_FILE_NAME).exists();
+                // Writes of some node and no name to say whose: opening them as this node
+                // would replicate another node's writes under this one's name. The user says.
+                let wal = self.path.join(WAL_FILE_NAME);
+                let wal_bytes = match fs::metadata(&wal) {
+                    Ok(metadata) => metadata.len(),
+                    Err(source) if source.kind() == io::ErrorKind::NotFound => 0,
+                    Err(source) => return Err(error(source)),
+                };
+                if wal_bytes > 0 {
+                    return Err(NodeError::UnnamedData {
+                        path: self.path.clone(),
+                        wal_bytes,
+                        given: name.to_owned(),
+                    });
+                }
+                let adopted = wal.exists();
                 self.write_atomically(NODE_NAME_FILE_NAME, format!("{name}\n").as_bytes()).map_err(error)?;
                 return Ok(NameClaim::Recorded { adopted });
             }
@@ -537,8 +550,20 @@ mod tests {
         fs::write(&name_file, "\u{1b}[2J\n").expect("writable");
         let error = directory.claim_name("a").expect_err("another name").to_string();
         assert!(error.contains("belongs to node \"\\u{1b}[2J\""), "escaped: {error}");
-        // A directory from before names were recorded is adopted by the node that opens it.
+        // Writes without a name are nobody's to take: the user must say whose they are.
         fs::remove_file(&name_file).expect("exists");
+        fs::write(path.join(WAL_FILE_NAME), b"records").expect("writable");
+        assert_eq!(
+            directory.claim_name("c").map_err(|error| error.to_string()),
+            Err(format!(
+                "data directory {} holds a wal of 7 bytes but no node.name: if it is node \"c\"'s, write \"c\" \
+                 into {}, else use another directory",
+                path.display(),
+                name_file.display()
+            ))
+        );
+        assert!(!name_file.exists(), "nothing was recorded");
+        // An empty WAL holds nothing of anyone's: the directory is taken.
         fs::write(path.join(WAL_FILE_NAME), b"").expect("writable");
         assert_eq!(directory.claim_name("c").expect("adopted"), NameClaim::Recorded { adopted: true });
         drop(directory);
