@@ -597,6 +597,49 @@ fn metrics_and_status_tell_what_the_node_holds() {
 }
 
 #[test]
+fn a_service_node_takes_commands_over_its_control_endpoint() {
+    // Goal: a `--no-stdin` node is driven over `--control`: writes answer `ok` once durable
+    // and replicate, reads answer the value, bad requests say why, and `quit` stops it.
+    let data = scratch("control");
+    let control = strings(&["--no-stdin", "--control", "127.0.0.1:0"]);
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &control);
+    let line = a.wait_stderr("control on http://");
+    let url = line.split_once("control on ").expect("matched").1.to_owned();
+    let status_url = url.replace("/command", "/status");
+    let (mut b, _) = Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    b.wait_answer("peers", |answer| answer == "peers: a");
+
+    let post = |body: &str| {
+        let response = minreq::post(&url).with_body(body).with_timeout(15).send().expect("the node answers");
+        (response.status_code, response.as_str().expect("utf-8").to_owned())
+    };
+    assert_eq!(post("put k from control"), (200, "ok\n".to_owned()));
+    b.wait_answer("get k", |answer| answer == "from control");
+    assert_eq!(b.request("put j from b"), "ok");
+    let deadline = Instant::now() + DEADLINE;
+    while post("get j") != (200, "from b\n".to_owned()) {
+        assert!(Instant::now() < deadline, "j never reached a");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post("peers"), (200, "peers: b\n".to_owned()));
+    assert_eq!(post("del k\n"), (200, "ok\n".to_owned()), "a final newline is allowed");
+    assert_eq!(post("get k"), (200, "(nil)\n".to_owned()));
+    let (status, answer) = post("bogus");
+    assert_eq!((status, answer.starts_with("error: unknown command \"bogus\"")), (200, true), "{answer}");
+    assert_eq!(post("get k\nget j"), (400, r#"{"error":"one command line per request"}"#.to_owned()));
+    assert_eq!(post(""), (400, r#"{"error":"the body is empty: send one command line"}"#.to_owned()));
+    let status = minreq::get(&status_url).with_timeout(5).send().expect("the node answers");
+    assert_eq!(status.status_code, 200);
+    assert!(status.as_str().expect("utf-8").contains(r#""peers":["b"]"#));
+    let metrics = minreq::get(url.replace("/command", "/metrics")).with_timeout(5).send().expect("answers");
+    assert_eq!(metrics.status_code, 404, "metrics are served only with --metrics");
+
+    assert_eq!(post("quit"), (200, "ok: shutting down\n".to_owned()));
+    assert_eq!(a.wait_exit().code(), Some(0));
+    b.wait_stderr("peer disconnected: a");
+}
+
+#[test]
 fn garbage_bytes_drop_the_connection_not_the_node() {
     // Goal: a socket speaking nonsense is disconnected and the node keeps serving its peer.
     let data = scratch("garbage");

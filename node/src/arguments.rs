@@ -37,6 +37,10 @@ pub struct NodeArguments {
     /// state on /status (JSON); bind it to a private address
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Take commands over HTTP: POST one command line to http://ADDR/command and get its
+    /// answer; /status too. Whoever reaches it can write: bind it to a private address
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
     /// Log more: dials, rejected frames, ignored announces
     #[arg(short, long)]
     pub verbose: bool,
@@ -93,6 +97,7 @@ impl NodeArguments {
             bootstrap: None,
             bootstrap_token_file: None,
             metrics: None,
+            control: None,
             verbose: false,
             no_stdin: false,
             trust: None,

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 
 use ferry_protocol::entry::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
@@ -230,34 +231,51 @@ enum Answer {
     },
 }
 
+/// Where an answer goes: stdout (or a [`NodeHandle`](crate::NodeHandle)'s channel) when
+/// `None`, else the reply channel of a `--control` request.
+pub(crate) type Reply = Option<SyncSender<String>>;
+
 /// Answers in command order. A write's `ok` waits for durability, and every answer after it
 /// waits behind it, so a script reading line N always reads the answer to command N.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
-    queue: VecDeque<Answer>,
+    queue: VecDeque<(Answer, Reply)>,
     /// This node's writes up to this sequence are durable.
     durable_sequence: u64,
+    /// Where the next queued answer goes: set by [`address`](Self::address) for the command
+    /// being handled, taken by the answer it queues.
+    addressee: Reply,
 }
 
 impl Answers {
     /// An empty queue; this node's writes up to `durable_sequence` are already durable.
     pub(crate) fn new(durable_sequence: u64) -> Self {
-        Self { queue: VecDeque::new(), durable_sequence }
+        Self { queue: VecDeque::new(), durable_sequence, addressee: None }
+    }
+
+    /// The next answer queued goes to `reply` (and the ones after it to stdout again).
+    pub(crate) fn address(&mut self, reply: Reply) {
+        self.addressee = reply;
+    }
+
+    fn queue(&mut self, answer: Answer) {
+        let reply = self.addressee.take();
+        self.queue.push_back((answer, reply));
     }
 
     /// Queues an answer that is ready now.
     pub(crate) fn push(&mut self, answer: String) {
-        self.queue.push_back(Answer::Ready(answer));
+        self.queue(Answer::Ready(answer));
     }
 
     /// Queues `ok` for the write with this sequence, released once it is durable.
     pub(crate) fn push_durable(&mut self, sequence: u64) {
-        self.queue.push_back(Answer::Durable { sequence });
+        self.queue(Answer::Durable { sequence });
     }
 
     /// Queues the answer to a routed ping of `target`, due by `deadline_ns`.
     pub(crate) fn push_ping(&mut self, target: String, deadline_ns: u64) {
-        self.queue.push_back(Answer::Ping { target, deadline_ns });
+        self.queue(Answer::Ping { target, deadline_ns });
     }
 
     /// A pong from `target` arrived: the oldest ping waiting for it is answered.
@@ -265,6 +283,7 @@ impl Answers {
         let waiting = self
             .queue
             .iter_mut()
+            .map(|(answer, _)| answer)
             .find(|answer| matches!(answer, Answer::Ping { target: t, .. } if t == target));
         if let Some(answer) = waiting {
             let round_trip_ms = round_trip_ns as f64 / 1e6;
@@ -275,7 +294,7 @@ impl Answers {
 
     /// Pings past their deadline are answered with an error.
     pub(crate) fn expire(&mut self, now_ns: u64) {
-        for answer in &mut self.queue {
+        for (answer, _) in &mut self.queue {
             if let Answer::Ping { target, deadline_ns } = answer
                 && *deadline_ns <= now_ns
             {
@@ -287,7 +306,7 @@ impl Answers {
 
     /// Every ping still waiting is answered with an error saying `why`.
     pub(crate) fn cancel_pings(&mut self, why: &str) {
-        for answer in &mut self.queue {
+        for (answer, _) in &mut self.queue {
             if let Answer::Ping { target, .. } = answer {
                 let target = ferry_protocol::text::escape(target);
                 *answer = Answer::Ready(format!("error: no pong from {target}: {why}"));
@@ -299,7 +318,7 @@ impl Answers {
     pub(crate) fn deadline_ns(&self) -> Option<u64> {
         self.queue
             .iter()
-            .filter_map(|answer| match answer {
+            .filter_map(|(answer, _)| match answer {
                 Answer::Ping { deadline_ns, .. } => Some(*deadline_ns),
                 _ => None,
             })
@@ -313,26 +332,29 @@ impl Answers {
 
     /// Replaces every answer still waiting for durability with `error: REASON`.
     pub(crate) fn fail_pending(&mut self, reason: &str) {
-        for answer in &mut self.queue {
+        for (answer, _) in &mut self.queue {
             if matches!(answer, Answer::Durable { .. }) {
                 *answer = Answer::Ready(format!("error: {reason}"));
             }
         }
     }
 
-    /// The next answer, if it is releasable.
+    /// The next answer and where it goes, if it is releasable.
+    pub(crate) fn pop_addressed(&mut self) -> Option<(String, Reply)> {
+        let durable_sequence = self.durable_sequence;
+        let text = match &mut self.queue.front_mut()?.0 {
+            Answer::Ready(text) => std::mem::take(text),
+            Answer::Durable { sequence } if *sequence <= durable_sequence => "ok".to_owned(),
+            Answer::Durable { .. } | Answer::Ping { .. } => return None,
+        };
+        let (_, reply) = self.queue.pop_front()?;
+        Some((text, reply))
+    }
+
+    /// The next answer, if it is releasable (wherever it goes).
+    #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Option<String> {
-        match self.queue.front()? {
-            Answer::Ready(_) => match self.queue.pop_front() {
-                Some(Answer::Ready(text)) => Some(text),
-                _ => None,
-            },
-            Answer::Durable { sequence } if *sequence <= self.durable_sequence => {
-                self.queue.pop_front();
-                Some("ok".to_owned())
-            }
-            Answer::Durable { .. } | Answer::Ping { .. } => None,
-        }
+        self.pop_addressed().map(|(text, _)| text)
     }
 
     /// True when every answer was released.

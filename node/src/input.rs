@@ -36,6 +36,13 @@ pub(crate) enum Input {
     SyncFailed { error: io::Error },
     /// Discovery or the registry heard of a peer.
     Learned { name: String, address: SocketAddr, via: &'static str },
+    /// A command line from `--control`, whose answer goes to `reply`.
+    Control {
+        /// The line.
+        line: Line,
+        /// Where its one answer goes.
+        reply: SyncSender<String>,
+    },
     /// `/metrics` asks for a reading.
     Metrics {
         /// Where the reading goes.

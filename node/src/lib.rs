@@ -15,8 +15,8 @@
 //!   reading stdin and writing stdout.
 //! - [`discovery`]: UDP announces; [`registry`]: the HTTP registry and its client (both
 //!   public: their formats and the registry client are usable on their own).
-//! - `metrics`: the `--metrics` HTTP endpoint; `readings`: what it serves (`Metrics`, in the
-//!   Prometheus text format, and `Status`).
+//! - `http`: the `--metrics` and `--control` endpoints; `readings`: what `/metrics` and
+//!   `/status` serve (`Metrics`, in the Prometheus text format, and `Status`).
 //! - `log`: one-line diagnostics on stderr; `admission`: per-address connection budgets.
 //! - `arguments`: the command line; `error`: why a node stops, and its exit code.
 //!
@@ -34,9 +34,9 @@ mod commands;
 mod dialer;
 pub mod discovery;
 mod error;
+mod http;
 mod input;
 mod log;
-mod metrics;
 mod network;
 mod readings;
 pub mod registry;

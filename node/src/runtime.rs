@@ -31,13 +31,13 @@ use rand_core::{OsRng, RngCore, SeedableRng};
 
 use crate::admission::{ADDRESS_CONNECTS_BURST, Admission, Throttle, UNAUTHENTICATED_CONNECTIONS_MAX};
 use crate::arguments::{NodeArguments, resolve_address};
-use crate::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line};
+use crate::commands::{self, Answers, COMMANDS_INFLIGHT_MAX, Command, Credits, Line, Reply};
 use crate::dialer::{Dialer, TargetKey};
 use crate::discovery::{self, Announce, DISCOVERY_ADDRESS_DEFAULT};
 use crate::error::{NodeError, describe_io};
+use crate::http::{self, Endpoints};
 use crate::input::Input;
 use crate::log::Logger;
-use crate::metrics;
 use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, Listener, SendError};
 use crate::readings::{Metrics, Status};
 use crate::registry::{self, BootstrapUrl, PeerRecord, RegistryToken};
@@ -165,8 +165,8 @@ pub(crate) struct Runtime {
     refusals_log: Throttle,
     /// The counters only the runtime sees (bytes, sessions, refusals), for `/metrics`.
     counters: Metrics,
-    /// Where `/metrics` is served, with `--metrics`.
-    metrics_address: Option<SocketAddr>,
+    /// Where `--metrics` and `--control` are served.
+    http_addresses: Vec<(Endpoints, SocketAddr)>,
     /// The accepting thread, stopped when the node starts stopping.
     listener: Listener,
 }
@@ -280,13 +280,21 @@ impl Runtime {
             registry::spawn_client(url, record, inputs_sender.clone(), logger.clone())
                 .map_err(resource("registry thread"))?;
         }
-        let metrics_address = match &arguments.metrics {
-            Some(text) => {
-                let address = resolve_address("--metrics", text)?;
-                Some(metrics::spawn(address, text, inputs_sender.clone(), logger.clone())?)
+        // `--metrics` and `--control` at one address share one server.
+        let mut http_addresses = Vec::new();
+        for (flag, text) in [("--metrics", &arguments.metrics), ("--control", &arguments.control)] {
+            let Some(text) = text else { continue };
+            let endpoints = Endpoints {
+                metrics: arguments.metrics.as_ref() == Some(text),
+                control: arguments.control.as_ref() == Some(text),
+            };
+            if flag == "--control" && endpoints.metrics {
+                continue;
             }
-            None => None,
-        };
+            let address = resolve_address(flag, text)?;
+            let local = http::spawn(address, text, endpoints, inputs_sender.clone(), logger.clone())?;
+            http_addresses.push((endpoints, local));
+        }
         let mut dialer = Dialer::default();
         for address in arguments.connect {
             dialer.add_configured(address, clock.now_ns());
@@ -319,7 +327,7 @@ impl Runtime {
             refusals_log: Throttle::default(),
             pings: BTreeMap::new(),
             counters: Metrics::default(),
-            metrics_address,
+            http_addresses,
             listener,
         };
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
@@ -346,8 +354,13 @@ impl Runtime {
     /// signal; writes still waiting for durability are answered `error: ...` first.
     pub(crate) fn run(mut self) -> Result<i32, NodeError> {
         self.logger.info(format_args!("listening on {}", self.listen_address));
-        if let Some(address) = self.metrics_address {
-            self.logger.info(format_args!("metrics on http://{address}/metrics"));
+        for (endpoints, address) in &self.http_addresses {
+            if endpoints.metrics {
+                self.logger.info(format_args!("metrics on http://{address}/metrics"));
+            }
+            if endpoints.control {
+                self.logger.info(format_args!("control on http://{address}/command"));
+            }
         }
         let result = self.run_loop();
         if let Err(error) = &result {
@@ -463,7 +476,8 @@ impl Runtime {
     fn handle_input(&mut self, input: Input) -> Result<(), NodeError> {
         let now_ns = self.clock.now_ns();
         match input {
-            Input::Command(line) => self.handle_command(now_ns, line),
+            Input::Command(line) => self.handle_command(now_ns, line, None),
+            Input::Control { line, reply } => self.handle_command(now_ns, line, Some(reply)),
             Input::CommandsEnded => self.begin_stop(Stop::CommandsEnded),
             Input::Signal => {
                 if self.stop.is_some() {
@@ -574,18 +588,27 @@ impl Runtime {
         }
     }
 
-    fn handle_command(&mut self, now_ns: u64, line: Line) {
+    /// Executes one command line from stdin (`reply` is `None`, and the line holds one of
+    /// its credits) or from `--control` (its answer goes to `reply`).
+    fn handle_command(&mut self, now_ns: u64, line: Line, reply: Reply) {
         let parsed = match line {
             Line::Text(text) => commands::parse(&text),
             Line::Refused(error) => Err(error),
         };
         if self.stop.is_some() {
-            // Commands after `quit` (or a signal) are not executed, so they get no answer.
-            self.credits.release();
+            // Commands after `quit` (or a signal) are not executed: stdin's get no answer,
+            // a control request is told why.
+            match reply {
+                Some(reply) => drop(reply.try_send("error: the node is shutting down".to_owned())),
+                None => self.credits.release(),
+            }
             return;
         }
+        let control = reply.is_some();
+        self.answers.address(reply);
         let command = match parsed {
             Ok(Some(command)) => command,
+            Ok(None) if control => return self.answers.push("error: empty command".to_owned()),
             Ok(None) => return self.credits.release(),
             Err(error) => return self.answers.push(format!("error: {error}")),
         };
@@ -623,6 +646,10 @@ impl Runtime {
             Command::Digest => self.answers.push(self.node.digest().to_string()),
             Command::Ping { target } => self.ping(now_ns, target),
             Command::Help => self.answers.push(commands::help_text()),
+            Command::Quit if control => {
+                self.answers.push("ok: shutting down".to_owned());
+                self.begin_stop(Stop::Quit);
+            }
             Command::Quit => {
                 // `quit` answers by exiting, once every earlier answer is out.
                 self.credits.release();
@@ -984,9 +1011,13 @@ impl Runtime {
     }
 
     fn emit_answers(&mut self) {
-        let Some(answerer) = &self.answerer else { return };
-        while let Some(answer) = self.answers.pop() {
-            answerer.emit(answer, &self.credits);
+        while let Some((answer, reply)) = self.answers.pop_addressed() {
+            match (reply, &self.answerer) {
+                // The request waits at most its timeout; an answer too late is dropped.
+                (Some(reply), _) => drop(reply.try_send(answer)),
+                (None, Some(answerer)) => answerer.emit(answer, &self.credits),
+                (None, None) => {}
+            }
         }
     }
 }
