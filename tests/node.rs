@@ -977,6 +977,11 @@ fn with_trust_only_listed_peers_get_in() {
     let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
     let trust = data.join("trust");
     std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
+    // Each node logs its own trust line at start, so nobody needs to read the key file.
+    let (b, _) = Process::node("b", &data.join("b"), &[]);
+    let line = b.wait_stderr("trust line for this node: ");
+    assert_eq!(line, format!("ferry node b: trust line for this node: b {public}"));
+    drop(b);
     let (mut a, a_address) =
         Process::node("a", &data.join("a"), &strings(&["--trust", trust.to_str().expect("a UTF-8 path")]));
     a.wait_stderr("accepting only the 1 peers listed in");

@@ -228,6 +228,8 @@ impl Runtime {
         let mut rng = os_seeded_rng()?;
         let identity = directory.identity(&mut rng)?;
         logger.debug(format_args!("data directory {} locked", directory.path().display()));
+        // What other nodes list in their --trust files to admit this one.
+        logger.info(format_args!("trust line for this node: {} {}", arguments.id, hex_key(&identity.public)));
         let (wal, wal_bytes) = directory.open_wal()?;
         let known_peers = directory.known_peers()?;
         let mut session = SessionConfig::new(arguments.id.clone(), identity.clone());
