@@ -1,16 +1,19 @@
 //! Goal: who may join a cluster and whose entries a node takes. With a cluster secret
 //! (PROTOCOL.md 6.10) only nodes holding the same secret get a session, a mismatch is
 //! reported on both ends with its reason and retried at the handshake backoff, never in a
-//! hot loop. Method: nodes on hand-driven datagram links; every frame is delivered at once,
-//! syncs complete at once, and the clock jumps from timer to timer.
+//! hot loop. With member origins (8.12) a node takes entries of members only: the others are
+//! refused, reported and counted, without holding up the members' entries beside them or
+//! making the sender push them again and again, and a snapshot holding one is refused whole.
+//! Method: nodes on hand-driven datagram links; every frame is delivered at once, syncs
+//! complete at once, and the clock jumps from timer to timer.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use ferry_protocol::node::{Event, LinkId, LinkKind, Node, NodeConfig, Output};
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
-use ferry_protocol::{Envelope, MessageType};
+use ferry_protocol::{Envelope, MessageType, NodeId};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
@@ -230,4 +233,184 @@ fn a_secret_against_none_is_refused_at_the_hello() {
         }
         assert!(mesh.sent(0, MessageType::Hello) <= 5, "retried at the backoff");
     }
+}
+
+/// A node taking entries only of `members` (and its own).
+fn member_config(name: &str, seed: u64, members: &[&str]) -> NodeConfig {
+    let mut config = config(name, seed, None);
+    config.member_origins = Some(members.iter().map(|name| NodeId::from_name(name)).collect::<BTreeSet<_>>());
+    config
+}
+
+impl Mesh {
+    fn write(&mut self, index: usize, key: &str, value: &str) {
+        let now_ns = self.now_ns;
+        self.sides[index]
+            .node
+            .put(now_ns, Bytes::from(key.to_owned()), Bytes::from(value.to_owned()))
+            .expect("put");
+        self.drain(index);
+        self.settle();
+    }
+
+    fn get(&self, index: usize, key: &str) -> Option<Vec<u8>> {
+        self.sides[index].node.get(key.as_bytes()).map(|value| value.to_vec())
+    }
+
+    fn rejections(&self, index: usize) -> Vec<String> {
+        self.sides[index]
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Rejected { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent_to(&self, sender: usize, receiver: usize, kind: MessageType) -> usize {
+        self.transcript
+            .iter()
+            .filter(|(from, to, sent)| (*from, *to, *sent) == (sender, receiver, kind))
+            .count()
+    }
+}
+
+/// Goal: a push that mixes entries of a member and of another origin gets the member's
+/// entries applied and acknowledged, the others refused with an event and a count, and the
+/// sender does not push them again.
+/// Method: c's entries reach a, which has no member set; a then meets b, whose members are
+/// {a}, and pushes its own entries and c's in one WalPush. Then 30 s more, and c writes again.
+#[test]
+fn a_push_mixing_member_and_other_entries() {
+    let mut mesh = Mesh::new(vec![config("a", 1, None), member_config("b", 2, &["a"]), config("c", 3, None)]);
+    mesh.link(2, 0);
+    mesh.run_until(SECOND);
+    for round in 0..3 {
+        mesh.write(2, &format!("c{round}"), "from c");
+    }
+    mesh.write(0, "a0", "from a");
+    mesh.write(0, "a1", "from a");
+    mesh.run_until(2 * SECOND);
+    assert_eq!(mesh.get(0, "c2").as_deref(), Some(&b"from c"[..]), "a relays c's entries");
+
+    mesh.link(0, 1);
+    mesh.run_until(3 * SECOND);
+    assert_eq!(mesh.sent_to(0, 1, MessageType::WalPush), 1, "one push carried a's entries and c's");
+    assert_eq!(mesh.get(1, "a1").as_deref(), Some(&b"from a"[..]));
+    assert_eq!(mesh.get(1, "c0"), None);
+    let b = &mesh.sides[1].node;
+    assert_eq!(b.version_vector().get(NodeId::from_name("a")), 2);
+    assert_eq!(b.version_vector().get(NodeId::from_name("c")), 0);
+    assert_eq!(b.stats().entries_refused, 3);
+    let c_id = NodeId::from_name("c");
+    assert_eq!(
+        mesh.rejections(1),
+        [format!(
+            "refused 3 entries of origin {c_id}: not a member origin (PROTOCOL.md 8.12; reported at most once a minute per origin)"
+        )]
+    );
+    assert!(mesh.sent_to(1, 0, MessageType::WalAck) >= 1, "b acknowledged a's entries");
+
+    // Nothing is pushed again: no retransmission, no second push of c's entries.
+    mesh.run_until(33 * SECOND);
+    assert_eq!(mesh.sent_to(0, 1, MessageType::WalPush), 1);
+    assert_eq!(mesh.sides[0].node.stats().retransmits, 0);
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, 3);
+
+    // New entries of c are pushed once each, refused, and reported once a minute at most;
+    // a's new entries keep flowing.
+    mesh.write(2, "c3", "from c");
+    mesh.write(0, "a2", "from a");
+    mesh.run_until(40 * SECOND);
+    assert_eq!(mesh.get(1, "a2").as_deref(), Some(&b"from a"[..]));
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, 4);
+    assert_eq!(mesh.rejections(1).len(), 1, "the next report waits for the minute");
+    assert_eq!(mesh.sides[0].node.stats().retransmits, 0);
+    // A minute after the first report, the next refusal reports both unreported entries.
+    mesh.run_until(64 * SECOND);
+    mesh.write(2, "c4", "from c");
+    mesh.run_until(70 * SECOND);
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, 5);
+    let rejections = mesh.rejections(1);
+    assert_eq!(rejections.len(), 2);
+    assert!(rejections[1].starts_with(&format!("refused 2 entries of origin {c_id}")), "{rejections:?}");
+}
+
+/// Goal: members that all refuse an outsider's entries converge among themselves, lose no
+/// acknowledged write, and the outsider is not made to push forever.
+/// Method: a and b take entries of {a, b}; outsider c is linked to a and writes; a and b
+/// write too, across a then b, for 30 s.
+#[test]
+fn members_converge_without_an_outsider_s_entries() {
+    let mut mesh = Mesh::new(vec![
+        member_config("a", 1, &["a", "b"]),
+        member_config("b", 2, &["a", "b"]),
+        config("c", 3, None),
+    ]);
+    mesh.link(0, 1);
+    mesh.link(2, 0);
+    mesh.run_until(SECOND);
+    for round in 0..20 {
+        mesh.write(round % 3, &format!("k{}", round % 4), &format!("v{round}"));
+        mesh.run_until(mesh.now_ns + 500_000_000);
+    }
+    mesh.run_until(40 * SECOND);
+    assert_eq!(mesh.sides[0].node.digest(), mesh.sides[1].node.digest());
+    let c_id = NodeId::from_name("c");
+    for index in [0, 1] {
+        assert_eq!(mesh.sides[index].node.version_vector().get(c_id), 0);
+    }
+    // Every acknowledged write of a member is at both members.
+    for index in [0, 1] {
+        for event in &mesh.sides[index].events {
+            if let Event::Acked { entry } = event {
+                for other in [0, 1] {
+                    assert!(mesh.sides[other].node.entry(entry.origin, entry.sequence).is_some());
+                }
+            }
+        }
+    }
+    assert_eq!(mesh.sides[0].node.stats().entries_refused, 6, "c wrote 6 times, each refused once");
+    assert_eq!(mesh.sides[2].node.stats().retransmits, 0, "the outsider never retransmits");
+    assert!(mesh.sent_to(2, 0, MessageType::WalPush) <= 6);
+}
+
+/// Goal: a snapshot holding an entry of a non-member origin is refused whole, changes
+/// nothing, and is not pulled again when re-offered.
+/// Method: a (no member set) holds c's entries and compacts; b (members {a}) joins with an
+/// empty log, is offered a snapshot, pulls its first chunk and refuses it; 20 s more.
+#[test]
+fn a_snapshot_with_a_non_member_entry_is_refused_whole() {
+    let mut compacting = config("a", 1, None);
+    compacting.compaction_tail_bytes_min = 64;
+    compacting.compaction_horizon_ns = SECOND;
+    let mut mesh = Mesh::new(vec![compacting, member_config("b", 2, &["a"]), config("c", 3, None)]);
+    mesh.link(2, 0);
+    mesh.run_until(SECOND);
+    for round in 0..60 {
+        let writer = if round % 2 == 0 { 0 } else { 2 };
+        let key = format!("{}{}", if writer == 0 { "a" } else { "c" }, round % 3);
+        mesh.write(writer, &key, &format!("v{round}"));
+        mesh.run_until(mesh.now_ns + 100_000_000);
+    }
+    mesh.run_until(mesh.now_ns + 10 * SECOND);
+    assert!(mesh.sides[0].node.stats().compactions > 0, "a never compacted");
+    assert!(mesh.sides[0].node.compaction_base().get(NodeId::from_name("a")) > 0);
+
+    mesh.link(1, 0);
+    mesh.run_until(mesh.now_ns + 20 * SECOND);
+    let b = &mesh.sides[1].node;
+    assert_eq!(b.stats().snapshots_refused, 1, "refused once, then its re-offers ignored");
+    assert_eq!(b.stats().snapshots_applied, 0);
+    assert_eq!(mesh.sent_to(1, 0, MessageType::SnapshotPull), 1);
+    assert!(mesh.sent_to(0, 1, MessageType::SnapshotOffer) >= 2, "a offered again");
+    assert_eq!(b.version_vector().total(), 0, "the refused snapshot changed nothing");
+    assert_eq!(b.store().iter().count(), 0);
+    let refused = b.stats().snapshots_refused;
+    let reasons: Vec<&Event> =
+        mesh.sides[1].events.iter().filter(|event| matches!(event, Event::SnapshotRefused { .. })).collect();
+    assert_eq!(reasons.len() as u64, refused);
+    let Event::SnapshotRefused { reason, .. } = reasons[0] else { unreachable!() };
+    assert!(reason.contains("of an origin that is not a member"), "{reason}");
 }
