@@ -728,19 +728,22 @@ impl Connection {
     }
 
     fn on_encrypted(&mut self, envelope: &Envelope) -> Result<Option<(u32, Message)>, SessionError> {
-        if let Some(Pending::Confirming(confirming)) = self.pending.as_mut()
-            && let Ok(plaintext) = confirming.session.transport.open(envelope)
-        {
-            // The responder read our HelloFinish with the same secret: the session is real.
-            let Some(Pending::Confirming(confirming)) = self.pending.take() else {
-                unreachable!("matched just above")
-            };
-            let mut session = confirming.session;
-            session.received_any = true;
-            let session_id = session.transport.session_id();
-            self.install(session);
-            self.discard_previous();
-            return self.accept(envelope, plaintext, true, session_id);
+        match self.pending.take() {
+            Some(Pending::Confirming(mut confirming)) => match confirming.session.transport.open(envelope) {
+                Ok(plaintext) => {
+                    // The responder read our HelloFinish with the same secret: the session
+                    // is real.
+                    let mut session = confirming.session;
+                    session.received_any = true;
+                    let session_id = session.transport.session_id();
+                    self.install(session);
+                    self.discard_previous();
+                    return self.accept(envelope, plaintext, true, session_id);
+                }
+                // Maybe under the session it replaces: tried below.
+                Err(_) => self.pending = Some(Pending::Confirming(confirming)),
+            },
+            other => self.pending = other,
         }
         let Some(session) = self.session.as_mut() else {
             return Err(if self.pending.is_some() {
