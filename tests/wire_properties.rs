@@ -94,6 +94,7 @@ fn close_code() -> impl Strategy<Value = CloseCode> {
         CloseCode::Shutdown,
         CloseCode::NoSession,
         CloseCode::DuplicateNodeId,
+        CloseCode::PskMismatch,
     ])
 }
 

@@ -6,7 +6,8 @@
 //! 2       1     version    wire format version, 1
 //! 3       1     type       message type code (see `MessageType`)
 //! 4       4     msg_id     u32, big-endian, chosen by the sender
-//! 8       1     flags      bit 0 ENCRYPTED; bits 1-7 reserved, must be 0
+//! 8       1     flags      bit 0 ENCRYPTED; bit 1 PSK (handshake messages only);
+//!                          bits 2-7 reserved, must be 0
 //! 9       8     nonce      u64, big-endian; present only when ENCRYPTED is set
 //! 9 or 17 ...   payload    plaintext, or ciphertext followed by a 16-byte tag
 //! ```
@@ -38,7 +39,12 @@ impl Flags {
     pub const NONE: Self = Self(0);
     /// The payload is AEAD ciphertext and the header carries a nonce.
     pub const ENCRYPTED: Self = Self(0b0000_0001);
-    const KNOWN_MASK: u8 = 0b0000_0001;
+    /// On a handshake message (Hello, HelloAck, HelloFinish) only: the handshake mixes a
+    /// pre-shared key, the cluster secret (PROTOCOL.md 6.10). On any other type the bit is
+    /// reserved.
+    pub const PSK: Self = Self(0b0000_0010);
+    const KNOWN_MASK: u8 = Self::ENCRYPTED.0;
+    const KNOWN_MASK_HANDSHAKE: u8 = Self::ENCRYPTED.0 | Self::PSK.0;
 
     /// The raw byte.
     #[must_use]
@@ -50,6 +56,18 @@ impl Flags {
     #[must_use]
     pub const fn encrypted(self) -> bool {
         self.0 & Self::ENCRYPTED.0 != 0
+    }
+
+    /// True when the PSK bit is set.
+    #[must_use]
+    pub const fn psk(self) -> bool {
+        self.0 & Self::PSK.0 != 0
+    }
+
+    /// These flags with the PSK bit set to `psk`.
+    #[must_use]
+    pub const fn with_psk(self, psk: bool) -> Self {
+        if psk { Self(self.0 | Self::PSK.0) } else { Self(self.0 & !Self::PSK.0) }
     }
 }
 
@@ -258,7 +276,8 @@ impl Envelope {
         }
         let msg_id = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let flags = frame[8];
-        if flags & !Flags::KNOWN_MASK != 0 {
+        let known = if message_type.is_handshake() { Flags::KNOWN_MASK_HANDSHAKE } else { Flags::KNOWN_MASK };
+        if flags & !known != 0 {
             return Err(EnvelopeError::ReservedFlags { flags });
         }
         let flags = Flags(flags);
@@ -329,6 +348,14 @@ mod tests {
             Err(EnvelopeError::Truncated { length_bytes: 7, needed_bytes: 9 })
         );
         assert_eq!(plain(b"FY\x01\x04\0\0\0\0\x02"), Err(EnvelopeError::ReservedFlags { flags: 2 }));
+        // PSK is defined on the three handshake messages only; bit 2 is reserved on them too.
+        assert_eq!(plain(b"FY\x01\x09\0\0\0\0\x02"), Err(EnvelopeError::ReservedFlags { flags: 2 }));
+        assert_eq!(plain(b"FY\x01\x01\0\0\0\0\x06"), Err(EnvelopeError::ReservedFlags { flags: 6 }));
+        for code in 1..=3 {
+            let envelope =
+                plain(&[0x46, 0x59, 1, code, 0, 0, 0, 0, 2, 0xaa]).expect("PSK on a handshake message");
+            assert!(envelope.header.flags.psk() && !envelope.header.flags.encrypted());
+        }
         assert_eq!(
             plain(b"FY\x01\x04\0\0\0\0\x01\0\0"),
             Err(EnvelopeError::Truncated { length_bytes: 11, needed_bytes: 17 })

@@ -54,6 +54,9 @@ pub enum CloseCode {
     NoSession = 5,
     /// The peer has the same node id as the sender.
     DuplicateNodeId = 6,
+    /// The two ends do not share the cluster secret: they hold different pre-shared keys,
+    /// or one holds one and the other none (PROTOCOL.md 6.10).
+    PskMismatch = 7,
 }
 
 impl CloseCode {
@@ -66,6 +69,7 @@ impl CloseCode {
             4 => Self::Shutdown,
             5 => Self::NoSession,
             6 => Self::DuplicateNodeId,
+            7 => Self::PskMismatch,
             _ => return None,
         })
     }

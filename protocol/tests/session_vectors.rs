@@ -1,6 +1,7 @@
-//! Goal: the worked handshake example in PROTOCOL.md (the `session-vector` block) is exactly
-//! what ferry sends, so the document cannot drift from the code.
-//! Method: read the example's inputs from PROTOCOL.md, regenerate every derived value twice,
+//! Goal: the worked handshake examples in PROTOCOL.md (the `session-vector` blocks: 7.7
+//! without a cluster secret, 6.10 with one) are exactly what ferry sends, so the document
+//! cannot drift from the code.
+//! Method: read each example's inputs from PROTOCOL.md, regenerate every derived value twice,
 //! once with ferry's `Connection` and once independently with snow (fixed ephemeral keys, its
 //! own cipher), and compare all three.
 
@@ -17,7 +18,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 /// The keys of the block, in order; the first `INPUTS` are inputs.
-const KEYS: [&str; 39] = [
+const KEYS: [&str; 40] = [
     "pattern",
     "prologue",
     "initiator_static_secret",
@@ -32,6 +33,7 @@ const KEYS: [&str; 39] = [
     "responder_node_id",
     "responder_versions",
     "responder_capabilities",
+    "psk",
     "ping_msg_id",
     "ping_token",
     "initiator_static_public",
@@ -58,17 +60,26 @@ const KEYS: [&str; 39] = [
     "ping_ciphertext",
     "ping_tag",
 ];
-const INPUTS: usize = 16;
+const INPUTS: usize = 17;
 /// Hex digits per line when a value is wrapped.
 const HEX_LINE_DIGITS: usize = 64;
 
-/// The text inside the single ```session-vector fence of PROTOCOL.md.
-fn vector_block() -> String {
+/// The text inside each ```session-vector fence of PROTOCOL.md.
+fn vector_blocks() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
     let text = std::fs::read_to_string(path).expect("PROTOCOL.md is readable");
-    let blocks: Vec<&str> = text.split("```session-vector\n").skip(1).collect();
-    assert_eq!(blocks.len(), 1, "exactly one session-vector block");
-    blocks[0].split("```").next().expect("closing fence").to_string()
+    let blocks: Vec<String> = text
+        .split("```session-vector\n")
+        .skip(1)
+        .map(|block| block.split("```").next().expect("closing fence").to_string())
+        .collect();
+    assert_eq!(blocks.len(), 2, "two session-vector blocks: without and with a cluster secret");
+    blocks
+}
+
+/// The block's cluster secret, if it has one.
+fn psk(values: &BTreeMap<String, String>) -> Option<[u8; 32]> {
+    values.contains_key("psk").then(|| bytes32(values, "psk"))
 }
 
 /// `name value` lines; a line starting with a space continues the previous value; `#` starts
@@ -136,6 +147,7 @@ fn config(values: &BTreeMap<String, String>, side: &str) -> SessionConfig {
     config.node_id = NodeId(number(values, &format!("{side}_node_id")));
     config.versions = versions(values, &format!("{side}_versions"));
     config.capabilities = number(values, &format!("{side}_capabilities"));
+    config.psk = psk(values);
     config
 }
 
@@ -162,6 +174,14 @@ fn ferry_transcript(values: &BTreeMap<String, String>) -> [Bytes; 4] {
     assert_eq!(initiator.handle_frame(0, hello_ack.clone(), &mut initiator_rng), Ok(None));
     let hello_finish = initiator.poll_transmit().expect("hello finish");
     assert_eq!(responder.handle_frame(0, hello_finish.clone(), &mut responder_rng), Ok(None));
+    if psk(values).is_some() {
+        // The initiator uses the session once the responder's first envelope confirms it
+        // (PROTOCOL.md 6.10); that envelope is not part of the vector.
+        assert!(!initiator.is_established());
+        let confirm = responder.send(0, &Message::Ping { token: 0 }).expect("responder established");
+        let confirmed = initiator.handle_frame(0, confirm, &mut initiator_rng);
+        assert_eq!(confirmed, Ok(Some((0, Message::Ping { token: 0 }))));
+    }
     assert!(initiator.is_established() && responder.is_established());
     let ping = Message::Ping { token: number(values, "ping_token") };
     let msg_id = number(values, "ping_msg_id");
@@ -188,20 +208,27 @@ fn independent(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         ephemeral.insert(side, secret);
     }
     let prologue = from_hex(&values["prologue"]);
-    assert_eq!(values["pattern"], support::PATTERN);
+    let psk = psk(values);
+    let pattern = if psk.is_some() { support::PATTERN_PSK } else { support::PATTERN };
+    assert_eq!(values["pattern"], pattern);
     assert_eq!(prologue, support::PROLOGUE);
-    let mut initiator = support::builder([0; 32])
-        .local_private_key(&initiator_secret)
-        .and_then(|builder| builder.prologue(&prologue))
-        .map(|builder| builder.fixed_ephemeral_key_for_testing_only(&ephemeral["initiator"]))
-        .and_then(snow::Builder::build_initiator)
-        .expect("initiator");
-    let mut responder = support::builder([0; 32])
-        .local_private_key(&responder_secret)
-        .and_then(|builder| builder.prologue(&prologue))
-        .map(|builder| builder.fixed_ephemeral_key_for_testing_only(&ephemeral["responder"]))
-        .and_then(snow::Builder::build_responder)
-        .expect("responder");
+    let build = |secret: &[u8; 32], ephemeral: &[u8; 32], initiator: bool| {
+        let mut builder = support::builder_for(pattern, [0; 32])
+            .local_private_key(secret)
+            .and_then(|builder| builder.prologue(&prologue))
+            .map(|builder| builder.fixed_ephemeral_key_for_testing_only(ephemeral));
+        if let Some(psk) = &psk {
+            builder = builder.and_then(|builder| builder.psk(3, psk));
+        }
+        let built = if initiator {
+            builder.and_then(snow::Builder::build_initiator)
+        } else {
+            builder.and_then(snow::Builder::build_responder)
+        };
+        built.expect("a valid handshake state")
+    };
+    let mut initiator = build(&initiator_secret, &ephemeral["initiator"], true);
+    let mut responder = build(&responder_secret, &ephemeral["responder"], false);
 
     let identity_payload = |side: &str, version: u16| {
         let name = &values[&format!("{side}_name")];
@@ -234,7 +261,7 @@ fn independent(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let read_length = reader.read_message(&buffer[..length], &mut read).expect("read");
         assert_eq!(read[..read_length], payload);
         put(&format!("{name}_payload"), &payload);
-        put(name, &[&support::plain_header(code)[..], &buffer[..length]].concat());
+        put(name, &[&support::handshake_header(code, psk.is_some())[..], &buffer[..length]].concat());
     }
     assert_eq!(initiator.get_handshake_hash(), responder.get_handshake_hash());
     put("handshake_hash", initiator.get_handshake_hash());
@@ -265,11 +292,26 @@ fn from_hex(hex: &str) -> Vec<u8> {
 }
 
 #[test]
-fn protocol_md_session_vector_matches_ferry_and_snow() {
-    let block = vector_block();
-    let documented = parse(&block);
-    let mut expected: BTreeMap<String, String> =
-        KEYS[..INPUTS].iter().map(|key| (key.to_string(), documented[*key].clone())).collect();
+fn protocol_md_session_vectors_match_ferry_and_snow() {
+    let blocks = vector_blocks();
+    assert_eq!(
+        blocks.iter().map(|block| parse(block).contains_key("psk")).collect::<Vec<_>>(),
+        [true, false],
+        "in document order: 6.10's block has a cluster secret, 7.7's none"
+    );
+    for block in blocks {
+        check_block(&block);
+    }
+}
+
+fn check_block(block: &str) {
+    let documented = parse(block);
+    // Every input but `psk` is required.
+    let mut expected: BTreeMap<String, String> = KEYS[..INPUTS]
+        .iter()
+        .filter(|key| **key != "psk" || documented.contains_key("psk"))
+        .map(|key| (key.to_string(), documented[*key].clone()))
+        .collect();
     expected.extend(independent(&documented));
 
     let ferry = ferry_transcript(&documented);
@@ -283,7 +325,7 @@ fn protocol_md_session_vector_matches_ferry_and_snow() {
 
     let rendered = render(&expected);
     assert!(
-        block == rendered,
+        *block == rendered,
         "PROTOCOL.md's session-vector block is out of date; the regenerated block is:\n{rendered}"
     );
 }

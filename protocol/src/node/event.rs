@@ -90,7 +90,10 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A frame was dropped as invalid (bad envelope, failed authentication, replay, ...).
+    /// A frame was dropped as invalid (bad envelope, failed authentication, replay, ...),
+    /// or entries in a WalPush were refused because their origin is not a member
+    /// ([`NodeConfig::member_origins`](super::NodeConfig::member_origins), PROTOCOL.md 8.12;
+    /// the reason starts `refused N entries of origin O`, at most once a minute per origin).
     Rejected {
         /// The link.
         link: LinkId,

@@ -22,6 +22,7 @@
 //! brings only what another brought first is pruned to lazy, and a lazy link whose far end
 //! still lacks an entry a pull interval later pushes it and turns eager again.
 
+mod admission;
 mod congestion;
 mod event;
 mod log;
@@ -37,6 +38,7 @@ use bytes::{Bytes, BytesMut};
 use rand_core::RngCore;
 use thiserror::Error;
 
+pub use admission::{REFUSED_ORIGINS_MAX, REFUSED_REPORT_INTERVAL_NS};
 pub use congestion::{PEER_INFLIGHT_BYTES_MAX, WINDOW_BYTES_INITIAL, WINDOW_BYTES_MIN};
 pub use event::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage,
@@ -99,12 +101,16 @@ pub struct NodeConfig {
     /// How long a neighbour whose session ended still pins compaction: entries it lacked
     /// are kept for it this long, then it must catch up by snapshot (PROTOCOL.md 8.11).
     pub compaction_horizon_ns: u64,
+    /// The origins whose entries this node takes from neighbours, besides its own: entries
+    /// of any other origin in a WalPush are refused, and a snapshot holding one is refused
+    /// whole (PROTOCOL.md 8.12). `None`, the default, takes every origin.
+    pub member_origins: Option<BTreeSet<NodeId>>,
 }
 
 impl NodeConfig {
     /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
     /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts, compaction
-    /// from a 4 MiB log, a one-hour horizon for absent neighbours.
+    /// from a 4 MiB log, a one-hour horizon for absent neighbours, entries of every origin.
     #[must_use]
     pub fn new(session: SessionConfig) -> Self {
         Self {
@@ -122,6 +128,7 @@ impl NodeConfig {
             audit: false,
             compaction_tail_bytes_min: 4 * 1024 * 1024,
             compaction_horizon_ns: 3_600_000_000_000,
+            member_origins: None,
         }
     }
 }
@@ -213,6 +220,9 @@ pub struct NodeStats {
     /// Snapshots not offered because the state exceeds what an offer may announce
     /// (`SNAPSHOT_ENTRIES_MAX` entries, `SNAPSHOT_CHUNKS_MAX` chunks).
     pub snapshots_unsendable: u64,
+    /// Entries refused from WalPushes because their origin is not a member
+    /// ([`NodeConfig::member_origins`], PROTOCOL.md 8.12).
+    pub entries_refused: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -262,6 +272,10 @@ pub struct Node {
     log_entries_peak: u64,
     /// Steady time of the first input; compaction waits a grace period after it.
     started_ns: Option<u64>,
+    /// With a member set: per non-member origin, what was refused (PROTOCOL.md 8.12).
+    refused: BTreeMap<NodeId, admission::RefusedOrigin>,
+    /// A snapshot refused for holding a non-member entry: its offers are not pulled again.
+    refused_snapshot: Option<(NodeId, u64)>,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
@@ -355,6 +369,8 @@ impl Node {
             log_entries_peak: 0,
             started_ns: None,
             compaction_checked_ns: None,
+            refused: BTreeMap::new(),
+            refused_snapshot: None,
         };
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
@@ -1069,8 +1085,10 @@ impl Node {
     fn send_pull(&mut self, now_ns: u64, link: LinkId) {
         self.repeat_snapshot_pull(now_ns, link);
         self.expire_snapshot_image(now_ns);
+        // With refused non-member origins, pulls report them as held (PROTOCOL.md 8.12).
+        let raised = (!self.refused.is_empty()).then(|| self.pull_vector());
         let Some(peer) = self.peers.get_mut(&link) else { return };
-        let vector = peer.next_pull(self.log.held());
+        let vector = peer.next_pull(raised.as_ref().unwrap_or(self.log.held()));
         self.send_message(link, &Message::OutboxPull { vector });
         // A little jitter keeps a cluster's pulls from marching in lockstep.
         let jitter_ns = self.rng.next_u64() % (self.config.pull_interval_ns / 4 + 1);
@@ -1092,7 +1110,7 @@ impl Node {
                     self.outputs.push_back(Output::Event(Event::Pong { link, round_trip_ns }));
                 }
             }
-            Message::WalPush { entries } => self.handle_push(link, msg_id, entries),
+            Message::WalPush { entries } => self.handle_push(now_ns, link, msg_id, entries),
             Message::WalAck { positions } => {
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 let inflight_before = self.log.bytes_above(&peer.floor, &peer.sent);
@@ -1171,7 +1189,7 @@ impl Node {
         self.outputs.push_back(Output::Event(event));
     }
 
-    fn handle_push(&mut self, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
+    fn handle_push(&mut self, now_ns: u64, link: LinkId, msg_id: u32, entries: Vec<WalEntry>) {
         // A peer pushes only from its durable, contiguous log: it holds every entry up to the
         // highest it pushed, durably, so there is no point pushing them back to it.
         let pushed: VersionVector = entries.iter().map(|entry| (entry.origin, entry.sequence)).collect();
@@ -1184,12 +1202,25 @@ impl Node {
         // Whether some duplicate was first delivered by another link (or written here):
         // then this push repeats what the tree brought, rather than retransmitting.
         let mut delivered_elsewhere = false;
+        // Per non-member origin: entries refused and the highest sequence (PROTOCOL.md 8.12).
+        let mut refused: Vec<(NodeId, u64, u64)> = Vec::new();
         for entry in entries {
             if entry.origin == self.node_id() {
                 // Our own entries come back through relays; we are their source of truth.
                 self.stats.entries_duplicate += 1;
                 duplicates_count += 1;
                 delivered_elsewhere = true;
+                continue;
+            }
+            if !self.accepts_origin(entry.origin) {
+                // Not a member: neither applied nor allowed to move our clock.
+                match refused.iter_mut().find(|(origin, _, _)| *origin == entry.origin) {
+                    Some((_, count, highest)) => {
+                        *count += 1;
+                        *highest = (*highest).max(entry.sequence);
+                    }
+                    None => refused.push((entry.origin, 1, entry.sequence)),
+                }
                 continue;
             }
             if self.clock.observe(entry.timestamp, self.steady.reading_ns()).is_err() {
@@ -1250,6 +1281,9 @@ impl Node {
                 self.stats.prunes_sent += 1;
                 self.send_message(link, &Message::Prune);
             }
+        }
+        if !refused.is_empty() {
+            self.refuse_entries(now_ns, link, &refused);
         }
     }
 

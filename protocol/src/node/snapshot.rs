@@ -171,8 +171,16 @@ impl Node {
             return;
         };
         let Some(from) = self.peers.get(&link).and_then(|peer| peer.node_id) else { return };
-        // Nothing in it we lack: our pulls will tell the sender.
-        if !vector.iter().any(|(origin, position)| position > self.log.held().get(origin)) {
+        // Nothing in it we lack, or would take (PROTOCOL.md 8.12): our pulls will tell the
+        // sender.
+        if !vector
+            .iter()
+            .any(|(origin, position)| position > self.log.held().get(origin) && self.accepts_origin(origin))
+        {
+            return;
+        }
+        // This very snapshot held an entry of a non-member origin: it would be refused again.
+        if self.refused_snapshot == Some((from, snapshot_id)) {
             return;
         }
         let sane = chunks_count <= SNAPSHOT_CHUNKS_MAX
@@ -272,11 +280,22 @@ impl Node {
         } else if incoming.entries.len() as u64 + entries.len() as u64 > incoming.entries_count {
             problem = Some(format!("more than the {} entries offered", incoming.entries_count));
         }
+        let member_origins = self.config.member_origins.as_ref();
+        let own = self.session.node_id;
+        let mut non_member = false;
         for entry in entries {
             if problem.is_some() {
                 break;
             }
-            if entry.sequence > incoming.vector.get(entry.origin) {
+            if entry.origin != own && member_origins.is_some_and(|set| !set.contains(&entry.origin)) {
+                // A snapshot is checked whole against its digest: without this entry it is
+                // not the state offered, and another register of the key may be lost with it.
+                non_member = true;
+                problem = Some(format!(
+                    "entry {}#{} of an origin that is not a member (PROTOCOL.md 8.12)",
+                    entry.origin, entry.sequence
+                ));
+            } else if entry.sequence > incoming.vector.get(entry.origin) {
                 problem =
                     Some(format!("entry {}#{} beyond the offered vector", entry.origin, entry.sequence));
             } else if incoming
@@ -293,6 +312,9 @@ impl Node {
         }
         if let Some(reason) = problem {
             self.incoming = None;
+            if non_member {
+                self.refused_snapshot = Some((from, snapshot_id));
+            }
             self.refuse_snapshot(now_ns, link, reason);
             return;
         }

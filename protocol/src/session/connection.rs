@@ -17,6 +17,13 @@
 //!
 //! An attempt that has not finished `handshake_timeout_ns` after it began fails with
 //! [`HandshakeError::Timeout`]; an established session is never touched by a failing attempt.
+//!
+//! With a cluster secret ([`SessionConfig::psk`], PROTOCOL.md 6.10) the initiator cannot know
+//! from HelloFinish alone that the responder holds the same secret: only the responder can
+//! tell, by reading it. So the initiator keeps the new session aside, unused and unreported,
+//! until the first envelope from the responder authenticates under it (the responder sends
+//! its OutboxPull at once); a refusal (a plaintext Close) or `handshake_timeout_ns` without
+//! that envelope ends the attempt instead.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -29,7 +36,7 @@ use super::dispatch::{EnvelopeClass, dispatch};
 use super::handshake::{Initiation, Response};
 use super::transport::Transport;
 use super::{HandshakeError, PeerInfo, Role, SessionConfig, SessionError};
-use crate::envelope::{Envelope, Header, MessageType};
+use crate::envelope::{Envelope, Flags, Header, MessageType};
 use crate::message::{CloseCode, Message, decode_payload};
 
 /// Most envelopes [`Connection::poll_transmit`] holds; beyond it the oldest is dropped and
@@ -59,7 +66,9 @@ pub struct Receipt {
 /// Something the caller should know about the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvent {
-    /// The first session on this connection is ready: `send` now encrypts.
+    /// The first session on this connection is ready: `send` now encrypts. With a cluster
+    /// secret, an initiator reports it only once the responder's first envelope confirmed
+    /// the session (PROTOCOL.md 6.10).
     Established(PeerInfo),
     /// A new handshake finished while a session existed; the new session replaced it.
     Replaced {
@@ -106,9 +115,22 @@ struct Responding {
     retry: Retry,
 }
 
+/// With a cluster secret: we sent HelloFinish and wait for the first envelope the responder
+/// sends under the new session, which proves it read HelloFinish with the same secret. The
+/// session is not used or reported before.
+struct Confirming {
+    /// The session HelloFinish made, its origin [`Origin::Initiated`].
+    session: Session,
+    /// Only the deadline matters: HelloFinish is repeated in answer to a repeated HelloAck,
+    /// never on a timer.
+    retry: Retry,
+}
+
 enum Pending {
     Initiating(Initiating),
     Responding(Responding),
+    /// Boxed: a whole session with its transport and replay window.
+    Confirming(Box<Confirming>),
 }
 
 impl Pending {
@@ -116,6 +138,7 @@ impl Pending {
         match self {
             Self::Initiating(initiating) => &mut initiating.retry,
             Self::Responding(responding) => &mut responding.retry,
+            Self::Confirming(confirming) => &mut confirming.retry,
         }
     }
 }
@@ -191,6 +214,28 @@ fn plain_envelope(message_type: MessageType, payload: &[u8]) -> Bytes {
     Envelope::encode(&Header::plain(message_type, HANDSHAKE_MSG_ID), payload)
 }
 
+/// A Hello, HelloAck or HelloFinish envelope: plaintext, msg_id 0, and the PSK flag exactly
+/// when the handshake uses a cluster secret.
+fn handshake_envelope(config: &SessionConfig, message_type: MessageType, noise: &[u8]) -> Bytes {
+    let flags = Flags::NONE.with_psk(config.psk.is_some());
+    let header = Header { flags, ..Header::plain(message_type, HANDSHAKE_MSG_ID) };
+    Envelope::encode(&header, noise)
+}
+
+/// The refusal of a handshake message whose PSK flag disagrees with our configuration, if it
+/// does: the two ends cannot share a cluster secret.
+fn psk_flag_refusal(
+    config: &SessionConfig,
+    message_type: MessageType,
+    psk_flag: bool,
+) -> Option<HandshakeError> {
+    match (psk_flag, config.psk.is_some()) {
+        (true, false) => Some(HandshakeError::PeerHasPsk { message_type }),
+        (false, true) => Some(HandshakeError::PeerLacksPsk { message_type }),
+        _ => None,
+    }
+}
+
 /// The plaintext Close telling the peer why its handshake was refused, if the error has a code.
 fn plain_close(error: &HandshakeError) -> Option<Bytes> {
     let code = error.close_code()?;
@@ -235,7 +280,7 @@ impl Connection {
     /// new one replaces it.
     pub fn start_handshake(&mut self, now_ns: u64, rng: &mut dyn RngCore) {
         let (initiation, noise) = Initiation::start(&self.config, rng);
-        let retry = self.retry(now_ns, plain_envelope(MessageType::Hello, &noise));
+        let retry = self.retry(now_ns, handshake_envelope(&self.config, MessageType::Hello, &noise));
         self.pending = Some(Pending::Initiating(Initiating { initiation, hello_noise: noise, retry }));
     }
 
@@ -274,13 +319,14 @@ impl Connection {
         let message_type = envelope.header.message_type;
         match dispatch(&envelope.header)? {
             EnvelopeClass::Handshake => {
+                let psk_flag = envelope.header.flags.psk();
                 let message = decode_payload(message_type, envelope.payload)
                     .map_err(|error| SessionError::Decode { message_type, error })?;
                 // decode_payload returns the variant of the type it was given.
                 match message {
-                    Message::Hello { noise } => self.on_hello(now_ns, noise, rng)?,
-                    Message::HelloAck { noise } => self.on_hello_ack(noise)?,
-                    Message::HelloFinish { noise } => self.on_hello_finish(noise)?,
+                    Message::Hello { noise } => self.on_hello(now_ns, noise, psk_flag, rng)?,
+                    Message::HelloAck { noise } => self.on_hello_ack(now_ns, noise, psk_flag)?,
+                    Message::HelloFinish { noise } => self.on_hello_finish(noise, psk_flag)?,
                     _ => {}
                 }
                 Ok(None)
@@ -386,6 +432,7 @@ impl Connection {
         let retry = match self.pending.as_ref()? {
             Pending::Initiating(initiating) => &initiating.retry,
             Pending::Responding(responding) => &responding.retry,
+            Pending::Confirming(confirming) => &confirming.retry,
         };
         Some(retry.deadline_ns.min(retry.retransmit_at_ns))
     }
@@ -414,7 +461,8 @@ impl Connection {
         self.session.is_some()
     }
 
-    /// True while a handshake attempt is under way (with or without a session).
+    /// True while a handshake attempt is under way (with or without a session), including an
+    /// initiator's wait for the responder to confirm a cluster-secret handshake.
     #[must_use]
     pub fn is_handshaking(&self) -> bool {
         self.pending.is_some()
@@ -492,7 +540,13 @@ impl Connection {
         }
     }
 
-    fn on_hello(&mut self, now_ns: u64, noise: Bytes, rng: &mut dyn RngCore) -> Result<(), SessionError> {
+    fn on_hello(
+        &mut self,
+        now_ns: u64,
+        noise: Bytes,
+        psk_flag: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<(), SessionError> {
         match &self.session {
             Some(Session { origin: Origin::Responded { hello_noise, .. }, .. }) if *hello_noise == noise => {
                 // A late copy of the Hello behind this session: the initiator already has our
@@ -510,6 +564,11 @@ impl Connection {
                 // Our own Hello, reflected back at us: answering it would abandon our attempt.
                 return Ok(());
             }
+            Some(Pending::Confirming(confirming)) if matches!(&confirming.session.origin, Origin::Initiated { hello_noise, .. } if *hello_noise == noise) =>
+            {
+                // Our own Hello again, reflected back while we wait for the confirmation.
+                return Ok(());
+            }
             Some(Pending::Responding(responding)) if responding.hello_noise == noise => {
                 // The initiator repeats Hello because our HelloAck was lost: answer again.
                 let message = responding.retry.message.clone();
@@ -522,9 +581,15 @@ impl Connection {
             }
             _ => {}
         }
+        // Before any cryptography: a Hello that cannot share our cluster secret is refused.
+        if let Some(error) = psk_flag_refusal(&self.config, MessageType::Hello, psk_flag) {
+            let close = plain_close(&error);
+            return Err(self.fail(error, close));
+        }
         match Response::accept(&self.config, &noise, rng) {
             Ok((response, ack_noise)) => {
-                let retry = self.retry(now_ns, plain_envelope(MessageType::HelloAck, &ack_noise));
+                let retry =
+                    self.retry(now_ns, handshake_envelope(&self.config, MessageType::HelloAck, &ack_noise));
                 self.pending = Some(Pending::Responding(Responding { response, hello_noise: noise, retry }));
                 Ok(())
             }
@@ -537,7 +602,16 @@ impl Connection {
         }
     }
 
-    fn on_hello_ack(&mut self, noise: Bytes) -> Result<(), SessionError> {
+    fn on_hello_ack(&mut self, now_ns: u64, noise: Bytes, psk_flag: bool) -> Result<(), SessionError> {
+        if let Some(Pending::Confirming(confirming)) = &self.pending
+            && let Origin::Initiated { hello_ack_noise, hello_finish, .. } = &confirming.session.origin
+            && *hello_ack_noise == noise
+        {
+            // The responder repeats HelloAck: it lacks our HelloFinish.
+            let message = hello_finish.clone();
+            self.push_transmit(message);
+            return Ok(());
+        }
         if let Some(session) = &self.session
             && let Origin::Initiated { hello_ack_noise, hello_finish, .. } = &session.origin
             && *hello_ack_noise == noise
@@ -558,6 +632,10 @@ impl Connection {
                 return Ok(());
             }
         };
+        if let Some(error) = psk_flag_refusal(&self.config, MessageType::HelloAck, psk_flag) {
+            let close = plain_close(&error);
+            return Err(self.fail(error, close));
+        }
         let received = match initiating.initiation.read_ack(&noise) {
             Ok(received) => received,
             Err(error) => {
@@ -573,36 +651,52 @@ impl Connection {
             }
         };
         let (finish_noise, keys) = initiating.initiation.finish(&self.config, &peer);
-        let hello_finish = plain_envelope(MessageType::HelloFinish, &finish_noise);
+        let hello_finish = handshake_envelope(&self.config, MessageType::HelloFinish, &finish_noise);
         self.push_transmit(hello_finish.clone());
-        self.install(Session {
+        let session = Session {
             transport: Transport::new(&keys),
             peer,
             origin: Origin::Initiated {
                 hello_noise: initiating.hello_noise,
                 hello_ack_noise: noise,
-                hello_finish,
+                hello_finish: hello_finish.clone(),
             },
             received_any: false,
-        });
+        };
+        if self.config.psk.is_some() {
+            // Only the responder can tell whether our secrets match: wait for its word.
+            let deadline_ns = now_ns.saturating_add(self.config.handshake_timeout_ns);
+            let retry = Retry { message: hello_finish, deadline_ns, retransmit_at_ns: deadline_ns };
+            self.pending = Some(Pending::Confirming(Box::new(Confirming { session, retry })));
+        } else {
+            self.install(session);
+        }
         Ok(())
     }
 
-    fn on_hello_finish(&mut self, noise: Bytes) -> Result<(), SessionError> {
+    fn on_hello_finish(&mut self, noise: Bytes, psk_flag: bool) -> Result<(), SessionError> {
         if let Some(Session { origin: Origin::Responded { hello_finish_noise, .. }, .. }) = &self.session
             && *hello_finish_noise == noise
         {
             return Ok(());
         }
         let mut responding = match self.pending.take() {
-            Some(Pending::Responding(responding)) => responding,
+            // Our HelloAck carried our PSK flag: a HelloFinish with the other cannot answer it.
+            Some(Pending::Responding(responding)) if psk_flag == self.config.psk.is_some() => responding,
             other => {
                 self.pending = other;
                 return Ok(());
             }
         };
-        let (received, keys) = match responding.response.read_finish(&noise) {
+        let (received, keys) = match responding.response.read_finish(&self.config, &noise) {
             Ok(read) => read,
+            Err(error @ HandshakeError::PskMismatch { .. }) => {
+                // Without the initiator's secret we have no keys to encrypt the refusal: it
+                // goes in the clear, which the initiator accepts while it waits to be
+                // confirmed.
+                let close = plain_close(&error);
+                return Err(self.fail(error, close));
+            }
             Err(error) => {
                 self.pending = Some(Pending::Responding(responding));
                 return Err(error.into());
@@ -634,6 +728,23 @@ impl Connection {
     }
 
     fn on_encrypted(&mut self, envelope: &Envelope) -> Result<Option<(u32, Message)>, SessionError> {
+        match self.pending.take() {
+            Some(Pending::Confirming(mut confirming)) => match confirming.session.transport.open(envelope) {
+                Ok(plaintext) => {
+                    // The responder read our HelloFinish with the same secret: the session
+                    // is real.
+                    let mut session = confirming.session;
+                    session.received_any = true;
+                    let session_id = session.transport.session_id();
+                    self.install(session);
+                    self.discard_previous();
+                    return self.accept(envelope, plaintext, true, session_id);
+                }
+                // Maybe under the session it replaces: tried below.
+                Err(_) => self.pending = Some(Pending::Confirming(confirming)),
+            },
+            other => self.pending = other,
+        }
         let Some(session) = self.session.as_mut() else {
             return Err(if self.pending.is_some() {
                 SessionError::HandshakeInProgress
@@ -656,6 +767,18 @@ impl Connection {
                 None => return Err(error),
             },
         };
+        self.accept(envelope, plaintext, current, session_id)
+    }
+
+    /// Decodes an envelope that authenticated under session `session_id` (the current one
+    /// when `current`) and records its receipt; a Close ends the session.
+    fn accept(
+        &mut self,
+        envelope: &Envelope,
+        plaintext: Bytes,
+        current: bool,
+        session_id: u64,
+    ) -> Result<Option<(u32, Message)>, SessionError> {
         // `open` succeeded, so the envelope carried a counter.
         let counter = envelope.header.nonce.unwrap_or_default();
         let message_type = envelope.header.message_type;

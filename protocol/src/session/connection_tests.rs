@@ -823,3 +823,265 @@ proptest! {
         }
     }
 }
+
+// ---- Cluster secret (PROTOCOL.md 6.10) ----
+
+const SECRET_A: [u8; 32] = [0xa5; 32];
+const SECRET_B: [u8; 32] = [0x5b; 32];
+
+fn psk_config(name: &str, seed: u64, psk: Option<[u8; 32]>) -> SessionConfig {
+    let mut config = config(name, seed);
+    config.psk = psk;
+    config
+}
+
+fn has_psk_flag(bytes: &[u8]) -> bool {
+    Envelope::decode(Bytes::copy_from_slice(bytes)).expect("valid envelope").header.flags.psk()
+}
+
+/// The plaintext Close `sender` put on the wire, decoded.
+fn plain_close_sent(pair: &Pair, sender: usize) -> Option<(CloseCode, String)> {
+    pair.transcript.iter().filter(|(index, _)| *index == sender).find_map(|(_, bytes)| {
+        let envelope = Envelope::decode(bytes.clone()).ok()?;
+        (envelope.header == Header::plain(MessageType::Close, 0)).then_some(())?;
+        match decode_payload(MessageType::Close, envelope.payload) {
+            Ok(Message::Close { code, reason }) => Some((code, reason)),
+            _ => None,
+        }
+    })
+}
+
+/// Goal: two ends with the same secret get a session; the initiator uses it only once the
+/// responder proved it read HelloFinish with that secret.
+/// Method: drive the handshake; check the flags and sizes of the three messages, that the
+/// initiator waits (no session, no event) until the responder's first envelope, then that
+/// envelope is delivered and both sessions work.
+#[test]
+fn psk_handshake_with_matching_secrets_makes_a_session() {
+    let alpha = psk_config("alpha", 1, Some(SECRET_A));
+    let bravo = psk_config("bravo", 2, Some(SECRET_A));
+    let mut pair = Pair::new(alpha.clone(), bravo.clone(), [11, 12]);
+    while pair.in_flight.iter().any(|queue| !queue.is_empty()) {
+        pair.step();
+    }
+    let kinds: Vec<_> = pair.transcript.iter().map(|(index, bytes)| (*index, message_type(bytes))).collect();
+    assert_eq!(
+        kinds,
+        [
+            (INITIATOR, Some(MessageType::Hello)),
+            (RESPONDER, Some(MessageType::HelloAck)),
+            (INITIATOR, Some(MessageType::HelloFinish)),
+        ]
+    );
+    assert!(pair.transcript.iter().all(|(_, bytes)| has_psk_flag(bytes)));
+    // Hello: header, ephemeral key, the two-byte payload and, in a psk pattern, its tag.
+    assert_eq!(pair.transcript[0].1.len(), 9 + 32 + 2 + 16);
+    assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::Established(peer_of(&alpha))]);
+    assert!(pair.sides[INITIATOR].events.is_empty(), "{:?}", pair.sides[INITIATOR].events);
+    assert!(!pair.connection(INITIATOR).is_established());
+    assert!(pair.connection(INITIATOR).is_handshaking());
+    assert_eq!(
+        pair.connection(INITIATOR).send(1, &Message::Ping { token: 1 }),
+        Err(SessionError::NotEstablished)
+    );
+
+    let pull = Message::OutboxPull { vector: crate::entry::VersionVector::new() };
+    let bytes = pair.send(RESPONDER, 5, &pull);
+    assert_eq!(pair.deliver(INITIATOR, bytes), Ok(Some((5, pull))));
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::Established(peer_of(&bravo))]);
+    assert!(!pair.connection(INITIATOR).is_handshaking());
+    assert_eq!(pair.connection(INITIATOR).poll_timeout(), None);
+    assert_eq!(pair.connection(INITIATOR).session_id(), pair.connection(RESPONDER).session_id());
+    pair.assert_ping_both_ways();
+    assert!(pair.sides.iter().all(|side| side.errors.is_empty()));
+}
+
+/// Goal: the same keys without a secret, with a secret, and with another secret make three
+/// different sessions: the secret is really mixed into the keys.
+/// Method: one seed pair, three runs; compare session ids and HelloFinish bytes.
+#[test]
+fn the_secret_changes_the_session_keys() {
+    let session = |psk| {
+        let mut pair = Pair::new(psk_config("alpha", 1, psk), psk_config("bravo", 2, psk), [11, 12]);
+        pair.drive();
+        let finish = pair
+            .transcript
+            .iter()
+            .find(|(_, bytes)| message_type(bytes) == Some(MessageType::HelloFinish))
+            .map(|(_, bytes)| bytes.clone());
+        (pair.connection(RESPONDER).session_id().expect("responder session"), finish.expect("finish"))
+    };
+    let (plain, with_a, with_b) = (session(None), session(Some(SECRET_A)), session(Some(SECRET_B)));
+    assert_ne!(plain.0, with_a.0);
+    assert_ne!(with_a.0, with_b.0);
+    assert_ne!(with_a.1, with_b.1);
+}
+
+/// Goal: different secrets are refused, with the reason on both sides and nothing left
+/// behind: no session, no attempt, no timer.
+/// Method: drive a pair whose secrets differ; the responder cannot read HelloFinish and says
+/// so in a plaintext Close, which ends the initiator's wait at once.
+#[test]
+fn different_secrets_are_refused_on_both_sides() {
+    let alpha = psk_config("alpha", 1, Some(SECRET_A));
+    let mut pair = Pair::new(alpha.clone(), psk_config("bravo", 2, Some(SECRET_B)), [11, 12]);
+    pair.drive();
+    let error = HandshakeError::PskMismatch { key: alpha.identity.public };
+    assert!(error.to_string().starts_with("the cluster secret does not match"), "{error}");
+    assert_eq!(pair.sides[RESPONDER].errors, [SessionError::Handshake(error.clone())]);
+    assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::HandshakeFailed(error.clone())]);
+    assert_eq!(plain_close_sent(&pair, RESPONDER), Some((CloseCode::PskMismatch, error.to_string())));
+    let refused = HandshakeError::PeerClosed { code: CloseCode::PskMismatch, reason: error.to_string() };
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(refused)]);
+    assert_eq!(pair.now_ns, 0, "refused at once, not by a timeout");
+    for index in [INITIATOR, RESPONDER] {
+        assert!(!pair.connection(index).is_established());
+        assert!(!pair.connection(index).is_handshaking());
+        assert_eq!(pair.connection(index).poll_timeout(), None);
+    }
+}
+
+/// Goal: a secret on one side only is refused before any cryptography, both ways, with a
+/// reason naming which side lacks it.
+/// Method: drive both pairings; the responder refuses the Hello by its PSK flag and never
+/// sends HelloAck.
+#[test]
+fn secret_against_none_is_refused_both_ways() {
+    for (initiator_psk, responder_psk) in [(Some(SECRET_A), None), (None, Some(SECRET_A))] {
+        let mut pair =
+            Pair::new(psk_config("alpha", 1, initiator_psk), psk_config("bravo", 2, responder_psk), [11, 12]);
+        pair.drive();
+        let error = if initiator_psk.is_some() {
+            HandshakeError::PeerHasPsk { message_type: MessageType::Hello }
+        } else {
+            HandshakeError::PeerLacksPsk { message_type: MessageType::Hello }
+        };
+        assert!(error.to_string().starts_with("the cluster secret does not match"), "{error}");
+        assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::HandshakeFailed(error.clone())]);
+        assert_eq!(pair.sent(RESPONDER, MessageType::HelloAck), 0);
+        assert_eq!(plain_close_sent(&pair, RESPONDER), Some((CloseCode::PskMismatch, error.to_string())));
+        let refused = HandshakeError::PeerClosed { code: CloseCode::PskMismatch, reason: error.to_string() };
+        assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(refused)]);
+        assert_eq!(pair.now_ns, 0);
+        assert!(!pair.connection(INITIATOR).is_handshaking() && !pair.connection(RESPONDER).is_handshaking());
+    }
+}
+
+/// Goal: an initiator with a secret refuses a HelloAck without the PSK flag, and one without
+/// a secret a HelloAck with it; a HelloFinish whose flag differs is ignored.
+/// Method: flip the flag of real HelloAck and HelloFinish envelopes before delivering them.
+#[test]
+fn a_flag_that_disagrees_later_in_the_handshake_is_refused_or_ignored() {
+    let flip = |bytes: &Bytes| {
+        let mut bytes = bytes.to_vec();
+        bytes[8] ^= 0b10;
+        Bytes::from(bytes)
+    };
+    for psk in [Some(SECRET_A), None] {
+        let mut pair = Pair::new(psk_config("alpha", 1, psk), psk_config("bravo", 2, psk), [11, 12]);
+        let hello = pair.in_flight[RESPONDER].pop_front().expect("hello");
+        assert_eq!(pair.deliver(RESPONDER, hello), Ok(None));
+        let hello_ack = pair.in_flight[INITIATOR].pop_front().expect("hello ack");
+        let error = if psk.is_some() {
+            HandshakeError::PeerLacksPsk { message_type: MessageType::HelloAck }
+        } else {
+            HandshakeError::PeerHasPsk { message_type: MessageType::HelloAck }
+        };
+        assert_eq!(pair.deliver(INITIATOR, flip(&hello_ack)), Err(SessionError::Handshake(error.clone())));
+        assert_eq!(plain_close_sent(&pair, INITIATOR), Some((CloseCode::PskMismatch, error.to_string())));
+        assert!(!pair.connection(INITIATOR).is_handshaking());
+
+        let mut pair = Pair::new(psk_config("alpha", 1, psk), psk_config("bravo", 2, psk), [11, 12]);
+        let hello = pair.in_flight[RESPONDER].pop_front().expect("hello");
+        assert_eq!(pair.deliver(RESPONDER, hello), Ok(None));
+        let hello_ack = pair.in_flight[INITIATOR].pop_front().expect("hello ack");
+        assert_eq!(pair.deliver(INITIATOR, hello_ack), Ok(None));
+        let finish = pair.in_flight[RESPONDER].pop_front().expect("hello finish");
+        assert_eq!(pair.deliver(RESPONDER, flip(&finish)), Ok(None));
+        assert!(pair.connection(RESPONDER).is_handshaking() && !pair.connection(RESPONDER).is_established());
+        assert_eq!(pair.deliver(RESPONDER, finish), Ok(None));
+        assert!(pair.connection(RESPONDER).is_established());
+    }
+}
+
+/// Goal: an initiator whose confirmation never comes (the refusal was lost) gives up after
+/// the handshake timeout, with nothing left behind, and a lost HelloFinish still recovers.
+/// Method: lose the responder's Close; then, in a second pair with equal secrets, lose the
+/// first HelloFinish.
+#[test]
+fn psk_initiator_times_out_without_confirmation_and_recovers_a_lost_finish() {
+    let mut pair = Pair::with_drops(
+        psk_config("alpha", 1, Some(SECRET_A)),
+        psk_config("bravo", 2, Some(SECRET_B)),
+        [11, 12],
+        vec![(RESPONDER, MessageType::Close)],
+    );
+    pair.drive();
+    let timeout = HandshakeError::Timeout { timeout_ns: HANDSHAKE_TIMEOUT_NS_DEFAULT };
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(timeout)]);
+    assert_eq!(pair.now_ns, HANDSHAKE_TIMEOUT_NS_DEFAULT);
+    assert_eq!(pair.sent(INITIATOR, MessageType::HelloFinish), 1, "HelloFinish is never repeated on a timer");
+    assert!(!pair.connection(INITIATOR).is_handshaking());
+
+    let mut pair = Pair::with_drops(
+        psk_config("alpha", 1, Some(SECRET_A)),
+        psk_config("bravo", 2, Some(SECRET_A)),
+        [11, 12],
+        vec![(INITIATOR, MessageType::HelloFinish)],
+    );
+    while !pair.connection(RESPONDER).is_established() {
+        assert!(pair.step(), "the responder's repeated HelloAck brings HelloFinish again");
+    }
+    assert_eq!(pair.now_ns, 250_000_000);
+    let bytes = pair.send(RESPONDER, 1, &Message::Ping { token: 3 });
+    assert_eq!(pair.deliver(INITIATOR, bytes), Ok(Some((1, Message::Ping { token: 3 }))));
+    assert!(pair.connection(INITIATOR).is_established());
+    pair.assert_ping_both_ways();
+}
+
+/// Builds a plaintext handshake or Close frame with the PSK flag set.
+fn framed_psk(code: u8, payload: &[u8]) -> Bytes {
+    let message_type = MessageType::from_code(code).expect("valid code");
+    let flags = crate::envelope::Flags::NONE.with_psk(true);
+    Envelope::encode(&Header { flags, ..Header::plain(message_type, 0) }, payload)
+}
+
+proptest! {
+    /// Goal: no bytes make a connection with a cluster secret panic, whatever its state:
+    /// fresh, mid-handshake, waiting for confirmation, or established; and none is accepted
+    /// as an application message.
+    /// Method: arbitrary frames, arbitrary payloads behind plain, PSK-flagged and encrypted
+    /// headers, delivered to pairs with matching and with different secrets at each stage.
+    #[test]
+    fn arbitrary_bytes_never_panic_with_a_secret(
+        raw in proptest::collection::vec(any::<u8>(), 0..200),
+        code in 1u8..=11,
+        encrypted: bool,
+        nonce in prop_oneof![0u64..4, any::<u64>()],
+        same_secret: bool,
+        stage in 0usize..4,
+    ) {
+        let frames = [
+            Bytes::from(raw.clone()),
+            framed(code, encrypted, nonce, &raw),
+            framed_psk(1 + code % 3, &raw),
+        ];
+        let responder_psk = if same_secret { SECRET_A } else { SECRET_B };
+        let mut pair = Pair::new(
+            psk_config("alpha", 1, Some(SECRET_A)),
+            psk_config("bravo", 2, Some(responder_psk)),
+            [11, 12],
+        );
+        for _ in 0..stage {
+            pair.step();
+        }
+        for frame in &frames {
+            let result = pair.deliver(RESPONDER, frame.clone());
+            prop_assert!(!matches!(result, Ok(Some(_))), "forged frame accepted: {result:?}");
+            let result = pair.deliver(INITIATOR, frame.clone());
+            prop_assert!(!matches!(result, Ok(Some(_))), "forged frame accepted: {result:?}");
+        }
+        pair.drive();
+        prop_assert!(!pair.connection(INITIATOR).is_handshaking());
+    }
+}

@@ -147,6 +147,35 @@ pub enum HandshakeError {
     /// The peer's node name is not UTF-8.
     #[error("peer node name is not valid utf-8")]
     NameNotUtf8,
+    /// The peer's handshake message carries the PSK flag (it uses a cluster secret) and this
+    /// node has none (PROTOCOL.md 6.10).
+    #[error(
+        "the cluster secret does not match: the peer's {message_type:?} uses a cluster secret (pre-shared key) and this node has none"
+    )]
+    PeerHasPsk {
+        /// The message that said so: Hello or HelloAck.
+        message_type: MessageType,
+    },
+    /// The peer's handshake message lacks the PSK flag (it uses no cluster secret) and this
+    /// node requires one (PROTOCOL.md 6.10).
+    #[error(
+        "the cluster secret does not match: the peer's {message_type:?} uses no cluster secret (pre-shared key) and this node requires one"
+    )]
+    PeerLacksPsk {
+        /// The message that said so: Hello or HelloAck.
+        message_type: MessageType,
+    },
+    /// Both ends use a cluster secret, but not the same: the initiator's HelloFinish revealed
+    /// its static key and then failed to authenticate under this node's pre-shared key
+    /// (PROTOCOL.md 6.10).
+    #[error(
+        "the cluster secret does not match: the HelloFinish of the peer with static key {} does not authenticate under this node's pre-shared key",
+        hex(.key)
+    )]
+    PskMismatch {
+        /// The static key the initiator presented.
+        key: [u8; KEY_BYTES],
+    },
 }
 
 impl HandshakeError {
@@ -167,6 +196,9 @@ impl HandshakeError {
             | Self::PayloadValueTooLarge { .. }
             | Self::PayloadTrailingBytes { .. }
             | Self::NameNotUtf8 => Some(CloseCode::ProtocolError),
+            Self::PeerHasPsk { .. } | Self::PeerLacksPsk { .. } | Self::PskMismatch { .. } => {
+                Some(CloseCode::PskMismatch)
+            }
             Self::PeerClosed { .. } | Self::Timeout { .. } | Self::Noise { .. } => None,
         }
     }

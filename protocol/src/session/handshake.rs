@@ -7,9 +7,14 @@
 //! HelloFinish -> s, se, payload(identity)                     (encrypted payload)
 //! ```
 //!
+//! With a cluster secret the pattern is XXpsk3: the same three messages, the pre-shared key
+//! mixed in after `s, se` of message 3 (and, as Noise requires of every psk pattern, each
+//! `e` also mixed into the key, so the Hello payload gains a 16-byte tag).
+//!
 //! This module drives snow and validates payloads; it keeps no timers, retransmits nothing and
 //! never touches an envelope. A Noise failure while reading leaves the attempt exactly as it
-//! was (snow restores its symmetric state), so a stale or forged message cannot kill it.
+//! was (snow restores its symmetric state), so a stale or forged message cannot kill it; the
+//! one exception is a HelloFinish under a different cluster secret, recognised as such.
 
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -17,7 +22,7 @@ use snow::HandshakeState;
 
 use super::identity::{SeededResolver, noise_params};
 use super::payload::{self, IdentityPayload};
-use super::{HandshakeError, KEY_BYTES, PROLOGUE, PeerInfo, SessionConfig, VersionRange};
+use super::{HandshakeError, KEY_BYTES, PROLOGUE, PSK_LOCATION, PeerInfo, SessionConfig, VersionRange};
 use crate::entry::NodeId;
 use crate::envelope::MessageType;
 
@@ -44,10 +49,14 @@ pub(crate) struct Received {
 }
 
 fn build(config: &SessionConfig, initiator: bool, rng: &mut dyn RngCore) -> Box<HandshakeState> {
-    let builder = snow::Builder::with_resolver(noise_params(), Box::new(SeededResolver::from_rng(rng)))
+    let resolver = Box::new(SeededResolver::from_rng(rng));
+    let mut builder = snow::Builder::with_resolver(noise_params(config.psk.is_some()), resolver)
         .local_private_key(&config.identity.secret)
-        .and_then(|builder| builder.prologue(PROLOGUE))
-        .expect("each builder setting is given once");
+        .and_then(|builder| builder.prologue(PROLOGUE));
+    if let Some(psk) = &config.psk {
+        builder = builder.and_then(|builder| builder.psk(PSK_LOCATION, psk));
+    }
+    let builder = builder.expect("each builder setting is given once, and psk3 is a slot of XXpsk3");
     let state = if initiator { builder.build_initiator() } else { builder.build_responder() };
     Box::new(state.expect("the local key is set and the seeded resolver provides every primitive"))
 }
@@ -237,9 +246,30 @@ impl Response {
     ///
     /// # Errors
     /// [`HandshakeError::Noise`] when Noise rejects it; the attempt is then unchanged.
-    pub(crate) fn read_finish(&mut self, noise: &[u8]) -> Result<(Received, Keys), HandshakeError> {
-        let received = read(&mut self.state, MessageType::HelloFinish, noise)?;
-        Ok((received, split(&mut self.state, false)))
+    /// [`HandshakeError::PskMismatch`] when, with a cluster secret, the initiator's static key
+    /// decrypted (its `s` token is keyed by this attempt's `ee` and `es`, so only the holder
+    /// of the attempt's ephemeral key wrote it) but the payload, keyed after the pre-shared
+    /// key was mixed in, did not: the initiator holds another secret. The attempt must end.
+    pub(crate) fn read_finish(
+        &mut self,
+        config: &SessionConfig,
+        noise: &[u8],
+    ) -> Result<(Received, Keys), HandshakeError> {
+        // The responder of XX learns the initiator's static key from message 3 only.
+        let knew_static = self.state.get_remote_static().is_some();
+        match read(&mut self.state, MessageType::HelloFinish, noise) {
+            Ok(received) => Ok((received, split(&mut self.state, false))),
+            Err(error) => {
+                // snow restores its symmetric state after a failed read but keeps the remote
+                // static key it decrypted before the failure: that tells the two apart.
+                let revealed =
+                    self.state.get_remote_static().filter(|_| !knew_static && config.psk.is_some());
+                match revealed.and_then(|key| <[u8; KEY_BYTES]>::try_from(key).ok()) {
+                    Some(key) => Err(HandshakeError::PskMismatch { key }),
+                    None => Err(error),
+                }
+            }
+        }
     }
 
     /// Checks the initiator's HelloFinish against its Hello and our choice.

@@ -14,7 +14,7 @@ use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
-use super::{NOISE_PATTERN, SessionError, hex};
+use super::{NOISE_PATTERN, NOISE_PATTERN_PSK, SessionError, hex};
 
 /// Length of an X25519 key, secret or public.
 pub const KEY_BYTES: usize = 32;
@@ -33,7 +33,8 @@ impl Identity {
     /// seeded resolver, so the same RNG state gives the same key pair).
     #[must_use]
     pub fn generate(rng: &mut dyn RngCore) -> Self {
-        let builder = snow::Builder::with_resolver(noise_params(), Box::new(SeededResolver::from_rng(rng)));
+        let builder =
+            snow::Builder::with_resolver(noise_params(false), Box::new(SeededResolver::from_rng(rng)));
         let keypair =
             builder.generate_keypair().expect("the seeded resolver always provides an RNG and X25519");
         let mut identity = Self { secret: [0; KEY_BYTES], public: [0; KEY_BYTES] };
@@ -79,9 +80,11 @@ pub(crate) fn public_key(secret: &[u8; KEY_BYTES]) -> [u8; KEY_BYTES] {
     public
 }
 
-/// The parsed [`NOISE_PATTERN`].
-pub(crate) fn noise_params() -> NoiseParams {
-    NOISE_PATTERN.parse().expect("the pattern constant names primitives snow is built with")
+/// The parsed [`NOISE_PATTERN`], or [`NOISE_PATTERN_PSK`] for a handshake with a cluster
+/// secret.
+pub(crate) fn noise_params(psk: bool) -> NoiseParams {
+    let pattern = if psk { NOISE_PATTERN_PSK } else { NOISE_PATTERN };
+    pattern.parse().expect("the pattern constants name primitives snow is built with")
 }
 
 /// A snow resolver whose RNG is a ChaCha20 stream from a caller-provided seed.

@@ -40,6 +40,13 @@ pub use replay::REPLAY_WINDOW_WIDTH;
 
 /// The Noise protocol name: XX pattern, X25519, ChaCha20-Poly1305, BLAKE2s.
 pub const NOISE_PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// The Noise protocol name of a handshake with a cluster secret ([`SessionConfig::psk`]):
+/// XX with the pre-shared key mixed in at the end of message 3 (PROTOCOL.md 6.10).
+pub const NOISE_PATTERN_PSK: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
+/// Where the pre-shared key is mixed in: `psk3`, after the tokens of message 3.
+pub const PSK_LOCATION: u8 = 3;
+/// Length of the cluster secret, Noise's pre-shared key.
+pub const PSK_BYTES: usize = 32;
 /// The Noise prologue: names the protocol and the version of this handshake's format, so a
 /// peer speaking anything else fails the first authenticated message instead of misparsing.
 pub const PROLOGUE: &[u8] = b"ferry/1";
@@ -117,7 +124,7 @@ pub enum Role {
 }
 
 /// Settings shared by every [`Connection`] of one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// This node's name, at most [`NAME_BYTES_MAX`] bytes of UTF-8.
     pub name: String,
@@ -141,12 +148,37 @@ pub struct SessionConfig {
     pub handshake_retransmit_ns: u64,
     /// Time a handshake attempt may take, from its first message, before it fails.
     pub handshake_timeout_ns: u64,
+    /// The cluster secret: with it, every handshake is `Noise_XXpsk3` over this pre-shared
+    /// key, so only peers holding the same secret complete one; without it (the default),
+    /// plain `Noise_XX`, and a peer that uses a secret is refused (PROTOCOL.md 6.10). Never
+    /// shown by `Debug`.
+    pub psk: Option<[u8; PSK_BYTES]>,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cluster secret never reaches a log or trace: only whether there is one.
+        formatter
+            .debug_struct("SessionConfig")
+            .field("name", &self.name)
+            .field("node_id", &self.node_id)
+            .field("identity", &self.identity)
+            .field("versions", &self.versions)
+            .field("capabilities", &self.capabilities)
+            .field("expected_peer_keys", &self.expected_peer_keys)
+            .field("pinned_peer_keys", &self.pinned_peer_keys)
+            .field("require_id_from_name", &self.require_id_from_name)
+            .field("handshake_retransmit_ns", &self.handshake_retransmit_ns)
+            .field("handshake_timeout_ns", &self.handshake_timeout_ns)
+            .field("psk", &self.psk.map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 impl SessionConfig {
     /// A configuration with defaults: node id derived from `name` ([`NodeId::from_name`]),
     /// versions `PROTOCOL_VERSION..=PROTOCOL_VERSION`, no capabilities, any peer key accepted,
-    /// and the default retransmission interval and timeout.
+    /// the default retransmission interval and timeout, and no cluster secret.
     #[must_use]
     pub fn new(name: impl Into<String>, identity: Identity) -> Self {
         let name = name.into();
@@ -161,6 +193,7 @@ impl SessionConfig {
             require_id_from_name: false,
             handshake_retransmit_ns: HANDSHAKE_RETRANSMIT_NS_DEFAULT,
             handshake_timeout_ns: HANDSHAKE_TIMEOUT_NS_DEFAULT,
+            psk: None,
         }
     }
 
@@ -240,5 +273,15 @@ mod tests {
         config.versions = VersionRange::single(1);
         config.handshake_retransmit_ns = 0;
         assert_eq!(config.validate(), Err(SessionError::ZeroDuration { field: "handshake_retransmit_ns" }));
+    }
+
+    #[test]
+    fn debug_hides_the_cluster_secret() {
+        let mut config = SessionConfig::new("n", Identity::from_secret([7; KEY_BYTES]));
+        assert!(format!("{config:?}").contains("psk: None"));
+        config.psk = Some([0x5c; PSK_BYTES]);
+        let text = format!("{config:?}");
+        assert!(text.contains("psk: Some(\"<secret>\")"), "{text}");
+        assert!(!text.contains("92, 92") && !text.contains("5c5c"), "{text}");
     }
 }

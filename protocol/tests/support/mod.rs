@@ -11,6 +11,8 @@ use snow::types::{Cipher, Dh, Hash, Random};
 
 /// The Noise protocol name, restated from PROTOCOL.md rather than imported.
 pub const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// The protocol name of a handshake with a cluster secret (PROTOCOL.md 6.10).
+pub const PATTERN_PSK: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
 /// The prologue, restated from PROTOCOL.md rather than imported.
 pub const PROLOGUE: &[u8] = b"ferry/1";
 
@@ -46,8 +48,13 @@ impl CryptoResolver for RngOnly {
 
 /// A snow builder for ferry's pattern whose RNG is ChaCha20 seeded with `seed`.
 pub fn builder(seed: [u8; 32]) -> snow::Builder<'static> {
+    builder_for(PATTERN, seed)
+}
+
+/// A snow builder for `pattern` whose RNG is ChaCha20 seeded with `seed`.
+pub fn builder_for(pattern: &str, seed: [u8; 32]) -> snow::Builder<'static> {
     let resolver = FallbackResolver::new(Box::new(RngOnly(seed)), Box::new(DefaultResolver));
-    snow::Builder::with_resolver(PATTERN.parse().expect("valid pattern"), Box::new(resolver))
+    snow::Builder::with_resolver(pattern.parse().expect("valid pattern"), Box::new(resolver))
 }
 
 /// snow's own ChaCha20-Poly1305 (Noise nonce layout: 4 zero bytes, then the counter
@@ -68,6 +75,16 @@ pub fn public_key(secret: &[u8; 32]) -> [u8; 32] {
 /// A plaintext envelope header: "FY", version 1, type, msg_id 0, flags 0.
 pub fn plain_header(code: u8) -> [u8; 9] {
     [0x46, 0x59, 0x01, code, 0, 0, 0, 0, 0x00]
+}
+
+/// The header of a handshake message: as [`plain_header`], with the PSK flag (0x02) when
+/// the handshake uses a cluster secret.
+pub fn handshake_header(code: u8, psk: bool) -> [u8; 9] {
+    let mut header = plain_header(code);
+    if psk {
+        header[8] = 0x02;
+    }
+    header
 }
 
 /// An encrypted envelope header: "FY", version 1, type, msg_id big-endian, flags 1, nonce
