@@ -995,6 +995,94 @@ fn with_trust_only_listed_peers_get_in() {
     assert_eq!(c.request("peers"), "peers: (none)");
 }
 
+#[test]
+fn a_cluster_secret_admits_only_its_holders() {
+    // Goal: with `--psk-file`, nodes holding the same secret replicate; a node with another
+    // secret, or none, never gets a session, and both sides say why (PROTOCOL.md 6.10).
+    let data = scratch("psk");
+    std::fs::create_dir_all(&data.0).expect("scratch directory");
+    let secret = |name: &str, digits: &str| {
+        let path = data.join(name);
+        std::fs::write(&path, format!("{digits}\n")).expect("the scratch directory is writable");
+        path.to_str().expect("a UTF-8 path").to_owned()
+    };
+    let ours = secret("ours.psk", &"5a".repeat(32));
+    let theirs = secret("theirs.psk", &"a5".repeat(32));
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &strings(&["--psk-file", &ours]));
+    a.wait_stderr("cluster secret from");
+    let connect = |psk: Option<&str>| {
+        let mut arguments = strings(&["--connect", &a_address.to_string()]);
+        arguments.extend(psk.map(|path| ["--psk-file".to_owned(), path.to_owned()]).into_iter().flatten());
+        arguments
+    };
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect(Some(&ours)));
+    let (c, _) = Process::node("c", &data.join("c"), &connect(Some(&theirs)));
+    let (d, _) = Process::node("d", &data.join("d"), &connect(None));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    assert_eq!(b.request("put secret kept"), "ok");
+    a.wait_answer("get secret", |answer| answer == "kept");
+    let line = c.wait_stderr("the cluster secret does not match");
+    assert!(line.contains("handshake failed with 127.0.0.1:"), "{line}");
+    d.wait_stderr("the cluster secret does not match");
+    a.wait_stderr("the cluster secret does not match");
+    assert_eq!(a.request("peers"), "peers: b", "c and d never got a session");
+    for node in [&c, &d] {
+        assert!(node.stderr_lines_containing("peer connected").is_empty(), "{}", node.stderr_text());
+    }
+    assert!(!a.stderr_text().contains(&"5a".repeat(32)), "the secret is never logged");
+
+    let short = secret("short.psk", "abcd");
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "--id", "x", "--listen", "127.0.0.1:0", "--psk-file", &short, "--data"])
+        .arg(data.join("x"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("the ferry binary starts");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stderr).expect("utf-8"),
+        format!(
+            "error: cluster secret file {short} is unusable: a cluster secret is 64 hex digits on one line \
+             (e.g. from `openssl rand -hex 32`); found 4 hex digits in 4 characters\n"
+        )
+    );
+}
+
+#[test]
+fn with_trust_only_listed_origins_reach_the_data() {
+    // Goal: `--trust` also bounds whose entries a node takes (PROTOCOL.md 8.12): b is listed
+    // and relays everything; c is not listed and writes through b; a refuses c's entries,
+    // says so once, and keeps taking b's. Method: a --trust {b}, b connects to a, c to b.
+    let data = scratch("members");
+    for name in ["b", "c"] {
+        let (mut node, _) = Process::node(name, &data.join(name), &[]);
+        node.send("quit");
+        assert!(node.child.wait().expect("the node exits").success());
+    }
+    let key = std::fs::read(data.join("b").join("identity.key")).expect("b has a key");
+    let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
+    let trust = data.join("trust");
+    std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
+    let (mut a, a_address) =
+        Process::node("a", &data.join("a"), &strings(&["--trust", trust.to_str().expect("a UTF-8 path")]));
+    let (mut b, b_address) =
+        Process::node("b", &data.join("b"), &strings(&["--connect", &a_address.to_string()]));
+    let (mut c, _) = Process::node("c", &data.join("c"), &strings(&["--connect", &b_address.to_string()]));
+    a.wait_answer("peers", |answer| answer == "peers: b");
+    b.wait_answer("peers", |answer| answer == "peers: a c");
+    assert_eq!(c.request("put outsider written"), "ok");
+    b.wait_answer("get outsider", |answer| answer == "written");
+    let line = a.wait_stderr("not a member origin");
+    assert!(
+        line.contains(&format!("origin {}", NodeId::from_name("c"))) && line.contains("from 127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(b.request("put member written"), "ok");
+    a.wait_answer("get member", |answer| answer == "written");
+    assert_eq!(a.request("get outsider"), "(nil)", "c's entry never reaches a");
+    assert_eq!(a.request("peers"), "peers: b", "b keeps its session");
+}
+
 /// A protocol Node named mallory (identity from `seed`, log recovered from `wal`) that has
 /// dialed `address` and completed its handshake there.
 fn mallory_connected(seed: u64, wal: &[u8], address: SocketAddr) -> (Node, TcpStream) {

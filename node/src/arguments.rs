@@ -51,6 +51,10 @@ pub struct NodeArguments {
     /// data directory's known_peers); without it, peers are trusted on first use
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
+    /// A cluster secret: FILE holds 64 hex digits (`openssl rand -hex 32`), the same on
+    /// every node; only its holders complete a handshake (Noise_XXpsk3, PROTOCOL.md 6.10)
+    #[arg(long, value_name = "FILE")]
+    pub psk_file: Option<PathBuf>,
     /// Compact the WAL once its log above the last compaction holds this many bytes (and at
     /// least as many as the data): PROTOCOL.md 8.11
     #[arg(long, value_name = "BYTES", default_value_t = COMPACT_FROM_BYTES_DEFAULT)]
@@ -101,6 +105,7 @@ impl NodeArguments {
             verbose: false,
             no_stdin: false,
             trust: None,
+            psk_file: None,
             compact_from: COMPACT_FROM_BYTES_DEFAULT,
             forget_after: 3_600_000_000_000,
         }

@@ -153,6 +153,14 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// The `--psk-file` is unusable.
+    #[error("cluster secret file {} is unusable: {reason}", .path.display())]
+    Psk {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
     /// A registry token file (`--token-file`, `--bootstrap-token-file`) is unusable.
     #[error("registry token file {} is unusable: {reason}", .path.display())]
     Token {

@@ -41,6 +41,8 @@ pub(crate) struct Metrics {
     pub(crate) sessions_closed_invalid: u64,
     /// Received timestamps too far ahead to merge into the clock.
     pub(crate) clock_rejections: u64,
+    /// Entries refused because their origin is not a member (`--trust`).
+    pub(crate) entries_refused: u64,
     /// Compactions of the WAL.
     pub(crate) compactions: u64,
     /// Snapshots received, verified and merged.
@@ -53,7 +55,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Every metric: name, kind, help text and value.
-    fn rows(&self) -> [(&'static str, Kind, &'static str, u64); 18] {
+    fn rows(&self) -> [(&'static str, Kind, &'static str, u64); 19] {
         use Kind::{Counter, Gauge};
         [
             ("ferry_peers", Gauge, "Peers with an established session.", self.peers),
@@ -109,6 +111,12 @@ impl Metrics {
                 Counter,
                 "Received timestamps too far ahead of the clock.",
                 self.clock_rejections,
+            ),
+            (
+                "ferry_entries_refused_total",
+                Counter,
+                "Entries refused: their origin is not a member.",
+                self.entries_refused,
             ),
             ("ferry_compactions_total", Counter, "Compactions of the write-ahead log.", self.compactions),
             (
@@ -166,10 +174,10 @@ mod tests {
             "# HELP ferry_peers Peers with an established session.\n# TYPE ferry_peers gauge\nferry_peers 2\n"
         ));
         assert!(text.ends_with("# TYPE ferry_sent_bytes_total counter\nferry_sent_bytes_total 12345\n"));
-        assert_eq!(text.lines().count(), 3 * 18);
+        assert_eq!(text.lines().count(), 3 * 19);
         // Every name is a valid Prometheus metric name, and each appears once.
         let names: std::collections::BTreeSet<&str> = metrics.rows().iter().map(|(name, ..)| *name).collect();
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 19);
         assert!(names.iter().all(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
     }
 }

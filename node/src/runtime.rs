@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferry_protocol::NodeId;
-use ferry_protocol::session::{KEY_BYTES, NAME_BYTES_MAX};
+use ferry_protocol::session::{KEY_BYTES, NAME_BYTES_MAX, PSK_BYTES};
 use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
@@ -211,6 +211,11 @@ impl Runtime {
         if arguments.data.is_none() {
             logger.info(format_args!("data directory {}", data_path.display()));
         }
+        // Files named on the command line are read before the data directory is touched.
+        let psk = match &arguments.psk_file {
+            Some(path) => Some((path, read_psk_file(path)?)),
+            None => None,
+        };
         let directory = DataDirectory::open(&data_path)?;
         // Before the key or the WAL are read or created: a refused node changes nothing.
         match directory.claim_name(&arguments.id)? {
@@ -228,8 +233,6 @@ impl Runtime {
         let mut rng = os_seeded_rng()?;
         let identity = directory.identity(&mut rng)?;
         logger.debug(format_args!("data directory {} locked", directory.path().display()));
-        // What other nodes list in their --trust files to admit this one.
-        logger.info(format_args!("trust line for this node: {} {}", arguments.id, hex_key(&identity.public)));
         let (wal, wal_bytes) = directory.open_wal()?;
         let known_peers = directory.known_peers()?;
         let mut session = SessionConfig::new(arguments.id.clone(), identity.clone());
@@ -238,17 +241,30 @@ impl Runtime {
         // `--trust`, only the listed peers are accepted, each under its own name.
         session.pinned_peer_keys.clone_from(&known_peers);
         session.require_id_from_name = true;
+        // With `--trust`, the listed names are also the only origins whose entries are
+        // taken (PROTOCOL.md 8.12), so an unlisted writer cannot reach the data through a
+        // member that relays.
+        let mut member_origins = None;
         if let Some(path) = &arguments.trust {
             let trusted = read_peers_file(path)?;
             session.expected_peer_keys = Some(trusted.values().copied().collect());
+            member_origins =
+                Some(trusted.keys().map(|name| NodeId::from_name(name)).collect::<BTreeSet<_>>());
             session.pinned_peer_keys.extend(trusted);
             logger.info(format_args!(
-                "accepting only the {} peers listed in {}",
+                "accepting only the {} peers listed in {}, and entries of their origins",
                 session.expected_peer_keys.as_ref().map_or(0, BTreeSet::len),
                 path.display()
             ));
         }
+        if let Some((path, psk)) = psk {
+            session.psk = Some(psk);
+            logger.info(format_args!("cluster secret from {}: only its holders can connect", path.display()));
+        }
+        // What other nodes list in their --trust files to admit this one.
+        logger.info(format_args!("trust line for this node: {} {}", arguments.id, hex_key(&identity.public)));
         let mut config = NodeConfig::new(session);
+        config.member_origins = member_origins;
         // Routing tables are small and let `ping NAME` reach nodes several hops away.
         config.routing = true;
         config.compaction_tail_bytes_min = arguments.compact_from;
@@ -837,6 +853,7 @@ impl Runtime {
             sessions_closed_invalid: stats.sessions_closed_invalid,
             clock_rejections: stats.clock_rejections,
             compactions: stats.compactions,
+            entries_refused: stats.entries_refused,
             snapshots_applied: stats.snapshots_applied,
             ..self.counters.clone()
         }
@@ -962,6 +979,13 @@ impl Runtime {
                     self.close(link, "handshake failed");
                 }
             }
+            Event::Rejected { link, reason } if reason.starts_with("refused ") => {
+                // Entries of a non-member origin (PROTOCOL.md 8.12): the protocol reports an
+                // origin at most once a minute, so every report is worth a line.
+                let address = self.connections.get(&link).map(|connection| connection.address);
+                let from = address.map_or_else(String::new, |address| format!(" from {address}"));
+                self.logger.info(format_args!("{reason}{from}"));
+            }
             Event::Rejected { link, reason } => {
                 let Some(connection) = self.connections.get_mut(&link) else { return };
                 self.logger.debug(format_args!("rejected frame from {}: {reason}", connection.address));
@@ -1027,6 +1051,32 @@ impl Runtime {
 /// A static key in hex.
 fn hex_key(key: &[u8; KEY_BYTES]) -> String {
     key.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Reads `--psk-file`: 64 hex digits (surrounding whitespace ignored), never logged.
+fn read_psk_file(path: &std::path::Path) -> Result<[u8; PSK_BYTES], NodeError> {
+    use std::io::Read as _;
+    let unusable = |reason: String| NodeError::Psk { path: path.to_owned(), reason };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(4096).read_to_string(&mut text))
+        .map_err(|error| unusable(describe_io(&error)))?;
+    let digits = text.trim();
+    let wanted = 2 * PSK_BYTES;
+    if digits.len() != wanted || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        let found = digits.bytes().filter(u8::is_ascii_hexdigit).count();
+        return Err(unusable(format!(
+            "a cluster secret is {wanted} hex digits on one line (e.g. from `openssl rand -hex 32`); \
+             found {found} hex digits in {} characters",
+            digits.chars().count()
+        )));
+    }
+    let mut secret = [0u8; PSK_BYTES];
+    for (index, byte) in secret.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digits[2 * index..2 * index + 2], 16)
+            .map_err(|_| unusable("not hex".to_owned()))?;
+    }
+    Ok(secret)
 }
 
 /// Checks `--id`: the handshake carries it, so it must fit [`NAME_BYTES_MAX`].

@@ -342,6 +342,27 @@ fn a_pinned_name_with_another_key_is_refused() {
     assert!(pair.connection(INITIATOR).is_established());
 }
 
+/// Goal: one key, one name. A key pinned under a name cannot come back under another (a
+/// trusted node could otherwise write as an origin that is not its own). Method: pin
+/// bravo's key under "charlie", then let bravo present its own name.
+#[test]
+fn a_pinned_key_under_another_name_is_refused() {
+    let mut alpha = config("alpha", 1);
+    let bravo = config("bravo", 2);
+    alpha.pinned_peer_keys.insert("charlie".to_owned(), bravo.identity.public);
+    let mut pair = Pair::new(alpha, bravo.clone(), [11, 12]);
+    pair.drive();
+    let error = HandshakeError::PinnedNameMismatch {
+        name: "bravo".to_owned(),
+        key: bravo.identity.public,
+        known_name: "charlie".to_owned(),
+    };
+    assert_eq!(pair.sides[INITIATOR].events, [ConnectionEvent::HandshakeFailed(error.clone())]);
+    assert!(error.to_string().contains("which is known as \"charlie\""), "{error}");
+    let refused = HandshakeError::PeerClosed { code: CloseCode::PeerKeyRejected, reason: error.to_string() };
+    assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::HandshakeFailed(refused)]);
+}
+
 /// Goal: a node that requires ids to be their names' hashes refuses a peer presenting
 /// another node's id under its own name. Method: bravo claims alpha-two's id.
 #[test]

@@ -67,6 +67,19 @@ pub enum HandshakeError {
         /// The key pinned for that name.
         known: [u8; KEY_BYTES],
     },
+    /// The peer presented a key this node knows under another name: one key, one name.
+    #[error(
+        "peer {name:?} presented static key {} which is known as {known_name:?}: refused (a known node cannot take another name)",
+        hex(.key)
+    )]
+    PinnedNameMismatch {
+        /// The name presented.
+        name: String,
+        /// The key presented.
+        key: [u8; KEY_BYTES],
+        /// The name pinned for that key.
+        known_name: String,
+    },
     /// The peer's node id is not the hash of its name, and this node requires it.
     #[error("peer {name:?} presented node id {node_id}, not the hash of its name {expected}")]
     NodeIdNotFromName {
@@ -185,7 +198,9 @@ impl HandshakeError {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Self::VersionMismatch { .. } => Some(CloseCode::VersionMismatch),
-            Self::PeerKeyRejected { .. } | Self::PinnedKeyMismatch { .. } => Some(CloseCode::PeerKeyRejected),
+            Self::PeerKeyRejected { .. }
+            | Self::PinnedKeyMismatch { .. }
+            | Self::PinnedNameMismatch { .. } => Some(CloseCode::PeerKeyRejected),
             Self::NodeIdNotFromName { .. } => Some(CloseCode::ProtocolError),
             Self::DuplicateNodeId { .. } => Some(CloseCode::DuplicateNodeId),
             Self::VersionChoiceInvalid { .. }

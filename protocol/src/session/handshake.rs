@@ -133,6 +133,20 @@ fn check_peer(
         let (name, presented, known) = (identity.name, received.remote_static, *known);
         return Err(HandshakeError::PinnedKeyMismatch { name, presented, known });
     }
+    // And the other way: a pinned key comes with its own name, so a trusted or known node
+    // cannot write under a name (and so an origin) that is not its own.
+    if let Some((known_name, _)) = config
+        .pinned_peer_keys
+        .iter()
+        .find(|(name, key)| **key == received.remote_static && **name != identity.name)
+    {
+        let known_name = known_name.clone();
+        return Err(HandshakeError::PinnedNameMismatch {
+            name: identity.name,
+            key: received.remote_static,
+            known_name,
+        });
+    }
     if config.require_id_from_name && identity.node_id != NodeId::from_name(&identity.name) {
         let expected = NodeId::from_name(&identity.name);
         return Err(HandshakeError::NodeIdNotFromName {
