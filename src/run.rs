@@ -502,6 +502,14 @@ pub fn liveness_reason(scenario: &Scenario) -> String {
     format!("{reason}{capped}")
 }
 
+/// The cluster secret of a run with `network.cluster_secret`: fixed by the seed, like the
+/// nodes' identities.
+fn cluster_secret(seed: u64) -> [u8; ferry_protocol::session::PSK_BYTES] {
+    let mut secret = [0x5a; ferry_protocol::session::PSK_BYTES];
+    secret[..8].copy_from_slice(&seed.to_le_bytes());
+    secret
+}
+
 /// Runs `scenario` with `seed`, recording into `trace`, steered by `options`.
 #[must_use]
 pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'_>) -> Report {
@@ -511,6 +519,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     ferry_config.routing = scenario.routing;
     ferry_config.compaction_log_bytes = scenario.disk.compaction_log_bytes;
     ferry_config.compaction_horizon_ns = scenario.disk.compaction_horizon_ns;
+    ferry_config.psk = scenario.network.cluster_secret.then(|| cluster_secret(seed));
     ferry_config.trace_values = options.trace_values;
     ferry_config.planted_bug = options.planted_bug;
     let mut checker = FerryChecker::default();

@@ -429,3 +429,33 @@ fn tree_check_rejects_a_tree_that_never_changed_or_a_flood() {
         Coverage { prunes: 3, grafts: 1, replication_messages: 150, writes_acked: 10, ..Coverage::default() };
     assert!(idle_faults(file, &scenario, &tree).is_empty());
 }
+
+/// Goal: `tests/scenarios/cluster-secret.yaml` exercises what it names: every handshake runs
+/// under the cluster secret (the trace marks each handshake envelope `(psk)`), nodes
+/// handshake again after their crashes, and the same file without the secret has no psk
+/// handshake at all. Method: trace one seed with and without `network.cluster_secret`.
+#[test]
+fn the_cluster_secret_scenario_runs_psk_handshakes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/cluster-secret.yaml");
+    let mut scenario = scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    let trace_of = |scenario: &Scenario| {
+        let buffer = ferry_simulator::trace::SharedBuffer::default();
+        let report = ferry::run::run(scenario, 3, Trace::new(Some(Box::new(buffer.clone()))));
+        assert!(report.passed(), "{:?}", report.checks);
+        buffer.text()
+    };
+    let text = trace_of(&scenario);
+    let count = |needle: &str| text.matches(needle).count();
+    for kind in ["Hello", "HelloAck", "HelloFinish"] {
+        assert_eq!(count(&format!("send {kind} ")), 0, "a {kind} without the secret");
+        assert!(count(&format!("send {kind}(psk) ")) > 0, "no {kind}(psk) in the trace");
+    }
+    // Six links, and handshakes again after the crashes of b, a and d.
+    assert!(count("send HelloFinish(psk) ") > 6, "{} HelloFinish", count("send HelloFinish(psk) "));
+    scenario.network.cluster_secret = false;
+    let plain = trace_of(&scenario);
+    assert!(
+        !plain.contains("(psk)") && plain.contains("send HelloFinish "),
+        "without the secret, plain handshakes"
+    );
+}

@@ -73,6 +73,9 @@ pub struct FerryConfig {
     pub compaction_log_bytes: u64,
     /// `NodeConfig::compaction_horizon_ns` of every node.
     pub compaction_horizon_ns: u64,
+    /// `SessionConfig::psk` of every node: a cluster secret (PROTOCOL.md 6.10); `None` by
+    /// default.
+    pub psk: Option<[u8; ferry_protocol::session::PSK_BYTES]>,
     /// Show keys and values of pushed entries in the text trace's send lines (escaped and
     /// cut short). Off by default: values may be private. Never changes the trace hash.
     pub trace_values: bool,
@@ -191,6 +194,7 @@ impl FerryConfig {
             routing: false,
             compaction_log_bytes: 4 * 1024 * 1024,
             compaction_horizon_ns: 3_600_000_000_000,
+            psk: None,
             trace_values: false,
             audit: None,
             planted_bug: None,
@@ -552,6 +556,7 @@ impl Process for FerryNode {
         let name = config.names[index].clone();
         let mut session = SessionConfig::new(name, config.identities[index].clone());
         session.node_id = NodeId::from_name(&session.name);
+        session.psk = config.psk;
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;
@@ -710,6 +715,8 @@ impl Process for FerryNode {
         // Skip the varint length prefix; the envelope header names the type in clear.
         let start = bytes.iter().position(|byte| byte & 0x80 == 0).map_or(bytes.len(), |index| index + 1);
         match Envelope::decode(Bytes::copy_from_slice(&bytes[start.min(bytes.len())..])) {
+            // A handshake under a cluster secret says so (PROTOCOL.md 6.10).
+            Ok(envelope) if envelope.header.flags.psk() => format!("{:?}(psk)", envelope.header.message_type),
             Ok(envelope) => format!("{:?}", envelope.header.message_type),
             Err(_) => "invalid".to_owned(),
         }

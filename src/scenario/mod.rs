@@ -53,6 +53,8 @@
 //!   queue: 64               # most messages queued per direction of a bandwidth-limited
 //!                           # link (1 to 65536, the default); more are dropped as
 //!                           # `queue-full`
+//!   cluster_secret: true    # every node holds one cluster secret: handshakes run
+//!                           # Noise_XXpsk3 (PROTOCOL.md 6.10); default false
 //! clock:
 //!   skew: 200ms             # each clock starts off by up to ±skew; default 0s
 //!   drift_ppm: 100          # each clock runs fast/slow by up to ±drift_ppm; default 0

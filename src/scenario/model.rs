@@ -240,6 +240,9 @@ pub struct Network {
     /// bandwidth-limited link, 1 to [`QUEUE_MESSAGES_MAX`](super::QUEUE_MESSAGES_MAX); more are
     /// dropped (`queue-full`). `None` (the default) means that bound.
     pub queue_messages_max: Option<u64>,
+    /// `cluster_secret`: every node holds the same cluster secret (PROTOCOL.md 6.10), so
+    /// every handshake runs `Noise_XXpsk3`; default false.
+    pub cluster_secret: bool,
 }
 
 impl Default for Network {
@@ -252,6 +255,7 @@ impl Default for Network {
             reorder: 0.0,
             bandwidth_bits_per_second: None,
             queue_messages_max: None,
+            cluster_secret: false,
         }
     }
 }

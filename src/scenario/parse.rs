@@ -465,7 +465,8 @@ fn topology_edges(node: &Node, context: &Context<'_>) -> Result<Vec<(NodeIndex, 
 }
 
 fn network(node: &Node) -> Result<Network> {
-    const KEYS: &[&str] = &["transport", "latency", "loss", "duplicate", "reorder", "bandwidth", "queue"];
+    const KEYS: &[&str] =
+        &["transport", "latency", "loss", "duplicate", "reorder", "bandwidth", "queue", "cluster_secret"];
     let mut network = Network::default();
     for entry in mapping(node, "a mapping of network settings")? {
         let value = &entry.value;
@@ -479,6 +480,7 @@ fn network(node: &Node) -> Result<Network> {
                 network.bandwidth_bits_per_second = Some(scalar(value, EXPECTED_BANDWIDTH, parse_bandwidth)?);
             }
             "queue" => network.queue_messages_max = Some(super::events::queue(value)?),
+            "cluster_secret" => network.cluster_secret = boolean(value)?,
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }

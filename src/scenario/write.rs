@@ -187,6 +187,9 @@ fn network(out: &mut String, network: &Network) {
     if let Some(queue) = network.queue_messages_max {
         lines.push(format!("queue: {queue}"));
     }
+    if network.cluster_secret {
+        lines.push("cluster_secret: true".to_owned());
+    }
     section(out, "network", &lines);
 }
 

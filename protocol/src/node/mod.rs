@@ -948,10 +948,17 @@ impl Node {
                 peer.session_valid_count += 1;
                 peer.last_authenticated_ns = Some(now_ns);
                 // Before the connection's events: an authenticated Close is accepted, then
-                // ends its session.
+                // ends its session. But the envelope that confirms a cluster-secret session
+                // (PROTOCOL.md 6.10) is accepted under it, so that session is established first.
                 let receipt = peer.connection.last_receipt();
+                let confirming = peer.connection.establishment_pending();
+                if confirming {
+                    self.drain_connection(now_ns, link);
+                }
                 self.audit(Audit::EnvelopeAccepted { link, message_type: message.message_type(), receipt });
-                self.drain_connection(now_ns, link);
+                if !confirming {
+                    self.drain_connection(now_ns, link);
+                }
                 self.handle_message(now_ns, link, msg_id, message);
             }
             Ok(None) => self.drain_connection(now_ns, link),

@@ -420,6 +420,16 @@ impl Connection {
         self.transmits.pop_front()
     }
 
+    /// Whether an event not yet polled establishes a session: with a cluster secret, the
+    /// envelope that confirms an initiator's session is accepted under the session it just
+    /// established (PROTOCOL.md 6.10).
+    #[must_use]
+    pub fn establishment_pending(&self) -> bool {
+        self.events
+            .iter()
+            .any(|event| matches!(event, ConnectionEvent::Established(_) | ConnectionEvent::Replaced { .. }))
+    }
+
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
