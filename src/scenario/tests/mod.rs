@@ -109,6 +109,7 @@ fn contract_example() {
             reorder: 0.0,
             bandwidth_bits_per_second: None,
             queue_messages_max: None,
+            cluster_secret: false,
         },
         clock: Clock { skew_ns: 200 * MILLISECOND_NS, drift_ppm: 100 },
         disk: Disk {
