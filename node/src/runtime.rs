@@ -261,8 +261,6 @@ impl Runtime {
             session.psk = Some(psk);
             logger.info(format_args!("cluster secret from {}: only its holders can connect", path.display()));
         }
-        // What other nodes list in their --trust files to admit this one.
-        logger.info(format_args!("trust line for this node: {} {}", arguments.id, hex_key(&identity.public)));
         let mut config = NodeConfig::new(session);
         config.member_origins = member_origins;
         // Routing tables are small and let `ping NAME` reach nodes several hops away.
@@ -275,6 +273,8 @@ impl Runtime {
             }
             other => NodeError::Protocol(other),
         })?;
+        // What other nodes list in their --trust files to admit this one (once it started).
+        logger.info(format_args!("trust line for this node: {} {}", arguments.id, hex_key(&identity.public)));
 
         let (inputs_sender, inputs) = mpsc::sync_channel(INPUTS_QUEUED_MAX);
         let resource = |what| move |source| NodeError::Resource { what, source };

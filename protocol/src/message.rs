@@ -227,6 +227,14 @@ pub enum DecodeError {
         /// Bytes left over.
         count: usize,
     },
+    /// Bytes remain after a WAL record's body (an entry, or a base record's vector).
+    #[error("{count} trailing bytes after the WAL {record} record")]
+    TrailingRecordBytes {
+        /// `entry` or `base`.
+        record: &'static str,
+        /// Bytes left over.
+        count: usize,
+    },
     /// A length field exceeds its bound.
     #[error("{field} of {length} exceeds maximum {maximum}")]
     TooLong {
@@ -368,6 +376,13 @@ impl Reader {
         Ok(vector)
     }
 
+    fn finish_record(self, record: &'static str) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(DecodeError::TrailingRecordBytes { record, count }),
+        }
+    }
+
     fn finish(self, message_type: MessageType) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
@@ -450,7 +465,7 @@ fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
 pub fn decode_vector(bytes: Bytes) -> Result<VersionVector, DecodeError> {
     let mut reader = Reader { bytes, position: 0 };
     let vector = reader.vector("base vector")?;
-    reader.finish(MessageType::OutboxPull)?;
+    reader.finish_record("base")?;
     Ok(vector)
 }
 
@@ -461,7 +476,7 @@ pub fn decode_vector(bytes: Bytes) -> Result<VersionVector, DecodeError> {
 pub fn decode_entry(bytes: Bytes) -> Result<WalEntry, DecodeError> {
     let mut reader = Reader { bytes, position: 0 };
     let entry = read_entry(&mut reader)?;
-    reader.finish(MessageType::WalPush)?;
+    reader.finish_record("entry")?;
     Ok(entry)
 }
 

@@ -188,7 +188,7 @@ impl Node {
             && (entries_count == 0 || chunks_count > 0);
         if !sane {
             let reason = format!("offer of {entries_count} entries in {chunks_count} chunks");
-            self.refuse_snapshot(now_ns, link, reason);
+            self.refuse_snapshot(link, reason);
             return;
         }
         let stall_ns = self.config.pull_interval_ns.saturating_mul(SNAPSHOT_STALL_PULLS);
@@ -222,7 +222,7 @@ impl Node {
             complete: false,
         });
         if chunks_count == 0 {
-            self.finish_snapshot(now_ns);
+            self.finish_snapshot();
         } else {
             self.send_message(link, &Message::SnapshotPull { snapshot_id, chunk_index: 0 });
         }
@@ -315,7 +315,7 @@ impl Node {
             if non_member {
                 self.refused_snapshot = Some((from, snapshot_id));
             }
-            self.refuse_snapshot(now_ns, link, reason);
+            self.refuse_snapshot(link, reason);
             return;
         }
         incoming.next_index += 1;
@@ -325,20 +325,20 @@ impl Node {
             incoming.pulled_ns = now_ns;
             self.send_message(link, &Message::SnapshotPull { snapshot_id, chunk_index });
         } else {
-            self.finish_snapshot(now_ns);
+            self.finish_snapshot();
         }
     }
 
     /// Every chunk is in: checks the count and the digest; the merge waits for a moment
     /// with no sync in flight ([`rewrite_wal`](Self::rewrite_wal)).
-    fn finish_snapshot(&mut self, now_ns: u64) {
+    fn finish_snapshot(&mut self) {
         let Some(incoming) = &mut self.incoming else { return };
         let link = incoming.link;
         if incoming.entries.len() as u64 != incoming.entries_count {
             let reason =
                 format!("{} entries arrived, {} offered", incoming.entries.len(), incoming.entries_count);
             self.incoming = None;
-            return self.refuse_snapshot(now_ns, link, reason);
+            return self.refuse_snapshot(link, reason);
         }
         let mut check = Store::new();
         for entry in &incoming.entries {
@@ -347,12 +347,12 @@ impl Node {
         if check.digest().0 != incoming.digest {
             let reason = format!("digest {} does not match the offer", check.digest());
             self.incoming = None;
-            return self.refuse_snapshot(now_ns, link, reason);
+            return self.refuse_snapshot(link, reason);
         }
         incoming.complete = true;
     }
 
-    fn refuse_snapshot(&mut self, _now_ns: u64, link: LinkId, reason: String) {
+    fn refuse_snapshot(&mut self, link: LinkId, reason: String) {
         self.stats.snapshots_refused += 1;
         self.outputs.push_back(Output::Event(Event::SnapshotRefused { link, reason }));
     }

@@ -5,7 +5,6 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::entry::{NodeId, Operation, Timestamp};
-use crate::envelope::MessageType;
 use crate::storage::{DiskRequest, MemoryDisk};
 
 fn put(origin: u64, sequence: u64, physical_ms: u64, key: &[u8], value: &[u8]) -> WalEntry {
@@ -279,10 +278,10 @@ fn checksummed_but_undecodable_record() {
     assert_eq!(
         tail.kind,
         DamageKind::Undecodable {
-            error: DecodeError::TrailingBytes { message_type: MessageType::WalPush, count: 1 }
+            error: DecodeError::TrailingRecordBytes { record: "entry", count: 1 }
         }
     );
-    assert_eq!(tail.kind.to_string(), "record body does not decode: 1 trailing bytes after WalPush payload");
+    assert_eq!(tail.kind.to_string(), "record body does not decode: 1 trailing bytes after the WAL entry record");
 }
 
 #[test]
