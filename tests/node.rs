@@ -931,13 +931,14 @@ fn garbage_under_an_established_session_closes_it_after_a_bound() {
     // Goal: after a handshake, frames that fail authentication are not free: the node
     // closes the session with a reason once it has seen more than SESSION_INVALID_MIN of
     // them (PROTOCOL.md 9), processes nothing more of the connection, logs it once, and
-    // keeps serving. Method: a protocol Node named mallory completes a handshake with a
-    // over TCP, then writes one ping frame with its tag flipped 20,000 times (each fails
-    // authentication; a failed frame records no nonce, so none is a replay).
+    // keeps serving, its peer b included. Method: a protocol Node named mallory completes a
+    // handshake with a over TCP, then, from a thread while the main thread probes a, writes
+    // one ping frame with its tag flipped 20,000 times (each fails authentication; a failed
+    // frame records no nonce, so none is a replay).
     let data = scratch("session-garbage");
-    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let (mut mallory, mut stream) = mallory_connected(11, &[], a_address);
-    a.wait_answer("peers", |answer| answer == "peers: mallory");
+    let mut target = Attacked::start(&data, &[], "b");
+    let (mut mallory, mut stream) = mallory_connected(11, &[], target.address);
+    target.a.wait_answer("peers", |answer| answer == "peers: b mallory");
 
     mallory.ping(0, 1);
     let mut frame = loop {
@@ -949,9 +950,13 @@ fn garbage_under_an_established_session_closes_it_after_a_bound() {
     };
     *frame.last_mut().expect("a frame has bytes") ^= 0x01;
     let flood: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 20_000).collect();
-    // The node may close the socket while the flood is being written.
-    let _ = stream.write_all(&flood);
-    let events = drive_until_closed(&mut mallory, &mut stream);
+    let attacker = std::thread::spawn(move || {
+        // The node may close the socket while the flood is being written.
+        let _ = stream.write_all(&flood);
+        drive_until_closed(&mut mallory, &mut stream)
+    });
+    target.assert_responsive_during(&attacker, "during a flood of forged frames under a session");
+    let events = attacker.join().expect("the attacker does not panic");
     assert!(
         events.iter().any(|event| matches!(
             event,
@@ -959,25 +964,27 @@ fn garbage_under_an_established_session_closes_it_after_a_bound() {
         )),
         "mallory hears why: {events:?}"
     );
-    let line = a.wait_stderr("invalid envelopes");
+    let line = target.a.wait_stderr("invalid envelopes");
     assert!(
         line.contains("peer disconnected: mallory") && line.contains("17 invalid envelopes against"),
         "{line}"
     );
-    assert_eq!(a.stderr_lines_containing("invalid envelopes").len(), 1, "logged once");
-    assert_eq!(a.request("put after the flood"), "ok");
-    a.wait_answer("peers", |answer| answer == "peers: (none)");
+    assert_eq!(target.a.stderr_lines_containing("invalid envelopes").len(), 1, "logged once");
+    assert_eq!(target.a.request("put after the flood"), "ok");
+    target.a.wait_answer("peers", |answer| answer == "peers: b");
+    target.assert_survived("after a flood of forged frames under a session");
 }
 
 #[test]
 fn entries_from_the_future_pin_no_key() {
     // Goal: an entry stamped a year ahead of the node's clock is stored and served, reported
-    // once, and the next local write of its key wins over it (PROTOCOL.md 8.2); one stamped
-    // 2^64 - 1 makes its key refuse writes with an error, never an `ok` that loses.
-    // Method: a protocol Node named mallory recovers a WAL holding two entries of its own,
-    // `k` a year ahead and `pinned` at 2^64 - 1, and pushes them to a over TCP.
+    // once, and the next local write of its key wins over it (PROTOCOL.md 8.2), on the node's
+    // peer b too; one stamped 2^64 - 1 makes its key refuse writes with an error, never an
+    // `ok` that loses. Method: a protocol Node named mallory recovers a WAL holding two
+    // entries of its own, `k` a year ahead and `pinned` at 2^64 - 1, and pushes them to a
+    // over TCP; a relays them to its peer b.
     let data = scratch("future");
-    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let mut target = Attacked::start(&data, &[], "b");
     let year_ahead_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as u64
         + 365 * 24 * 3_600_000;
     let origin = NodeId::from_name("mallory");
@@ -1003,19 +1010,25 @@ fn entries_from_the_future_pin_no_key() {
     for entry in &forged {
         wal::encode_record(entry, &mut wal);
     }
-    let (mut mallory, mut stream) = mallory_connected(13, &wal, a_address);
+    let (mut mallory, mut stream) = mallory_connected(13, &wal, target.address);
     // Keep serving a's pulls until it holds both entries.
     std::thread::spawn(move || drive_until_closed(&mut mallory, &mut stream));
+    let a = &mut target.a;
     a.wait_answer("get k", |answer| answer == "future");
     a.wait_answer("get pinned", |answer| answer == "forged");
     let line = a.wait_stderr("ahead of this node's clock");
     assert!(line.contains(&format!("entries of origin {origin} from mallory")), "{line}");
     assert_eq!(a.stderr_lines_containing("ahead of this node's clock").len(), 1, "reported once per origin");
+    target.assert_responsive("after entries from the future");
+    let a = &mut target.a;
     assert_eq!(a.request("put k honest"), "ok");
     assert_eq!(a.request("get k"), "honest");
     let refused = a.request("put pinned honest");
     assert!(refused.starts_with("error: ") && refused.contains("timestamp maximum"), "{refused}");
     assert_eq!(a.request("get pinned"), "forged");
+    target.peer.wait_answer("get k", |answer| answer == "honest");
+    assert_eq!(target.peer.request("get pinned"), "forged");
+    target.assert_survived("after entries from the future");
 }
 
 #[test]
@@ -1201,36 +1214,37 @@ fn a_known_name_with_a_new_key_is_refused_loudly() {
     // Goal: trust on first use (PROTOCOL.md 6.5). The first session with a peer records its
     // name and key in the data directory's known_peers; a peer presenting that name with
     // another key is refused with a reason both sides log, and so is a peer whose node id
-    // is not its name's hash (it could otherwise take another node's id). Method: b meets a,
-    // then comes back with a fresh identity under the same name; then mallory claims b's id.
+    // is not its name's hash (it could otherwise take another node's id); a's peer c keeps
+    // its session throughout. Method: b meets a, then comes back with a fresh identity under
+    // the same name; then mallory claims b's id.
     let data = scratch("tofu");
-    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let b_arguments = strings(&["--connect", &a_address.to_string()]);
+    let mut target = Attacked::start(&data, &[], "c");
+    let b_arguments = strings(&["--connect", &target.address.to_string()]);
     let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
-    a.wait_answer("peers", |answer| answer == "peers: b");
-    let line = a.wait_stderr("trusting new peer b with key ");
+    target.a.wait_answer("peers", |answer| answer == "peers: b c");
+    let line = target.a.wait_stderr("trusting new peer b with key ");
     assert!(line.contains("(first use; recorded in "), "{line}");
     let known = std::fs::read_to_string(data.join("a").join("known_peers")).expect("a recorded b");
-    assert!(known.starts_with("b ") && known.trim_end().len() == 2 + 64, "{known:?}");
+    assert!(known.lines().any(|line| line.starts_with("b ") && line.len() == 2 + 64), "{known:?}");
 
     b.child.kill().expect("b is running");
     b.child.wait().expect("the killed node can be reaped");
     std::fs::remove_file(data.join("b").join("identity.key")).expect("b has an identity");
     let (b, _) = Process::node("b", &data.join("b"), &b_arguments);
-    let refusal = a.wait_stderr("but is known by key");
+    let refusal = target.a.wait_stderr("but is known by key");
     assert!(
         refusal.contains("handshake failed with 127.0.0.1:")
             && refusal.contains("peer \"b\" presented static key"),
         "{refusal}"
     );
     b.wait_stderr("PeerKeyRejected");
-    assert_eq!(a.request("peers"), "peers: (none)");
+    assert_eq!(target.a.request("peers"), "peers: c");
 
     let mut rng = ChaCha20Rng::seed_from_u64(19);
     let mut session = SessionConfig::new("mallory", Identity::generate(&mut rng));
     session.node_id = NodeId::from_name("b");
     let mut mallory = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
-    let mut stream = TcpStream::connect(a_address).expect("a listens");
+    let mut stream = connect_from(ATTACKER, target.address);
     mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
     let events = drive_until_closed(&mut mallory, &mut stream);
     assert!(
@@ -1239,15 +1253,17 @@ fn a_known_name_with_a_new_key_is_refused_loudly() {
         events.iter().any(|event| matches!(event, Event::PeerDisconnected { reason, .. } if reason.contains("(ProtocolError)") && reason.contains("not the hash of its name"))),
         "mallory hears why: {events:?}"
     );
+    target.assert_survived("after two peers claimed b's identity");
     drop(b);
 }
 
 #[test]
 fn with_trust_only_listed_peers_get_in() {
     // Goal: `--trust FILE` accepts only the peers it lists (`NAME HEX-KEY` lines, the format
-    // of known_peers): a listed peer replicates, an unlisted one is refused with
-    // PeerKeyRejected and never becomes a peer. Method: start b and c once to create their
-    // keys, list only b's public key (the second half of its identity.key) for a.
+    // of known_peers): a listed peer replicates and keeps its session, an unlisted one is
+    // refused with PeerKeyRejected and never becomes a peer. Method: start b and c once to
+    // create their keys, list only b's public key (the second half of its identity.key) for
+    // a; c keeps redialing a while b replicates.
     let data = scratch("trust");
     for name in ["b", "c"] {
         let (mut node, _) = Process::node(name, &data.join(name), &[]);
@@ -1258,27 +1274,27 @@ fn with_trust_only_listed_peers_get_in() {
     let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
     let trust = data.join("trust");
     std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
-    let (mut a, a_address) =
+    let (a, address) =
         Process::node("a", &data.join("a"), &strings(&["--trust", trust.to_str().expect("a UTF-8 path")]));
     a.wait_stderr("accepting only the 1 peers listed in");
-    let connect = strings(&["--connect", &a_address.to_string()]);
-    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
-    let (mut c, _) = Process::node("c", &data.join("c"), &connect);
-    a.wait_answer("peers", |answer| answer == "peers: b");
+    let mut target = Attacked::with_peer(&data, a, address, "b", address);
+    let (mut c, _) = Process::node("c", &data.join("c"), &strings(&["--connect", &address.to_string()]));
     c.wait_stderr("PeerKeyRejected");
-    assert_eq!(b.request("put trusted yes"), "ok");
-    a.wait_answer("get trusted", |answer| answer == "yes");
+    assert_eq!(target.peer.request("put trusted yes"), "ok");
+    target.a.wait_answer("get trusted", |answer| answer == "yes");
     assert_eq!(c.request("peers"), "peers: (none)");
+    assert_eq!(target.a.request("peers"), "peers: b");
+    target.assert_survived("with an unlisted peer redialing");
 }
 
 /// A protocol Node named mallory (identity from `seed`, log recovered from `wal`) that has
-/// dialed `address` and completed its handshake there.
+/// dialed `address` from the [`ATTACKER`] address and completed its handshake there.
 fn mallory_connected(seed: u64, wal: &[u8], address: SocketAddr) -> (Node, TcpStream) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let session = SessionConfig::new("mallory", Identity::generate(&mut rng));
     let mut mallory =
         Node::recover(NodeConfig::new(session), wal, Box::new(rng)).expect("valid settings and log");
-    let mut stream = TcpStream::connect(address).expect("the node listens");
+    let mut stream = connect_from(ATTACKER, address);
     mallory.link_up(0, 1, LinkKind::Stream, Role::Initiator);
     let connected =
         drive_until(&mut mallory, &mut stream, |event| matches!(event, Event::PeerConnected { .. }));
