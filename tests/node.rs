@@ -1036,14 +1036,14 @@ fn silent_connections_do_not_lock_out_a_returning_peer() {
     // Goal: connections without a session share a quota of 16 and a new one evicts the
     // oldest, and one source address opens at most 8 at once, so a flood of silent
     // connections holds neither the established peers' slots nor a returning peer's way in;
-    // refusals are logged at most once a second. Method: b is connected to a; 64 silent
-    // connections come from each of 127.0.0.2 to 127.0.0.9 (512 in all); b restarts and
-    // must get its session back; a answers commands throughout.
+    // refusals are logged at most once a second. Method: b is connected to a and has written
+    // on its own; 64 silent connections come from each of 127.0.0.2 to 127.0.0.9 (512 in
+    // all) and stay open; a answers in time and acknowledges a write; b restarts and must
+    // get its session back, its own write and a's.
     let data = scratch("silent-flood");
-    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let b_arguments = strings(&["--connect", &a_address.to_string()]);
-    let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
-    a.wait_answer("peers", |answer| answer == "peers: b");
+    let mut target = Attacked::start(&data, &[], "b");
+    assert_eq!(target.peer.request("put from-b before"), "ok");
+    target.a.wait_answer("get from-b", |answer| answer == "before");
     let mut silent = Vec::new();
     for host in 2..=9u8 {
         for _ in 0..64 {
@@ -1051,22 +1051,23 @@ fn silent_connections_do_not_lock_out_a_returning_peer() {
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
             let source = SocketAddr::from(([127, 0, 0, host], 0));
             socket.bind(&source.into()).expect("any 127.x address can be bound on Linux");
-            if socket.connect(&a_address.into()).is_ok() {
+            if socket.connect(&target.address.into()).is_ok() {
                 silent.push(socket);
             }
         }
     }
-    assert_eq!(a.request("put during flood"), "ok");
-    b.child.kill().expect("b is running");
-    b.child.wait().expect("the killed node can be reaped");
-    let (mut b, _) = Process::node("b", &data.join("b"), &b_arguments);
-    a.wait_answer("peers", |answer| answer == "peers: b");
-    b.wait_answer("get during", |answer| answer == "flood");
-    let refusals = a.stderr_lines_containing("refused connection from 127.0.0.");
+    target.assert_responsive("with 512 silent connections open");
+    assert_eq!(target.a.request("put during flood"), "ok");
+    target.restart_peer(&data);
+    target.a.wait_stderr_count("peer connected: b (", 2);
+    target.peer.wait_answer("get during", |answer| answer == "flood");
+    assert_eq!(target.peer.request("get from-b"), "before");
+    let refusals = target.a.stderr_lines_containing("refused connection from 127.0.0.");
     assert!(
         !refusals.is_empty() && refusals.len() <= 10,
         "refusals are logged, at most once a second: {refusals:?}"
     );
+    target.assert_survived("with 512 silent connections open");
     drop(silent);
 }
 
@@ -1074,17 +1075,101 @@ fn silent_connections_do_not_lock_out_a_returning_peer() {
 fn a_stuck_session_is_closed_and_its_peer_redials() {
     // Goal: an established session that authenticates nothing for 10 s (here: a length
     // prefix announcing a 1 MiB frame that never comes, the "three injected bytes" stall)
-    // is closed, so a peer cannot hold a session open while replication stands still.
-    // Method: mallory completes a handshake with a, then writes only `80 80 40`.
+    // is closed, so a peer cannot hold a session open while replication stands still; the
+    // peer redials and gets a working session back. a answers commands throughout, and the
+    // writes acknowledged on either side during the stall arrive on the other. Method: b
+    // dials a through a relay, which injects `80 80 40` into b's stream toward a.
     let data = scratch("stuck");
-    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
-    let (_mallory, mut stream) = mallory_connected(17, &[], a_address);
-    a.wait_answer("peers", |answer| answer == "peers: mallory");
-    stream.write_all(&[0x80, 0x80, 0x40]).expect("a reads");
-    assert_closed_by_peer(&mut stream);
-    let line = a.wait_stderr("the session is stuck");
+    let (a, address) = Process::node("a", &data.join("a"), &[]);
+    let relay = Relay::start(address);
+    let mut target = Attacked::with_peer(&data, a, address, "b", relay.address);
+    relay.inject(&[0x80, 0x80, 0x40]);
+    target.assert_responsive("while b's session is stuck");
+    assert_eq!(target.a.request("put from-a stalled"), "ok");
+    assert_eq!(target.peer.request("put from-b stalled"), "ok");
+    let line = target.a.wait_stderr("the session is stuck");
     assert!(line.contains("nothing authenticated for 10 s"), "{line}");
-    assert_eq!(a.request("peers"), "peers: (none)");
+    target.a.wait_stderr_count("peer connected: b (", 2);
+    target.a.wait_answer("get from-b", |answer| answer == "stalled");
+    target.peer.wait_answer("get from-a", |answer| answer == "stalled");
+    target.assert_survived("after b's session was stuck");
+}
+
+/// Connections a [`Relay`] forwards, at most.
+const RELAYED_MAX: usize = 16;
+
+/// A TCP relay on loopback to a target address: the network between two nodes. It forwards
+/// each connection it accepts (at most [`RELAYED_MAX`]) and can inject bytes into the first
+/// one, toward the target, between two chunks it forwards.
+struct Relay {
+    address: SocketAddr,
+    /// The first connection's socket toward the target; chunks are written under its lock.
+    first: Arc<std::sync::OnceLock<Arc<Mutex<TcpStream>>>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port is free");
+        let address = listener.local_addr().expect("the listener is bound");
+        let first = Arc::new(std::sync::OnceLock::new());
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (recorded, stop) = (Arc::clone(&first), Arc::clone(&stopping));
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(RELAYED_MAX) {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                // A connection that fails either way is dropped: its dialer sees it close.
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(target) else { continue };
+                let (Ok(client_reader), Ok(upstream_writer)) = (client.try_clone(), upstream.try_clone())
+                else {
+                    continue;
+                };
+                let upstream_writer = Arc::new(Mutex::new(upstream_writer));
+                let _ = recorded.set(Arc::clone(&upstream_writer));
+                std::thread::spawn(move || forward(client_reader, &upstream_writer));
+                std::thread::spawn(move || forward(upstream, &Mutex::new(client)));
+            }
+        });
+        Self { address, first, stopping }
+    }
+
+    /// Writes `bytes` into the first relayed connection, toward the target.
+    fn inject(&self, bytes: &[u8]) {
+        let upstream = self.first.get().expect("a connection was relayed");
+        upstream
+            .lock()
+            .expect("no panics while holding the lock")
+            .write_all(bytes)
+            .expect("the target reads");
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Wakes the accepting thread, which then sees that it must stop.
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
+/// Copies what `from` delivers to `to` until either ends, then shuts both, so the ends of
+/// the relayed connection see it close.
+fn forward(mut from: TcpStream, to: &Mutex<TcpStream>) {
+    let mut buffer = [0; 64 * 1024];
+    loop {
+        let length = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(length) => length,
+        };
+        if to.lock().expect("no panics while holding the lock").write_all(&buffer[..length]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.lock().expect("no panics while holding the lock").shutdown(std::net::Shutdown::Both);
 }
 
 #[test]
