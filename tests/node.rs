@@ -681,13 +681,14 @@ fn a_service_node_takes_commands_over_its_control_endpoint() {
 ///
 /// The bound is relative, measured on the same node in the same test, so a slow or loaded
 /// machine stretches the baseline along with the probe. A `get` round trip through stdin and
-/// stdout takes tens to hundreds of microseconds idle, the slowest of
-/// [`BASELINE_SAMPLES`] of them a little more; 1,000 times that leaves tenths of a second
-/// for a probe to wait on a 2-core runner whose cores the attacker's threads, the node's
-/// reader and other test processes are competing for, which a median of three probes does
-/// not exceed unless the node itself is held up. The failures these tests guard against
-/// held it for seconds (a verbose node logging a flood of wrong-version frames) to minutes
-/// (one connection of Hellos froze a node for 178 s): thousands of baselines and more.
+/// stdout takes tens to hundreds of microseconds idle, the slowest of [`BASELINE_SAMPLES`]
+/// a little more; 1,000 times that is a tenth of a second or more for the median of three
+/// probes, on a 2-core runner whose cores the attacker's threads, the node's reader and the
+/// other tests' processes compete for. Three whole suites run at once on 2 cores measured
+/// at most 3.1 times the baseline. The failures these tests guard against held a node for
+/// seconds to minutes: the verbose node logging a flood of wrong-version frames answered a
+/// `get` in 6.4 s against 112 µs idle (57,000 times), and one connection of Hellos froze a
+/// node for 178 s.
 const RESPONSIVE_FACTOR: u32 = 1_000;
 /// Idle `get` round trips measured for a baseline; the slowest is the baseline.
 const BASELINE_SAMPLES: usize = 20;
@@ -1180,7 +1181,9 @@ fn a_flood_of_hellos_costs_a_bounded_number_of_handshakes() {
     // responsive and its peer b keeps its session. Method: 10,000 Hellos on one connection,
     // cycling through those of 40 distinct initiators (a Hello repeating the last one is
     // free, any other would cost a handshake), written from a thread while another reads
-    // what comes back and the main thread probes a; count the HelloAcks before a closes it.
+    // what comes back and the main thread probes a until a closes the connection; count the
+    // HelloAcks. (With the burst limit lifted, the node works through all 10,000 handshakes
+    // in seconds but answers between reads, so it is the count that fails then.)
     const HELLOS: usize = 10_000;
     let data = scratch("hello-flood");
     let mut target = Attacked::start(&data, &[], "b");
@@ -1211,7 +1214,8 @@ fn a_flood_of_hellos_costs_a_bounded_number_of_handshakes() {
         let _ = reader.read_to_end(&mut received);
         received
     });
-    target.assert_responsive_during(&attacker, "during a flood of Hellos");
+    // The attack lasts until a closes the connection, which ends the reader's stream.
+    target.assert_responsive_during(&answers, "during a flood of Hellos");
     attacker.join().expect("the attacker does not panic");
     let received = answers.join().expect("the reader does not panic");
     let mut decoder = ferry_protocol::FrameDecoder::new(ferry_protocol::FRAME_BYTES_MAX_DEFAULT);
