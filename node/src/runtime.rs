@@ -988,6 +988,12 @@ impl Runtime {
             }
             Event::Rejected { link, reason } => {
                 let Some(connection) = self.connections.get_mut(&link) else { return };
+                // The rest of a read that closed its connection is still decoded; its frames
+                // are neither logged nor counted, or a flood logs a line per frame of a
+                // connection already dropped (and stalls the node on a slow stderr).
+                if connection.closing {
+                    return;
+                }
                 self.logger.debug(format_args!("rejected frame from {}: {reason}", connection.address));
                 if connection.peer_name.is_none() {
                     connection.rejections_count += 1;

@@ -277,11 +277,12 @@ fn checksummed_but_undecodable_record() {
     let tail = recover(&trailing).expect("nothing follows").tail.expect("damaged");
     assert_eq!(
         tail.kind,
-        DamageKind::Undecodable {
-            error: DecodeError::TrailingRecordBytes { record: "entry", count: 1 }
-        }
+        DamageKind::Undecodable { error: DecodeError::TrailingRecordBytes { record: "entry", count: 1 } }
     );
-    assert_eq!(tail.kind.to_string(), "record body does not decode: 1 trailing bytes after the WAL entry record");
+    assert_eq!(
+        tail.kind.to_string(),
+        "record body does not decode: 1 trailing bytes after the WAL entry record"
+    );
 }
 
 #[test]
