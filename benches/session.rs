@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferry_protocol::session::{Identity, Role, SessionConfig};
+use ferry_protocol::session::{Identity, NOISE_PATTERN, PROLOGUE, Role, SessionConfig};
 use ferry_protocol::{
     Connection, Envelope, Header, Message, MessageType, NodeId, Operation, Timestamp, WalEntry,
     decode_payload,
@@ -45,6 +45,30 @@ fn handshake(
     (initiator, responder)
 }
 
+/// The yardstick: a bare snow XX handshake with the same pattern, prologue and static
+/// keys, empty payloads and no framing; snow's default resolver draws the ephemerals.
+fn raw_snow_handshake(initiator: &SessionConfig, responder: &SessionConfig) -> [u8; 32] {
+    let params: snow::params::NoiseParams = NOISE_PATTERN.parse().expect("a valid pattern");
+    fn build<'a>(params: &snow::params::NoiseParams, config: &'a SessionConfig) -> snow::Builder<'a> {
+        snow::Builder::new(params.clone())
+            .local_private_key(&config.identity.secret)
+            .and_then(|builder| builder.prologue(PROLOGUE))
+            .expect("valid keys and prologue")
+    }
+    let mut alpha = build(&params, initiator).build_initiator().expect("an initiator");
+    let mut bravo = build(&params, responder).build_responder().expect("a responder");
+    let (mut message, mut payload) = ([0u8; 128], [0u8; 128]);
+    let length = alpha.write_message(&[], &mut message).expect("e");
+    bravo.read_message(&message[..length], &mut payload).expect("e");
+    let length = bravo.write_message(&[], &mut message).expect("e, ee, s, es");
+    alpha.read_message(&message[..length], &mut payload).expect("e, ee, s, es");
+    let length = alpha.write_message(&[], &mut message).expect("s, se");
+    bravo.read_message(&message[..length], &mut payload).expect("s, se");
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(bravo.get_handshake_hash());
+    hash
+}
+
 fn bench_handshake(criterion: &mut Criterion) {
     let (initiator_config, responder_config) = configs();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
@@ -52,6 +76,9 @@ fn bench_handshake(criterion: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("handshake", |bencher| {
         bencher.iter(|| black_box(handshake(&initiator_config, &responder_config, &mut rng)));
+    });
+    group.bench_function("raw_snow_xx", |bencher| {
+        bencher.iter(|| black_box(raw_snow_handshake(&initiator_config, &responder_config)));
     });
     group.finish();
 }
