@@ -1346,14 +1346,10 @@ fn a_known_name_with_a_new_key_is_refused_loudly() {
     drop(b);
 }
 
-#[test]
-fn with_trust_only_listed_peers_get_in() {
-    // Goal: `--trust FILE` accepts only the peers it lists (`NAME HEX-KEY` lines, the format
-    // of known_peers): a listed peer replicates and keeps its session, an unlisted one is
-    // refused with PeerKeyRejected and never becomes a peer. Method: start b and c once to
-    // create their keys, list only b's public key (the second half of its identity.key) for
-    // a; c keeps redialing a while b replicates.
-    let data = scratch("trust");
+/// Starts b and c once in `data` so that they have keys, and writes a trust file listing b
+/// alone (b's public key is the second half of its identity.key). Returns the file and
+/// b's public key in hex.
+fn trust_only_b(data: &Scratch) -> (PathBuf, String) {
     for name in ["b", "c"] {
         let (mut node, _) = Process::node(name, &data.join(name), &[]);
         node.send("quit");
@@ -1363,6 +1359,18 @@ fn with_trust_only_listed_peers_get_in() {
     let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
     let trust = data.join("trust");
     std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
+    (trust, public)
+}
+
+#[test]
+fn with_trust_only_listed_peers_get_in() {
+    // Goal: `--trust FILE` accepts only the peers it lists (`NAME HEX-KEY` lines, the format
+    // of known_peers): a listed peer replicates and keeps its session, an unlisted one is
+    // refused with PeerKeyRejected and never becomes a peer. Method: start b and c once to
+    // create their keys, list only b's public key (the second half of its identity.key) for
+    // a; c keeps redialing a while b replicates.
+    let data = scratch("trust");
+    let (trust, public) = trust_only_b(&data);
     // Each node logs its own trust line at start, so nobody needs to read the key file.
     let (b, _) = Process::node("b", &data.join("b"), &[]);
     let line = b.wait_stderr("trust line for this node: ");
@@ -1440,15 +1448,7 @@ fn with_trust_only_listed_origins_reach_the_data() {
     // and relays everything; c is not listed and writes through b; a refuses c's entries,
     // says so once, and keeps taking b's. Method: a --trust {b}, b connects to a, c to b.
     let data = scratch("members");
-    for name in ["b", "c"] {
-        let (mut node, _) = Process::node(name, &data.join(name), &[]);
-        node.send("quit");
-        assert!(node.child.wait().expect("the node exits").success());
-    }
-    let key = std::fs::read(data.join("b").join("identity.key")).expect("b has a key");
-    let public: String = key[32..].iter().map(|byte| format!("{byte:02x}")).collect();
-    let trust = data.join("trust");
-    std::fs::write(&trust, format!("b {public}\n")).expect("the scratch directory is writable");
+    let (trust, _) = trust_only_b(&data);
     let (mut a, a_address) =
         Process::node("a", &data.join("a"), &strings(&["--trust", trust.to_str().expect("a UTF-8 path")]));
     let (mut b, b_address) =
