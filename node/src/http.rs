@@ -16,11 +16,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc::{self, SyncSender};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::commands::{self, Line};
 use crate::error::NodeError;
 use crate::input::Input;
+use crate::json::{error_json, to_json};
 use crate::log::Logger;
 
 /// Longest wait for the event loop's reading before a request gets 503.
@@ -130,12 +129,4 @@ fn ask<T>(
 
 fn unavailable() -> (u16, &'static str, String) {
     (503, "application/json", error_json("the node did not answer"))
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    serde_json::to_string(value).expect("strings, integers and booleans always serialize")
-}
-
-fn error_json(message: &str) -> String {
-    to_json(&serde_json::json!({ "error": message }))
 }

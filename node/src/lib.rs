@@ -18,7 +18,8 @@
 //! - `http`: the `--metrics` and `--control` endpoints; `readings`: what `/metrics` and
 //!   `/status` serve (`Metrics`, in the Prometheus text format, and `Status`).
 //! - `log`: one-line diagnostics on stderr; `admission`: per-address connection budgets.
-//! - `arguments`: the command line; `error`: why a node stops, and its exit code.
+//! - `arguments`: the command line; `error`: why a node stops, and its exit code; `json`: the
+//!   bodies of HTTP answers.
 //!
 //! **Invariant:** a write is answered `ok` only after the protocol node reported it durable
 //! (`Event::Acked`), which it does only after the WAL's `sync_data` returned.
@@ -36,6 +37,7 @@ pub mod discovery;
 mod error;
 mod http;
 mod input;
+mod json;
 mod log;
 mod network;
 mod readings;

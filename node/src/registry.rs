@@ -41,6 +41,7 @@ use crate::arguments::{RegistryArguments, resolve_address};
 use crate::discovery::peer_address;
 use crate::error::{NodeError, describe_io};
 use crate::input::Input;
+use crate::json::{error_json, to_json};
 use crate::log::Logger;
 
 /// A registration not renewed within this long is dropped.
@@ -416,14 +417,6 @@ impl Registry {
         self.registrations.insert(record.node_id, registration);
         Ok((204, String::new()))
     }
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    serde_json::to_string(value).expect("records of strings and integers always serialize")
-}
-
-fn error_json(message: &str) -> String {
-    to_json(&serde_json::json!({ "error": message }))
 }
 
 /// Runs `ferry registry` until the process is stopped.
