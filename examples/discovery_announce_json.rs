@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use ferry::node::Transport;
 use ferry::node::discovery::{ANNOUNCE_BYTES_MAX, Announce, decode};
 use ferry::text;
 use ferry_protocol::session::Identity;
@@ -19,7 +20,7 @@ fn main() {
     // `--listen 0.0.0.0:7001`: "every interface", so receivers dial the address the
     // announce came from.
     let listen: SocketAddr = "0.0.0.0:7001".parse().expect("a valid address");
-    let announce = Announce::new("a", listen, &identity.public);
+    let announce = Announce::new("a", listen, Transport::Tcp, &identity.public);
 
     println!("node \"a\" listening on {listen} announces, as JSON:");
     let pretty = serde_json::to_string_pretty(&announce).expect("strings and integers serialize");

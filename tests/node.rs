@@ -116,6 +116,8 @@ impl Process {
     fn listen_address(&self) -> SocketAddr {
         let line = self.wait_stderr("listening on ");
         let (_, address) = line.split_once("listening on ").expect("matched");
+        // A QUIC node prints its address as a dial address: quic://HOST:PORT.
+        let address = address.strip_prefix("quic://").unwrap_or(address);
         address.parse().expect("the node prints a socket address")
     }
 
@@ -409,6 +411,107 @@ fn killed_node_keeps_every_acknowledged_put() {
 }
 
 #[test]
+fn quic_nodes_replicate_and_keep_every_acknowledged_put_through_sigkill() {
+    // Goal: the killed-node test over QUIC: two nodes with --transport quic replicate, and a
+    // put answered ok survives SIGKILL. Method: stream puts into b over its QUIC session to
+    // a, kill it mid-stream, restart it from its data directory, read every acknowledged
+    // key back on both nodes.
+    let data = scratch("quic-crash");
+    let quic = strings(&["--transport", "quic"]);
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &quic);
+    assert!(a.stderr_text().contains(&format!("listening on quic://{a_address}")));
+    let connect = strings(&["--transport", "quic", "--connect", &a_address.to_string()]);
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    let mut stdin = b.stdin.take().expect("stdin is open");
+    let writer = std::thread::spawn(move || {
+        for index in 0..20_000 {
+            if writeln!(stdin, "put key{index} value{index}").is_err() {
+                return;
+            }
+        }
+    });
+    for _ in 0..200 {
+        assert_eq!(b.answer(), "ok");
+    }
+    let acknowledged_count = 200 + b.kill_counting_oks();
+    writer.join().expect("the writer thread does not panic");
+    assert!(acknowledged_count < 20_000, "the kill must interrupt the stream");
+    drop(b);
+
+    let (mut b, _) = Process::node("b", &data.join("b"), &connect);
+    b.wait_answer("peers", |answer| answer == "peers: a");
+    wait_converged(&mut [&mut a, &mut b]);
+    for node in [&mut a, &mut b] {
+        for index in 0..acknowledged_count {
+            node.send(&format!("get key{index}"));
+        }
+        for index in 0..acknowledged_count {
+            assert_eq!(node.answer(), format!("value{index}"), "{} lost acknowledged key{index}", node.name);
+        }
+    }
+    assert_eq!(b.quit().code(), Some(0));
+    // a heard b's Close over QUIC: a clean session end, not a timeout.
+    a.wait_stderr("peer disconnected: b (");
+    assert!(a.stderr_text().contains("peer closed the session (Shutdown)"), "{}", a.stderr_text());
+    assert_eq!(a.quit().code(), Some(0));
+}
+
+#[test]
+fn a_cluster_of_tcp_and_quic_links_converges() {
+    // Goal: one cluster over both transports. Method: a listens on TCP; b listens on QUIC
+    // and dials a with tcp://; c listens on TCP and dials b with quic://. Writes at both
+    // ends reach every node through b.
+    let data = scratch("mixed");
+    let (mut a, a_address) = Process::node("a", &data.join("a"), &[]);
+    let b_arguments = strings(&["--transport", "quic", "--connect", &format!("tcp://{a_address}")]);
+    let (mut b, b_address) = Process::node("b", &data.join("b"), &b_arguments);
+    let (mut c, _) =
+        Process::node("c", &data.join("c"), &strings(&["--connect", &format!("quic://{b_address}")]));
+    b.wait_answer("peers", |answer| answer == "peers: a c");
+    assert_eq!(a.request("put from-a 1"), "ok");
+    assert_eq!(c.request("put from-c 3"), "ok");
+    assert_eq!(c.request("del from-a"), "ok");
+    wait_converged(&mut [&mut a, &mut b, &mut c]);
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(node.request("get from-a"), "(nil)");
+        assert_eq!(node.request("get from-c"), "3");
+    }
+    for node in [a, b, c] {
+        assert_eq!(node.quit().code(), Some(0));
+    }
+}
+
+#[test]
+fn nodes_on_different_transports_say_why_they_cannot_talk() {
+    // Goal: a node dialing a peer on the wrong transport says so instead of waiting
+    // silently. Method: a QUIC node dials a TCP node's port over QUIC (no answer: QUIC's
+    // idle timeout, 10 s), and a TCP node dials the QUIC node's UDP port over TCP (refused).
+    let data = scratch("transports");
+    let (tcp, tcp_address) = Process::node("a", &data.join("a"), &[]);
+    let (quic, quic_address) = Process::node(
+        "b",
+        &data.join("b"),
+        &strings(&["--transport", "quic", "--connect", &tcp_address.to_string()]),
+    );
+    let (tcp_dialer, _) =
+        Process::node("c", &data.join("c"), &strings(&["--connect", &quic_address.to_string()]));
+    let line = tcp_dialer.wait_stderr("cannot connect to");
+    assert!(line.contains(&format!("cannot connect to {quic_address}: ")), "{line}");
+    assert!(line.contains("refused"), "{line}");
+    let line = quic.wait_stderr("cannot connect to");
+    assert!(
+        line.contains(&format!(
+            "cannot connect to {tcp_address}: no answer over QUIC (is the peer a TCP node, or gone?); retrying with backoff"
+        )),
+        "{line}"
+    );
+    for node in [tcp, quic, tcp_dialer] {
+        assert_eq!(node.quit().code(), Some(0));
+    }
+}
+
+#[test]
 fn a_compacting_node_rewrites_its_wal_and_loses_nothing_to_sigkill() {
     // Goal: a node that compacts (PROTOCOL.md 8.11) keeps its WAL near the size of its data
     // rather than of its history, and the atomic rewrite loses no acknowledged put to
@@ -506,6 +609,31 @@ fn discovery_on_loopback_finds_peers_without_connect() {
     wait_converged(&mut [&mut a, &mut b, &mut c]);
     assert_eq!(a.request("get found"), "yes");
     a.wait_stderr("learned peer b at 127.0.0.1:");
+}
+
+#[test]
+fn discovery_announces_the_transport_and_peers_dial_it() {
+    // Goal: discovery works across transports: an announce says quic, and a TCP node that
+    // hears it dials that peer over QUIC. Method: a on TCP, b and c on QUIC, one discovery
+    // port; the lower name dials, so a dials both over QUIC.
+    let data = scratch("discovery-quic");
+    let port =
+        UdpSocket::bind("0.0.0.0:0").and_then(|socket| socket.local_addr()).expect("a free port").port();
+    let discover = strings(&["--discover", "--discover-addr", &format!("127.255.255.255:{port}")]);
+    let mut quic = strings(&["--transport", "quic"]);
+    quic.extend(discover.iter().cloned());
+    let (mut a, _) = Process::node("a", &data.join("a"), &discover);
+    let (mut b, _) = Process::node("b", &data.join("b"), &quic);
+    let (mut c, _) = Process::node("c", &data.join("c"), &quic);
+    a.wait_answer("peers", |answer| answer == "peers: b c");
+    c.wait_answer("peers", |answer| answer == "peers: a b");
+    assert_eq!(c.request("put found yes"), "ok");
+    wait_converged(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(a.request("get found"), "yes");
+    a.wait_stderr("learned peer b at quic://127.0.0.1:");
+    // b and c share a transport: b dials c without a scheme.
+    let line = b.wait_stderr("learned peer c at ");
+    assert!(!line.contains("://"), "{line}");
 }
 
 #[test]

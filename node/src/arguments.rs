@@ -4,17 +4,23 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use crate::error::{NodeError, describe_io};
+use crate::transport::Transport;
 
-/// `ferry node`: a real node on TCP, driven by one command per line on stdin.
+/// `ferry node`: a real node on TCP or QUIC, driven by one command per line on stdin.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArguments {
     /// This node's name; its node id derives from it
     #[arg(long, value_name = "NAME")]
     pub id: String,
-    /// TCP address to accept peers on (port 0 picks a free port, printed on stderr)
+    /// Address to accept peers on, TCP or UDP as --transport says (port 0 picks a free
+    /// port, printed on stderr)
     #[arg(long, value_name = "ADDR")]
     pub listen: String,
-    /// A peer to dial, redialed with backoff whenever it is away (repeatable)
+    /// Transport to accept peers on and dial them with
+    #[arg(long, value_name = "TRANSPORT", value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+    /// A peer to dial, redialed with backoff whenever it is away (repeatable); HOST:PORT on
+    /// this node's transport, or quic://HOST:PORT / tcp://HOST:PORT for the other
     #[arg(long = "connect", value_name = "ADDR")]
     pub connect: Vec<String>,
     /// Directory for the WAL and the identity key [default: ferry-node-NAME in the temp dir]
@@ -94,6 +100,7 @@ impl NodeArguments {
         Self {
             id: id.into(),
             listen: listen.into(),
+            transport: Transport::Tcp,
             connect: Vec::new(),
             data: None,
             discover: false,

@@ -25,6 +25,7 @@ use thiserror::Error;
 use crate::error::{NodeError, describe_io};
 use crate::input::Input;
 use crate::log::Logger;
+use crate::transport::Transport;
 
 /// Where announces go when `--discover-addr` is not given: the limited broadcast address.
 pub const DISCOVERY_ADDRESS_DEFAULT: &str = "255.255.255.255:47474";
@@ -50,8 +51,11 @@ pub struct Announce {
     pub node_id: String,
     /// The IP the node listens on; `0.0.0.0` or `::` means "the address this came from".
     pub host: String,
-    /// The node's TCP port.
+    /// The node's port (TCP or UDP, as `transport` says; the name predates QUIC).
     pub tcp_port: u16,
+    /// `tcp` or `quic`; left out for TCP.
+    #[serde(default = "crate::transport::default_name", skip_serializing_if = "crate::transport::is_tcp")]
+    pub transport: String,
     /// The first 8 bytes of the node's static public key, in hex: for logs and for an
     /// operator comparing keys; the handshake authenticates the full key.
     pub key_fingerprint: String,
@@ -94,6 +98,12 @@ pub enum AnnounceError {
         /// The host received.
         host: String,
     },
+    /// A transport other than `tcp` or `quic`.
+    #[error("unknown transport {transport:?}")]
+    UnknownTransport {
+        /// The transport named.
+        transport: String,
+    },
     /// Port 0.
     #[error("tcp port 0 is not a listening port")]
     InvalidPort,
@@ -103,13 +113,14 @@ impl Announce {
     /// The announce of a node named `node_id` listening on `listen`, whose static public
     /// key is `public_key`.
     #[must_use]
-    pub fn new(node_id: &str, listen: SocketAddr, public_key: &[u8]) -> Self {
+    pub fn new(node_id: &str, listen: SocketAddr, transport: Transport, public_key: &[u8]) -> Self {
         Self {
             protocol: ANNOUNCE_PROTOCOL.to_owned(),
             version: ANNOUNCE_VERSION,
             node_id: node_id.to_owned(),
             host: listen.ip().to_string(),
             tcp_port: listen.port(),
+            transport: transport.name().to_owned(),
             key_fingerprint: ferry_protocol::session::hex(&public_key[..public_key.len().min(8)]),
         }
     }
@@ -135,6 +146,9 @@ pub fn decode(datagram: &[u8], source: SocketAddr) -> Result<(Announce, SocketAd
         return Err(AnnounceError::WrongProtocol { protocol: announce.protocol, version: announce.version });
     }
     validate_node_id(&announce.node_id)?;
+    if Transport::from_name(&announce.transport).is_none() {
+        return Err(AnnounceError::UnknownTransport { transport: announce.transport });
+    }
     let address = peer_address(&announce.host, announce.tcp_port, source.ip())?;
     Ok((announce, address))
 }
@@ -227,7 +241,9 @@ pub(crate) fn spawn(
             match socket.recv_from(&mut buffer) {
                 Ok((length, source)) => match decode(&buffer[..length], source) {
                     Ok((announce, address)) => {
-                        let input = Input::Learned { name: announce.node_id, address, via: "discovery" };
+                        let transport = Transport::from_name(&announce.transport).unwrap_or_default();
+                        let input =
+                            Input::Learned { name: announce.node_id, address, transport, via: "discovery" };
                         if inputs.send(input).is_err() {
                             return;
                         }
@@ -256,12 +272,14 @@ mod tests {
 
     #[test]
     fn announce_round_trips_and_resolves_unspecified_hosts() {
-        let announce = Announce::new("a", SocketAddr::from(([0, 0, 0, 0], 7001)), &[0xab; 32]);
+        let announce =
+            Announce::new("a", SocketAddr::from(([0, 0, 0, 0], 7001)), Transport::Tcp, &[0xab; 32]);
         assert_eq!(announce.key_fingerprint, "abababababababab");
         let (decoded, address) = decode(&announce.encode(), source()).expect("valid");
         assert_eq!(decoded, announce);
         assert_eq!(address, SocketAddr::from(([192, 0, 2, 7], 7001)));
-        let announce = Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), &[0xab; 32]);
+        let announce =
+            Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), Transport::Tcp, &[0xab; 32]);
         let (_, address) = decode(&announce.encode(), source()).expect("valid");
         assert_eq!(address, SocketAddr::from(([127, 0, 0, 1], 7001)));
     }
@@ -277,7 +295,8 @@ mod tests {
             decode(b"{\"protocol\":\"ferry\"}", source()),
             Err(AnnounceError::Malformed { .. })
         ));
-        let mut announce = Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), &[1; 32]);
+        let mut announce =
+            Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), Transport::Tcp, &[1; 32]);
         announce.version = 2;
         assert_eq!(
             decode(&announce.encode(), source()),
@@ -298,5 +317,25 @@ mod tests {
         announce.host = "127.0.0.1".to_owned();
         announce.tcp_port = 0;
         assert_eq!(decode(&announce.encode(), source()), Err(AnnounceError::InvalidPort));
+        announce.tcp_port = 7001;
+        announce.transport = "sctp".to_owned();
+        assert_eq!(
+            decode(&announce.encode(), source()),
+            Err(AnnounceError::UnknownTransport { transport: "sctp".to_owned() })
+        );
+    }
+
+    #[test]
+    fn a_quic_announce_names_its_transport_and_a_tcp_one_stays_as_before() {
+        let tcp = Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), Transport::Tcp, &[1; 32]);
+        let text = String::from_utf8(tcp.encode()).expect("json");
+        assert!(!text.contains("transport"), "{text}");
+        let quic = Announce::new("a", SocketAddr::from(([127, 0, 0, 1], 7001)), Transport::Quic, &[1; 32]);
+        let text = String::from_utf8(quic.encode()).expect("json");
+        assert!(text.contains(r#""transport":"quic""#), "{text}");
+        let (decoded, _) = decode(text.as_bytes(), source()).expect("valid");
+        assert_eq!(decoded.transport, "quic");
+        let (decoded, _) = decode(&tcp.encode(), source()).expect("valid");
+        assert_eq!(decoded.transport, "tcp");
     }
 }

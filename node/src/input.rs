@@ -12,6 +12,7 @@ use ferry_protocol::LinkId;
 use crate::commands::Line;
 use crate::dialer::TargetKey;
 use crate::readings::{Metrics, Status};
+use crate::transport::Transport;
 
 /// Something for the event loop to handle.
 #[derive(Debug)]
@@ -26,6 +27,10 @@ pub(crate) enum Input {
     Accepted { stream: TcpStream, address: SocketAddr },
     /// A dial finished.
     Dialed { key: TargetKey, result: Result<(TcpStream, SocketAddr), String> },
+    /// A QUIC dial's address resolved (or did not).
+    Resolved { key: TargetKey, result: Result<SocketAddr, String> },
+    /// A datagram arrived on the QUIC socket.
+    Datagram { from: SocketAddr, bytes: Vec<u8> },
     /// Bytes arrived on a connection.
     Received { link: LinkId, bytes: Vec<u8> },
     /// A connection's reader stopped.
@@ -35,7 +40,7 @@ pub(crate) enum Input {
     /// The WAL's fsync failed.
     SyncFailed { error: io::Error },
     /// Discovery or the registry heard of a peer.
-    Learned { name: String, address: SocketAddr, via: &'static str },
+    Learned { name: String, address: SocketAddr, transport: Transport, via: &'static str },
     /// A command line from `--control`, whose answer goes to `reply`.
     Control {
         /// The line.

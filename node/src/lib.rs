@@ -40,10 +40,12 @@ mod input;
 mod json;
 mod log;
 mod network;
+mod quic;
 mod readings;
 pub mod registry;
 mod runtime;
 mod stdio;
+pub mod transport;
 mod wal_file;
 
 use std::io;
@@ -57,6 +59,7 @@ pub use error::{EXIT_CLEAN, EXIT_FAILURE, EXIT_USAGE, NodeError};
 
 pub use discovery::DISCOVERY_ADDRESS_DEFAULT;
 pub use runtime::Clock;
+pub use transport::Transport;
 pub use wal_file::{IDENTITY_FILE_NAME, NODE_NAME_FILE_NAME, WAL_FILE_NAME};
 
 use self::runtime::Runtime;

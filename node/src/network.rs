@@ -1,5 +1,5 @@
-//! TCP for the real node: the listener thread, dial threads, and one reader and one writer
-//! thread per connection.
+//! Connections of the real node, and TCP's part of them: the listener thread, dial threads,
+//! and one reader and one writer thread per TCP connection (QUIC's are in `quic`).
 //!
 //! Threads here only move bytes and report to the runtime's input channel; they never touch
 //! the protocol node. A connection's writer drains a bounded queue, so a peer that stops
@@ -19,6 +19,7 @@ use ferry_protocol::LinkId;
 use crate::dialer::TargetKey;
 use crate::input::Input;
 use crate::log::Logger;
+use crate::quic::QuicLink;
 
 /// Frames queued toward one peer, at most; a peer that lets the queue fill is dropped.
 pub(crate) const FRAMES_QUEUED_MAX: usize = 4096;
@@ -43,11 +44,11 @@ pub(crate) enum SendError {
     QueueFull,
 }
 
-/// The runtime's side of one TCP connection.
+/// The runtime's side of one connection, TCP or QUIC.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: TcpStream,
-    frames: SyncSender<Bytes>,
+    /// What carries the frames.
+    pub(crate) pipe: Pipe,
     /// The peer's socket address.
     pub(crate) address: SocketAddr,
     /// The dial target this connection serves, when this side dialed.
@@ -55,31 +56,60 @@ pub(crate) struct Connection {
     /// When the connection opened or its session last ended: the handshake deadline counts
     /// from here.
     pub(crate) opened_at_ns: u64,
+    /// The transport below the session is up: a TCP connection from the start, a QUIC one
+    /// once QUIC's handshake completed. A dial that closes before is a failed dial.
+    pub(crate) transport_ready: bool,
     /// The peer's name while a session is established.
     pub(crate) peer_name: Option<String>,
     /// Frames rejected while no session was established.
     pub(crate) rejections_count: u32,
     /// Why the protocol asked to close, kept for the log line.
     pub(crate) close_reason: Option<String>,
-    /// Shut down, waiting for the reader to report the close.
+    /// Shut down, waiting for the reader (TCP) or the endpoint (QUIC) to report the close.
     pub(crate) closing: bool,
-    /// The writer thread, handed out by [`finish`](Self::finish).
+}
+
+/// What carries a connection's frames.
+#[derive(Debug)]
+pub(crate) enum Pipe {
+    /// A TCP connection with its own reader and writer threads.
+    Tcp(TcpPipe),
+    /// A connection of the node's QUIC endpoint, driven by the event loop.
+    Quic(QuicLink),
+}
+
+/// A TCP connection's socket, queue and writer thread.
+#[derive(Debug)]
+pub(crate) struct TcpPipe {
+    stream: TcpStream,
+    frames: SyncSender<Bytes>,
+    /// The writer thread, handed out by [`TcpPipe::finish`].
     writer: JoinHandle<()>,
 }
 
 impl Connection {
+    /// A connection on `pipe`, just opened.
+    pub(crate) fn new(pipe: Pipe, address: SocketAddr, target: Option<TargetKey>, now_ns: u64) -> Self {
+        Self {
+            transport_ready: matches!(pipe, Pipe::Tcp(_)),
+            pipe,
+            address,
+            target,
+            opened_at_ns: now_ns,
+            peer_name: None,
+            rejections_count: 0,
+            close_reason: None,
+            closing: false,
+        }
+    }
+}
+
+impl TcpPipe {
     /// Starts the reader and writer threads of `stream`, reporting to `inputs` as `link`.
     ///
     /// # Errors
     /// When the socket cannot be configured or a thread cannot start.
-    pub(crate) fn open(
-        link: LinkId,
-        stream: TcpStream,
-        address: SocketAddr,
-        target: Option<TargetKey>,
-        now_ns: u64,
-        inputs: SyncSender<Input>,
-    ) -> io::Result<Self> {
+    pub(crate) fn open(link: LinkId, stream: TcpStream, inputs: SyncSender<Input>) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let reader = stream.try_clone()?;
@@ -96,18 +126,7 @@ impl Connection {
             let _ = stream.shutdown(Shutdown::Both);
             return Err(error);
         }
-        Ok(Self {
-            stream,
-            frames,
-            address,
-            target,
-            opened_at_ns: now_ns,
-            peer_name: None,
-            rejections_count: 0,
-            close_reason: None,
-            closing: false,
-            writer,
-        })
+        Ok(Self { stream, frames, writer })
     }
 
     /// Queues `frame` for the writer.
@@ -128,16 +147,13 @@ impl Connection {
     /// The reader then reports `Input::Closed`, the runtime drops this connection and with it
     /// the queue's sender, and the writer, once the queue is empty, shuts the socket.
     pub(crate) fn shutdown(&mut self) {
-        self.closing = true;
         if self.stream.set_write_timeout(Some(CLOSE_FLUSH_TIMEOUT)).is_err() {
             let _ = self.stream.shutdown(Shutdown::Both);
             return;
         }
         let _ = self.stream.shutdown(Shutdown::Read);
     }
-}
 
-impl Connection {
     /// Lets the writer send what is queued, each write waiting at most `timeout` for the
     /// peer, then close the sending side, so the peer reads every queued frame and then the
     /// end of the stream. Returns the writer thread, to wait for before the process exits.
@@ -266,6 +282,20 @@ pub(crate) fn spawn_dial(key: TargetKey, address: String, inputs: SyncSender<Inp
     std::thread::Builder::new().name("ferry-dial".to_owned()).spawn(move || {
         let result = dial(&address);
         let _ = inputs.send(Input::Dialed { key, result });
+    })?;
+    Ok(())
+}
+
+/// Starts a thread resolving `address` for a QUIC dial of `key`; it reports `Input::Resolved`.
+///
+/// # Errors
+/// When the thread cannot start.
+pub(crate) fn spawn_resolve(key: TargetKey, address: String, inputs: SyncSender<Input>) -> io::Result<()> {
+    std::thread::Builder::new().name("ferry-resolve".to_owned()).spawn(move || {
+        let result = address.to_socket_addrs().map_err(|error| crate::error::describe_io(&error)).and_then(
+            |mut resolved| resolved.next().ok_or_else(|| format!("{address} resolves to no address")),
+        );
+        let _ = inputs.send(Input::Resolved { key, result });
     })?;
     Ok(())
 }

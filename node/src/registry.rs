@@ -43,6 +43,7 @@ use crate::error::{NodeError, describe_io};
 use crate::input::Input;
 use crate::json::{error_json, to_json};
 use crate::log::Logger;
+use crate::transport::Transport;
 
 /// A registration not renewed within this long is dropped.
 pub const REGISTRATION_TTL: Duration = Duration::from_secs(30);
@@ -81,10 +82,13 @@ const _: () = assert!(REFRESH_INTERVAL.as_secs() * 3 < REGISTRATION_TTL.as_secs(
 pub struct PeerRecord {
     /// The node's IP address.
     pub host: String,
-    /// Its TCP port.
+    /// Its port (TCP or UDP, as `transport` says; the name predates QUIC).
     pub tcp_port: u16,
     /// Its name.
     pub node_id: String,
+    /// `tcp` or `quic`; left out for TCP.
+    #[serde(default = "crate::transport::default_name", skip_serializing_if = "crate::transport::is_tcp")]
+    pub transport: String,
 }
 
 /// The body of `GET /peers`.
@@ -280,6 +284,7 @@ pub(crate) struct RegistryPolicy {
 struct Registration {
     host: IpAddr,
     tcp_port: u16,
+    transport: String,
     renewed_at: Instant,
 }
 
@@ -344,6 +349,7 @@ impl Registry {
                         host: registration.host.to_string(),
                         tcp_port: registration.tcp_port,
                         node_id: node_id.clone(),
+                        transport: registration.transport.clone(),
                     })
                     .collect();
                 Ok((200, to_json(&PeerList { peers })))
@@ -413,7 +419,12 @@ impl Registry {
                 return Err((429, "too many new names from this address".to_owned()));
             }
         }
-        let registration = Registration { host: source, tcp_port: record.tcp_port, renewed_at: now };
+        let registration = Registration {
+            host: source,
+            tcp_port: record.tcp_port,
+            transport: record.transport,
+            renewed_at: now,
+        };
         self.registrations.insert(record.node_id, registration);
         Ok((204, String::new()))
     }
@@ -538,7 +549,12 @@ pub(crate) fn spawn_client(
                             logger.debug(format_args!("ignored registry record {peer:?}"));
                             continue;
                         };
-                        let input = Input::Learned { name: peer.node_id, address, via: "registry" };
+                        let Some(transport) = Transport::from_name(&peer.transport) else {
+                            logger.debug(format_args!("ignored registry record {peer:?}: unknown transport"));
+                            continue;
+                        };
+                        let input =
+                            Input::Learned { name: peer.node_id, address, transport, via: "registry" };
                         if inputs.send(input).is_err() {
                             return;
                         }

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,10 +38,12 @@ use crate::error::{NodeError, describe_io};
 use crate::http::{self, Endpoints};
 use crate::input::Input;
 use crate::log::Logger;
-use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, Listener, SendError};
+use crate::network::{self, CLOSE_FLUSH_TIMEOUT, Connection, Listener, Pipe, SendError, TcpPipe};
+use crate::quic::{QuicEvent, QuicTransport};
 use crate::readings::{Metrics, Status};
 use crate::registry::{self, BootstrapUrl, PeerRecord, RegistryToken};
 use crate::stdio::{AnswerSink, Answerer, CommandSource};
+use crate::transport::{Transport, split_address};
 use crate::wal_file::{
     DataDirectory, KNOWN_PEERS_FILE_NAME, KNOWN_PEERS_MAX, NameClaim, SyncRequest, WalFile, read_peers_file,
 };
@@ -167,8 +169,16 @@ pub(crate) struct Runtime {
     counters: Metrics,
     /// Where `--metrics` and `--control` are served.
     http_addresses: Vec<(Endpoints, SocketAddr)>,
-    /// The accepting thread, stopped when the node starts stopping.
-    listener: Listener,
+    /// The transport the node listens on, and dials bare `HOST:PORT` addresses with.
+    transport: Transport,
+    /// The TCP accepting thread (with `--transport tcp`), stopped when the node starts
+    /// stopping.
+    listener: Option<Listener>,
+    /// The QUIC socket and its connections: with `--transport quic`, or once the node dials a
+    /// `quic://` address.
+    quic: Option<QuicTransport>,
+    /// With `--transport quic`, the bound socket until the endpoint starts.
+    quic_socket: Option<UdpSocket>,
 }
 
 impl Runtime {
@@ -201,11 +211,20 @@ impl Runtime {
             arguments.discover_addr.clone().unwrap_or_else(|| DISCOVERY_ADDRESS_DEFAULT.to_owned());
         let discovery_target =
             arguments.discover.then(|| resolve_address("--discover-addr", &discovery_text)).transpose()?;
-        let listener = TcpListener::bind(listen)
-            .map_err(|source| NodeError::Listen { address: arguments.listen.clone(), source })?;
-        let listen_address = listener
-            .local_addr()
-            .map_err(|source| NodeError::Listen { address: arguments.listen.clone(), source })?;
+        let transport = arguments.transport;
+        let listen_error = |source| NodeError::Listen { address: arguments.listen.clone(), source };
+        let (listener, quic_socket, listen_address) = match transport {
+            Transport::Tcp => {
+                let listener = TcpListener::bind(listen).map_err(listen_error)?;
+                let address = listener.local_addr().map_err(listen_error)?;
+                (Some(listener), None, address)
+            }
+            Transport::Quic => {
+                let socket = UdpSocket::bind(listen).map_err(listen_error)?;
+                let address = socket.local_addr().map_err(listen_error)?;
+                (None, Some(socket), address)
+            }
+        };
 
         let data_path = arguments.data.clone().unwrap_or_else(|| default_data_directory(&arguments.id));
         if arguments.data.is_none() {
@@ -279,11 +298,13 @@ impl Runtime {
         let (inputs_sender, inputs) = mpsc::sync_channel(INPUTS_QUEUED_MAX);
         let resource = |what| move |source| NodeError::Resource { what, source };
         let syncs = WalFile::spawn_syncer(inputs_sender.clone()).map_err(resource("wal sync thread"))?;
-        let listener = network::spawn_listener(listener, inputs_sender.clone(), logger.clone())
+        let listener = listener
+            .map(|listener| network::spawn_listener(listener, inputs_sender.clone(), logger.clone()))
+            .transpose()
             .map_err(resource("listener thread"))?;
         if let Some(target) = discovery_target {
             let socket = discovery::bind(target, &discovery_text)?;
-            let announce = Announce::new(&arguments.id, listen_address, &identity.public);
+            let announce = Announce::new(&arguments.id, listen_address, transport, &identity.public);
             discovery::spawn(socket, target, &announce, inputs_sender.clone(), logger.clone())
                 .map_err(resource("discovery thread"))?;
             logger.debug(format_args!("announcing to {target} as {}", announce.key_fingerprint));
@@ -294,7 +315,12 @@ impl Runtime {
             } else {
                 listen_address.ip().to_string()
             };
-            let record = PeerRecord { host, tcp_port: listen_address.port(), node_id: arguments.id.clone() };
+            let record = PeerRecord {
+                host,
+                tcp_port: listen_address.port(),
+                node_id: arguments.id.clone(),
+                transport: transport.name().to_owned(),
+            };
             registry::spawn_client(url, record, inputs_sender.clone(), logger.clone())
                 .map_err(resource("registry thread"))?;
         }
@@ -346,8 +372,14 @@ impl Runtime {
             pings: BTreeMap::new(),
             counters: Metrics::default(),
             http_addresses,
+            transport,
             listener,
+            quic: None,
+            quic_socket,
         };
+        if let Some(socket) = runtime.quic_socket.take() {
+            runtime.start_quic(socket, true).map_err(resource("quic endpoint"))?;
+        }
         // Recovery's outputs (a truncate of a torn tail, the Recovered event) before anything.
         runtime.drain()?;
         Ok((runtime, commands))
@@ -371,7 +403,10 @@ impl Runtime {
     /// [`NodeError::Disk`] or [`NodeError::Stdout`], or [`NodeError::Interrupted`] on a second
     /// signal; writes still waiting for durability are answered `error: ...` first.
     pub(crate) fn run(mut self) -> Result<i32, NodeError> {
-        self.logger.info(format_args!("listening on {}", self.listen_address));
+        match self.transport {
+            Transport::Tcp => self.logger.info(format_args!("listening on {}", self.listen_address)),
+            Transport::Quic => self.logger.info(format_args!("listening on quic://{}", self.listen_address)),
+        }
         for (endpoints, address) in &self.http_addresses {
             if endpoints.metrics {
                 self.logger.info(format_args!("metrics on http://{address}/metrics"));
@@ -402,7 +437,8 @@ impl Runtime {
                 self.shut_down()?;
                 return Ok(crate::EXIT_CLEAN);
             }
-            let input = match self.inputs.recv_timeout(self.wait()) {
+            let wait = self.wait();
+            let input = match self.inputs.recv_timeout(wait) {
                 Ok(input) => input,
                 Err(RecvTimeoutError::Timeout) => continue,
                 // Unreachable while `self` holds a sender; stop cleanly rather than spin.
@@ -419,20 +455,25 @@ impl Runtime {
     }
 
     /// How long to wait for the next input: until the earliest deadline, within bounds.
-    fn wait(&self) -> Duration {
+    fn wait(&mut self) -> Duration {
         let now_ns = self.clock.now_ns();
+        let quic_deadline = self.quic.as_mut().and_then(QuicTransport::poll_timeout);
         let handshake_deadlines = self
             .connections
             .values()
             .filter(|connection| connection.peer_name.is_none() && !connection.closing)
             .map(|connection| connection.opened_at_ns.saturating_add(HANDSHAKE_DEADLINE_NS));
-        let deadline_ns =
-            [self.node.poll_timeout(), self.dialer.next_deadline_ns(), self.answers.deadline_ns()]
-                .into_iter()
-                .flatten()
-                .chain(handshake_deadlines)
-                .min()
-                .unwrap_or(u64::MAX);
+        let deadline_ns = [
+            self.node.poll_timeout(),
+            self.dialer.next_deadline_ns(),
+            self.answers.deadline_ns(),
+            quic_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(handshake_deadlines)
+        .min()
+        .unwrap_or(u64::MAX);
         let wait_ns = deadline_ns.saturating_sub(now_ns).clamp(WAIT_NS_MIN, WAIT_NS_MAX);
         Duration::from_nanos(wait_ns)
     }
@@ -441,6 +482,11 @@ impl Runtime {
         let now_ns = self.clock.now_ns();
         if self.node.poll_timeout().is_some_and(|deadline_ns| deadline_ns <= now_ns) {
             self.node.handle_timeout(now_ns);
+        }
+        if let Some(quic) = &mut self.quic
+            && quic.poll_timeout().is_some_and(|deadline_ns| deadline_ns <= now_ns)
+        {
+            quic.handle_timeout(now_ns);
         }
         let expired: Vec<LinkId> = self
             .connections
@@ -483,7 +529,16 @@ impl Runtime {
                 continue;
             }
             self.logger.debug(format_args!("dialing {address}"));
-            if let Err(error) = network::spawn_dial(key.clone(), address, self.inputs_sender.clone()) {
+            let (transport, host_port) = split_address(&address, self.transport);
+            let spawned = match transport {
+                Transport::Tcp => {
+                    network::spawn_dial(key.clone(), host_port.to_owned(), self.inputs_sender.clone())
+                }
+                Transport::Quic => {
+                    network::spawn_resolve(key.clone(), host_port.to_owned(), self.inputs_sender.clone())
+                }
+            };
+            if let Err(error) = spawned {
                 self.logger.info(format_args!("cannot start a dial: {}", describe_io(&error)));
                 self.dialer.failed(&key, now_ns);
             }
@@ -505,6 +560,13 @@ impl Runtime {
             }
             Input::Accepted { stream, address } => self.accept(now_ns, stream, address),
             Input::Dialed { key, result } => self.handle_dialed(now_ns, key, result),
+            Input::Resolved { key, result } => self.handle_resolved(now_ns, key, result),
+            Input::Datagram { from, bytes } => {
+                self.counters.received_bytes += bytes.len() as u64;
+                if let Some(quic) = &mut self.quic {
+                    quic.handle_datagram(now_ns, from, &bytes);
+                }
+            }
             Input::Received { link, bytes } => {
                 self.counters.received_bytes += bytes.len() as u64;
                 // Bytes already read from a link being closed are never processed.
@@ -524,11 +586,17 @@ impl Runtime {
                 return Err(NodeError::Disk { path: self.wal.path().to_owned(), source: error });
             }
             Input::StdoutFailed { error } => return Err(NodeError::Stdout { source: error }),
-            Input::Learned { name, address, via } => {
+            Input::Learned { name, address, transport, via } => {
+                // A peer on the other transport is dialed with its scheme (PROTOCOL.md 6.11).
+                let address = if transport == self.transport {
+                    address.to_string()
+                } else {
+                    transport.address(&address.to_string())
+                };
                 // The lower name dials, so two nodes that hear of each other connect once.
                 if self.stop.is_none()
                     && name.as_str() > self.node.name()
-                    && self.dialer.learn(name.clone(), address.to_string(), now_ns)
+                    && self.dialer.learn(name.clone(), address.clone(), now_ns)
                 {
                     self.logger.info(format_args!("learned peer {name} at {address} via {via}"));
                 }
@@ -537,14 +605,24 @@ impl Runtime {
         self.drain()
     }
 
-    /// Admits an incoming connection, or refuses it (the socket drops): see `admission`.
+    /// Admits an incoming TCP connection, or refuses it (the socket drops): see `admission`.
     fn accept(&mut self, now_ns: u64, stream: TcpStream, address: SocketAddr) {
+        if self.admit(now_ns, address) {
+            self.open_connection(now_ns, stream, address, Role::Responder, None);
+        }
+    }
+
+    /// Whether an incoming connection from `address` may open, making room for it if the
+    /// connections without a session are many; logs a refusal.
+    fn admit(&mut self, now_ns: u64, address: SocketAddr) -> bool {
         if self.stop.is_some() {
-            return self.logger.debug(format_args!("refused connection from {address}: shutting down"));
+            self.logger.debug(format_args!("refused connection from {address}: shutting down"));
+            return false;
         }
         if !self.admission.admit(address.ip(), now_ns) {
             let reason = format!("more than {ADDRESS_CONNECTS_BURST} connections at once from this address");
-            return self.refuse(now_ns, address, &reason);
+            self.refuse(now_ns, address, &reason);
+            return false;
         }
         // Connections without a session share a quota; the oldest makes room for a new one,
         // so a returning peer gets in however many silent ones an attacker opened.
@@ -562,9 +640,10 @@ impl Runtime {
                 self.close_quietly(*oldest, reason);
             }
         } else if open >= CONNECTIONS_MAX {
-            return self.refuse(now_ns, address, &format!("{CONNECTIONS_MAX} connections open"));
+            self.refuse(now_ns, address, &format!("{CONNECTIONS_MAX} connections open"));
+            return false;
         }
-        self.open_connection(now_ns, stream, address, Role::Responder, None);
+        true
     }
 
     /// Trust on first use: records a peer met for the first time in the known peers file and
@@ -701,7 +780,9 @@ impl Runtime {
             return;
         }
         self.stop = Some(stop);
-        self.listener.stop();
+        if let Some(listener) = &self.listener {
+            listener.stop();
+        }
         // A ping would hold the stop for its whole timeout: it is answered now.
         self.answers.cancel_pings("the node is shutting down");
         let pending = if self.answers.is_empty() { "" } else { " once every accepted command is answered" };
@@ -718,10 +799,23 @@ impl Runtime {
         let sessions_count = self.node.connected_peers().count();
         self.node.shutdown(self.clock.now_ns(), SHUTDOWN_REASON);
         self.drain()?;
+        let quic_links: Vec<LinkId> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| matches!(connection.pipe, Pipe::Quic(_)))
+            .map(|(link, _)| *link)
+            .collect();
+        for link in quic_links {
+            self.shutdown_connection(link);
+        }
         let writers: Vec<_> = std::mem::take(&mut self.connections)
             .into_values()
-            .map(|connection| connection.finish(CLOSE_FLUSH_TIMEOUT))
+            .filter_map(|connection| match connection.pipe {
+                Pipe::Tcp(pipe) => Some(pipe.finish(CLOSE_FLUSH_TIMEOUT)),
+                Pipe::Quic(_) => None,
+            })
             .collect();
+        self.finish_quic();
         // The writers run side by side; each ends after its queue or a write that waited out
         // its timeout, so together they take about one timeout at worst.
         let deadline = Instant::now() + CLOSE_FLUSH_TIMEOUT + CLOSE_FLUSH_TIMEOUT / 2;
@@ -782,15 +876,9 @@ impl Runtime {
         target: Option<TargetKey>,
     ) {
         let link = self.link_next;
-        self.link_next += 1;
-        match Connection::open(link, stream, address, target.clone(), now_ns, self.inputs_sender.clone()) {
-            Ok(connection) => {
-                self.connections.insert(link, connection);
-                if let Some(key) = &target {
-                    self.dialer.connected(key, link);
-                }
-                self.logger.debug(format_args!("link {link} open with {address} as {role:?}"));
-                self.node.link_up(now_ns, link, LinkKind::Stream, role);
+        match TcpPipe::open(link, stream, self.inputs_sender.clone()) {
+            Ok(pipe) => {
+                self.add_connection(now_ns, Pipe::Tcp(pipe), address, role, target);
             }
             Err(error) => {
                 self.logger
@@ -802,9 +890,164 @@ impl Runtime {
         }
     }
 
+    /// Takes a new connection on `pipe` into the node; returns its link.
+    fn add_connection(
+        &mut self,
+        now_ns: u64,
+        pipe: Pipe,
+        address: SocketAddr,
+        role: Role,
+        target: Option<TargetKey>,
+    ) -> LinkId {
+        let link = self.link_next;
+        self.link_next += 1;
+        if let (Pipe::Quic(quic_link), Some(quic)) = (&pipe, &mut self.quic) {
+            quic.links.insert(*quic_link, link);
+        }
+        self.connections.insert(link, Connection::new(pipe, address, target.clone(), now_ns));
+        if let Some(key) = &target {
+            self.dialer.connected(key, link);
+        }
+        self.logger.debug(format_args!("link {link} open with {address} as {role:?}"));
+        self.node.link_up(now_ns, link, LinkKind::Stream, role);
+        link
+    }
+
+    /// Starts the QUIC endpoint on `socket`; with `accept`, peers may dial in.
+    fn start_quic(&mut self, socket: UdpSocket, accept: bool) -> io::Result<()> {
+        let quic = QuicTransport::start(
+            socket,
+            accept,
+            self.clock.start,
+            self.clock.epoch_ns,
+            self.inputs_sender.clone(),
+            self.logger.clone(),
+        )?;
+        self.quic = Some(quic);
+        Ok(())
+    }
+
+    /// A QUIC dial's address is known: starts the connection (a dial-only endpoint first, on
+    /// a node that listens on TCP). Frames queue until QUIC's handshake completes.
+    fn handle_resolved(&mut self, now_ns: u64, key: TargetKey, result: Result<SocketAddr, String>) {
+        if !self.dialer.is_dialing(&key) || self.stop.is_some() {
+            return;
+        }
+        let address = self.dialer.address(&key).unwrap_or_default().to_owned();
+        let started = result.and_then(|remote| {
+            if self.connections.len() >= CONNECTIONS_MAX {
+                return Err(format!("{CONNECTIONS_MAX} connections open"));
+            }
+            if self.quic.is_none() {
+                let unspecified: SocketAddr =
+                    if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                UdpSocket::bind(unspecified)
+                    .and_then(|socket| self.start_quic(socket, false))
+                    .map_err(|error| format!("cannot open a QUIC socket: {}", describe_io(&error)))?;
+            }
+            let quic = self.quic.as_mut().ok_or_else(|| "no QUIC endpoint".to_owned())?;
+            let quic_link = quic.connect(now_ns, remote).map_err(|error| error.to_string())?;
+            Ok((quic_link, remote))
+        });
+        match started {
+            Ok((quic_link, remote)) => {
+                self.logger.debug(format_args!("dialing {address} ({remote}) over quic"));
+                self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Initiator, Some(key));
+            }
+            Err(reason) => self.dial_failed(now_ns, &key, &address, &reason),
+        }
+    }
+
+    /// A dial that did not reach its peer: logged once per outage, redialed with backoff.
+    fn dial_failed(&mut self, now_ns: u64, key: &TargetKey, address: &str, reason: &str) {
+        let failures_count = self.dialer.failed(key, now_ns);
+        if failures_count == 1 {
+            self.logger.info(format_args!("cannot connect to {address}: {reason}; retrying with backoff"));
+        } else {
+            self.logger.debug(format_args!("cannot connect to {address}: {reason}"));
+        }
+    }
+
+    /// Handles what the QUIC endpoint reported and sends what it has ready. Returns whether
+    /// there was anything to handle.
+    fn pump_quic(&mut self, now_ns: u64) -> bool {
+        let mut handled = false;
+        loop {
+            let Some(quic) = &mut self.quic else { return handled };
+            quic.flush(now_ns);
+            let Some(event) = quic.poll_event() else { return handled };
+            handled = true;
+            match event {
+                QuicEvent::Accepted { link: quic_link, remote } => {
+                    if self.admit(now_ns, remote) {
+                        self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
+                        if let Some(connection) = self.connections.get_mut(&(self.link_next - 1)) {
+                            connection.transport_ready = true;
+                        }
+                    } else if let Some(quic) = &mut self.quic {
+                        quic.close(now_ns, quic_link);
+                    }
+                }
+                QuicEvent::Connected { link: quic_link } => {
+                    if let Some(link) = quic.links.get(&quic_link).copied()
+                        && let Some(connection) = self.connections.get_mut(&link)
+                    {
+                        connection.transport_ready = true;
+                        self.logger.debug(format_args!("connected to {} over quic", connection.address));
+                    }
+                }
+                QuicEvent::Received { link: quic_link, bytes } => {
+                    if let Some(link) = quic.links.get(&quic_link).copied()
+                        && self.connections.get(&link).is_some_and(|connection| !connection.closing)
+                    {
+                        self.node.handle_stream(now_ns, link, &bytes);
+                    }
+                }
+                QuicEvent::Closed { link: quic_link, reason } => {
+                    if let Some(link) = quic.links.remove(&quic_link) {
+                        self.connection_closed(now_ns, link, &ferry_protocol::text::escape(&reason));
+                    }
+                }
+            }
+        }
+    }
+
+    /// At shutdown, once every QUIC link is closing: drives the endpoint until each has
+    /// delivered its Close and ended, or [`CLOSE_FLUSH_TIMEOUT`] passed.
+    fn finish_quic(&mut self) {
+        let deadline = Instant::now() + CLOSE_FLUSH_TIMEOUT;
+        while self.quic.as_ref().is_some_and(|quic| !quic.is_idle()) && Instant::now() < deadline {
+            let now_ns = self.clock.now_ns();
+            if let Some(quic) = &mut self.quic {
+                if quic.poll_timeout().is_some_and(|deadline_ns| deadline_ns <= now_ns) {
+                    quic.handle_timeout(now_ns);
+                }
+                quic.flush(now_ns);
+                while quic.poll_event().is_some() {}
+            }
+            // Only datagrams matter now: the sessions are closed and the WAL syncs next.
+            if let Ok(Input::Datagram { from, bytes }) = self.inputs.recv_timeout(CLOSE_FLUSH_POLL)
+                && let Some(quic) = &mut self.quic
+            {
+                quic.handle_datagram(self.clock.now_ns(), from, &bytes);
+            }
+        }
+        if let Some(quic) = &mut self.quic {
+            quic.flush(self.clock.now_ns());
+            quic.stop();
+        }
+    }
+
     fn connection_closed(&mut self, now_ns: u64, link: LinkId, reason: &str) {
         let Some(connection) = self.connections.remove(&link) else { return };
         self.node.link_down(now_ns, link);
+        if !connection.transport_ready
+            && let Some(key) = &connection.target
+        {
+            // A QUIC dial that never completed QUIC's handshake: a failed dial.
+            let address = self.dialer.address(key).unwrap_or_default().to_owned();
+            return self.dial_failed(now_ns, key, &address, reason);
+        }
         match &connection.peer_name {
             Some(name) => {
                 self.logger.info(format_args!("peer disconnected: {name} ({}): {reason}", connection.address))
@@ -823,7 +1066,23 @@ impl Runtime {
         let Some(connection) = self.connections.get_mut(&link) else { return };
         if !connection.closing {
             self.logger.debug(format_args!("dropped connection with {}: {reason}", connection.address));
-            connection.shutdown();
+            self.shutdown_connection(link);
+        }
+    }
+
+    /// Stops processing what the connection receives and lets it deliver what is queued
+    /// (the Close that says why); its reader (TCP) or the QUIC endpoint then reports the close.
+    fn shutdown_connection(&mut self, link: LinkId) {
+        let now_ns = self.clock.now_ns();
+        let Some(connection) = self.connections.get_mut(&link) else { return };
+        connection.closing = true;
+        match &mut connection.pipe {
+            Pipe::Tcp(pipe) => pipe.shutdown(),
+            Pipe::Quic(quic_link) => {
+                if let Some(quic) = &mut self.quic {
+                    quic.close(now_ns, *quic_link);
+                }
+            }
         }
     }
 
@@ -835,7 +1094,7 @@ impl Runtime {
         }
         let reason = connection.close_reason.take().unwrap_or_else(|| reason.to_owned());
         self.logger.info(format_args!("dropped connection with {}: {reason}", connection.address));
-        connection.shutdown();
+        self.shutdown_connection(link);
     }
 
     /// A reading for `/metrics`: the runtime's counters, the node's stats and its size now.
@@ -900,6 +1159,10 @@ impl Runtime {
                 Output::Event(event) => self.handle_event(now_ns, event),
             }
         }
+        // QUIC's events may make the node say more (a handshake answered, a link closed).
+        if self.pump_quic(now_ns) {
+            return self.drain();
+        }
         Ok(())
     }
 
@@ -913,7 +1176,14 @@ impl Runtime {
             return;
         }
         self.counters.sent_bytes += frame.len() as u64;
-        if connection.send(frame) == Err(SendError::QueueFull) {
+        let full = match &connection.pipe {
+            Pipe::Tcp(pipe) => pipe.send(frame) == Err(SendError::QueueFull),
+            Pipe::Quic(quic_link) => self
+                .quic
+                .as_mut()
+                .is_some_and(|quic| quic.send(*quic_link, &frame) == Err(crate::quic::SendError::QueueFull)),
+        };
+        if full {
             self.close(link, "peer too slow: send queue full");
         }
     }
@@ -1103,13 +1373,14 @@ fn validate_id(id: &str) -> Result<(), NodeError> {
 /// Checks a `--connect` value's form; resolution waits for the dial, so a name that does not
 /// resolve yet is retried like an unreachable peer.
 fn validate_connect(address: &str) -> Result<(), NodeError> {
-    let valid = address
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0));
+    let (_, host_port) = split_address(address, Transport::Tcp);
+    let valid = host_port.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains("://") && port.parse::<u16>().is_ok_and(|port| port != 0)
+    });
     if valid {
         Ok(())
     } else {
-        let reason = "expected HOST:PORT".to_owned();
+        let reason = "expected HOST:PORT, quic://HOST:PORT or tcp://HOST:PORT".to_owned();
         Err(NodeError::InvalidAddress { flag: "--connect", address: address.to_owned(), reason })
     }
 }
@@ -1154,10 +1425,16 @@ mod tests {
         );
         assert!(validate_connect("localhost:7001").is_ok());
         assert!(validate_connect("[::1]:7001").is_ok());
-        assert_eq!(
-            validate_connect("7001").map_err(|error| error.to_string()),
-            Err("invalid --connect address \"7001\": expected HOST:PORT".to_owned())
-        );
+        assert!(validate_connect("quic://[::1]:7001").is_ok());
+        assert!(validate_connect("tcp://localhost:7001").is_ok());
+        for bad in ["7001", "quic://7001", "quic://:7001", "udp://host:7001"] {
+            assert_eq!(
+                validate_connect(bad).map_err(|error| error.to_string()),
+                Err(format!(
+                    "invalid --connect address {bad:?}: expected HOST:PORT, quic://HOST:PORT or tcp://HOST:PORT"
+                ))
+            );
+        }
         assert_eq!(default_data_directory("a/b"), std::env::temp_dir().join("ferry-node-a_b"));
     }
 }

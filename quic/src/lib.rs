@@ -72,6 +72,9 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes of one UDP datagram this endpoint sends, at most (quinn's default MTU).
 pub const DATAGRAM_BYTES_MAX: usize = 1452;
 
+/// Why a dial failed when its peer never answered.
+const NO_ANSWER: &str = "no answer over QUIC (is the peer a TCP node, or gone?)";
+
 /// The application error code of a connection closed on purpose.
 const CLOSE_CODE: u32 = 0;
 /// The error code that stops a stream the peer had no right to open.
@@ -433,7 +436,9 @@ impl QuicEndpoint {
             if state.closing_deadline_ns.is_some_and(|deadline| deadline <= now_ns) && !state.reported {
                 state.connection.close(now, VarInt::from_u32(CLOSE_CODE), Bytes::from_static(b"closed"));
                 state.reported = true;
-                self.events.push_back(QuicEvent::Closed { link, reason: "closed by this node".to_owned() });
+                // A dial closed before QUIC's handshake completed was given up on.
+                let reason = if state.announced { "closed by this node" } else { NO_ANSWER };
+                self.events.push_back(QuicEvent::Closed { link, reason: reason.to_owned() });
             }
             self.drive(now_ns, link);
         }
@@ -594,7 +599,7 @@ impl QuicEndpoint {
 /// QUIC's reason for a lost connection, in words for a log line.
 fn describe(error: &ConnectionError) -> String {
     match error {
-        ConnectionError::TimedOut => "no answer over QUIC (is the peer a TCP node, or gone?)".to_owned(),
+        ConnectionError::TimedOut => NO_ANSWER.to_owned(),
         ConnectionError::ApplicationClosed(close) if close.error_code == VarInt::from_u32(CLOSE_CODE) => {
             "connection closed by peer".to_owned()
         }
