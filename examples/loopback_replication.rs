@@ -1,17 +1,18 @@
 //! Loopback replication throughput of the real node.
 //!
-//! Starts two nodes in this process (each with its own event loop, TCP on 127.0.0.1 and a
-//! WAL with real fsyncs in the temp directory), b dialing a. Then:
+//! Starts two nodes in this process (each with its own event loop, TCP or QUIC on 127.0.0.1
+//! and a WAL with real fsyncs in the temp directory), b dialing a. Then:
 //! 1. sequential: puts on a, each waiting for its `ok`: one fsync round trip per write;
 //! 2. pipelined: N puts on a sent back to back; reports acknowledged (durable) writes per
 //!    second, and replicated writes per second: N over the time until b's digest equals a's.
 //!
-//! Run: `cargo run --release --example loopback_replication [-- N]` (N defaults to 20000).
+//! Run: `cargo run --release --example loopback_replication [-- N [tcp|quic]]` (N defaults
+//! to 20000, the transport to tcp).
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use ferry::node::{NodeArguments, spawn_node};
+use ferry::node::{NodeArguments, Transport, spawn_node};
 
 /// Writes in the sequential phase.
 const SEQUENTIAL_COUNT: usize = 200;
@@ -25,13 +26,21 @@ fn main() -> Result<(), Box<dyn Error>> {
         Some(text) => text.parse().map_err(|_| format!("N must be a count, not {text:?}"))?,
         None => 20_000,
     };
+    let transport = match std::env::args().nth(2).as_deref() {
+        None | Some("tcp") => Transport::Tcp,
+        Some("quic") => Transport::Quic,
+        Some(other) => return Err(format!("the transport is tcp or quic, not {other:?}").into()),
+    };
+    println!("transport: {transport}");
     let base = std::env::temp_dir().join(format!("ferry-loopback-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
     let mut arguments = NodeArguments::new("a", "127.0.0.1:0");
+    arguments.transport = transport;
     arguments.data = Some(base.join("a"));
     let a = spawn_node(arguments)?;
     let mut arguments = NodeArguments::new("b", "127.0.0.1:0");
+    arguments.transport = transport;
     arguments.data = Some(base.join("b"));
     arguments.connect = vec![a.listen_address().to_string()];
     let b = spawn_node(arguments)?;

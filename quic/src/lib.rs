@@ -38,6 +38,7 @@
 //! assert_eq!(received, b"hello over quic");
 //! ```
 
+mod seeded;
 mod tls;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -51,6 +52,8 @@ use quinn_proto::{
     ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
     ServerConfig, StreamEvent, StreamId, TransportConfig, VarInt, WriteError,
 };
+
+use crate::seeded::Seeded;
 
 pub use tls::{ALPN, SERVER_NAME};
 
@@ -187,6 +190,8 @@ pub struct QuicEndpoint {
     events: VecDeque<QuicEvent>,
     transmits: VecDeque<Datagram>,
     buffer: Vec<u8>,
+    /// For a [`seeded`](Self::seeded) endpoint, its random stream.
+    seeded: Option<Seeded>,
 }
 
 impl std::fmt::Debug for QuicEndpoint {
@@ -210,28 +215,84 @@ fn transport_config() -> TransportConfig {
 }
 
 impl QuicEndpoint {
-    /// An endpoint that dials and, with `accept`, also takes incoming connections. Times
-    /// given to it are nanoseconds since `epoch`.
+    /// An endpoint that dials and, with `accept`, also takes incoming connections, drawing
+    /// its keys and connection ids from the operating system. Times given to it are
+    /// nanoseconds since `epoch`.
     ///
     /// # Errors
     /// [`QuicError::Tls`] when the certificate or the TLS configuration cannot be made.
     pub fn new(epoch: Instant, accept: bool) -> Result<Self, QuicError> {
-        let transport = Arc::new(transport_config());
-        let client_crypto = QuicClientConfig::try_from(tls::client_config()?)
-            .map_err(|error| QuicError::Tls(error.to_string()))?;
-        let mut client = ClientConfig::new(Arc::new(client_crypto));
-        client.transport_config(Arc::clone(&transport));
+        let provider = tls::os_provider();
+        let mut client = ClientConfig::new(Arc::new(
+            QuicClientConfig::try_from(tls::client_config(Arc::clone(&provider))?)
+                .map_err(|error| QuicError::Tls(error.to_string()))?,
+        ));
         let server = if accept {
-            let server_crypto = QuicServerConfig::try_from(tls::server_config()?)
+            let (certificate, key) = tls::os_certificate()?;
+            let crypto = QuicServerConfig::try_from(tls::server_config(provider, certificate, key)?)
                 .map_err(|error| QuicError::Tls(error.to_string()))?;
-            let mut server = ServerConfig::with_crypto(Arc::new(server_crypto));
-            server.transport_config(transport);
-            Some(Arc::new(server))
+            Some(ServerConfig::with_crypto(Arc::new(crypto)))
         } else {
             None
         };
-        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), server.clone(), false, None);
-        Ok(Self {
+        client.transport_config(Arc::new(transport_config()));
+        Ok(Self::assemble(epoch, EndpointConfig::default(), client, server, None))
+    }
+
+    /// Like [`new`](Self::new), but every random draw (connection ids, keys, TLS randoms and
+    /// key shares, the certificate) comes from `seed`, and validation tokens read the
+    /// endpoint's own time: two endpoints made with the same seed and fed the same datagrams
+    /// at the same times send the same bytes. TLS randomness drawn outside this endpoint's
+    /// calls panics. For the simulator.
+    ///
+    /// # Errors
+    /// [`QuicError::Tls`] when the certificate or the TLS configuration cannot be made.
+    pub fn seeded(epoch: Instant, accept: bool, seed: [u8; 32]) -> Result<Self, QuicError> {
+        let config = Seeded::config(seed);
+        let mut endpoint_config = EndpointConfig::new(Arc::new(config.reset_key));
+        endpoint_config.rng_seed(Some(config.rng_seed));
+        let cids = std::sync::Mutex::new(Some(config.cids));
+        endpoint_config.cid_generator(move || {
+            // Called once, when the endpoint is made.
+            let generator = cids.lock().ok().and_then(|mut cids| cids.take());
+            Box::new(generator.unwrap_or_else(|| panic!("the connection id generator is made once")))
+        });
+        let mut client = ClientConfig::new(Arc::new(
+            QuicClientConfig::try_from(tls::client_config(Arc::clone(&config.provider))?)
+                .map_err(|error| QuicError::Tls(error.to_string()))?,
+        ));
+        let initial_cids = config.initial_cids;
+        client.initial_dst_cid_provider(Arc::new(move || match initial_cids.lock() {
+            Ok(mut cids) => cids.next(),
+            Err(poisoned) => poisoned.into_inner().next(),
+        }));
+        client.transport_config(Arc::new(transport_config()));
+        let server = if accept {
+            let (certificate, key) = seeded::certificate(config.certificate_seed)?;
+            let crypto = QuicServerConfig::try_from(tls::server_config(config.provider, certificate, key)?)
+                .map_err(|error| QuicError::Tls(error.to_string()))?;
+            let mut server = ServerConfig::new(Arc::new(crypto), Arc::new(config.token_key));
+            server.time_source(config.time);
+            Some(server)
+        } else {
+            None
+        };
+        Ok(Self::assemble(epoch, endpoint_config, client, server, Some(config.seeded)))
+    }
+
+    fn assemble(
+        epoch: Instant,
+        endpoint_config: EndpointConfig,
+        client: ClientConfig,
+        server: Option<ServerConfig>,
+        seeded: Option<Seeded>,
+    ) -> Self {
+        let server = server.map(|mut server| {
+            server.transport_config(Arc::new(transport_config()));
+            Arc::new(server)
+        });
+        let endpoint = Endpoint::new(Arc::new(endpoint_config), server.clone(), false, None);
+        Self {
             endpoint,
             client,
             server,
@@ -242,7 +303,21 @@ impl QuicEndpoint {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             buffer: Vec::new(),
-        })
+            seeded,
+        }
+    }
+
+    /// Lends a seeded endpoint's random stream to TLS for one call at `now_ns`.
+    fn lend(&mut self, now_ns: Option<u64>) {
+        if let Some(seeded) = &mut self.seeded {
+            seeded.lend(now_ns);
+        }
+    }
+
+    fn reclaim(&mut self) {
+        if let Some(seeded) = &mut self.seeded {
+            seeded.reclaim();
+        }
     }
 
     fn instant(&self, now_ns: u64) -> Instant {
@@ -261,6 +336,13 @@ impl QuicEndpoint {
     /// [`QuicError::TooManyConnections`], or [`QuicError::Connect`] for an address quinn
     /// cannot dial (port 0, an unspecified address).
     pub fn connect(&mut self, now_ns: u64, remote: SocketAddr) -> Result<QuicLink, QuicError> {
+        self.lend(Some(now_ns));
+        let result = self.connect_inner(now_ns, remote);
+        self.reclaim();
+        result
+    }
+
+    fn connect_inner(&mut self, now_ns: u64, remote: SocketAddr) -> Result<QuicLink, QuicError> {
         if self.links.len() >= CONNECTIONS_MAX {
             return Err(QuicError::TooManyConnections);
         }
@@ -303,6 +385,12 @@ impl QuicEndpoint {
 
     /// Takes one datagram that arrived from `remote`.
     pub fn handle_datagram(&mut self, now_ns: u64, remote: SocketAddr, bytes: &[u8]) {
+        self.lend(Some(now_ns));
+        self.handle_datagram_inner(now_ns, remote, bytes);
+        self.reclaim();
+    }
+
+    fn handle_datagram_inner(&mut self, now_ns: u64, remote: SocketAddr, bytes: &[u8]) {
         let now = self.instant(now_ns);
         let mut buffer = std::mem::take(&mut self.buffer);
         buffer.clear();
@@ -352,6 +440,13 @@ impl QuicEndpoint {
     /// [`SendError::Closed`] for a link that is gone or closing; [`SendError::QueueFull`]
     /// when the peer lets [`SEND_QUEUE_BYTES_MAX`] bytes pile up.
     pub fn send(&mut self, link: QuicLink, bytes: &[u8]) -> Result<(), SendError> {
+        self.lend(None);
+        let result = self.send_inner(link, bytes);
+        self.reclaim();
+        result
+    }
+
+    fn send_inner(&mut self, link: QuicLink, bytes: &[u8]) -> Result<(), SendError> {
         let state = self.links.get_mut(&link).ok_or(SendError::Closed)?;
         if state.closing_deadline_ns.is_some() || state.reported {
             return Err(SendError::Closed);
@@ -369,6 +464,12 @@ impl QuicEndpoint {
     /// why) reach the peer within [`CLOSE_FLUSH_TIMEOUT`], then closes the connection and
     /// reports [`QuicEvent::Closed`] with `reason`.
     pub fn close(&mut self, now_ns: u64, link: QuicLink) {
+        self.lend(Some(now_ns));
+        self.close_inner(now_ns, link);
+        self.reclaim();
+    }
+
+    fn close_inner(&mut self, now_ns: u64, link: QuicLink) {
         let Some(state) = self.links.get_mut(&link) else { return };
         if state.closing_deadline_ns.is_none() && !state.reported {
             let flush_ns = u64::try_from(CLOSE_FLUSH_TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
@@ -389,6 +490,13 @@ impl QuicEndpoint {
 
     /// The next datagram to send, if any.
     pub fn poll_transmit(&mut self, now_ns: u64) -> Option<Datagram> {
+        self.lend(Some(now_ns));
+        let result = self.poll_transmit_inner(now_ns);
+        self.reclaim();
+        result
+    }
+
+    fn poll_transmit_inner(&mut self, now_ns: u64) -> Option<Datagram> {
         if let Some(datagram) = self.transmits.pop_front() {
             return Some(datagram);
         }
@@ -426,6 +534,12 @@ impl QuicEndpoint {
     /// Runs every timer due at `now_ns`: retransmissions, keep-alives, idle timeouts, and the
     /// close of links whose flush time is up.
     pub fn handle_timeout(&mut self, now_ns: u64) {
+        self.lend(Some(now_ns));
+        self.handle_timeout_inner(now_ns);
+        self.reclaim();
+    }
+
+    fn handle_timeout_inner(&mut self, now_ns: u64) {
         let now = self.instant(now_ns);
         let links: Vec<QuicLink> = self.links.keys().copied().collect();
         for link in links {

@@ -27,9 +27,13 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The dialing side's TLS: TLS 1.3, ALPN `ferry/1`, any certificate.
-pub(crate) fn client_config() -> Result<rustls::ClientConfig, QuicError> {
-    let provider = provider();
+/// The provider of an endpoint that draws from the operating system: ring's.
+pub(crate) fn os_provider() -> Arc<CryptoProvider> {
+    provider()
+}
+
+/// The dialing side's TLS: TLS 1.3, ALPN `ferry/1`, any certificate, no resumption.
+pub(crate) fn client_config(provider: Arc<CryptoProvider>) -> Result<rustls::ClientConfig, QuicError> {
     let verifier = AnyCertificate { algorithms: provider.signature_verification_algorithms };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -38,22 +42,34 @@ pub(crate) fn client_config() -> Result<rustls::ClientConfig, QuicError> {
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 
-/// The accepting side's TLS: TLS 1.3, ALPN `ferry/1`, a fresh self-signed certificate.
-pub(crate) fn server_config() -> Result<rustls::ServerConfig, QuicError> {
+/// A fresh self-signed certificate (ECDSA P-256) and its key, from the operating system's
+/// randomness.
+pub(crate) fn os_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), QuicError> {
     let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
         .map_err(|error| QuicError::Tls(error.to_string()))?;
     let certificate = CertificateDer::from(certified.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    Ok((certificate, key))
+}
+
+/// The accepting side's TLS: TLS 1.3, ALPN `ferry/1`, the certificate given, no tickets.
+pub(crate) fn server_config(
+    provider: Arc<CryptoProvider>,
+    certificate: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, QuicError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|error| QuicError::Tls(error.to_string()))?
         .with_no_client_auth()
         .with_single_cert(vec![certificate], key)
         .map_err(|error| QuicError::Tls(error.to_string()))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
