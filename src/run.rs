@@ -118,7 +118,8 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
         ),
     };
     config.transport = match scenario.network.transport {
-        scenario::Transport::Datagram => Transport::Datagram,
+        // QUIC's packets are datagrams; the nodes run QUIC over them.
+        scenario::Transport::Datagram | scenario::Transport::Quic => Transport::Datagram,
         scenario::Transport::Stream => Transport::Stream,
     };
     let network = &scenario.network;
@@ -520,6 +521,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     ferry_config.compaction_log_bytes = scenario.disk.compaction_log_bytes;
     ferry_config.compaction_horizon_ns = scenario.disk.compaction_horizon_ns;
     ferry_config.psk = scenario.network.cluster_secret.then(|| cluster_secret(seed));
+    ferry_config.quic = scenario.network.transport == scenario::Transport::Quic;
     ferry_config.trace_values = options.trace_values;
     ferry_config.planted_bug = options.planted_bug;
     let mut checker = FerryChecker::default();

@@ -890,7 +890,8 @@ impl Runtime {
         }
     }
 
-    /// Takes a new connection on `pipe` into the node; returns its link.
+    /// Takes a new connection on `pipe` into the node; returns its link. A QUIC dial's link
+    /// comes up in the protocol node only once QUIC's handshake completes (`pump_quic`).
     fn add_connection(
         &mut self,
         now_ns: u64,
@@ -909,7 +910,11 @@ impl Runtime {
             self.dialer.connected(key, link);
         }
         self.logger.debug(format_args!("link {link} open with {address} as {role:?}"));
-        self.node.link_up(now_ns, link, LinkKind::Stream, role);
+        let dialing_quic = matches!(self.connections.get(&link), Some(connection) if !connection.transport_ready)
+            && role == Role::Initiator;
+        if !dialing_quic {
+            self.node.link_up(now_ns, link, LinkKind::Stream, role);
+        }
         link
     }
 
@@ -980,8 +985,9 @@ impl Runtime {
             match event {
                 QuicEvent::Accepted { link: quic_link, remote } => {
                     if self.admit(now_ns, remote) {
-                        self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
-                        if let Some(connection) = self.connections.get_mut(&(self.link_next - 1)) {
+                        let link =
+                            self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
+                        if let Some(connection) = self.connections.get_mut(&link) {
                             connection.transport_ready = true;
                         }
                     } else if let Some(quic) = &mut self.quic {
@@ -994,6 +1000,7 @@ impl Runtime {
                     {
                         connection.transport_ready = true;
                         self.logger.debug(format_args!("connected to {} over quic", connection.address));
+                        self.node.link_up(now_ns, link, LinkKind::Stream, Role::Initiator);
                     }
                 }
                 QuicEvent::Received { link: quic_link, bytes } => {
@@ -1040,14 +1047,15 @@ impl Runtime {
 
     fn connection_closed(&mut self, now_ns: u64, link: LinkId, reason: &str) {
         let Some(connection) = self.connections.remove(&link) else { return };
-        self.node.link_down(now_ns, link);
         if !connection.transport_ready
             && let Some(key) = &connection.target
         {
-            // A QUIC dial that never completed QUIC's handshake: a failed dial.
+            // A QUIC dial that never completed QUIC's handshake: a failed dial, whose link
+            // never came up.
             let address = self.dialer.address(key).unwrap_or_default().to_owned();
             return self.dial_failed(now_ns, key, &address, reason);
         }
+        self.node.link_down(now_ns, link);
         match &connection.peer_name {
             Some(name) => {
                 self.logger.info(format_args!("peer disconnected: {name} ({}): {reason}", connection.address))

@@ -17,6 +17,7 @@
 
 pub mod causal;
 pub mod describe;
+mod quic;
 pub mod sessions;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ use crate::trace::{TraceHasher, TraceRecord};
 
 use self::causal::{CausalChecker, IssuedWrite, node_name};
 use self::describe::Names;
+use self::quic::{LinkChange, QuicLinks};
 use self::sessions::SessionChecker;
 
 /// First delay before redialling a broken stream connection.
@@ -65,6 +67,10 @@ pub struct FerryConfig {
     pub identities: Vec<Identity>,
     /// How links behave.
     pub transport: Transport,
+    /// Run every link over QUIC (PROTOCOL.md 6.11): each node's real QUIC stack, seeded from
+    /// the run, over `Transport::Datagram` links that lose, duplicate and reorder its
+    /// packets. The protocol sees stream links. Off by default.
+    pub quic: bool,
     /// Anti-entropy interval.
     pub pull_interval_ns: u64,
     /// Build routing tables (needed for routed pings).
@@ -190,6 +196,7 @@ impl FerryConfig {
             names: std::sync::Arc::new(names),
             identities,
             transport,
+            quic: false,
             pull_interval_ns: 1_000_000_000,
             routing: false,
             compaction_log_bytes: 4 * 1024 * 1024,
@@ -383,6 +390,8 @@ impl TraceRecord for FerryEvent {
 pub struct FerryNode {
     node: Option<Node>,
     stream: bool,
+    /// The node's QUIC endpoint, when links run over QUIC ([`FerryConfig::quic`]).
+    quic: Option<QuicLinks>,
     /// Stream peers this node dials: next attempt time (steady) and current backoff.
     redial: BTreeMap<u32, (Option<u64>, u64)>,
     /// Routed pings not yet answered: target → (attempts so far, next attempt time, steady).
@@ -418,6 +427,14 @@ impl FerryNode {
                 Output::Send { message: Some(sent), .. }
                     if self.bug == Some(PlantedBug::ForgetToRelay)
                         && relays_another_origin(&sent, own_id) => {}
+                Output::Send { link, frame, .. } if self.quic.is_some() => {
+                    if let Some(audit) = &self.audit {
+                        audit.count_sent(&frame);
+                    }
+                    if let Some(quic) = self.quic.as_mut() {
+                        quic.send(link as u32, &frame);
+                    }
+                }
                 Output::Send { link, frame, message: None } => {
                     if let Some(audit) = &self.audit {
                         audit.count_sent(&frame);
@@ -430,6 +447,14 @@ impl FerryNode {
                     }
                     let (ids, values) = (&self.ids, self.trace_values);
                     context.send_described(link as u32, frame, || describe::describe(&sent, ids, values));
+                }
+                Output::Close { link } if self.quic.is_some() => {
+                    // The Close that says why is queued; QUIC delivers it, then ends the
+                    // connection, and its close takes the link down.
+                    let steady_ns = self.steady.advance(context.now_ns());
+                    if let Some(quic) = self.quic.as_mut() {
+                        quic.close(steady_ns, link as u32);
+                    }
                 }
                 Output::Close { link } => {
                     // The simulator's streams carry whole frames, so this cannot happen
@@ -472,9 +497,14 @@ impl FerryNode {
         for peer in broken {
             self.link_broken(now_ns, peer);
         }
+        if self.pump_quic(context) {
+            // The node heard something from QUIC and may have more to say.
+            return self.drain(context);
+        }
         let redial = self.redial.values().filter_map(|(at, _)| *at).min();
         let ping = self.pings.values().map(|(_, at)| *at).min();
-        let own = [redial, ping].into_iter().flatten().min().map(|at| self.steady.to_reading_ns(at));
+        let quic = self.quic.as_mut().and_then(QuicLinks::deadline);
+        let own = [redial, ping, quic].into_iter().flatten().min().map(|at| self.steady.to_reading_ns(at));
         let deadline = [node_deadline(self.node.as_ref()), own].into_iter().flatten().min();
         context.set_timer(deadline);
         if !premature.is_empty() {
@@ -513,6 +543,64 @@ impl FerryNode {
                 node.route_ping(reading_ns, NodeId::from_name(&name)).map_err(|error| error.to_string());
             context.emit(FerryEvent::PingSent { target: name, attempt, route });
         }
+    }
+
+    /// Dials `peer` over QUIC; its link comes up as the Initiator once QUIC's handshake
+    /// completes, as a TCP link comes up once the connection is made.
+    fn quic_dial(&mut self, reading_ns: u64, peer: u32) {
+        let steady_ns = self.steady.advance(reading_ns);
+        let (Some(quic), Some(node)) = (self.quic.as_mut(), self.node.as_mut()) else { return };
+        match quic.dial(steady_ns, peer) {
+            Ok(replaced) => {
+                if let Some(LinkChange::Closed { up: true, .. }) = replaced {
+                    node.link_down(reading_ns, u64::from(peer));
+                }
+            }
+            // Only an endpoint out of connection ids refuses a dial; try again later.
+            Err(_) => self.link_broken(steady_ns, peer),
+        }
+    }
+
+    /// Sends the packets QUIC has ready and hands its link changes to the node. Returns
+    /// whether there was a change (the node may then have more to send).
+    fn pump_quic(&mut self, context: &mut Context<'_, FerryEvent>) -> bool {
+        let reading_ns = context.now_ns();
+        let steady_ns = self.steady.advance(reading_ns);
+        let Some(quic) = self.quic.as_mut() else { return false };
+        while let Some((peer, packet)) = quic.transmit(steady_ns) {
+            let length = packet.len();
+            context.send_described(peer, Bytes::from(packet), || format!("quic packet {length} B"));
+        }
+        let mut changed = false;
+        let mut broken = Vec::new();
+        while let Some(change) = quic.change(steady_ns) {
+            changed = true;
+            let Some(node) = self.node.as_mut() else { continue };
+            match change {
+                LinkChange::Accepted { peer } => {
+                    node.link_up(reading_ns, u64::from(peer), LinkKind::Stream, Role::Responder);
+                }
+                LinkChange::Connected { peer } => {
+                    if let Some((_, backoff)) = self.redial.get_mut(&peer) {
+                        *backoff = REDIAL_NS_INITIAL;
+                    }
+                    node.link_up(reading_ns, u64::from(peer), LinkKind::Stream, Role::Initiator);
+                }
+                LinkChange::Received { peer, bytes } => {
+                    node.handle_stream(reading_ns, u64::from(peer), &bytes)
+                }
+                LinkChange::Closed { peer, up } => {
+                    if up {
+                        node.link_down(reading_ns, u64::from(peer));
+                    }
+                    broken.push(peer);
+                }
+            }
+        }
+        for peer in broken {
+            self.link_broken(steady_ns, peer);
+        }
+        changed
     }
 
     fn link_broken(&mut self, now_ns: u64, peer: u32) {
@@ -575,6 +663,7 @@ impl Process for FerryNode {
             Ok(node) => Self {
                 node: Some(node),
                 stream,
+                quic: None,
                 redial: BTreeMap::new(),
                 pings: BTreeMap::new(),
                 steady: SteadyClock::new(),
@@ -589,6 +678,7 @@ impl Process for FerryNode {
                 Self {
                     node: None,
                     stream,
+                    quic: None,
                     redial: BTreeMap::new(),
                     pings: BTreeMap::new(),
                     steady: SteadyClock::new(),
@@ -600,6 +690,18 @@ impl Process for FerryNode {
                 }
             }
         };
+        if config.quic && process.node.is_some() {
+            // Drawn after the node's own seed, so runs without QUIC draw what they did.
+            let mut seed = [0u8; 32];
+            context.rng().fill_bytes(&mut seed);
+            match QuicLinks::new(seed) {
+                Ok(links) => process.quic = Some(links),
+                Err(error) => {
+                    context.emit(FerryEvent::StartFailed { reason: error.to_string() });
+                    process.node = None;
+                }
+            }
+        }
         if stream && process.node.is_some() {
             for peer in (context.node() + 1)..config.names.len() as u32 {
                 process.redial.insert(peer, (None, REDIAL_NS_INITIAL));
@@ -612,7 +714,9 @@ impl Process for FerryNode {
 
     fn on_message(&mut self, context: &mut Context<'_, FerryEvent>, from: u32, bytes: Bytes) {
         let now_ns = context.now_ns();
-        if let Some(node) = self.node.as_mut() {
+        if let Some(quic) = self.quic.as_mut() {
+            quic.handle_datagram(self.steady.advance(now_ns), from, &bytes);
+        } else if let Some(node) = self.node.as_mut() {
             node.handle_received(now_ns, u64::from(from), bytes);
         }
         self.drain(context);
@@ -622,11 +726,22 @@ impl Process for FerryNode {
         self.retry_pings(context);
         let now_ns = context.now_ns();
         let steady_ns = self.steady.advance(now_ns);
+        let mut dials = Vec::new();
         for (peer, (at, _)) in &mut self.redial {
             if at.is_some_and(|at| at <= steady_ns) {
                 *at = None;
-                context.connect(*peer);
+                dials.push(*peer);
             }
+        }
+        for peer in dials {
+            if self.quic.is_some() {
+                self.quic_dial(now_ns, peer);
+            } else {
+                context.connect(peer);
+            }
+        }
+        if let Some(quic) = self.quic.as_mut() {
+            quic.handle_timeout(steady_ns);
         }
         if let Some(node) = self.node.as_mut() {
             node.handle_timeout(now_ns);
@@ -644,6 +759,15 @@ impl Process for FerryNode {
 
     fn on_link_up(&mut self, context: &mut Context<'_, FerryEvent>, peer: u32, initiator: bool) {
         let now_ns = context.now_ns();
+        if self.quic.is_some() {
+            // A neighbour on the datagram network: the lower index dials it over QUIC, the
+            // higher waits for the dial (its link comes up when QUIC accepts it).
+            if initiator && self.node.is_some() {
+                self.redial.insert(peer, (None, REDIAL_NS_INITIAL));
+                self.quic_dial(now_ns, peer);
+            }
+            return self.drain(context);
+        }
         if let Some((at, backoff)) = self.redial.get_mut(&peer) {
             *at = None;
             *backoff = REDIAL_NS_INITIAL;

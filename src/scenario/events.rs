@@ -441,7 +441,7 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
             "pause" => FaultKind::Pause { node: context.node(value)? },
             "disk_fault" => disk_fault(value, context)?,
             _ => {
-                if context.transport == Some(Transport::Datagram) {
+                if matches!(context.transport, Some(Transport::Datagram | Transport::Quic)) {
                     return Err(Located::new(entry.key_span, ErrorKind::BreakNeedsStream));
                 }
                 FaultKind::Break { between: between(value, context)? }

@@ -216,6 +216,11 @@ pub enum Transport {
     /// `stream`: ordered and reliable, like TCP, until a fault breaks the connection; `loss`,
     /// `duplicate` and `reorder` do not apply to a stream.
     Stream,
+    /// `quic`: every node runs a real QUIC stack (PROTOCOL.md 6.11) whose packets travel as
+    /// datagrams, so `loss`, `duplicate` and `reorder` apply to each packet; the protocol's
+    /// links ride on QUIC connections, which time out after 10 s without a packet and are
+    /// dialed again.
+    Quic,
 }
 
 /// `network`: the properties of every link, unless a `link` fault overrides them.

@@ -34,7 +34,7 @@ const EXPECTED_SELECTION: &str = "`all` or a list of node names";
 const TOPOLOGY_SHAPES: &[&str] = &["full-mesh", "ring", "line", "star"];
 const TOPOLOGY_FORMS: &[&str] = &["full-mesh", "ring", "line", "star", "{edges: [[a, b]]}"];
 const EXPECTED_TOPOLOGY: &str = "`full-mesh`, `ring`, `line`, `star` or {edges: [[a, b]]}";
-const TRANSPORTS: &[&str] = &["datagram", "stream"];
+const TRANSPORTS: &[&str] = &["datagram", "stream", "quic"];
 
 /// The declared nodes, with a name index for resolving references.
 pub(crate) struct NodeNames {
@@ -488,9 +488,10 @@ fn network(node: &Node) -> Result<Network> {
 }
 
 fn transport(node: &Node) -> Result<Transport> {
-    match text(node, "`datagram` or `stream`")? {
+    match text(node, "`datagram`, `stream` or `quic`")? {
         "datagram" => Ok(Transport::Datagram),
         "stream" => Ok(Transport::Stream),
+        "quic" => Ok(Transport::Quic),
         other => Err(Located::new(
             node.span,
             ErrorKind::UnknownName {

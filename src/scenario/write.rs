@@ -166,6 +166,7 @@ fn network(out: &mut String, network: &Network) {
         let name = match network.transport {
             Transport::Datagram => "datagram",
             Transport::Stream => "stream",
+            Transport::Quic => "quic",
         };
         lines.push(format!("transport: {name}"));
     }
