@@ -51,7 +51,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         error_after_base("network: {transport: tcp}\n"),
-        "t.yaml:4:22: unknown transport `tcp`, expected `datagram` or `stream`"
+        "t.yaml:4:22: unknown transport `tcp`, expected one of `datagram`, `stream` or `quic`"
     );
     assert_eq!(error_after_base("expect: {within: 1s, within: 2s}\n"), "t.yaml:4:22: duplicate key `within`");
 }
