@@ -56,9 +56,11 @@ impl QuicTransport {
     ) -> io::Result<Self> {
         let endpoint = QuicEndpoint::new(epoch, accept)
             .map_err(|error: QuicError| io::Error::other(error.to_string()))?;
+        // One socket, two handles: the reader blocks (with a timeout, to notice a stop);
+        // sends never block (`send`). O_NONBLOCK would be shared by both handles, so it is
+        // not set: each send asks not to wait instead.
         let reader = socket.try_clone()?;
         reader.set_read_timeout(Some(READ_POLL))?;
-        socket.set_nonblocking(true)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stopping);
         std::thread::Builder::new().name("ferry-quic-read".to_owned()).spawn(move || {
@@ -128,7 +130,7 @@ impl QuicTransport {
     pub(crate) fn flush(&mut self, now_ns: u64) {
         let now = self.ns(now_ns);
         while let Some(datagram) = self.endpoint.poll_transmit(now) {
-            if self.socket.send_to(&datagram.bytes, datagram.destination).is_err() {
+            if send_without_waiting(&self.socket, &datagram.bytes, datagram.destination).is_err() {
                 self.send_failures += 1;
             }
         }
@@ -143,5 +145,41 @@ impl QuicTransport {
 impl Drop for QuicTransport {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sends one datagram; a full send buffer drops it (QUIC retransmits what matters) rather
+/// than stall the event loop.
+#[cfg(unix)]
+fn send_without_waiting(socket: &UdpSocket, bytes: &[u8], destination: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_to_with_flags(bytes, &destination.into(), libc::MSG_DONTWAIT)
+}
+
+/// Sends one datagram (elsewhere than on Unix, a send may wait for buffer space).
+#[cfg(not(unix))]
+fn send_without_waiting(socket: &UdpSocket, bytes: &[u8], destination: SocketAddr) -> io::Result<usize> {
+    socket.send_to(bytes, destination)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// The reader and the sender share one file description: an O_NONBLOCK set for sends
+    /// would make the reader spin on `recv_from` and an idle node burn a core.
+    #[test]
+    fn the_socket_stays_blocking_so_an_idle_reader_sleeps() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("loopback binds");
+        let (inputs, _received) = std::sync::mpsc::sync_channel(8);
+        let logger = Logger::new("test", false);
+        let transport = QuicTransport::start(socket, true, Instant::now(), 0, inputs, logger)
+            .expect("the endpoint starts");
+        // SAFETY: F_GETFL on a descriptor this test owns reads its flags and changes nothing.
+        let flags = unsafe { libc::fcntl(transport.socket.as_raw_fd(), libc::F_GETFL) };
+        assert!(flags >= 0, "fcntl works");
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "the shared socket must stay blocking");
+        transport.stop();
     }
 }

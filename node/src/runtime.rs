@@ -437,6 +437,9 @@ impl Runtime {
                 self.shut_down()?;
                 return Ok(crate::EXIT_CLEAN);
             }
+            // Once a turn, before waiting, not once an input: QUIC packs what the turn's inputs
+            // and timers queued into full packets instead of one small packet per frame.
+            self.flush_quic();
             let wait = self.wait();
             let input = match self.inputs.recv_timeout(wait) {
                 Ok(input) => input,
@@ -451,6 +454,14 @@ impl Runtime {
                     Err(_) => break,
                 }
             }
+        }
+    }
+
+    /// Sends every packet the QUIC endpoint has ready.
+    fn flush_quic(&mut self) {
+        let now_ns = self.clock.now_ns();
+        if let Some(quic) = &mut self.quic {
+            quic.flush(now_ns);
         }
     }
 
@@ -973,13 +984,12 @@ impl Runtime {
         }
     }
 
-    /// Handles what the QUIC endpoint reported and sends what it has ready. Returns whether
-    /// there was anything to handle.
+    /// Handles what the QUIC endpoint reported. Returns whether there was anything to
+    /// handle. Its packets leave once a turn (`flush_quic`).
     fn pump_quic(&mut self, now_ns: u64) -> bool {
         let mut handled = false;
         loop {
             let Some(quic) = &mut self.quic else { return handled };
-            quic.flush(now_ns);
             let Some(event) = quic.poll_event() else { return handled };
             handled = true;
             match event {
