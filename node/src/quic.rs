@@ -41,7 +41,9 @@ pub(crate) struct QuicTransport {
 
 impl QuicTransport {
     /// Starts the endpoint on the bound `socket` and its reader thread. With `accept`,
-    /// peers may dial in.
+    /// peers may dial in. `identity` is the node's static secret, from which the endpoint's
+    /// stateless-reset and connection-id keys derive, so that after a restart its peers'
+    /// old connections end at their next packet.
     ///
     /// # Errors
     /// When the socket cannot be configured, TLS cannot be set up, or the thread cannot
@@ -51,10 +53,11 @@ impl QuicTransport {
         accept: bool,
         epoch: Instant,
         epoch_ns: u64,
+        identity: &[u8],
         inputs: SyncSender<Input>,
         logger: Logger,
     ) -> io::Result<Self> {
-        let endpoint = QuicEndpoint::new(epoch, accept)
+        let endpoint = QuicEndpoint::new(epoch, accept, identity)
             .map_err(|error: QuicError| io::Error::other(error.to_string()))?;
         // One socket, two handles: the reader blocks (with a timeout, to notice a stop);
         // sends never block (`send`). O_NONBLOCK would be shared by both handles, so it is
@@ -174,7 +177,7 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("loopback binds");
         let (inputs, _received) = std::sync::mpsc::sync_channel(8);
         let logger = Logger::new("test", false);
-        let transport = QuicTransport::start(socket, true, Instant::now(), 0, inputs, logger)
+        let transport = QuicTransport::start(socket, true, Instant::now(), 0, b"secret", inputs, logger)
             .expect("the endpoint starts");
         // SAFETY: F_GETFL on a descriptor this test owns reads its flags and changes nothing.
         let flags = unsafe { libc::fcntl(transport.socket.as_raw_fd(), libc::F_GETFL) };

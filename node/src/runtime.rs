@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferry_protocol::NodeId;
-use ferry_protocol::session::{KEY_BYTES, NAME_BYTES_MAX, PSK_BYTES};
+use ferry_protocol::session::{Identity, KEY_BYTES, NAME_BYTES_MAX, PSK_BYTES};
 use ferry_protocol::{DiskRequest, Event, LinkId, LinkKind, Node, NodeConfig, Output, Role, SessionConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
@@ -179,6 +179,9 @@ pub(crate) struct Runtime {
     quic: Option<QuicTransport>,
     /// With `--transport quic`, the bound socket until the endpoint starts.
     quic_socket: Option<UdpSocket>,
+    /// The node's identity, whose secret the QUIC endpoint's reset keys derive from (its
+    /// `Debug` leaves the secret out).
+    quic_identity: Identity,
 }
 
 impl Runtime {
@@ -376,6 +379,7 @@ impl Runtime {
             listener,
             quic: None,
             quic_socket,
+            quic_identity: identity.clone(),
         };
         if let Some(socket) = runtime.quic_socket.take() {
             runtime.start_quic(socket, true).map_err(resource("quic endpoint"))?;
@@ -936,6 +940,7 @@ impl Runtime {
             accept,
             self.clock.start,
             self.clock.epoch_ns,
+            &self.quic_identity.secret,
             self.inputs_sender.clone(),
             self.logger.clone(),
         )?;
@@ -984,49 +989,48 @@ impl Runtime {
         }
     }
 
-    /// Handles what the QUIC endpoint reported. Returns whether there was anything to
-    /// handle. Its packets leave once a turn (`flush_quic`).
+    /// Handles the QUIC endpoint's next event, if any; returns whether there was one. One
+    /// at a time: the caller performs what the node made of it before the next, so that the
+    /// Close a stream delivered is heard before the end of that stream closes the link.
+    /// Packets leave once a turn (`flush_quic`).
     fn pump_quic(&mut self, now_ns: u64) -> bool {
-        let mut handled = false;
-        loop {
-            let Some(quic) = &mut self.quic else { return handled };
-            let Some(event) = quic.poll_event() else { return handled };
-            handled = true;
-            match event {
-                QuicEvent::Accepted { link: quic_link, remote } => {
-                    if self.admit(now_ns, remote) {
-                        let link =
-                            self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
-                        if let Some(connection) = self.connections.get_mut(&link) {
-                            connection.transport_ready = true;
-                        }
-                    } else if let Some(quic) = &mut self.quic {
-                        quic.close(now_ns, quic_link);
-                    }
-                }
-                QuicEvent::Connected { link: quic_link } => {
-                    if let Some(link) = quic.links.get(&quic_link).copied()
-                        && let Some(connection) = self.connections.get_mut(&link)
-                    {
+        let Some(quic) = &mut self.quic else { return false };
+        let Some(event) = quic.poll_event() else { return false };
+        match event {
+            QuicEvent::Accepted { link: quic_link, remote } => {
+                if self.admit(now_ns, remote) {
+                    let link =
+                        self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
+                    if let Some(connection) = self.connections.get_mut(&link) {
                         connection.transport_ready = true;
-                        self.logger.debug(format_args!("connected to {} over quic", connection.address));
-                        self.node.link_up(now_ns, link, LinkKind::Stream, Role::Initiator);
                     }
+                } else if let Some(quic) = &mut self.quic {
+                    quic.close(now_ns, quic_link);
                 }
-                QuicEvent::Received { link: quic_link, bytes } => {
-                    if let Some(link) = quic.links.get(&quic_link).copied()
-                        && self.connections.get(&link).is_some_and(|connection| !connection.closing)
-                    {
-                        self.node.handle_stream(now_ns, link, &bytes);
-                    }
+            }
+            QuicEvent::Connected { link: quic_link } => {
+                if let Some(link) = quic.links.get(&quic_link).copied()
+                    && let Some(connection) = self.connections.get_mut(&link)
+                {
+                    connection.transport_ready = true;
+                    self.logger.debug(format_args!("connected to {} over quic", connection.address));
+                    self.node.link_up(now_ns, link, LinkKind::Stream, Role::Initiator);
                 }
-                QuicEvent::Closed { link: quic_link, reason } => {
-                    if let Some(link) = quic.links.remove(&quic_link) {
-                        self.connection_closed(now_ns, link, &ferry_protocol::text::escape(&reason));
-                    }
+            }
+            QuicEvent::Received { link: quic_link, bytes } => {
+                if let Some(link) = quic.links.get(&quic_link).copied()
+                    && self.connections.get(&link).is_some_and(|connection| !connection.closing)
+                {
+                    self.node.handle_stream(now_ns, link, &bytes);
+                }
+            }
+            QuicEvent::Closed { link: quic_link, reason } => {
+                if let Some(link) = quic.links.remove(&quic_link) {
+                    self.connection_closed(now_ns, link, &ferry_protocol::text::escape(&reason));
                 }
             }
         }
+        true
     }
 
     /// At shutdown, once every QUIC link is closing: drives the endpoint until each has
@@ -1152,6 +1156,18 @@ impl Runtime {
     /// Performs every output the node queued.
     fn drain(&mut self) -> Result<(), NodeError> {
         let now_ns = self.clock.now_ns();
+        // QUIC's events make the node say more (a handshake answered, a link closed): one
+        // event, then everything the node said, until neither has anything.
+        loop {
+            self.drain_outputs(now_ns)?;
+            if !self.pump_quic(now_ns) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Performs every output the node has queued.
+    fn drain_outputs(&mut self, now_ns: u64) -> Result<(), NodeError> {
         while let Some(output) = self.node.poll() {
             match output {
                 Output::Send { link, frame, .. } => self.send(link, frame),
@@ -1176,10 +1192,6 @@ impl Runtime {
                 }
                 Output::Event(event) => self.handle_event(now_ns, event),
             }
-        }
-        // QUIC's events may make the node say more (a handshake answered, a link closed).
-        if self.pump_quic(now_ns) {
-            return self.drain();
         }
         Ok(())
     }

@@ -16,8 +16,8 @@
 //! let epoch = Instant::now();
 //! let a_address = "127.0.0.1:7001".parse().unwrap();
 //! let b_address = "127.0.0.1:7002".parse().unwrap();
-//! let mut a = QuicEndpoint::new(epoch, true).unwrap();
-//! let mut b = QuicEndpoint::new(epoch, true).unwrap();
+//! let mut a = QuicEndpoint::new(epoch, true, b"a's lasting secret").unwrap();
+//! let mut b = QuicEndpoint::new(epoch, true, b"b's lasting secret").unwrap();
 //! let link = a.connect(0, b_address).unwrap();
 //! a.send(link, b"hello over quic").unwrap();
 //! // Carry datagrams both ways until b has the bytes (a lossless, instant network).
@@ -217,11 +217,14 @@ fn transport_config() -> TransportConfig {
 impl QuicEndpoint {
     /// An endpoint that dials and, with `accept`, also takes incoming connections, drawing
     /// its keys and connection ids from the operating system. Times given to it are
-    /// nanoseconds since `epoch`.
+    /// nanoseconds since `epoch`. `identity` is a secret that stays the same across restarts
+    /// of the node (its static private key): the stateless-reset key derives from it, so a
+    /// restarted node's peers learn at its first packet that their old connections are
+    /// gone instead of waiting out [`IDLE_TIMEOUT`].
     ///
     /// # Errors
     /// [`QuicError::Tls`] when the certificate or the TLS configuration cannot be made.
-    pub fn new(epoch: Instant, accept: bool) -> Result<Self, QuicError> {
+    pub fn new(epoch: Instant, accept: bool, identity: &[u8]) -> Result<Self, QuicError> {
         let provider = tls::os_provider();
         let mut client = ClientConfig::new(Arc::new(
             QuicClientConfig::try_from(tls::client_config(Arc::clone(&provider))?)
@@ -236,7 +239,14 @@ impl QuicEndpoint {
             None
         };
         client.transport_config(Arc::new(transport_config()));
-        Ok(Self::assemble(epoch, EndpointConfig::default(), client, server, None))
+        let mut endpoint_config = EndpointConfig::new(Arc::new(reset_key(identity)));
+        // Connection ids a restarted endpoint still recognises as its own, so that it answers
+        // packets of its old connections with a stateless reset instead of dropping them.
+        let cid_key =
+            u64::from_le_bytes(derive(identity, b"connection id key")[..8].try_into().unwrap_or_default());
+        endpoint_config
+            .cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+        Ok(Self::assemble(epoch, endpoint_config, client, server, None))
     }
 
     /// Like [`new`](Self::new), but every random draw (connection ids, keys, TLS randoms and
@@ -247,9 +257,9 @@ impl QuicEndpoint {
     ///
     /// # Errors
     /// [`QuicError::Tls`] when the certificate or the TLS configuration cannot be made.
-    pub fn seeded(epoch: Instant, accept: bool, seed: [u8; 32]) -> Result<Self, QuicError> {
+    pub fn seeded(epoch: Instant, accept: bool, seed: [u8; 32], identity: &[u8]) -> Result<Self, QuicError> {
         let config = Seeded::config(seed);
-        let mut endpoint_config = EndpointConfig::new(Arc::new(config.reset_key));
+        let mut endpoint_config = EndpointConfig::new(Arc::new(reset_key(identity)));
         endpoint_config.rng_seed(Some(config.rng_seed));
         let cids = std::sync::Mutex::new(Some(config.cids));
         endpoint_config.cid_generator(move || {
@@ -708,6 +718,28 @@ impl QuicEndpoint {
             self.links.remove(&link);
         }
     }
+}
+
+/// 32 bytes for `label` from a node's lasting secret `identity` (HKDF-SHA256, one label per
+/// use, so no derived key says anything about the secret or about another).
+fn derive(identity: &[u8], label: &[u8]) -> [u8; 32] {
+    struct Bytes32;
+    impl ring::hkdf::KeyType for Bytes32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"ferry-quic").extract(identity);
+    let mut bytes = [0u8; 32];
+    // Both steps fail only for outputs beyond 255 hashes; 32 bytes is one.
+    let _ = prk.expand(&[label], Bytes32).and_then(|okm| okm.fill(&mut bytes));
+    bytes
+}
+
+/// The stateless-reset key of a node whose lasting secret is `identity`: the same after a
+/// restart, so the restarted node's resets match the tokens its peers hold.
+fn reset_key(identity: &[u8]) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derive(identity, b"stateless reset key"))
 }
 
 /// QUIC's reason for a lost connection, in words for a log line.

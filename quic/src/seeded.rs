@@ -2,8 +2,7 @@
 //! the byte.
 //!
 //! quinn-proto seeds its own generator from `rng_seed`, but several of its defaults and all of
-//! TLS draw from the operating system: the stateless-reset key, the token key, connection
-//! ids, the first destination id a client picks, TLS randoms and key shares, and the
+//! TLS draw from the operating system: the token key, connection ids, the first destination id a client picks, TLS randoms and key shares, and the
 //! certificate's key. A seeded endpoint replaces each with a draw from its own ChaCha20
 //! stream, and makes the certificate an Ed25519 one (whose signatures are deterministic,
 //! unlike ECDSA's). Validation tokens read the endpoint's virtual time, not the system's.
@@ -61,7 +60,6 @@ pub(crate) struct SeededConfig {
     pub(crate) seeded: Seeded,
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) rng_seed: [u8; 32],
-    pub(crate) reset_key: ring::hmac::Key,
     pub(crate) token_key: ring::hkdf::Prk,
     pub(crate) cids: SeededCids,
     pub(crate) initial_cids: Arc<Mutex<SeededCids>>,
@@ -79,7 +77,6 @@ impl Seeded {
             bytes
         };
         let rng_seed = draw();
-        let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &draw());
         let token_key = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&draw());
         let cids = SeededCids::new(draw());
         let initial_cids = Arc::new(Mutex::new(SeededCids::new(draw())));
@@ -95,7 +92,6 @@ impl Seeded {
             seeded: Seeded { rng: Some(ChaCha20Rng::from_seed(tls)), now_ns: Arc::clone(&now_ns) },
             provider,
             rng_seed,
-            reset_key,
             token_key,
             cids,
             initial_cids,

@@ -23,8 +23,8 @@ impl Pair {
     fn new() -> Self {
         let epoch = Instant::now();
         Self {
-            a: QuicEndpoint::new(epoch, true).expect("endpoint a"),
-            b: QuicEndpoint::new(epoch, true).expect("endpoint b"),
+            a: QuicEndpoint::new(epoch, true, b"a").expect("endpoint a"),
+            b: QuicEndpoint::new(epoch, true, b"b").expect("endpoint b"),
             now_ns: 0,
             b_silent: false,
             a_events: Vec::new(),
@@ -170,7 +170,7 @@ fn a_peer_that_stops_reading_fills_a_bounded_queue() {
 fn an_endpoint_that_does_not_accept_refuses_dials() {
     let epoch = Instant::now();
     let mut pair = Pair::new();
-    pair.b = QuicEndpoint::new(epoch, false).expect("dial-only endpoint");
+    pair.b = QuicEndpoint::new(epoch, false, b"b").expect("dial-only endpoint");
     let link = pair.a.connect(0, address(B)).expect("dial");
     pair.run_until(30_000_000_000);
     let reasons = closed(&pair.a_events);
@@ -182,8 +182,8 @@ fn an_endpoint_that_does_not_accept_refuses_dials() {
 /// Every datagram both seeded endpoints send in a short exchange, in order.
 fn seeded_transcript(seed_a: u8, seed_b: u8) -> Vec<Vec<u8>> {
     let epoch = Instant::now();
-    let mut a = QuicEndpoint::seeded(epoch, true, [seed_a; 32]).expect("endpoint a");
-    let mut b = QuicEndpoint::seeded(epoch, true, [seed_b; 32]).expect("endpoint b");
+    let mut a = QuicEndpoint::seeded(epoch, true, [seed_a; 32], b"a").expect("endpoint a");
+    let mut b = QuicEndpoint::seeded(epoch, true, [seed_b; 32], b"b").expect("endpoint b");
     let mut transcript = Vec::new();
     let link = a.connect(0, address(B)).expect("dial");
     a.send(link, b"ferry frames").expect("queued");
@@ -218,4 +218,24 @@ fn seeded_endpoints_replay_to_the_byte() {
     assert!(first.len() >= 4, "a handshake and data: {} datagrams", first.len());
     assert_eq!(seeded_transcript(1, 2), first, "the same seeds send the same bytes");
     assert_ne!(seeded_transcript(1, 3), first, "another seed sends other bytes");
+}
+
+#[test]
+fn a_restarted_peer_resets_its_old_connections_at_once() {
+    // b restarts: a new endpoint at the same address with the same lasting secret. a's next
+    // packet on the old connection draws a stateless reset, and a learns the connection is
+    // gone long before the idle timeout.
+    let mut pair = Pair::new();
+    let link = pair.a.connect(0, address(B)).expect("dial");
+    pair.a.send(link, b"before").expect("queued");
+    pair.run_until(1_000_000_000);
+    assert_eq!(received(&pair.b_events), b"before");
+    let restarted_at = pair.now_ns;
+    pair.b = QuicEndpoint::new(Instant::now(), true, b"b").expect("b again");
+    pair.a.send(link, b"after the restart").expect("queued");
+    pair.run_until(restarted_at + IDLE_TIMEOUT.as_nanos() as u64 / 2);
+    let reasons = closed(&pair.a_events);
+    assert_eq!(reasons.len(), 1, "{:?}", pair.a_events);
+    assert!(reasons[0].contains("reset"), "{reasons:?}");
+    assert!(pair.now_ns < restarted_at + 1_000_000_000, "closed at {} ns", pair.now_ns - restarted_at);
 }

@@ -694,7 +694,7 @@ impl Process for FerryNode {
             // Drawn after the node's own seed, so runs without QUIC draw what they did.
             let mut seed = [0u8; 32];
             context.rng().fill_bytes(&mut seed);
-            match QuicLinks::new(seed) {
+            match QuicLinks::new(seed, &config.identities[index].secret) {
                 Ok(links) => process.quic = Some(links),
                 Err(error) => {
                     context.emit(FerryEvent::StartFailed { reason: error.to_string() });

@@ -60,12 +60,13 @@ fn index(address: SocketAddr) -> Option<u32> {
 }
 
 impl QuicLinks {
-    /// An endpoint whose every random draw comes from `seed`.
-    pub(crate) fn new(seed: [u8; 32]) -> Result<Self, QuicError> {
+    /// An endpoint whose every random draw comes from `seed`, its stateless-reset keys from
+    /// the node's lasting `identity` (so a restarted node resets its old connections).
+    pub(crate) fn new(seed: [u8; 32], identity: &[u8]) -> Result<Self, QuicError> {
         // The origin of the endpoint's `Instant`s only: nothing in the run depends on its value.
         let origin = Instant::now();
         Ok(Self {
-            endpoint: QuicEndpoint::seeded(origin, true, seed)?,
+            endpoint: QuicEndpoint::seeded(origin, true, seed, identity)?,
             by_peer: BTreeMap::new(),
             peers: BTreeMap::new(),
             pending: VecDeque::new(),
