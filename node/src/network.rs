@@ -88,10 +88,16 @@ pub(crate) struct TcpPipe {
 }
 
 impl Connection {
-    /// A connection on `pipe`, just opened.
-    pub(crate) fn new(pipe: Pipe, address: SocketAddr, target: Option<TargetKey>, now_ns: u64) -> Self {
+    /// A connection on `pipe`, just opened; `transport_ready` as the field says.
+    pub(crate) fn new(
+        pipe: Pipe,
+        address: SocketAddr,
+        target: Option<TargetKey>,
+        now_ns: u64,
+        transport_ready: bool,
+    ) -> Self {
         Self {
-            transport_ready: matches!(pipe, Pipe::Tcp(_)),
+            transport_ready,
             pipe,
             address,
             target,

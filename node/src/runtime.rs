@@ -920,14 +920,15 @@ impl Runtime {
         if let (Pipe::Quic(quic_link), Some(quic)) = (&pipe, &mut self.quic) {
             quic.links.insert(*quic_link, link);
         }
-        self.connections.insert(link, Connection::new(pipe, address, target.clone(), now_ns));
+        // Only a QUIC dial waits for its transport: QUIC reports an accepted connection once
+        // its handshake is done, and a TCP connection is up when it exists.
+        let ready = !(matches!(pipe, Pipe::Quic(_)) && role == Role::Initiator);
+        self.connections.insert(link, Connection::new(pipe, address, target.clone(), now_ns, ready));
         if let Some(key) = &target {
             self.dialer.connected(key, link);
         }
         self.logger.debug(format_args!("link {link} open with {address} as {role:?}"));
-        let dialing_quic = matches!(self.connections.get(&link), Some(connection) if !connection.transport_ready)
-            && role == Role::Initiator;
-        if !dialing_quic {
+        if ready {
             self.node.link_up(now_ns, link, LinkKind::Stream, role);
         }
         link
@@ -999,11 +1000,7 @@ impl Runtime {
         match event {
             QuicEvent::Accepted { link: quic_link, remote } => {
                 if self.admit(now_ns, remote) {
-                    let link =
-                        self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
-                    if let Some(connection) = self.connections.get_mut(&link) {
-                        connection.transport_ready = true;
-                    }
+                    self.add_connection(now_ns, Pipe::Quic(quic_link), remote, Role::Responder, None);
                 } else if let Some(quic) = &mut self.quic {
                     quic.close(now_ns, quic_link);
                 }
