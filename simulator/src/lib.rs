@@ -130,6 +130,8 @@ pub mod fault;
 #[cfg(feature = "protocol")]
 pub mod ferry;
 pub mod network;
+#[cfg(getrandom_backend = "custom")]
+mod os_random_trap;
 pub mod ping;
 pub mod process;
 pub mod random;
