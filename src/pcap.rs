@@ -11,6 +11,9 @@
 //! sequence and acknowledgement numbers that a simulated link with breaks, drops and
 //! reconnections does not have, and Wireshark's TCP analysis would then flag every packet;
 //! UDP keeps one packet per send and lets `contrib/ferry.lua` tell the two apart by port.
+//! A QUIC link's packets are real QUIC packets, sent to port [`QUIC_PORT`] as the simulated
+//! endpoints are; Wireshark's own QUIC dissector reads their headers (the payload is
+//! encrypted). A run that mixes transports (`network.links`) gives each link its port.
 //!
 //! The writer is the few block types pcapng needs, by hand (little-endian); the tests read
 //! the files back with the `pcap-file` crate.
@@ -23,6 +26,8 @@ use ferry_simulator::{LineFields, TraceTap};
 pub const DATAGRAM_PORT: u16 = 7400;
 /// UDP port of stream-link segments.
 pub const STREAM_PORT: u16 = 7401;
+/// UDP port of QUIC packets: the simulated endpoints' port.
+pub const QUIC_PORT: u16 = 4433;
 /// Largest payload an IPv4 UDP packet holds; a longer message is cut (its original length
 /// is still recorded).
 const PAYLOAD_MAX: usize = 65_535 - 20 - 8;
@@ -38,6 +43,8 @@ pub fn address(index: u32) -> [u8; 4] {
 pub struct PcapTap<W: Write + Send> {
     out: W,
     port: u16,
+    /// Links whose port is not `port`, by pair `(low, high)`.
+    link_ports: std::collections::BTreeMap<(u32, u32), u16>,
     packets: u64,
     error: Option<io::Error>,
     block: Vec<u8>,
@@ -66,11 +73,12 @@ fn checksum(header: &[u8]) -> u16 {
 }
 
 impl<W: Write + Send> PcapTap<W> {
-    /// Writes the section and interface headers to `out`; `stream` picks the port.
+    /// Writes the section and interface headers to `out`; every packet goes to `port`
+    /// unless [`PcapTap::with_link_port`] says otherwise for its link.
     ///
     /// # Errors
     /// The error writing the headers.
-    pub fn new(mut out: W, stream: bool) -> io::Result<Self> {
+    pub fn new(mut out: W, port: u16) -> io::Result<Self> {
         let mut bytes = Vec::new();
         let mut section = Vec::new();
         section.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
@@ -90,11 +98,19 @@ impl<W: Write + Send> PcapTap<W> {
         out.write_all(&bytes)?;
         Ok(Self {
             out,
-            port: if stream { STREAM_PORT } else { DATAGRAM_PORT },
+            port,
+            link_ports: std::collections::BTreeMap::new(),
             packets: 0,
             error: None,
             block: Vec::new(),
         })
+    }
+
+    /// Sends the packets of the link between `first` and `second` (node indexes) to `port`.
+    #[must_use]
+    pub fn with_link_port(mut self, first: u32, second: u32, port: u16) -> Self {
+        self.link_ports.insert((first.min(second), first.max(second)), port);
+        self
     }
 
     /// Packets written.
@@ -125,8 +141,9 @@ impl<W: Write + Send> PcapTap<W> {
         packet.extend_from_slice(&address(to));
         let sum = checksum(&packet[..20]);
         packet[10..12].copy_from_slice(&sum.to_be_bytes());
-        packet.extend_from_slice(&self.port.to_be_bytes());
-        packet.extend_from_slice(&self.port.to_be_bytes());
+        let port = self.link_ports.get(&(from.min(to), from.max(to))).copied().unwrap_or(self.port);
+        packet.extend_from_slice(&port.to_be_bytes());
+        packet.extend_from_slice(&port.to_be_bytes());
         packet.extend_from_slice(&(total - 20).to_be_bytes());
         packet.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
         packet.extend_from_slice(payload);

@@ -8,6 +8,7 @@
 //! or until `expect.within` after the liveness phase began, capped at `duration` (with
 //! `converged: false`, always to that deadline).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use ferry_protocol::MessageType;
 use ferry_simulator::disk::DiskConfig;
 use ferry_simulator::ferry::{
-    Command, FerryChecker, FerryConfig, FerryNode, PingOutcome, PlantedBug, Violation, format_ns,
+    Command, FerryChecker, FerryConfig, FerryLink, FerryNode, PingOutcome, PlantedBug, Violation, format_ns,
 };
 use ferry_simulator::random::{self, Stream};
 use ferry_simulator::{
@@ -109,6 +110,23 @@ impl Report {
     }
 }
 
+/// `network.links` as the simulator's per-link transports.
+fn ferry_links(network: &scenario::Network) -> BTreeMap<(u32, u32), FerryLink> {
+    network
+        .links
+        .iter()
+        .map(|link| {
+            let [first, second] = link.between.map(|index| index as u32);
+            let carried = match link.transport {
+                scenario::Transport::Datagram => FerryLink::Datagram,
+                scenario::Transport::Stream => FerryLink::Stream,
+                scenario::Transport::Quic => FerryLink::Quic,
+            };
+            ((first.min(second), first.max(second)), carried)
+        })
+        .collect()
+}
+
 fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
     let mut config = SimConfig::new(seed, scenario.nodes.clone());
     config.topology = match scenario.topology {
@@ -123,6 +141,8 @@ fn sim_config(scenario: &Scenario, seed: u64) -> SimConfig {
         scenario::Transport::Stream => Transport::Stream,
     };
     let network = &scenario.network;
+    config.link_transports =
+        ferry_links(network).into_iter().map(|(pair, link)| (pair, link.network_transport())).collect();
     config.link = LinkParams {
         latency_ns_min: network.latency_ns.min_ns,
         latency_ns_max: network.latency_ns.max_ns,
@@ -522,6 +542,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
     ferry_config.compaction_horizon_ns = scenario.disk.compaction_horizon_ns;
     ferry_config.psk = scenario.network.cluster_secret.then(|| cluster_secret(seed));
     ferry_config.quic = scenario.network.transport == scenario::Transport::Quic;
+    ferry_config.links = ferry_links(&scenario.network);
     ferry_config.trace_values = options.trace_values;
     ferry_config.planted_bug = options.planted_bug;
     let mut checker = FerryChecker::default();

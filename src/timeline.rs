@@ -548,8 +548,18 @@ impl Views {
         if let Some(path) = pcap {
             let error = |error| ViewError { path: path.to_path_buf(), error };
             let file = std::fs::File::create(path).map_err(error)?;
-            let stream = scenario.network.transport == crate::scenario::Transport::Stream;
-            let tap = crate::pcap::PcapTap::new(std::io::BufWriter::new(file), stream).map_err(error)?;
+            let port = |transport| match transport {
+                crate::scenario::Transport::Datagram => crate::pcap::DATAGRAM_PORT,
+                crate::scenario::Transport::Stream => crate::pcap::STREAM_PORT,
+                crate::scenario::Transport::Quic => crate::pcap::QUIC_PORT,
+            };
+            let network = &scenario.network;
+            let mut tap = crate::pcap::PcapTap::new(std::io::BufWriter::new(file), port(network.transport))
+                .map_err(error)?;
+            for link in &network.links {
+                tap =
+                    tap.with_link_port(link.between[0] as u32, link.between[1] as u32, port(link.transport));
+            }
             let tap = std::sync::Arc::new(std::sync::Mutex::new(tap));
             trace = trace.with_tap(Box::new(tap.clone()));
             views.pcap = Some((path.to_path_buf(), tap));

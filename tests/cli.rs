@@ -489,7 +489,8 @@ fn malformed() -> Vec<(&'static str, String, &'static str)> {
         (
             "break.yaml",
             with_head("faults:\n  - {at: 1s, break: {between: [a, b]}}\n"),
-            "break.yaml:5:14: `break` needs `network.transport: stream`",
+            "break.yaml:5:14: `break` needs a stream link: `network.transport: stream`, or `transport: stream` \
+             for this pair in `network.links`",
         ),
         (
             "empty.yaml",

@@ -165,7 +165,7 @@ fn expected_coverage(scenario: &Scenario) -> BTreeSet<&'static str> {
         expected.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, kind)| *kind));
     }
     // QUIC's packets are datagrams: loss and duplication hit them.
-    if matches!(scenario.network.transport, Transport::Datagram | Transport::Quic) {
+    if scenario.network.uses(Transport::Datagram) || scenario.network.uses(Transport::Quic) {
         let network = &scenario.network;
         let kinds = [(network.loss > 0.0, "loss"), (network.duplicate > 0.0, "duplicate")];
         expected.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, kind)| *kind));
@@ -509,4 +509,65 @@ fn the_quic_scenario_runs_quic_through_an_idle_timeout_and_a_restart() {
         .filter(|at| (24.0..28.0).contains(at))
         .count();
     assert_eq!(back_with_c, 3, "sessions with c after its restart:\n{text}");
+}
+
+/// Goal: `scenarios/mixed-transports.yaml` carries each link the way `network.links` says,
+/// and each kind meets the fault meant for it. Method: one seed's text trace. The sends of
+/// a-b and d-e are QUIC packets and those of the other links bare frames; a's isolation
+/// (5 s to 19 s) drops its e-a stream at once but its a-b QUIC connection only at QUIC's
+/// 10 s idle timeout; the `break` at 24 s drops b-c, which is dialed again; d's restart
+/// brings its QUIC link to e back.
+#[test]
+fn the_mixed_scenario_carries_each_link_its_own_way() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/mixed-transports.yaml");
+    let scenario = scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    let buffer = ferry_simulator::trace::SharedBuffer::default();
+    let report = ferry::run::run(&scenario, 5, Trace::new(Some(Box::new(buffer.clone()))));
+    assert!(report.passed(), "{:?}", report.checks);
+    let text = buffer.text();
+    let mut kinds: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
+    for line in text.lines().filter(|line| line.contains(" send ")) {
+        let words: Vec<&str> = line.split(']').nth(1).unwrap_or_default().split_whitespace().collect();
+        let (from, to) = (words[0].to_owned(), words[2].to_owned());
+        let pair = if from < to { (from, to) } else { (to, from) };
+        kinds.entry(pair).or_default().insert(if words[5] == "quic" { "quic" } else { "frame" });
+    }
+    let expected: BTreeMap<(String, String), BTreeSet<&str>> = [
+        ("a", "b", "quic"),
+        ("a", "e", "frame"),
+        ("b", "c", "frame"),
+        ("c", "d", "frame"),
+        ("d", "e", "quic"),
+    ]
+    .into_iter()
+    .map(|(first, second, kind)| ((first.to_owned(), second.to_owned()), BTreeSet::from([kind])))
+    .collect();
+    assert_eq!(kinds, expected, "what each link carried");
+    let seconds = |line: &str| -> f64 {
+        line.trim_start_matches('[').split(']').next().and_then(|at| at.trim().parse().ok()).unwrap_or(-1.0)
+    };
+    let down_at = |node: &str, peer: &str| -> Vec<f64> {
+        let index = scenario.nodes.iter().position(|name| name == peer).expect("a node");
+        text.lines()
+            .filter(|line| line.contains(&format!("] {node} peer disconnected link={index}:")))
+            .map(seconds)
+            .collect()
+    };
+    assert_eq!(down_at("a", "e"), vec![5.0], "the stream drops when a is isolated");
+    let quic_down = down_at("a", "b");
+    assert!(
+        quic_down.len() == 1 && (14.5..16.0).contains(&quic_down[0]),
+        "QUIC waits for its idle timeout: {quic_down:?}"
+    );
+    assert_eq!(down_at("b", "c"), vec![24.0], "the break");
+    let up_after = |node: &str, peer: &str, after: f64| {
+        text.lines().any(|line| {
+            line.contains(&format!("] {node} peer connected"))
+                && line.contains(&format!("name={peer} "))
+                && seconds(line) > after
+        })
+    };
+    for (node, peer, after) in [("a", "b", 19.0), ("a", "e", 19.0), ("b", "c", 24.0), ("e", "d", 30.0)] {
+        assert!(up_after(node, peer, after), "{node} and {peer} are linked again after {after} s");
+    }
 }

@@ -152,6 +152,43 @@ fn capture_has_one_packet_per_send_at_virtual_times() {
     }
 }
 
+/// Goal: in a run that mixes transports, each link's packets go to its transport's port, and
+/// a QUIC link's are real QUIC packets. Method: `scenarios/mixed-transports.yaml` (a-b and
+/// d-e QUIC, b-c and e-a stream, c-d datagram); every packet's port by pair of addresses.
+#[test]
+fn a_mixed_run_captures_each_link_on_its_transports_port() {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let directory = fresh_directory("timeline_pcap_mixed");
+    let scenario = load("scenarios/mixed-transports.yaml");
+    let path = directory.join("run.pcapng");
+    let report = run_with_views(&scenario, 1, None, Some(&path));
+    assert!(report.passed(), "{:?}", report.checks);
+    let mut reader =
+        PcapNgReader::new(std::fs::File::open(&path).expect("the capture")).expect("a pcapng file");
+    let mut ports: std::collections::BTreeMap<(u8, u8), std::collections::BTreeSet<u16>> = Default::default();
+    let mut quic_long_headers = 0;
+    while let Some(block) = reader.next_block() {
+        if let Block::EnhancedPacket(packet) = block.expect("a valid block") {
+            let data = &packet.data;
+            let (from, to) = (data[15], data[19]);
+            let port = u16::from_be_bytes([data[22], data[23]]);
+            ports.entry((from.min(to), from.max(to))).or_default().insert(port);
+            // QUIC's long header: form and fixed bits set, then version 1.
+            if port == 4433 && data[28] & 0xc0 == 0xc0 && data[29..33] == [0, 0, 0, 1] {
+                quic_long_headers += 1;
+            }
+        }
+    }
+    // Nodes a..e are 10.0.0.1 to 10.0.0.5.
+    let expected: std::collections::BTreeMap<(u8, u8), std::collections::BTreeSet<u16>> =
+        [((1, 2), 4433), ((2, 3), 7401), ((3, 4), 7400), ((4, 5), 4433), ((1, 5), 7401)]
+            .into_iter()
+            .map(|(pair, port)| (pair, std::collections::BTreeSet::from([port])))
+            .collect();
+    assert_eq!(ports, expected);
+    assert!(quic_long_headers >= 4, "QUIC handshakes open with long headers: {quic_long_headers}");
+}
+
 /// With tshark installed, the shipped dissector decodes every packet as ferry (on a stream
 /// link, every packet that holds the start of a frame).
 fn tshark_reads(path: &Path, packets: u64, every: bool) {

@@ -1,9 +1,11 @@
 //! The adapter that hosts ferry's sans-IO [`Node`] as a simulator [`Process`], and the
 //! checker that watches a ferry cluster for lost writes and convergence.
 //!
-//! Links are named by the peer's node index. With the datagram transport every topology edge
-//! is a link from the start; with the stream transport the lower-indexed node dials and
-//! redials with backoff after every break. The adapter's own timers (redials, routed ping
+//! Links are named by the peer's node index. Each link is a [`FerryLink`]: a datagram link
+//! is up from the start; on a stream link the lower-indexed node dials and redials with
+//! backoff after every break; on a QUIC link it dials a QUIC connection over the datagram
+//! link, and the protocol's stream link rides on it. A run may mix the three
+//! ([`FerryConfig::links`]). The adapter's own timers (redials, routed ping
 //! retries) run on a [`SteadyClock`] of the node's readings, as the node's do, so a clock
 //! that steps back postpones none of them.
 //!
@@ -71,6 +73,10 @@ pub struct FerryConfig {
     /// the run, over `Transport::Datagram` links that lose, duplicate and reorder its
     /// packets. The protocol sees stream links. Off by default.
     pub quic: bool,
+    /// Links carried otherwise than `transport` and `quic` say, by pair (either order).
+    /// The simulated network must carry each the same way: put
+    /// [`FerryConfig::link_transports`] into `SimConfig::link_transports`. Empty by default.
+    pub links: BTreeMap<(u32, u32), FerryLink>,
     /// Anti-entropy interval.
     pub pull_interval_ns: u64,
     /// Build routing tables (needed for routed pings).
@@ -92,6 +98,29 @@ pub struct FerryConfig {
     /// ([`PlantedBug`]); `None`, the default, is the correct adapter.
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
+}
+
+/// How one link of a ferry run is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerryLink {
+    /// A simulated datagram link; the protocol's datagram link kind runs over it.
+    Datagram,
+    /// A simulated stream connection; the protocol's stream link kind.
+    Stream,
+    /// A QUIC connection (PROTOCOL.md 6.11) over a simulated datagram link, carrying the
+    /// protocol's stream link kind.
+    Quic,
+}
+
+impl FerryLink {
+    /// The simulated network's transport under this link.
+    #[must_use]
+    pub fn network_transport(self) -> Transport {
+        match self {
+            Self::Stream => Transport::Stream,
+            Self::Datagram | Self::Quic => Transport::Datagram,
+        }
+    }
 }
 
 /// A deliberate bug in the adapter, so that tests of the tools that hunt failures (`ferry
@@ -197,6 +226,7 @@ impl FerryConfig {
             identities,
             transport,
             quic: false,
+            links: BTreeMap::new(),
             pull_interval_ns: 1_000_000_000,
             routing: false,
             compaction_log_bytes: 4 * 1024 * 1024,
@@ -206,6 +236,67 @@ impl FerryConfig {
             audit: None,
             planted_bug: None,
         }
+    }
+
+    /// How the link between `first` and `second` is carried.
+    #[must_use]
+    pub fn link(&self, first: u32, second: u32) -> FerryLink {
+        let pair = (first.min(second), first.max(second));
+        self.links
+            .get(&pair)
+            .or_else(|| self.links.get(&(pair.1, pair.0)))
+            .copied()
+            .unwrap_or_else(|| self.default_link())
+    }
+
+    /// How every link not in [`FerryConfig::links`] is carried.
+    #[must_use]
+    pub fn default_link(&self) -> FerryLink {
+        match (self.quic, self.transport) {
+            (true, _) => FerryLink::Quic,
+            (false, Transport::Stream) => FerryLink::Stream,
+            (false, Transport::Datagram) => FerryLink::Datagram,
+        }
+    }
+
+    /// The network transport of each link in [`FerryConfig::links`], for
+    /// `SimConfig::link_transports`.
+    #[must_use]
+    pub fn link_transports(&self) -> BTreeMap<(u32, u32), Transport> {
+        self.links.iter().map(|(&pair, link)| (pair, link.network_transport())).collect()
+    }
+}
+
+/// How one node's links are carried: a default and the exceptions, by peer.
+#[derive(Debug, Clone)]
+struct PeerLinks {
+    default: FerryLink,
+    by_peer: BTreeMap<u32, FerryLink>,
+}
+
+impl PeerLinks {
+    fn of(config: &FerryConfig, node: u32) -> Self {
+        let by_peer = config
+            .links
+            .iter()
+            .filter_map(|(&(first, second), &link)| match (first == node, second == node) {
+                (true, false) => Some((second, link)),
+                (false, true) => Some((first, link)),
+                _ => None,
+            })
+            .collect();
+        Self { default: config.default_link(), by_peer }
+    }
+
+    fn get(&self, peer: u32) -> FerryLink {
+        if self.by_peer.is_empty() {
+            return self.default;
+        }
+        self.by_peer.get(&peer).copied().unwrap_or(self.default)
+    }
+
+    fn any(&self, link: FerryLink) -> bool {
+        self.default == link || self.by_peer.values().any(|each| *each == link)
     }
 }
 
@@ -389,8 +480,9 @@ impl TraceRecord for FerryEvent {
 /// One ferry node inside the simulator.
 pub struct FerryNode {
     node: Option<Node>,
-    stream: bool,
-    /// The node's QUIC endpoint, when links run over QUIC ([`FerryConfig::quic`]).
+    /// How each link is carried.
+    links: PeerLinks,
+    /// The node's QUIC endpoint, when some of its links run over QUIC.
     quic: Option<QuicLinks>,
     /// Stream peers this node dials: next attempt time (steady) and current backoff.
     redial: BTreeMap<u32, (Option<u64>, u64)>,
@@ -427,7 +519,7 @@ impl FerryNode {
                 Output::Send { message: Some(sent), .. }
                     if self.bug == Some(PlantedBug::ForgetToRelay)
                         && relays_another_origin(&sent, own_id) => {}
-                Output::Send { link, frame, .. } if self.quic.is_some() => {
+                Output::Send { link, frame, .. } if self.links.get(link as u32) == FerryLink::Quic => {
                     if let Some(audit) = &self.audit {
                         audit.count_sent(&frame);
                     }
@@ -448,7 +540,7 @@ impl FerryNode {
                     let (ids, values) = (&self.ids, self.trace_values);
                     context.send_described(link as u32, frame, || describe::describe(&sent, ids, values));
                 }
-                Output::Close { link } if self.quic.is_some() => {
+                Output::Close { link } if self.links.get(link as u32) == FerryLink::Quic => {
                     // The Close that says why is queued; QUIC delivers it, then ends the
                     // connection, and its close takes the link down.
                     let steady_ns = self.steady.advance(context.now_ns());
@@ -658,11 +750,11 @@ impl Process for FerryNode {
         let mut seed = [0u8; 32];
         context.rng().fill_bytes(&mut seed);
         let rng = Box::new(ChaCha8Rng::from_seed(seed));
-        let stream = config.transport == Transport::Stream;
+        let links = PeerLinks::of(config, context.node());
         let mut process = match Node::recover(node_config, disk, rng) {
             Ok(node) => Self {
                 node: Some(node),
-                stream,
+                links: links.clone(),
                 quic: None,
                 redial: BTreeMap::new(),
                 pings: BTreeMap::new(),
@@ -677,7 +769,7 @@ impl Process for FerryNode {
                 context.emit(FerryEvent::StartFailed { reason: error.to_string() });
                 Self {
                     node: None,
-                    stream,
+                    links: links.clone(),
                     quic: None,
                     redial: BTreeMap::new(),
                     pings: BTreeMap::new(),
@@ -690,7 +782,7 @@ impl Process for FerryNode {
                 }
             }
         };
-        if config.quic && process.node.is_some() {
+        if links.any(FerryLink::Quic) && process.node.is_some() {
             // Drawn after the node's own seed, so runs without QUIC draw what they did.
             let mut seed = [0u8; 32];
             context.rng().fill_bytes(&mut seed);
@@ -702,10 +794,12 @@ impl Process for FerryNode {
                 }
             }
         }
-        if stream && process.node.is_some() {
+        if links.any(FerryLink::Stream) && process.node.is_some() {
             for peer in (context.node() + 1)..config.names.len() as u32 {
-                process.redial.insert(peer, (None, REDIAL_NS_INITIAL));
-                context.connect(peer);
+                if links.get(peer) == FerryLink::Stream {
+                    process.redial.insert(peer, (None, REDIAL_NS_INITIAL));
+                    context.connect(peer);
+                }
             }
         }
         process.drain(context);
@@ -714,7 +808,7 @@ impl Process for FerryNode {
 
     fn on_message(&mut self, context: &mut Context<'_, FerryEvent>, from: u32, bytes: Bytes) {
         let now_ns = context.now_ns();
-        if let Some(quic) = self.quic.as_mut() {
+        if let Some(quic) = self.quic.as_mut().filter(|_| self.links.get(from) == FerryLink::Quic) {
             quic.handle_datagram(self.steady.advance(now_ns), from, &bytes);
         } else if let Some(node) = self.node.as_mut() {
             node.handle_received(now_ns, u64::from(from), bytes);
@@ -734,7 +828,7 @@ impl Process for FerryNode {
             }
         }
         for peer in dials {
-            if self.quic.is_some() {
+            if self.links.get(peer) == FerryLink::Quic {
                 self.quic_dial(now_ns, peer);
             } else {
                 context.connect(peer);
@@ -759,7 +853,8 @@ impl Process for FerryNode {
 
     fn on_link_up(&mut self, context: &mut Context<'_, FerryEvent>, peer: u32, initiator: bool) {
         let now_ns = context.now_ns();
-        if self.quic.is_some() {
+        let link = self.links.get(peer);
+        if link == FerryLink::Quic {
             // A neighbour on the datagram network: the lower index dials it over QUIC, the
             // higher waits for the dial (its link comes up when QUIC accepts it).
             if initiator && self.node.is_some() {
@@ -772,7 +867,7 @@ impl Process for FerryNode {
             *at = None;
             *backoff = REDIAL_NS_INITIAL;
         }
-        let kind = if self.stream { LinkKind::Stream } else { LinkKind::Datagram };
+        let kind = if link == FerryLink::Stream { LinkKind::Stream } else { LinkKind::Datagram };
         let role = if initiator { Role::Initiator } else { Role::Responder };
         if let Some(node) = self.node.as_mut() {
             node.link_up(now_ns, u64::from(peer), kind, role);

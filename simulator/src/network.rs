@@ -185,6 +185,8 @@ pub(crate) struct Connection {
 #[derive(Debug, Clone)]
 pub struct Network {
     transport: Transport,
+    /// Links whose transport is not `transport`, by pair `(low, high)`.
+    link_transports: BTreeMap<(u32, u32), Transport>,
     defaults: LinkParams,
     /// Sorted neighbour lists; `None` for a full mesh.
     adjacency: Option<Vec<Vec<u32>>>,
@@ -226,6 +228,7 @@ impl Network {
         };
         Self {
             transport,
+            link_transports: BTreeMap::new(),
             defaults,
             adjacency,
             nodes_count,
@@ -239,10 +242,34 @@ impl Network {
         }
     }
 
-    /// The transport every link uses.
+    /// The transport of every link that [`Network::set_link_transport`] did not change.
     #[must_use]
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// Carries the link between `first` and `second` (both ways) with `transport`.
+    pub fn set_link_transport(&mut self, first: u32, second: u32, transport: Transport) {
+        if transport == self.transport {
+            self.link_transports.remove(&pair(first, second));
+        } else {
+            self.link_transports.insert(pair(first, second), transport);
+        }
+    }
+
+    /// True when some link's transport differs from [`Network::transport`].
+    #[must_use]
+    pub fn mixes_transports(&self) -> bool {
+        !self.link_transports.is_empty()
+    }
+
+    /// The transport of the link between `first` and `second`.
+    #[must_use]
+    pub fn transport_between(&self, first: u32, second: u32) -> Transport {
+        if self.link_transports.is_empty() {
+            return self.transport;
+        }
+        self.link_transports.get(&pair(first, second)).copied().unwrap_or(self.transport)
     }
 
     /// True when the topology links `first` and `second`.

@@ -59,6 +59,9 @@ pub struct SimConfig {
     pub topology: Topology,
     /// How links carry messages.
     pub transport: Transport,
+    /// Links carried otherwise than `transport`, by pair (either order): a run may mix
+    /// datagram and stream links. Empty by default.
+    pub link_transports: BTreeMap<(u32, u32), Transport>,
     /// Default link behaviour.
     pub link: LinkParams,
     /// Disk behaviour.
@@ -81,6 +84,7 @@ impl SimConfig {
             names,
             topology: Topology::FullMesh,
             transport: Transport::Datagram,
+            link_transports: BTreeMap::new(),
             link: LinkParams::default(),
             disk: DiskConfig::default(),
             clock_skew_ns: 0,
@@ -484,7 +488,10 @@ impl<P: Process> Simulation<P> {
     /// Builds the simulation and boots every node at virtual time 0.
     pub fn new(config: SimConfig, process_config: P::Config, trace: Trace) -> Self {
         let nodes_count = u32::try_from(config.names.len()).unwrap_or(u32::MAX);
-        let network = Network::new(nodes_count, &config.topology, config.transport, config.link);
+        let mut network = Network::new(nodes_count, &config.topology, config.transport, config.link);
+        for (&(first, second), &transport) in &config.link_transports {
+            network.set_link_transport(first, second, transport);
+        }
         let mut clock_rng = random::stream(config.seed, Stream::Clock);
         let slots = (0..nodes_count)
             .map(|node| {
@@ -1146,7 +1153,7 @@ impl<P: Process> Simulation<P> {
         }
         let mut message =
             InFlight { from, to, message_id, bytes, from_incarnation, to_incarnation, epoch: 0 };
-        match self.network.transport() {
+        match self.network.transport_between(from, to) {
             Transport::Stream => {
                 let Some(connection) = self.network.connection(from, to) else {
                     // The latency draw a stream send always made, so that a run's draws (and
@@ -1196,7 +1203,7 @@ impl<P: Process> Simulation<P> {
             sent_ns = start_ns.saturating_add(transmit_ns);
             queue.push_back(sent_ns);
         }
-        match self.network.transport() {
+        match self.network.transport_between(from, to) {
             Transport::Stream => {
                 let latency =
                     random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
@@ -1370,7 +1377,7 @@ impl<P: Process> Simulation<P> {
                         )
                     },
                 );
-                let epoch = match self.network.transport() {
+                let epoch = match self.network.transport_between(from, to) {
                     Transport::Datagram => 0,
                     Transport::Stream => match self.network.connection(from, to) {
                         Some(connection) => connection.epoch,
@@ -1433,8 +1440,8 @@ impl<P: Process> Simulation<P> {
     }
 
     fn start_connect(&mut self, from: u32, to: u32) {
-        if self.network.transport() != Transport::Stream
-            || to as usize >= self.slots.len()
+        if to as usize >= self.slots.len()
+            || self.network.transport_between(from, to) != Transport::Stream
             || self.network.connection(from, to).is_some()
         {
             return;
@@ -1517,9 +1524,11 @@ impl<P: Process> Simulation<P> {
         slot.process = Some(process);
         self.apply_outputs(node, &mut outputs);
         self.outputs = outputs;
-        if self.network.transport() == Transport::Datagram {
+        if self.network.transport() == Transport::Datagram || self.network.mixes_transports() {
             for peer in self.network.neighbours(node) {
-                self.call(node, |process, context| process.on_link_up(context, peer, node < peer));
+                if self.network.transport_between(node, peer) == Transport::Datagram {
+                    self.call(node, |process, context| process.on_link_up(context, peer, node < peer));
+                }
             }
         }
     }

@@ -394,9 +394,21 @@ pub enum ErrorKind {
         /// `at` of the restart, as written.
         at: String,
     },
-    /// A `break` fault while the transport is `datagram`, which has no connections.
-    #[error("`break` needs `network.transport: stream`")]
+    /// A `break` fault on a link that is not a stream: datagram links have no connections,
+    /// and QUIC's connections end by QUIC's rules (idle timeout, crash), not by `break`.
+    #[error(
+        "`break` needs a stream link: `network.transport: stream`, or `transport: stream` for this pair in \
+         `network.links`"
+    )]
     BreakNeedsStream,
+    /// A pair listed twice in `network.links`; the span is the second one.
+    #[error("the link between `{first}` and `{second}` is listed twice in `network.links`")]
+    DuplicateLink {
+        /// One node, as named in `nodes`.
+        first: String,
+        /// The other node.
+        second: String,
+    },
     /// `until` or `for` on a fault kind that cannot last (`heal`, `restart`, `break`).
     #[error(
         "a `{kind}` fault cannot last: `{key}` applies to partition, cut, link, isolate, crash, clock_jump, \

@@ -441,10 +441,14 @@ fn fault(node: &Node, context: &Context<'_>) -> Result<(Fault, FaultSource)> {
             "pause" => FaultKind::Pause { node: context.node(value)? },
             "disk_fault" => disk_fault(value, context)?,
             _ => {
-                if matches!(context.transport, Some(Transport::Datagram | Transport::Quic)) {
+                let between = between(value, context)?;
+                if matches!(
+                    context.transport_between(between[0], between[1]),
+                    Some(Transport::Datagram | Transport::Quic)
+                ) {
                     return Err(Located::new(entry.key_span, ErrorKind::BreakNeedsStream));
                 }
-                FaultKind::Break { between: between(value, context)? }
+                FaultKind::Break { between }
             }
         };
         kind = Some((fault_kind, value.span));

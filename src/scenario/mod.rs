@@ -43,6 +43,9 @@
 //! network:                  # every link, unless a `link` fault overrides it
 //!   transport: datagram     # datagram (default): lossy, may duplicate and reorder
 //!                           # | stream: ordered and reliable until a fault breaks it
+//!                           # | quic: each node's real QUIC stack over datagram links
+//!   links:                  # single links carried otherwise than `transport`, each pair
+//!     - {between: [a, b], transport: quic}  # at most once; default none
 //!   latency: 1ms..20ms      # one-way delay per message; default 1ms..10ms
 //!   loss: 0.05              # probability a message is dropped; default 0
 //!   duplicate: 0.01         # probability a message arrives twice; default 0
@@ -83,7 +86,7 @@
 //!   - {at: 20s, restart: c}
 //!   - {at: 21s, isolate: d}
 //!   - {at: 22s, clock_jump: {node: b, by: -2s}}
-//!   - {at: 23s, break: {between: [a, b]}}      # needs transport: stream
+//!   - {at: 23s, break: {between: [a, b]}}      # needs a stream link
 //!   - {at: 30s, for: 2s, corrupt: {between: [a, b], probability: 0.1}}
 //!   - {at: 31s, replay: {between: [a, b], count: 5}}  # count: 1 to 1000, default 1
 //!   - {at: 32s, for: 2s, clog: {from: a, to: b}}   # or {between: [a, b]}: both ways
@@ -205,8 +208,8 @@ pub(crate) use error::suggest;
 pub use error::{ErrorKind, QUOTED_CHARS_MAX, ScenarioError, Span};
 pub use model::{
     Burst, Chaos, ChaosClockJump, ChaosCrash, ChaosReplay, ChaosWindow, Clock, Disk, DiskFaultKind, Expect,
-    Fault, FaultKind, HotKeys, LinkOverride, LivenessCause, Network, NodeIndex, NodeSelection, RandomPuts,
-    RangeNs, Rate, Scenario, SignedRangeNs, Topology, Transport, ValueBytes, WorkloadItem,
+    Fault, FaultKind, HotKeys, LinkOverride, LinkTransport, LivenessCause, Network, NodeIndex, NodeSelection,
+    RandomPuts, RangeNs, Rate, Scenario, SignedRangeNs, Topology, Transport, ValueBytes, WorkloadItem,
 };
 pub use warnings::{Warning, warnings};
 pub use write::{duration as format_duration_exact, to_yaml};

@@ -228,6 +228,9 @@ pub enum Transport {
 pub struct Network {
     /// `transport`: default [`Transport::Datagram`].
     pub transport: Transport,
+    /// `links`: links carried otherwise than `transport`, each pair at most once, in file
+    /// order; default none. A run may so mix datagram, stream and QUIC links.
+    pub links: Vec<LinkTransport>,
     /// `latency`: one-way delay of each message, drawn per message; default `1ms..10ms`.
     pub latency_ns: RangeNs,
     /// `loss`: probability that a message is dropped; default 0.
@@ -250,10 +253,38 @@ pub struct Network {
     pub cluster_secret: bool,
 }
 
+impl Network {
+    /// How the link between `first` and `second` is carried.
+    #[must_use]
+    pub fn transport_between(&self, first: NodeIndex, second: NodeIndex) -> Transport {
+        let pair = [first.min(second), first.max(second)];
+        self.links
+            .iter()
+            .find(|link| [link.between[0].min(link.between[1]), link.between[0].max(link.between[1])] == pair)
+            .map_or(self.transport, |link| link.transport)
+    }
+
+    /// True when some link, by `transport` or `links`, is carried by `transport`.
+    #[must_use]
+    pub fn uses(&self, transport: Transport) -> bool {
+        self.transport == transport || self.links.iter().any(|link| link.transport == transport)
+    }
+}
+
+/// An item of `network.links`: `{between: [a, b], transport: quic}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTransport {
+    /// `between`: the two nodes, distinct, as written.
+    pub between: [NodeIndex; 2],
+    /// `transport` (required).
+    pub transport: Transport,
+}
+
 impl Default for Network {
     fn default() -> Network {
         Network {
             transport: Transport::Datagram,
+            links: Vec::new(),
             latency_ns: RangeNs { min_ns: 1_000_000, max_ns: 10_000_000 },
             loss: 0.0,
             duplicate: 0.0,

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use super::duration::{EXPECTED_DURATION, EXPECTED_RANGE, parse_duration_ns, parse_range_ns};
 use super::error::{ErrorKind, Located, Span, shorten, suggest};
 use super::events::{self, FaultSource};
-use super::model::{Clock, Disk, Expect, Network, NodeIndex, NodeSelection, Scenario, Topology, Transport};
+use super::model::{
+    Clock, Disk, Expect, LinkTransport, Network, NodeIndex, NodeSelection, Scenario, Topology, Transport,
+};
 use super::quantity::{
     EXPECTED_BANDWIDTH, EXPECTED_BOOL, EXPECTED_PROBABILITY, EXPECTED_WHOLE, parse_bandwidth, parse_bool,
     parse_probability, parse_whole,
@@ -50,6 +52,20 @@ pub(crate) struct Context<'a> {
     pub(crate) duration_text: &'a str,
     /// `network.transport`, or `None` when `network` itself is invalid.
     pub(crate) transport: Option<Transport>,
+    /// `network.links`, once read.
+    pub(crate) links: Vec<LinkTransport>,
+}
+
+impl Context<'_> {
+    /// How the link between `first` and `second` is carried, or `None` when `network` is
+    /// invalid.
+    pub(crate) fn transport_between(&self, first: NodeIndex, second: NodeIndex) -> Option<Transport> {
+        let pair = (first.min(second), first.max(second));
+        let link = self.links.iter().find(|link| {
+            (link.between[0].min(link.between[1]), link.between[0].max(link.between[1])) == pair
+        });
+        link.map(|link| link.transport).or(self.transport)
+    }
 }
 
 /// Keeps the error that comes first in the file.
@@ -108,19 +124,23 @@ pub(crate) fn scenario(root: &Node) -> Result<(Scenario, Vec<FaultSource>)> {
     let routing = first.note(optional(find("routing"), |node| scalar(node, EXPECTED_BOOL, parse_bool)));
 
     let mut topology = None;
+    let mut links = None;
     let mut workload = None;
     let mut faults = None;
     let mut chaos = None;
     if let (Some(nodes), Some((duration_ns, duration_text))) = (&nodes, &duration) {
-        let context = Context {
+        let mut context = Context {
             nodes,
             duration_ns: *duration_ns,
             duration_text,
             transport: network
                 .as_ref()
                 .map(|section| section.as_ref().map_or(Transport::Datagram, |network| network.transport)),
+            links: Vec::new(),
         };
         topology = first.note(optional(find("topology"), |node| self::topology(node, &context)));
+        links = first.note(optional(network_links(find("network")), |node| self::links(node, &context)));
+        context.links = links.clone().flatten().unwrap_or_default();
         workload = first.note(optional(find("workload"), |node| events::workload(node, &context)));
         faults = first.note(optional(find("faults"), |node| events::faults(node, &context)));
         chaos = first.note(optional(find("chaos"), |node| events::chaos(node, &context)));
@@ -151,13 +171,15 @@ pub(crate) fn scenario(root: &Node) -> Result<(Scenario, Vec<FaultSource>)> {
         unreachable!("a section without a value always notes an error");
     };
     let (faults, fault_sources) = faults.unwrap_or_default().into_iter().unzip();
+    let mut network = network.unwrap_or_default();
+    network.links = links.flatten().unwrap_or_default();
     let scenario = Scenario {
         name,
         seed,
         duration_ns,
         nodes: nodes.names,
         topology: topology.unwrap_or_default(),
-        network: network.unwrap_or_default(),
+        network,
         clock: clock.unwrap_or_default(),
         disk: disk.unwrap_or_default(),
         workload: workload.unwrap_or_default(),
@@ -465,8 +487,17 @@ fn topology_edges(node: &Node, context: &Context<'_>) -> Result<Vec<(NodeIndex, 
 }
 
 fn network(node: &Node) -> Result<Network> {
-    const KEYS: &[&str] =
-        &["transport", "latency", "loss", "duplicate", "reorder", "bandwidth", "queue", "cluster_secret"];
+    const KEYS: &[&str] = &[
+        "transport",
+        "links",
+        "latency",
+        "loss",
+        "duplicate",
+        "reorder",
+        "bandwidth",
+        "queue",
+        "cluster_secret",
+    ];
     let mut network = Network::default();
     for entry in mapping(node, "a mapping of network settings")? {
         let value = &entry.value;
@@ -481,10 +512,59 @@ fn network(node: &Node) -> Result<Network> {
             }
             "queue" => network.queue_messages_max = Some(super::events::queue(value)?),
             "cluster_secret" => network.cluster_secret = boolean(value)?,
+            // Names nodes: read with the other sections that do (`links`).
+            "links" => {}
             _ => return Err(unknown_key(entry, KEYS)),
         }
     }
     Ok(network)
+}
+
+/// `network.links`, when `network` is a mapping that has it (and it is not left empty).
+fn network_links(network: Option<&Node>) -> Option<&Node> {
+    match &network?.value {
+        Value::Mapping(entries) => entries
+            .iter()
+            .find(|entry| entry.key == "links")
+            .map(|entry| &entry.value)
+            .filter(|node| !node.is_null()),
+        _ => None,
+    }
+}
+
+/// `network.links`: `[{between: [a, b], transport: quic}, ...]`, each pair at most once.
+fn links(node: &Node, context: &Context<'_>) -> Result<Vec<LinkTransport>> {
+    const KEYS: &[&str] = &["between", "transport"];
+    let mut links: Vec<LinkTransport> = Vec::new();
+    for item in sequence(node, "a list of links like [{between: [a, b], transport: quic}]")? {
+        let mut between = None;
+        let mut transport = None;
+        for entry in mapping(item, "a mapping like {between: [a, b], transport: quic}")? {
+            match entry.key.as_str() {
+                "between" => between = Some((context.pair(&entry.value)?, entry.value.span)),
+                "transport" => transport = Some(self::transport(&entry.value)?),
+                _ => return Err(unknown_key(entry, KEYS)),
+            }
+        }
+        let (between, span) = required(between, item.span, "between")?;
+        let transport = required(transport, item.span, "transport")?;
+        let pair = [between[0].min(between[1]), between[0].max(between[1])];
+        if links
+            .iter()
+            .any(|link| [link.between[0].min(link.between[1]), link.between[0].max(link.between[1])] == pair)
+        {
+            let names = &context.nodes.names;
+            return Err(Located::new(
+                span,
+                ErrorKind::DuplicateLink {
+                    first: names[between[0]].clone(),
+                    second: names[between[1]].clone(),
+                },
+            ));
+        }
+        links.push(LinkTransport { between, transport });
+    }
+    Ok(links)
 }
 
 fn transport(node: &Node) -> Result<Transport> {

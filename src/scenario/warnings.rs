@@ -48,7 +48,18 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
             ),
         });
     }
-    let stream = scenario.network.transport == Transport::Stream;
+    for link in &scenario.network.links {
+        let [first, second] = link.between;
+        if !scenario.topology.connects(first, second, scenario.nodes.len()) {
+            found.push(Warning {
+                span: None,
+                message: format!(
+                    "the topology has no link between `{}` and `{}`: their entry in `network.links` has no effect",
+                    scenario.nodes[first], scenario.nodes[second]
+                ),
+            });
+        }
+    }
     for fault in &scenario.faults {
         let instant_and_last = fault.until_ns.is_none() && fault.at_ns >= liveness_ns;
         let undone_at_once = matches!(
@@ -80,6 +91,7 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
                 if change.queue_messages_max.is_some() && rate.is_none() {
                     found.push(queue_without_bandwidth(Some(fault.span)));
                 }
+                let stream = scenario.network.transport_between(first, second) == Transport::Stream;
                 if stream && (change.loss.is_some() || change.duplicate.is_some() || change.reorder.is_some())
                 {
                     found.push(Warning {

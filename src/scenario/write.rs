@@ -50,7 +50,7 @@ pub fn to_yaml(scenario: &Scenario, header: &[String]) -> String {
     if scenario.routing {
         out.push_str("routing: true\n");
     }
-    network(&mut out, &scenario.network);
+    network(&mut out, &scenario.network, names);
     clock(&mut out, &scenario.clock);
     disk(&mut out, &scenario.disk);
     if !scenario.workload.is_empty() {
@@ -159,16 +159,29 @@ fn pair(between: [usize; 2], names: &[String]) -> String {
     format!("[{}, {}]", names[between[0]], names[between[1]])
 }
 
-fn network(out: &mut String, network: &Network) {
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Datagram => "datagram",
+        Transport::Stream => "stream",
+        Transport::Quic => "quic",
+    }
+}
+
+fn network(out: &mut String, network: &Network, names: &[String]) {
     let defaults = Network::default();
     let mut lines = Vec::new();
     if network.transport != defaults.transport {
-        let name = match network.transport {
-            Transport::Datagram => "datagram",
-            Transport::Stream => "stream",
-            Transport::Quic => "quic",
-        };
-        lines.push(format!("transport: {name}"));
+        lines.push(format!("transport: {}", transport_name(network.transport)));
+    }
+    if !network.links.is_empty() {
+        lines.push("links:".to_owned());
+        for link in &network.links {
+            lines.push(format!(
+                "  - {{between: {}, transport: {}}}",
+                pair(link.between, names),
+                transport_name(link.transport)
+            ));
+        }
     }
     if network.latency_ns != defaults.latency_ns {
         lines.push(format!("latency: {}", range(network.latency_ns)));

@@ -6,7 +6,8 @@
 use ferry_simulator::ferry::Command;
 
 use crate::scenario::{
-    FaultKind, NodeIndex, NodeSelection, RangeNs, Rate, Scenario, Topology, ValueBytes, WorkloadItem,
+    FaultKind, LinkTransport, NodeIndex, NodeSelection, RangeNs, Rate, Scenario, Topology, ValueBytes,
+    WorkloadItem,
 };
 
 /// One pass: a name for the progress line and the candidates it proposes.
@@ -179,6 +180,14 @@ pub fn without_nodes(scenario: &Scenario, removed: &[bool]) -> Option<Scenario> 
         ),
         other => other.clone(),
     };
+    candidate.network.links = scenario
+        .network
+        .links
+        .iter()
+        .filter_map(|link| {
+            Some(LinkTransport { between: [remap(&link.between[0])?, remap(&link.between[1])?], ..*link })
+        })
+        .collect();
     let remap_selection = |selection: &NodeSelection| match selection {
         NodeSelection::All => Some(NodeSelection::All),
         NodeSelection::Listed(nodes) => {

@@ -365,21 +365,75 @@ fn times_outside_the_run() {
     assert_eq!(scenario.faults_end_ns(), 10 * SECOND_NS);
 }
 
-/// Goal: `break` only makes sense on streams. Method: default transport, then stream.
+/// Goal: `break` only makes sense on stream links. Method: default transport, then stream,
+/// then one stream link in `network.links` (before or after the fault in the file).
 #[test]
 fn break_needs_stream() {
     let fault = "faults: [{at: 1s, break: {between: [a, b]}}]\n";
-    assert_eq!(error_after_base(fault), "t.yaml:4:19: `break` needs `network.transport: stream`");
+    let needs = "`break` needs a stream link: `network.transport: stream`, or `transport: stream` for this pair \
+                 in `network.links`";
+    assert_eq!(error_after_base(fault), format!("t.yaml:4:19: {needs}"));
     assert_eq!(
         error(&format!("{BASE}{fault}network: {{transport: datagram}}\n")),
-        "t.yaml:4:19: `break` needs `network.transport: stream`"
+        format!("t.yaml:4:19: {needs}")
     );
     valid(&format!("{BASE}{fault}network: {{transport: stream}}\n"));
+    // One stream link in a datagram run, named either way round.
+    valid(&format!("{BASE}{fault}network: {{links: [{{between: [b, a], transport: stream}}]}}\n"));
+    valid(&format!("{BASE}network: {{links: [{{between: [a, b], transport: stream}}]}}\n{fault}"));
+    // A stream run whose link a-b is QUIC: not a stream.
+    assert_eq!(
+        error(&format!(
+            "{BASE}{fault}network: {{transport: stream, links: [{{between: [a, b], transport: quic}}]}}\n"
+        )),
+        format!("t.yaml:4:19: {needs}")
+    );
+    // Another pair's stream does not make this one a stream.
+    assert_eq!(
+        error(&format!("{BASE}{fault}network: {{links: [{{between: [b, c], transport: stream}}]}}\n")),
+        format!("t.yaml:4:19: {needs}")
+    );
     // An invalid `network` is reported itself, not as a `break` problem.
     assert_eq!(
         error(&format!("{BASE}{fault}network: {{transport: strem}}\n")),
         "t.yaml:5:22: unknown transport `strem`, did you mean `stream`?"
     );
+}
+
+/// Goal: every mistake in `network.links` is refused at its position. Method: one per class.
+#[test]
+fn network_links_errors() {
+    let cases = [
+        ("network: {links: [{between: [a, b]}]}\n", "t.yaml:4:19: missing required key `transport`"),
+        ("network: {links: [{transport: quic}]}\n", "t.yaml:4:19: missing required key `between`"),
+        (
+            "network: {links: [{between: [a, b], transport: tcp}]}\n",
+            "t.yaml:4:48: unknown transport `tcp`, expected one of `datagram`, `stream` or `quic`",
+        ),
+        (
+            "network: {links: [{between: [a, z], transport: quic}]}\n",
+            "t.yaml:4:33: node `z` is not declared in `nodes`",
+        ),
+        (
+            "network: {links: [{between: [a, a], transport: quic}]}\n",
+            "t.yaml:4:33: node `a` cannot be linked to itself",
+        ),
+        (
+            "network: {links: [{between: [a, b], transport: quic}, {between: [b, a], transport: stream}]}\n",
+            "t.yaml:4:65: the link between `b` and `a` is listed twice in `network.links`",
+        ),
+        (
+            "network: {links: [{between: [a, b], transport: quic, loss: 0.1}]}\n",
+            "t.yaml:4:54: unknown key `loss`, expected `between` or `transport`",
+        ),
+        (
+            "network: {links: {between: [a, b]}}\n",
+            "t.yaml:4:18: expected a list of links like [{between: [a, b], transport: quic}], found a mapping",
+        ),
+    ];
+    for (rest, expected) in cases {
+        assert_eq!(error_after_base(rest), expected, "{rest}");
+    }
 }
 
 /// Goal: with several errors, the one first in the file is reported, across sections.

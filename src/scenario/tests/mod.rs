@@ -103,6 +103,7 @@ fn contract_example() {
         topology: Topology::FullMesh,
         network: Network {
             transport: Transport::Datagram,
+            links: Vec::new(),
             latency_ns: range_ns(MILLISECOND_NS, 20 * MILLISECOND_NS),
             loss: 0.05,
             duplicate: 0.01,
@@ -386,4 +387,48 @@ fn random_workload_that_bites() {
         valid(&format!("{BASE}workload:\n  - {{rate: 1/s, keys: 1, hot_keys: {{keys: 1, share: 1}}}}\n"));
     let [WorkloadItem::Random(hot)] = scenario.workload.as_slice() else { panic!("one item expected") };
     assert_eq!(hot.hot_keys.map(|hot| hot.writers_count), Some(2));
+}
+
+/// Goal: `network.links` gives single links their own transport, looked up either way round,
+/// and the writer writes it back. Method: a datagram run with a QUIC and a stream link.
+#[test]
+fn network_links() {
+    let scenario = valid(&format!(
+        "{BASE}network:\n  transport: datagram\n  links:\n    - {{between: [b, a], transport: quic}}\n    - {{between: [b, c], transport: stream}}\n"
+    ));
+    let network = &scenario.network;
+    assert_eq!(
+        network.links,
+        vec![
+            LinkTransport { between: [1, 0], transport: Transport::Quic },
+            LinkTransport { between: [1, 2], transport: Transport::Stream },
+        ]
+    );
+    assert_eq!(network.transport_between(0, 1), Transport::Quic);
+    assert_eq!(network.transport_between(2, 1), Transport::Stream);
+    assert_eq!(network.transport_between(0, 2), Transport::Datagram);
+    assert!(network.uses(Transport::Quic) && network.uses(Transport::Datagram));
+    let text = to_yaml(&scenario, &[]);
+    assert!(
+        text.contains("network:\n  links:\n    - {between: [b, a], transport: quic}\n    - {between: [b, c], transport: stream}\n"),
+        "{text}"
+    );
+    assert_eq!(valid(&text), scenario);
+    // Left empty, `links` is absent.
+    assert!(valid(&format!("{BASE}network: {{links: }}\n")).network.links.is_empty());
+    // Warned: an entry for a pair the topology does not link, and loss on a link that
+    // `links` makes a stream (while the run's default is datagram).
+    let scenario = valid(&format!(
+        "{BASE}topology: line\nnetwork: {{links: [{{between: [a, c], transport: quic}}, {{between: [b, c], transport: stream}}]}}\n\
+         faults: [{{from: 1s, for: 1s, link: {{between: [c, b], loss: 0.5}}}}]\n"
+    ));
+    let messages: Vec<String> = warnings(&scenario).into_iter().map(|warning| warning.message).collect();
+    assert_eq!(
+        messages,
+        [
+            "the topology has no link between `a` and `c`: their entry in `network.links` has no effect",
+            "`loss`, `duplicate` and `reorder` do not apply to stream links (only `latency` does); use \
+             `network.transport: datagram`, or `break` and `partition` faults",
+        ]
+    );
 }
