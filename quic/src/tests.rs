@@ -11,6 +11,10 @@ struct Pair {
     now_ns: u64,
     /// Datagrams b would have received are dropped while set.
     b_silent: bool,
+    /// The address b sees a's datagrams come from (a NAT rebinding or a new network moves it).
+    a_from: SocketAddr,
+    /// Where b's datagrams went, in order.
+    b_destinations: Vec<SocketAddr>,
     a_events: Vec<QuicEvent>,
     b_events: Vec<QuicEvent>,
 }
@@ -27,6 +31,8 @@ impl Pair {
             b: QuicEndpoint::new(epoch, true, b"b").expect("endpoint b"),
             now_ns: 0,
             b_silent: false,
+            a_from: address(A),
+            b_destinations: Vec::new(),
             a_events: Vec::new(),
             b_events: Vec::new(),
         }
@@ -41,11 +47,12 @@ impl Pair {
                 assert_eq!(datagram.destination, address(B));
                 assert!(datagram.bytes.len() <= DATAGRAM_BYTES_MAX);
                 if !self.b_silent {
-                    self.b.handle_datagram(self.now_ns, address(A), &datagram.bytes);
+                    self.b.handle_datagram(self.now_ns, self.a_from, &datagram.bytes);
                 }
             }
             while let Some(datagram) = self.b.poll_transmit(self.now_ns) {
                 moved = true;
+                self.b_destinations.push(datagram.destination);
                 self.a.handle_datagram(self.now_ns, address(B), &datagram.bytes);
             }
             self.a_events.extend(std::iter::from_fn(|| self.a.poll_event()));
@@ -108,6 +115,42 @@ fn a_megabyte_each_way_arrives_whole_and_in_order() {
     pair.b.send(b_link, &inbound).expect("queued");
     pair.run_until(10_000_000_000);
     assert_eq!(received(&pair.a_events), inbound);
+    assert!(closed(&pair.a_events).is_empty() && closed(&pair.b_events).is_empty());
+}
+
+/// Goal: a connection survives its dialer's address changing (a laptop moving to another
+/// network, a NAT rebinding): the acceptor validates the new path and answers there, the
+/// stream goes on in order both ways, and nothing closes. Method: after a first exchange, a's
+/// datagrams reach b from another address; b must then send only there.
+#[test]
+fn a_connection_follows_its_dialer_to_a_new_address() {
+    let mut pair = Pair::new();
+    let link = pair.a.connect(0, address(B)).expect("dial");
+    pair.a.send(link, b"before").expect("queued");
+    pair.run_until(1_000_000_000);
+    let b_link = pair
+        .b_events
+        .iter()
+        .find_map(|event| match event {
+            QuicEvent::Accepted { link, .. } => Some(*link),
+            _ => None,
+        })
+        .expect("b accepted the dial");
+    pair.a_from = address("10.9.8.7:40000");
+    let sent_before = pair.b_destinations.len();
+    pair.a.send(link, b" after").expect("queued");
+    pair.run_until(2_000_000_000);
+    pair.b.send(b_link, b"answer").expect("queued");
+    pair.run_until(3_000_000_000);
+    assert_eq!(received(&pair.b_events), b"before after");
+    assert_eq!(received(&pair.a_events), b"answer");
+    let after = &pair.b_destinations[sent_before..];
+    assert!(!after.is_empty(), "b sent nothing after the move");
+    assert_eq!(after.last(), Some(&address("10.9.8.7:40000")), "b answers at the new address: {after:?}");
+    assert!(
+        after.iter().filter(|to| **to == address(A)).count() <= 1,
+        "b kept sending to the old address: {after:?}"
+    );
     assert!(closed(&pair.a_events).is_empty() && closed(&pair.b_events).is_empty());
 }
 
