@@ -137,8 +137,19 @@ impl WalEntry {
 /// Stored as a vector sorted by origin with no zero positions: replication merges whole
 /// vectors far more often than it looks up one origin, and a sorted vector merges in one
 /// linear pass.
-#[derive(Clone, PartialEq, Eq, Default, Hash)]
+#[derive(PartialEq, Eq, Default, Hash)]
 pub struct VersionVector(Vec<(NodeId, u64)>);
+
+impl Clone for VersionVector {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// Reuses `self`'s allocation: replication copies vectors on every pull and ack.
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl fmt::Debug for VersionVector {
     /// Prints as a map, `VersionVector({NodeId(5): 2})`, whatever the storage.
@@ -198,6 +209,31 @@ impl VersionVector {
     /// Raises every position to at least `other`'s (the pointwise maximum), in one pass.
     /// Returns true when any position grew.
     pub fn merge_max(&mut self, other: &Self) -> bool {
+        // Most merges bring no origin that is not here already: raise positions in place,
+        // without allocating, and fall back to the full merge at the first new origin (the
+        // positions raised so far stay raised; the maximum is idempotent).
+        let mut grew = false;
+        let mut index = 0;
+        for &(origin, position) in &other.0 {
+            while index < self.0.len() && self.0[index].0 < origin {
+                index += 1;
+            }
+            match self.0.get_mut(index) {
+                Some(mine) if mine.0 == origin => {
+                    if position > mine.1 {
+                        mine.1 = position;
+                        grew = true;
+                    }
+                }
+                _ => return self.merge_max_new_origins(other) || grew,
+            }
+        }
+        grew
+    }
+
+    /// [`merge_max`](Self::merge_max) when `other` has origins `self` lacks: one pass into a
+    /// new vector.
+    fn merge_max_new_origins(&mut self, other: &Self) -> bool {
         let mut grew = false;
         let mut merged = Vec::with_capacity(self.0.len().max(other.0.len()));
         let (mut left, mut right) = (self.0.iter().peekable(), other.0.iter().peekable());
@@ -229,6 +265,33 @@ impl VersionVector {
         }
         self.0 = merged;
         grew
+    }
+
+    /// Each origin of `self` with its position here and in `other` (0 when absent there), in
+    /// ascending origin order: one linear walk of both vectors.
+    pub fn beside<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = (NodeId, u64, u64)> + 'a {
+        let mut index = 0;
+        self.0.iter().map(move |&(origin, position)| {
+            while index < other.0.len() && other.0[index].0 < origin {
+                index += 1;
+            }
+            let theirs = match other.0.get(index) {
+                Some(&(other_origin, other_position)) if other_origin == origin => other_position,
+                _ => 0,
+            };
+            (origin, position, theirs)
+        })
+    }
+
+    /// The origins whose position here is above `base`'s, at their positions here.
+    #[must_use]
+    pub fn above(&self, base: &Self) -> Self {
+        Self(
+            self.beside(base)
+                .filter(|(_, mine, theirs)| mine > theirs)
+                .map(|(origin, mine, _)| (origin, mine))
+                .collect(),
+        )
     }
 
     /// The sum of all positions: how many entries the vector covers.

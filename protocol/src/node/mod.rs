@@ -299,6 +299,9 @@ impl Deadlines {
     }
 
     fn set(&mut self, link: LinkId, deadline_ns: Option<u64>) {
+        if self.by_link.get(&link).copied() == deadline_ns {
+            return;
+        }
         if let Some(old) = self.by_link.remove(&link) {
             self.ordered.remove(&(old, link));
         }
@@ -1321,7 +1324,10 @@ impl Node {
         {
             let mut sent_positions = peer.sent.iter().peekable();
             let lazy_limit = (!peer.eager).then_some(&peer.lazy_limit);
-            'origins: for (origin, durable) in self.log.durable().iter() {
+            // A lazy outbox with no limit pushes nothing: skip the walk over every origin.
+            let origins =
+                if lazy_limit.is_some_and(VersionVector::is_empty) { None } else { Some(self.log.durable()) };
+            'origins: for (origin, durable) in origins.into_iter().flat_map(VersionVector::iter) {
                 // A lazy outbox pushes only what the peer has lacked for a pull interval.
                 let durable = lazy_limit.map_or(durable, |limit| durable.min(limit.get(origin)));
                 if budget == 0 || (bytes_budget == 0 && !first_free) {

@@ -230,14 +230,16 @@ impl Peer {
     /// origins that we held durably when its previous pull arrived, so whatever delivers
     /// them to it through the tree is broken or slow.
     pub(crate) fn pulled_lazy(&mut self, durable: &VersionVector, peer_id: NodeId) -> bool {
-        self.lazy_limit = std::mem::replace(&mut self.lazy_mark, durable.clone());
+        // `lazy_limit` takes `lazy_mark`, whose storage is then reused for `durable`.
+        std::mem::swap(&mut self.lazy_limit, &mut self.lazy_mark);
+        self.lazy_mark.clone_from(durable);
         if self.eager {
             return false;
         }
         let lacking = self
             .lazy_limit
-            .iter()
-            .any(|(origin, position)| origin != peer_id && self.floor.get(origin) < position);
+            .beside(&self.floor)
+            .any(|(origin, limit, floor)| origin != peer_id && floor < limit);
         if lacking {
             self.eager = true;
         }
@@ -249,13 +251,11 @@ impl Peer {
     /// only those that moved since the pull before last (so one lost pull hides nothing).
     pub(crate) fn next_pull(&mut self, held: &VersionVector) -> VersionVector {
         let full = self.pulls_sent.is_multiple_of(PULL_FULL_EVERY);
-        let vector: VersionVector = if full {
-            held.clone()
-        } else {
-            held.iter().filter(|(origin, position)| *position > self.pull_told_before.get(*origin)).collect()
-        };
+        let vector: VersionVector = if full { held.clone() } else { held.above(&self.pull_told_before) };
         self.pulls_sent += 1;
-        self.pull_told_before = std::mem::replace(&mut self.pull_told, held.clone());
+        // `pull_told_before` takes `pull_told`, whose storage is then reused for `held`.
+        std::mem::swap(&mut self.pull_told_before, &mut self.pull_told);
+        self.pull_told.clone_from(held);
         vector
     }
 
