@@ -660,6 +660,19 @@ fn gentler_network(scenario: &Scenario, _: &Context) -> Vec<Scenario> {
         change(&mut candidate);
         candidates.push(candidate);
     };
+    // One transport for every link reads simplest; else one exception fewer. (A `break` on
+    // a link that would stop being a stream makes the candidate invalid, and the parser
+    // refuses it.)
+    if !network.links.is_empty() {
+        with(&|candidate| candidate.network.links.clear());
+    }
+    if network.links.len() > 1 {
+        for index in 0..network.links.len() {
+            with(&move |candidate| {
+                candidate.network.links.remove(index);
+            });
+        }
+    }
     if network.loss > 0.0 {
         with(&|candidate| candidate.network.loss = 0.0);
     }
@@ -759,6 +772,29 @@ mod tests {
         assert_eq!(five[0], vec![0, 1, 2, 3, 4]);
         assert_eq!(five[1], vec![0, 1, 2]);
         assert_eq!(five.iter().filter(|chunk| chunk.len() == 1).count(), 5);
+    }
+
+    /// Goal: the network pass offers a scenario without its per-link transports, then each
+    /// with one fewer, and a `break` that needs a removed stream link leaves a candidate the
+    /// parser refuses. Method: the candidates of a run with two `network.links` entries.
+    #[test]
+    fn link_transports_are_dropped_whole_then_one_at_a_time() {
+        let text = "name: x\nduration: 10s\nnodes: [a, b, c]\nnetwork: {latency: 5ms, links: [{between: [a, b], \
+                    transport: quic}, {between: [b, c], transport: stream}]}\nfaults: [{at: 1s, break: {between: [b, c]}}]\n";
+        let scenario = crate::scenario::parse("x.yaml", text).expect("valid");
+        let context = Context { seed: 0, window_floor_ns: 0 };
+        let links: Vec<usize> = gentler_network(&scenario, &context)
+            .iter()
+            .map(|candidate| candidate.network.links.len())
+            .collect();
+        assert_eq!(links, [0, 1, 1]);
+        let valid: Vec<bool> = gentler_network(&scenario, &context)
+            .iter()
+            .map(|candidate| {
+                crate::scenario::parse("x.yaml", &crate::scenario::to_yaml(candidate, &[])).is_ok()
+            })
+            .collect();
+        assert_eq!(valid, [false, true, false], "only dropping the QUIC link keeps b-c a stream");
     }
 
     /// Goal: halving a rate always lowers it, and stops at one a minute.
