@@ -372,6 +372,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// `beside` pairs each origin with the other vector's position (0 when absent), and
+        /// `above` keeps exactly the origins that are further here, as per-origin lookups do.
+        #[test]
+        fn beside_and_above_match_lookups(
+            mine in proptest::collection::btree_map(0..12u64, 1..6u64, 0..8),
+            theirs in proptest::collection::btree_map(0..12u64, 1..6u64, 0..8),
+        ) {
+            let vector: VersionVector = mine.iter().map(|(origin, position)| (NodeId(*origin), *position)).collect();
+            let other: VersionVector = theirs.iter().map(|(origin, position)| (NodeId(*origin), *position)).collect();
+            let expected: Vec<(NodeId, u64, u64)> =
+                vector.iter().map(|(origin, position)| (origin, position, other.get(origin))).collect();
+            proptest::prop_assert_eq!(vector.beside(&other).collect::<Vec<_>>(), expected);
+            let above: VersionVector =
+                vector.iter().filter(|(origin, position)| *position > other.get(*origin)).collect();
+            proptest::prop_assert_eq!(vector.above(&other), above);
+        }
+
         /// `merge_max` is the pointwise maximum of a map model, and reports growth exactly.
         #[test]
         fn merge_max_matches_a_map_model(

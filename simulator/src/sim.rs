@@ -26,7 +26,8 @@ use crate::trace::{LineFields, Trace, TraceRecord};
 pub const EVENTS_MAX_DEFAULT: u64 = 2_000_000_000;
 
 /// Directed pairs with messages in flight tracked for reorder detection; messages of other
-/// pairs are not checked for overtaking (the counter is coverage information).
+/// pairs are not checked for overtaking, and at the bound a pair's count may be cut short
+/// (the counter is coverage information, never part of the trace).
 pub const REORDER_PAIRS_MAX: usize = 1 << 18;
 
 /// Delivered messages kept per directed link for `replay` faults (oldest forgotten first).

@@ -140,7 +140,12 @@ pub(crate) fn scenario(root: &Node) -> Result<(Scenario, Vec<FaultSource>)> {
         };
         topology = first.note(optional(find("topology"), |node| self::topology(node, &context)));
         links = first.note(optional(network_links(find("network")), |node| self::links(node, &context)));
-        context.links = links.clone().flatten().unwrap_or_default();
+        match &links {
+            Some(read) => context.links = read.clone().unwrap_or_default(),
+            // An invalid `links` is reported itself: no link's transport is known, so a
+            // `break` is not refused for want of a stream it may have named.
+            None => context.transport = None,
+        }
         workload = first.note(optional(find("workload"), |node| events::workload(node, &context)));
         faults = first.note(optional(find("faults"), |node| events::faults(node, &context)));
         chaos = first.note(optional(find("chaos"), |node| events::chaos(node, &context)));

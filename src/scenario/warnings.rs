@@ -50,6 +50,15 @@ pub fn warnings(scenario: &Scenario) -> Vec<Warning> {
     }
     for link in &scenario.network.links {
         let [first, second] = link.between;
+        if link.transport == scenario.network.transport {
+            found.push(Warning {
+                span: None,
+                message: format!(
+                    "`network.links` gives `{}` and `{}` the run's own transport: their entry has no effect",
+                    scenario.nodes[first], scenario.nodes[second]
+                ),
+            });
+        }
         if !scenario.topology.connects(first, second, scenario.nodes.len()) {
             found.push(Warning {
                 span: None,

@@ -398,6 +398,11 @@ fn break_needs_stream() {
         error(&format!("{BASE}{fault}network: {{transport: strem}}\n")),
         "t.yaml:5:22: unknown transport `strem`, did you mean `stream`?"
     );
+    // So is an invalid `network.links`, though the `break` comes first in the file.
+    assert_eq!(
+        error(&format!("{BASE}{fault}network: {{links: [{{between: [a, b], transport: strem}}]}}\n")),
+        "t.yaml:5:48: unknown transport `strem`, did you mean `stream`?"
+    );
 }
 
 /// Goal: every mistake in `network.links` is refused at its position. Method: one per class.

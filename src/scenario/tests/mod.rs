@@ -423,6 +423,14 @@ fn network_links() {
          faults: [{{from: 1s, for: 1s, link: {{between: [c, b], loss: 0.5}}}}]\n"
     ));
     let messages: Vec<String> = warnings(&scenario).into_iter().map(|warning| warning.message).collect();
+    let same = valid(&format!(
+        "{BASE}network: {{transport: stream, links: [{{between: [a, b], transport: stream}}]}}\n"
+    ));
+    let same: Vec<String> = warnings(&same).into_iter().map(|warning| warning.message).collect();
+    assert_eq!(
+        same,
+        ["`network.links` gives `a` and `b` the run's own transport: their entry has no effect"]
+    );
     assert_eq!(
         messages,
         [
