@@ -257,11 +257,7 @@ impl Network {
     /// How the link between `first` and `second` is carried.
     #[must_use]
     pub fn transport_between(&self, first: NodeIndex, second: NodeIndex) -> Transport {
-        let pair = [first.min(second), first.max(second)];
-        self.links
-            .iter()
-            .find(|link| [link.between[0].min(link.between[1]), link.between[0].max(link.between[1])] == pair)
-            .map_or(self.transport, |link| link.transport)
+        LinkTransport::find(&self.links, first, second).map_or(self.transport, |link| link.transport)
     }
 
     /// True when some link, by `transport` or `links`, is carried by `transport`.
@@ -278,6 +274,20 @@ pub struct LinkTransport {
     pub between: [NodeIndex; 2],
     /// `transport` (required).
     pub transport: Transport,
+}
+
+impl LinkTransport {
+    /// True when this is the link between `first` and `second`, in either order.
+    #[must_use]
+    pub fn connects(&self, first: NodeIndex, second: NodeIndex) -> bool {
+        self.between == [first, second] || self.between == [second, first]
+    }
+
+    /// The entry of `links` for the link between `first` and `second`, if any.
+    #[must_use]
+    pub fn find(links: &[LinkTransport], first: NodeIndex, second: NodeIndex) -> Option<&LinkTransport> {
+        links.iter().find(|link| link.connects(first, second))
+    }
 }
 
 impl Default for Network {

@@ -60,11 +60,7 @@ impl Context<'_> {
     /// How the link between `first` and `second` is carried, or `None` when `network` is
     /// invalid.
     pub(crate) fn transport_between(&self, first: NodeIndex, second: NodeIndex) -> Option<Transport> {
-        let pair = (first.min(second), first.max(second));
-        let link = self.links.iter().find(|link| {
-            (link.between[0].min(link.between[1]), link.between[0].max(link.between[1])) == pair
-        });
-        link.map(|link| link.transport).or(self.transport)
+        LinkTransport::find(&self.links, first, second).map(|link| link.transport).or(self.transport)
     }
 }
 
@@ -553,11 +549,7 @@ fn links(node: &Node, context: &Context<'_>) -> Result<Vec<LinkTransport>> {
         }
         let (between, span) = required(between, item.span, "between")?;
         let transport = required(transport, item.span, "transport")?;
-        let pair = [between[0].min(between[1]), between[0].max(between[1])];
-        if links
-            .iter()
-            .any(|link| [link.between[0].min(link.between[1]), link.between[0].max(link.between[1])] == pair)
-        {
+        if LinkTransport::find(&links, between[0], between[1]).is_some() {
             let names = &context.nodes.names;
             return Err(Located::new(
                 span,
