@@ -1,5 +1,6 @@
-//! Session throughput: complete handshakes per second with both ends in memory, and envelope
-//! encode+decode with and without encryption for small and large payloads.
+//! Session throughput: complete handshakes per second with both ends in memory, envelope
+//! encode+decode with and without encryption for small and large payloads, and the cost of
+//! an entry's signature (PROTOCOL.md 8.13) beside a bare Ed25519 verification.
 //!
 //! Run: `cargo bench --bench session -- --warm-up-time 1 --measurement-time 3`.
 
@@ -95,6 +96,7 @@ fn wal_push(payload_bytes: usize) -> Message {
         sequence: 1,
         timestamp: Timestamp(1),
         operation: Operation::Put { key: Bytes::from_static(b"k"), value },
+        signature: Default::default(),
     };
     let message = Message::WalPush { entries: vec![entry] };
     assert_eq!(message.payload_bytes().len(), payload_bytes);
@@ -165,5 +167,35 @@ fn bench_envelopes(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_handshake, bench_envelopes);
+/// Signing an entry (what its origin does once) and checking it (what every other node does
+/// once), beside the yardstick: a bare `verify_strict` of the same message with the key
+/// already decompressed, as a node holds it for a known origin.
+fn bench_entry_signatures(criterion: &mut Criterion) {
+    let identity = Identity::from_seed([7; 32]);
+    let operation = Operation::Put { key: Bytes::from_static(b"key"), value: Bytes::from(vec![0x5a; 64]) };
+    let mut entry = WalEntry::unsigned(NodeId(1), 1, Timestamp::new(1_000, 0), operation);
+    entry.sign(&identity);
+    let mut message = bytes::BytesMut::new();
+    ferry_protocol::message::encode_entry_signing_message(&entry, &mut message);
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.signature.signer).expect("a valid key");
+    let signature = ed25519_dalek::Signature::from_bytes(&entry.signature.bytes);
+    let mut group = criterion.benchmark_group("entry signature");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sign", |bencher| {
+        bencher.iter(|| {
+            let mut entry = black_box(&entry).clone();
+            entry.sign(&identity);
+            entry.signature
+        });
+    });
+    group.bench_function("check, decompressing the key", |bencher| {
+        bencher.iter(|| black_box(&entry).signature_verifies());
+    });
+    group.bench_function("bare ed25519 verify_strict", |bencher| {
+        bencher.iter(|| key.verify_strict(black_box(&message), &signature).is_ok());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_handshake, bench_envelopes, bench_entry_signatures);
 criterion_main!(benches);

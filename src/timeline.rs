@@ -140,6 +140,8 @@ pub struct Recorder {
     message_row: BTreeMap<u64, u32>,
     /// Outcomes seen per message row.
     outcomes: BTreeMap<u32, u32>,
+    /// Copies per message row the network duplicated (absent: one copy).
+    copies: BTreeMap<u32, u32>,
     /// Latest send time delivered per (from, to), to flag reordering.
     delivered_latest: BTreeMap<(u32, u32), u64>,
     /// WalPush contents per message row: (origin, first, last).
@@ -426,9 +428,12 @@ impl Recorder {
             columns.d_t0.push(start_ns);
             columns.d_t1.push(end_ns);
         }
-        // Messages with no outcome were still in flight when the run ended.
+        // Copies with no outcome were still in flight when the run ended (a message the
+        // network duplicated has two).
         for row in 0..columns.m_t.len() as u32 {
-            if !self.outcomes.contains_key(&row) {
+            let copies = self.copies.get(&row).copied().unwrap_or(1);
+            let ended = self.outcomes.get(&row).copied().unwrap_or(0);
+            for _ in ended..copies {
                 let line = columns.m_line[row as usize];
                 columns.a_msg.push(row);
                 columns.a_end.push(end_ns);
@@ -468,6 +473,11 @@ impl TraceTap for Recorder {
         match kind {
             "send" => self.send(virtual_ns, fields, text),
             "deliver" => self.outcome(virtual_ns, fields, text, false),
+            "duplicate" => {
+                if let Some(row) = fields.message_id.and_then(|id| self.message_row.get(&id).copied()) {
+                    *self.copies.entry(row).or_insert(1) += 1;
+                }
+            }
             "drop" => self.outcome(virtual_ns, fields, text, true),
             "event" => self.event(virtual_ns, fields, text),
             "command" => self.command(virtual_ns, fields, text),

@@ -299,8 +299,8 @@ fn discovery_announce_json() {
         &[
             "    \"node_id\": \"a\",",
             "on the wire: one UDP datagram of 116 bytes (at most 512 are read):",
-            "  {\"protocol\":\"ferry\",\"version\":1,\"node_id\":\"a\",\"host\":\"0.0.0.0\",\"tcp_port\":7001,\"key_fingerprint\":\"cc951a32aa470d25\"}",
-            "heard from 192.168.1.20:47474: node \"a\", key cc951a32aa470d25..., dial 192.168.1.20:7001",
+            "  {\"protocol\":\"ferry\",\"version\":1,\"node_id\":\"a\",\"host\":\"0.0.0.0\",\"tcp_port\":7001,\"key_fingerprint\":\"dcb43773588d604d\"}",
+            "heard from 192.168.1.20:47474: node \"a\", key dcb43773588d604d..., dial 192.168.1.20:7001",
             "  not json: malformed announce: expected value at line 1 column 1",
             "  another version: announce for protocol \"ferry\" version 2, expected \"ferry\" version 1",
             "  port 0: tcp port 0 is not a listening port",

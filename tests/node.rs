@@ -1104,16 +1104,21 @@ fn entries_from_the_future_pin_no_key() {
             sequence: 1,
             timestamp: Timestamp::new(year_ahead_ms, 0),
             operation: put(b"k", b"future"),
+            signature: Default::default(),
         },
         WalEntry {
             origin,
             sequence: 2,
             timestamp: Timestamp(u64::MAX),
             operation: put(b"pinned", b"forged"),
+            signature: Default::default(),
         },
     ];
-    for entry in &forged {
-        wal::encode_record(entry, &mut wal);
+    // Mallory's own entries, signed by mallory: the clock is what is wrong with them.
+    let mallory_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(13));
+    for mut entry in forged {
+        entry.sign(&mallory_identity);
+        wal::encode_record(&entry, &mut wal);
     }
     let (mut mallory, mut stream) = mallory_connected(13, &wal, target.address);
     // Keep serving a's pulls until it holds both entries.
@@ -1134,6 +1139,63 @@ fn entries_from_the_future_pin_no_key() {
     target.peer.wait_answer("get k", |answer| answer == "honest");
     assert_eq!(target.peer.request("get pinned"), "forged");
     target.assert_survived("after entries from the future");
+}
+
+#[test]
+fn forged_and_altered_entries_are_refused_naming_the_peer() {
+    // Goal: an admitted peer can neither write as another origin nor alter an entry it
+    // relays (PROTOCOL.md 8.13): a refuses both, names the peer and the reason in its log,
+    // counts them, stores neither, and still takes the genuine origin's next entry, which
+    // bears the sequence the forgery claimed. Method: b writes; a protocol Node named mallory
+    // recovers a WAL holding a copy of b's entry 1 (signed by b: its key file is on this
+    // disk), an entry 2 of origin b signed by mallory, and an entry of its own whose value
+    // was changed after signing, and pushes them to a.
+    let data = scratch("forged");
+    let mut target = Attacked::start(&data, &strings(&["--metrics", "127.0.0.1:0"]), "b");
+    let line = target.a.wait_stderr("metrics on http://");
+    let metrics_url = line.split_once("metrics on ").expect("matched").1.trim().to_owned();
+    assert_eq!(target.peer.request("put from-b genuine"), "ok");
+    target.a.wait_answer("get from-b", |answer| answer == "genuine");
+    let key_file = std::fs::read(data.join("b").join(ferry_node::IDENTITY_FILE_NAME)).expect("b's key file");
+    let b_identity = Identity::from_stored(
+        key_file[..32].try_into().expect("32 bytes"),
+        key_file[32..].try_into().expect("32 bytes"),
+    )
+    .expect("b's key file holds a seed and its public key");
+    let mallory_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(14));
+    let (b, mallory) = (NodeId::from_name("b"), NodeId::from_name("mallory"));
+    let put = |origin, sequence, key: &'static [u8], value: &'static [u8]| {
+        let operation = Operation::Put { key: Bytes::from_static(key), value: Bytes::from_static(value) };
+        WalEntry::unsigned(origin, sequence, Timestamp::new(1_000, 0), operation)
+    };
+    let mut copy = put(b, 1, b"from-b", b"genuine");
+    copy.sign(&b_identity);
+    let mut forged = put(b, 2, b"forged", b"by-mallory");
+    forged.sign(&mallory_identity);
+    let mut altered = put(mallory, 1, b"altered", b"as-signed");
+    altered.sign(&mallory_identity);
+    altered.operation =
+        Operation::Put { key: Bytes::from_static(b"altered"), value: Bytes::from_static(b"changed") };
+    let mut wal = BytesMut::new();
+    for entry in [&copy, &forged, &altered] {
+        wal::encode_record(entry, &mut wal);
+    }
+    let (mut mallory_node, mut stream) = mallory_connected(14, &wal, target.address);
+    std::thread::spawn(move || drive_until_closed(&mut mallory_node, &mut stream));
+    let a = &mut target.a;
+    let line = a.wait_stderr("its signature does not verify");
+    assert!(line.contains(&format!("refused 1 entries of origin {mallory} from peer \"mallory\"")), "{line}");
+    let line = a.wait_stderr("signed by a key that is not its origin's");
+    assert!(line.contains(&format!("refused 1 entries of origin {b} from peer \"mallory\"")), "{line}");
+    assert_eq!(a.request("get forged"), "(nil)");
+    assert_eq!(a.request("get altered"), "(nil)");
+    let metrics = minreq::get(&metrics_url).with_timeout(5).send().expect("the node answers");
+    let metrics = metrics.as_str().expect("utf-8");
+    assert!(metrics.lines().any(|line| line == "ferry_entries_forged_total 2"), "{metrics}");
+    // b's own entry 2 still gets in: the refusal did not stand for the genuine entry.
+    assert_eq!(target.peer.request("put after-forgery genuine"), "ok");
+    target.a.wait_answer("get after-forgery", |answer| answer == "genuine");
+    target.assert_survived("after forged and altered entries");
 }
 
 #[test]

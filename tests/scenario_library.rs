@@ -489,10 +489,10 @@ fn the_quic_scenario_runs_quic_through_an_idle_timeout_and_a_restart() {
     let timed = |needle: &str| -> Vec<f64> {
         text.lines().filter(|line| line.contains(needle)).map(seconds).collect()
     };
-    // The partition starts at 4 s: the four connections across it time out 10 s later,
-    // seen from both ends.
+    // The partition starts at 4 s: the four connections across it time out 10 s after the
+    // last packet each end heard (some a few milliseconds before 4 s), seen from both ends.
     let down = timed("peer disconnected");
-    let timed_out = down.iter().filter(|at| (14.0..15.0).contains(*at)).count();
+    let timed_out = down.iter().filter(|at| (13.9..15.0).contains(*at)).count();
     assert_eq!(timed_out, 8, "links down at {down:?}");
     // Healed at 19 s: dialed again, sessions again.
     let up = timed("peer connected");

@@ -43,6 +43,8 @@ pub(crate) struct Metrics {
     pub(crate) clock_rejections: u64,
     /// Entries refused because their origin is not a member (`--trust`).
     pub(crate) entries_refused: u64,
+    /// Entries refused because they do not carry their origin's signature.
+    pub(crate) entries_forged: u64,
     /// Compactions of the WAL.
     pub(crate) compactions: u64,
     /// Snapshots received, verified and merged.
@@ -55,7 +57,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Every metric: name, kind, help text and value.
-    fn rows(&self) -> [(&'static str, Kind, &'static str, u64); 19] {
+    fn rows(&self) -> [(&'static str, Kind, &'static str, u64); 20] {
         use Kind::{Counter, Gauge};
         [
             ("ferry_peers", Gauge, "Peers with an established session.", self.peers),
@@ -118,6 +120,12 @@ impl Metrics {
                 "Entries refused: their origin is not a member.",
                 self.entries_refused,
             ),
+            (
+                "ferry_entries_forged_total",
+                Counter,
+                "Entries refused: not signed by their origin's key (forged or altered).",
+                self.entries_forged,
+            ),
             ("ferry_compactions_total", Counter, "Compactions of the write-ahead log.", self.compactions),
             (
                 "ferry_snapshots_applied_total",
@@ -174,10 +182,10 @@ mod tests {
             "# HELP ferry_peers Peers with an established session.\n# TYPE ferry_peers gauge\nferry_peers 2\n"
         ));
         assert!(text.ends_with("# TYPE ferry_sent_bytes_total counter\nferry_sent_bytes_total 12345\n"));
-        assert_eq!(text.lines().count(), 3 * 19);
+        assert_eq!(text.lines().count(), 3 * 20);
         // Every name is a valid Prometheus metric name, and each appears once.
         let names: std::collections::BTreeSet<&str> = metrics.rows().iter().map(|(name, ..)| *name).collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
         assert!(names.iter().all(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
     }
 }

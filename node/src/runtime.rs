@@ -1132,6 +1132,7 @@ impl Runtime {
             clock_rejections: stats.clock_rejections,
             compactions: stats.compactions,
             entries_refused: stats.entries_refused,
+            entries_forged: stats.entries_forged,
             snapshots_applied: stats.snapshots_applied,
             ..self.counters.clone()
         }

@@ -167,7 +167,7 @@ impl DataDirectory {
             Err(source) if source.kind() == io::ErrorKind::NotFound => {
                 let identity = Identity::generate(rng);
                 let mut bytes = Vec::with_capacity(IDENTITY_FILE_BYTES);
-                bytes.extend_from_slice(&identity.secret);
+                bytes.extend_from_slice(&identity.seed);
                 bytes.extend_from_slice(&identity.public);
                 self.write_atomically(IDENTITY_FILE_NAME, &bytes).map_err(error)?;
                 Ok(identity)
@@ -308,11 +308,15 @@ fn parse_identity(bytes: &[u8]) -> Result<Identity, String> {
     if bytes.len() != IDENTITY_FILE_BYTES {
         return Err(format!("expected {IDENTITY_FILE_BYTES} bytes, found {}", bytes.len()));
     }
-    let mut secret = [0; KEY_BYTES];
+    let mut seed = [0; KEY_BYTES];
     let mut public = [0; KEY_BYTES];
-    secret.copy_from_slice(&bytes[..KEY_BYTES]);
+    seed.copy_from_slice(&bytes[..KEY_BYTES]);
     public.copy_from_slice(&bytes[KEY_BYTES..]);
-    Identity::from_keypair(secret, public).map_err(|_| "the public key does not match the secret".to_owned())
+    Identity::from_stored(seed, public).map_err(|_| {
+        "the public key is not the one the seed derives (a key file written before entries were \
+         signed holds an X25519 secret, not an Ed25519 seed: move it aside to make a new identity)"
+            .to_owned()
+    })
 }
 
 /// Where a rewrite of the WAL at `path` writes the new file before renaming it: `ferry.wal.tmp`.

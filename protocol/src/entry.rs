@@ -108,6 +108,37 @@ impl Operation {
     }
 }
 
+/// Bytes of an entry's signer: an Ed25519 public key.
+pub const SIGNER_BYTES: usize = 32;
+/// Bytes of an entry's Ed25519 signature.
+pub const SIGNATURE_BYTES: usize = 64;
+
+/// Who wrote an entry, provably: its origin's Ed25519 public key and signature over the
+/// entry's other fields (PROTOCOL.md 8.13). The origin signs when it accepts the write, and
+/// every relay carries the two unchanged, so any node can check the entry wherever it came
+/// from. All zeros is "unsigned": what tests of the codecs use, and what no node accepts.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntrySignature {
+    /// The origin's Ed25519 public key; its Montgomery form is the origin's static key.
+    pub signer: [u8; SIGNER_BYTES],
+    /// The Ed25519 signature (RFC 8032) of the entry's signing message.
+    pub bytes: [u8; SIGNATURE_BYTES],
+}
+
+impl Default for EntrySignature {
+    fn default() -> Self {
+        Self { signer: [0; SIGNER_BYTES], bytes: [0; SIGNATURE_BYTES] }
+    }
+}
+
+impl fmt::Debug for EntrySignature {
+    /// The first bytes of each half: enough to tell signatures apart in a test's output.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = |bytes: &[u8]| bytes[..4].iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+        write!(formatter, "EntrySignature(signer {}…, {}…)", short(&self.signer), short(&self.bytes))
+    }
+}
+
 /// One replicated write: the unit stored in the WAL and carried by WalPush.
 ///
 /// `(origin, sequence)` identifies it; sequences start at 1 and have no gaps per origin.
@@ -121,9 +152,54 @@ pub struct WalEntry {
     pub timestamp: Timestamp,
     /// The write.
     pub operation: Operation,
+    /// The origin's signature over the fields above (PROTOCOL.md 8.13).
+    pub signature: EntrySignature,
 }
 
 impl WalEntry {
+    /// An entry not signed yet (its signature all zeros): what a node builds before it signs
+    /// a write, and what tests of the codecs use.
+    #[must_use]
+    pub fn unsigned(origin: NodeId, sequence: u64, timestamp: Timestamp, operation: Operation) -> Self {
+        Self { origin, sequence, timestamp, operation, signature: EntrySignature::default() }
+    }
+
+    /// Signs the entry as its origin, the node whose identity is `identity` (PROTOCOL.md
+    /// 8.13): an Ed25519 signature over [`ENTRY_SIGNING_CONTEXT`] and the entry's fields.
+    /// A node signs every write it accepts; this is for tools and tests that build entries.
+    ///
+    /// ```
+    /// use ferry_protocol::session::Identity;
+    /// use ferry_protocol::{NodeId, Operation, Timestamp, WalEntry};
+    ///
+    /// let identity = Identity::from_seed([7; 32]);
+    /// let operation = Operation::Delete { key: "k".into() };
+    /// let mut entry = WalEntry::unsigned(NodeId(1), 1, Timestamp::new(10, 0), operation);
+    /// assert!(!entry.signature_verifies());
+    /// entry.sign(&identity);
+    /// assert!(entry.signature_verifies());
+    /// assert_eq!(entry.signature.signer, identity.signing_public());
+    /// entry.sequence = 2;
+    /// assert!(!entry.signature_verifies(), "any change breaks the signature");
+    /// ```
+    ///
+    /// [`ENTRY_SIGNING_CONTEXT`]: crate::message::ENTRY_SIGNING_CONTEXT
+    pub fn sign(&mut self, identity: &crate::session::Identity) {
+        let mut message = bytes::BytesMut::new();
+        crate::message::encode_entry_signing_message(self, &mut message);
+        self.signature = EntrySignature { signer: identity.signing_public(), bytes: identity.sign(&message) };
+    }
+
+    /// Whether the signature verifies under the signer the entry names. Whether that signer
+    /// is the origin's key is for the receiving node to know (PROTOCOL.md 8.13).
+    #[must_use]
+    pub fn signature_verifies(&self) -> bool {
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.signature.signer) else { return false };
+        let mut message = bytes::BytesMut::new();
+        crate::message::encode_entry_signing_message(self, &mut message);
+        key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&self.signature.bytes)).is_ok()
+    }
+
     /// The total order used by last-writer-wins: timestamp, then origin.
     #[must_use]
     pub fn version(&self) -> (Timestamp, NodeId) {

@@ -9,7 +9,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
+use crate::entry::{
+    EntrySignature, KEY_BYTES_MAX, NodeId, Operation, SIGNATURE_BYTES, SIGNER_BYTES, Timestamp,
+    VALUE_BYTES_MAX, VersionVector, WalEntry,
+};
 use crate::envelope::MessageType;
 use crate::varint::{self, VarintError};
 
@@ -33,7 +36,8 @@ pub const SNAPSHOT_ENTRIES_MAX: u64 = 16 * 1024 * 1024;
 /// Largest Noise handshake message (the Noise specification's limit).
 pub const NOISE_MESSAGE_BYTES_MAX: usize = 65_535;
 
-const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + 64 < WAL_PUSH_BYTES_MAX);
+const _: () =
+    assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + SIGNER_BYTES + SIGNATURE_BYTES + 64 < WAL_PUSH_BYTES_MAX);
 const _: () = assert!(WAL_PUSH_BYTES_MAX < NOISE_MESSAGE_BYTES_MAX - 64);
 
 /// Why a Close was sent.
@@ -406,8 +410,31 @@ pub fn put_vector(out: &mut BytesMut, vector: &VersionVector) {
     }
 }
 
-/// Appends the encoding of one WAL entry (shared with the WAL record format).
+/// What an origin signs for an entry: this context, then the entry's encoding up to its
+/// operation (everything but the signer and the signature; PROTOCOL.md 8.13).
+pub const ENTRY_SIGNING_CONTEXT: &[u8] = b"ferry entry v1";
+
+/// The smallest encoded entry: a delete of an empty key with one-byte varints, then the
+/// signer and the signature.
+pub const ENTRY_BYTES_MIN: usize = 5 + SIGNER_BYTES + SIGNATURE_BYTES;
+
+/// Appends the encoding of one WAL entry (shared with the WAL record and snapshot chunks).
 pub fn encode_entry(entry: &WalEntry, out: &mut BytesMut) {
+    encode_entry_fields(entry, out);
+    out.put_slice(&entry.signature.signer);
+    out.put_slice(&entry.signature.bytes);
+}
+
+/// Appends the message an entry's origin signs: [`ENTRY_SIGNING_CONTEXT`], then the entry's
+/// fields without its signature.
+pub fn encode_entry_signing_message(entry: &WalEntry, out: &mut BytesMut) {
+    out.put_slice(ENTRY_SIGNING_CONTEXT);
+    encode_entry_fields(entry, out);
+}
+
+/// Appends an entry's fields without its signer and signature: what the origin signs (after
+/// [`ENTRY_SIGNING_CONTEXT`]) and what the store digest hashes (PROTOCOL.md 8.9).
+pub fn encode_entry_fields(entry: &WalEntry, out: &mut BytesMut) {
     varint::encode(entry.origin.0, out);
     varint::encode(entry.sequence, out);
     varint::encode(entry.timestamp.0, out);
@@ -437,6 +464,8 @@ pub fn entry_encoded_len(entry: &WalEntry) -> usize {
         + varint::encoded_len(key as u64)
         + key
         + value
+        + SIGNER_BYTES
+        + SIGNATURE_BYTES
 }
 
 fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
@@ -455,7 +484,9 @@ fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
         1 => Operation::Delete { key: reader.bytes("entry key", KEY_BYTES_MAX)? },
         code => return Err(DecodeError::UnknownOperation { code }),
     };
-    Ok(WalEntry { origin, sequence, timestamp, operation })
+    let signature =
+        EntrySignature { signer: reader.array("entry signer")?, bytes: reader.array("entry signature")? };
+    Ok(WalEntry { origin, sequence, timestamp, operation, signature })
 }
 
 /// Decodes a version vector that fills `bytes` exactly (the WAL's base record body).
@@ -604,8 +635,7 @@ pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Messa
         MessageType::Ping => Message::Ping { token: reader.varint("ping token")? },
         MessageType::Pong => Message::Pong { token: reader.varint("pong token")? },
         MessageType::WalPush => {
-            // The smallest entry (delete of an empty key) takes 5 bytes.
-            let count = reader.count("wal push count", WAL_PUSH_BYTES_MAX, 5)?;
+            let count = reader.count("wal push count", WAL_PUSH_BYTES_MAX, ENTRY_BYTES_MIN)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 entries.push(read_entry(&mut reader)?);
@@ -661,7 +691,7 @@ pub fn decode_payload(message_type: MessageType, payload: Bytes) -> Result<Messa
         MessageType::SnapshotChunk => {
             let snapshot_id = reader.varint("snapshot id")?;
             let chunk_index = reader.varint("snapshot chunk index")?;
-            let count = reader.count("snapshot chunk count", WAL_PUSH_BYTES_MAX, 5)?;
+            let count = reader.count("snapshot chunk count", WAL_PUSH_BYTES_MAX, ENTRY_BYTES_MIN)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 entries.push(read_entry(&mut reader)?);
@@ -688,11 +718,18 @@ mod tests {
             sequence: 1,
             timestamp: Timestamp::new(1000, 2),
             operation: Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v") },
+            signature: Default::default(),
         };
         let message = Message::WalPush { entries: vec![entry.clone()] };
         let bytes = message.payload_bytes();
         assert_eq!(bytes.len(), 1 + entry_encoded_len(&entry));
         assert_eq!(decode_payload(MessageType::WalPush, bytes), Ok(message));
+    }
+
+    /// `bytes`, then room for a signer and a signature: a push's count is checked against
+    /// the smallest entry first.
+    fn padded(bytes: &[u8]) -> Vec<u8> {
+        [bytes, &[0; SIGNER_BYTES + SIGNATURE_BYTES]].concat()
     }
 
     #[test]
@@ -711,9 +748,12 @@ mod tests {
             decode(MessageType::WalPush, &[1, 1, 0, 1]),
             Err(DecodeError::Truncated { field: "wal push count" })
         );
-        assert_eq!(decode(MessageType::WalPush, &[1, 1, 0, 1, 2, 0]), Err(DecodeError::ZeroSequence));
         assert_eq!(
-            decode(MessageType::WalPush, &[1, 1, 1, 1, 2, 0]),
+            decode(MessageType::WalPush, &padded(&[1, 1, 0, 1, 2, 0])),
+            Err(DecodeError::ZeroSequence)
+        );
+        assert_eq!(
+            decode(MessageType::WalPush, &padded(&[1, 1, 1, 1, 2, 0])),
             Err(DecodeError::UnknownOperation { code: 2 })
         );
         assert_eq!(
@@ -727,7 +767,7 @@ mod tests {
         assert_eq!(decode(MessageType::Close, &[99, 0]), Err(DecodeError::UnknownCloseCode { code: 99 }));
         assert_eq!(decode(MessageType::Close, &[1, 1, 0xff]), Err(DecodeError::InvalidUtf8));
         assert_eq!(
-            decode(MessageType::WalPush, &[1, 1, 1, 1, 0, 0x81, 0x08]),
+            decode(MessageType::WalPush, &padded(&[1, 1, 1, 1, 0, 0x81, 0x08])),
             Err(DecodeError::TooLong { field: "entry key", length: 1025, maximum: KEY_BYTES_MAX })
         );
         assert_eq!(

@@ -20,11 +20,12 @@
 //! follows (this is the normative definition):
 //!
 //! 1. For each key `k` whose winning entry is `e`, let
-//!    `h(k) = BLAKE2s-256(DIGEST_DOMAIN || encode_entry(e))`: unkeyed BLAKE2s with a 32-byte
-//!    output and default parameters, over the 14 ASCII bytes `ferry/store/v1` followed by the
-//!    entry's payload encoding (`origin`, `sequence`, `timestamp` as varints, then `0x00`,
-//!    `varint(len) key`, `varint(len) value` for a put or `0x01`, `varint(len) key` for a
-//!    delete; see [`crate::message::encode_entry`]).
+//!    `h(k) = BLAKE2s-256(DIGEST_DOMAIN || fields(e))`: unkeyed BLAKE2s with a 32-byte output
+//!    and default parameters, over the 14 ASCII bytes `ferry/store/v1` followed by the
+//!    entry's payload encoding without its signer and signature (`origin`, `sequence`,
+//!    `timestamp` as varints, then `0x00`, `varint(len) key`, `varint(len) value` for a put
+//!    or `0x01`, `varint(len) key` for a delete; see
+//!    [`crate::message::encode_entry_fields`]).
 //! 2. Read `h(k)` as four little-endian `u64` lanes: bytes `0..8`, `8..16`, `16..24`, `24..32`.
 //! 3. Lane `i` of the digest is the sum of lane `i` of `h(k)` over all keys, modulo 2^64.
 //! 4. The digest's 32 bytes are the four lanes, each little-endian, in order. An empty store
@@ -43,7 +44,7 @@ use std::fmt;
 use blake2::{Blake2s256, Digest as _};
 use bytes::Bytes;
 
-use crate::entry::{NodeId, Operation, Timestamp, WalEntry};
+use crate::entry::{EntrySignature, NodeId, Operation, Timestamp, WalEntry};
 use crate::varint::{self, VARINT_BYTES_MAX};
 
 /// Domain-separation prefix hashed before each register's encoding in the [`Digest`].
@@ -66,6 +67,9 @@ pub struct Register {
     pub sequence: u64,
     /// The value written, `None` for a tombstone.
     pub value: Option<Bytes>,
+    /// The entry's signature, so a snapshot can carry the entry for any node to check
+    /// (PROTOCOL.md 8.13).
+    pub signature: EntrySignature,
 }
 
 impl Register {
@@ -75,6 +79,7 @@ impl Register {
             origin: entry.origin,
             sequence: entry.sequence,
             value: entry.operation.value().cloned(),
+            signature: entry.signature,
         }
     }
 
@@ -97,7 +102,13 @@ impl Register {
             Some(value) => Operation::Put { key, value: value.clone() },
             None => Operation::Delete { key },
         };
-        WalEntry { origin: self.origin, sequence: self.sequence, timestamp: self.timestamp, operation }
+        WalEntry {
+            origin: self.origin,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            operation,
+            signature: self.signature,
+        }
     }
 
     fn rank(&self) -> Rank<'_> {
@@ -397,7 +408,7 @@ impl Store {
 }
 
 /// `h(key)` of the module docs: BLAKE2s-256 over the domain and the entry encoding, fed in
-/// pieces so nothing is allocated. Must match `encode_entry` byte for byte (tested).
+/// pieces so nothing is allocated. Must match `encode_entry_fields` byte for byte (tested).
 fn register_hash(key: &[u8], register: &Register) -> Lanes {
     fn update_varint(hasher: &mut Blake2s256, value: u64) {
         let mut buffer = [0u8; VARINT_BYTES_MAX];
@@ -445,7 +456,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::message::encode_entry;
+    use crate::message::encode_entry_fields;
 
     fn put(origin: u64, sequence: u64, physical_ms: u64, key: &str, value: &str) -> WalEntry {
         WalEntry {
@@ -456,6 +467,7 @@ mod tests {
                 key: Bytes::copy_from_slice(key.as_bytes()),
                 value: Bytes::copy_from_slice(value.as_bytes()),
             },
+            signature: Default::default(),
         }
     }
 
@@ -465,6 +477,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(physical_ms, 0),
             operation: Operation::Delete { key: Bytes::copy_from_slice(key.as_bytes()) },
+            signature: Default::default(),
         }
     }
 
@@ -476,10 +489,10 @@ mod tests {
         store
     }
 
-    /// `h(key)` straight from the documented definition, via `encode_entry`.
+    /// `h(key)` straight from the documented definition, via `encode_entry_fields`.
     fn documented_hash(entry: &WalEntry) -> [u8; 32] {
         let mut input = BytesMut::from(&DIGEST_DOMAIN[..]);
-        encode_entry(entry, &mut input);
+        encode_entry_fields(entry, &mut input);
         Blake2s256::digest(&input).into()
     }
 
@@ -580,7 +593,13 @@ mod tests {
             all,
             [(
                 &Bytes::from_static(b"a"),
-                &Register { timestamp: Timestamp::new(20, 0), origin: NodeId(2), sequence: 1, value: None }
+                &Register {
+                    timestamp: Timestamp::new(20, 0),
+                    origin: NodeId(2),
+                    sequence: 1,
+                    value: None,
+                    signature: Default::default()
+                }
             )]
         );
         assert_eq!(store.version(b"a"), Some((Timestamp::new(20, 0), NodeId(2))));
@@ -622,7 +641,7 @@ mod tests {
     #[test]
     fn digest_of_one_register_is_its_documented_hash() {
         // Goal: pin the construction to its documented definition (BLAKE2s over the domain
-        // and `encode_entry`, lanes summed from zero), for a put and for a delete.
+        // and `encode_entry_fields`, lanes summed from zero), for a put and for a delete.
         assert_eq!(Store::new().digest(), Digest::EMPTY);
         for entry in [put(7, 3, 1_700_000_000_000, "key", "value"), delete(7, 4, 5, "key")] {
             let store = store_of([&entry]);
@@ -698,6 +717,7 @@ mod tests {
                     sequence,
                     timestamp: Timestamp::new(physical_ms, 0),
                     operation,
+                    signature: Default::default(),
                 }
             })
     }

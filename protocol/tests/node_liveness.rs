@@ -53,8 +53,8 @@ fn drain(side: &mut Side) {
 }
 
 fn message_type(frame: &Bytes) -> MessageType {
-    // Every frame here is shorter than 128 bytes: a one-byte length prefix.
-    Envelope::decode(frame.slice(1..)).expect("valid envelope").header.message_type
+    let (_, prefix_bytes) = ferry_protocol::varint::decode(frame).expect("a length prefix");
+    Envelope::decode(frame.slice(prefix_bytes..)).expect("valid envelope").header.message_type
 }
 
 /// a is the link's Initiator, b its Responder; neither has sent anything yet except a's

@@ -44,7 +44,8 @@ fn drain(side: &mut Side) {
 
 fn message_type(frame: &Bytes) -> MessageType {
     // One-byte length prefix for these small frames.
-    Envelope::decode(frame.slice(1..)).expect("valid envelope").header.message_type
+    let (_, prefix_bytes) = ferry_protocol::varint::decode(frame).expect("a length prefix");
+    Envelope::decode(frame.slice(prefix_bytes..)).expect("valid envelope").header.message_type
 }
 
 fn complete_syncs(side: &mut Side, now_ns: u64) {

@@ -16,13 +16,14 @@ use ferry_protocol::session::{Identity, Role, SessionConfig, VersionRange, hex};
 use ferry_protocol::{Connection, Message, NodeId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
+use sha2::Digest as _;
 
 /// The keys of the block, in order; the first `INPUTS` are inputs.
-const KEYS: [&str; 40] = [
+const KEYS: [&str; 42] = [
     "pattern",
     "prologue",
-    "initiator_static_secret",
-    "responder_static_secret",
+    "initiator_identity_seed",
+    "responder_identity_seed",
     "initiator_rng_seed",
     "responder_rng_seed",
     "initiator_name",
@@ -36,6 +37,8 @@ const KEYS: [&str; 40] = [
     "psk",
     "ping_msg_id",
     "ping_token",
+    "initiator_static_secret",
+    "responder_static_secret",
     "initiator_static_public",
     "responder_static_public",
     "initiator_handshake_seed",
@@ -142,7 +145,7 @@ fn versions(values: &BTreeMap<String, String>, key: &str) -> VersionRange {
 }
 
 fn config(values: &BTreeMap<String, String>, side: &str) -> SessionConfig {
-    let identity = Identity::from_secret(bytes32(values, &format!("{side}_static_secret")));
+    let identity = Identity::from_seed(bytes32(values, &format!("{side}_identity_seed")));
     let mut config = SessionConfig::new(values[&format!("{side}_name")].clone(), identity);
     config.node_id = NodeId(number(values, &format!("{side}_node_id")));
     config.versions = versions(values, &format!("{side}_versions"));
@@ -194,8 +197,16 @@ fn ferry_transcript(values: &BTreeMap<String, String>) -> [Bytes; 4] {
 fn independent(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut derived = BTreeMap::new();
     let mut put = |key: &str, bytes: &[u8]| derived.insert(key.to_string(), hex(bytes));
-    let initiator_secret = bytes32(values, "initiator_static_secret");
-    let responder_secret = bytes32(values, "responder_static_secret");
+    // The static key derives from the identity seed as Ed25519 derives its scalar (8.13):
+    // the first 32 bytes of SHA-512(seed).
+    let static_secret = |side: &str| -> [u8; 32] {
+        let hash = sha2::Sha512::digest(bytes32(values, &format!("{side}_identity_seed")));
+        hash[..32].try_into().expect("32 bytes")
+    };
+    let initiator_secret = static_secret("initiator");
+    let responder_secret = static_secret("responder");
+    put("initiator_static_secret", &initiator_secret);
+    put("responder_static_secret", &responder_secret);
     put("initiator_static_public", &support::public_key(&initiator_secret));
     put("responder_static_public", &support::public_key(&responder_secret));
     let mut ephemeral = BTreeMap::new();
@@ -319,7 +330,7 @@ fn check_block(block: &str) {
         assert_eq!(hex(bytes), expected[*key], "ferry's {key} differs from snow's");
     }
     assert_eq!(
-        hex(&Identity::from_secret(bytes32(&documented, "initiator_static_secret")).public),
+        hex(&Identity::from_seed(bytes32(&documented, "initiator_identity_seed")).public),
         expected["initiator_static_public"]
     );
 

@@ -17,7 +17,8 @@
 
 use blake2::{Blake2s256, Digest as _};
 use bytes::{Bytes, BytesMut};
-use ferry_protocol::message::{decode_entry, encode_entry};
+use ferry_protocol::entry::{SIGNATURE_BYTES, SIGNER_BYTES};
+use ferry_protocol::message::{decode_entry, encode_entry_fields};
 use ferry_protocol::store::{DIGEST_DOMAIN, Store};
 use ferry_protocol::wal::{self, Recovery};
 
@@ -166,11 +167,14 @@ fn check_digest_vector(block: &Block<'_>) -> Result<String, String> {
                 if pending.is_some() {
                     return Err("a `register` without its `hash`".to_owned());
                 }
+                // An entry's fields without its signer and signature, which the digest
+                // leaves out (8.9): decoded with a zero signature appended.
                 let encoding = parse_hex(value)?;
-                let entry = decode_entry(Bytes::from(encoding.clone()))
+                let unsigned = [&encoding[..], &[0; SIGNER_BYTES + SIGNATURE_BYTES]].concat();
+                let entry = decode_entry(Bytes::from(unsigned))
                     .map_err(|error| format!("register {}: {error}", hex(&encoding)))?;
                 let mut reencoded = BytesMut::new();
-                encode_entry(&entry, &mut reencoded);
+                encode_entry_fields(&entry, &mut reencoded);
                 if reencoded[..] != encoding[..] {
                     return Err(format!("register {} is not canonical", hex(&encoding)));
                 }

@@ -1369,6 +1369,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(physical_ms, 0),
             operation,
+            signature: Default::default(),
         }
     }
 

@@ -263,6 +263,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(sequence, 0),
             operation: Operation::Delete { key: Bytes::from_static(b"k") },
+            signature: Default::default(),
         }
     }
 

@@ -23,6 +23,7 @@
 //! still lacks an entry a pull interval later pushes it and turns eager again.
 
 mod admission;
+mod authorship;
 mod congestion;
 mod event;
 mod log;
@@ -39,6 +40,7 @@ use rand_core::RngCore;
 use thiserror::Error;
 
 pub use admission::{REFUSED_ORIGINS_MAX, REFUSED_REPORT_INTERVAL_NS};
+pub use authorship::{FORGED_REPORT_INTERVAL_NS, ORIGIN_KEYS_MAX};
 pub use congestion::{PEER_INFLIGHT_BYTES_MAX, WINDOW_BYTES_INITIAL, WINDOW_BYTES_MIN};
 pub use event::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage,
@@ -223,6 +225,9 @@ pub struct NodeStats {
     /// Entries refused from WalPushes because their origin is not a member
     /// ([`NodeConfig::member_origins`], PROTOCOL.md 8.12).
     pub entries_refused: u64,
+    /// Entries refused from WalPushes because they do not carry their origin's signature
+    /// (PROTOCOL.md 8.13): forged, altered, or signed by another key.
+    pub entries_forged: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -276,6 +281,10 @@ pub struct Node {
     refused: BTreeMap<NodeId, admission::RefusedOrigin>,
     /// A snapshot refused for holding a non-member entry: its offers are not pulled again.
     refused_snapshot: Option<(NodeId, u64)>,
+    /// Each origin's signing key (PROTOCOL.md 8.13).
+    origin_keys: authorship::OriginKeys,
+    /// Per origin, refused entries not reported yet (PROTOCOL.md 8.13).
+    forged: BTreeMap<NodeId, authorship::ForgedOrigin>,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
@@ -344,6 +353,7 @@ impl Node {
         let recovery = wal::recover(wal_bytes)?;
         let session = Arc::new(config.session.clone());
         let routing = routing::Routing::new(config.session.node_id, config.route_interval_ns);
+        let origin_keys = authorship::OriginKeys::new(session.node_id, &session.identity);
         let mut node = Self {
             clock: HybridClock::new(config.clock_drift_ms_max),
             config: Arc::new(config),
@@ -374,10 +384,18 @@ impl Node {
             compaction_checked_ns: None,
             refused: BTreeMap::new(),
             refused_snapshot: None,
+            origin_keys,
+            forged: BTreeMap::new(),
         };
+        if node.session.require_id_from_name {
+            for (name, static_key) in &node.session.pinned_peer_keys {
+                node.origin_keys.pin_static(NodeId::from_name(name), *static_key);
+            }
+        }
         let entries_count = recovery.entries.len() as u64;
         let own = node.session.node_id;
         for entry in recovery.entries {
+            node.origin_keys.learn(&entry);
             // Only our own timestamps may move the clock unconditionally: a stored remote
             // entry from a node with a wild clock must not drag ours after a restart.
             if entry.origin == own {
@@ -530,6 +548,9 @@ impl Node {
     /// PROTOCOL.md 6.5): a peer presenting `name` with another key is refused. Sessions
     /// already established are not touched.
     pub fn pin_peer(&mut self, name: String, static_key: [u8; crate::session::KEY_BYTES]) {
+        if self.session.require_id_from_name {
+            self.origin_keys.pin_static(NodeId::from_name(&name), static_key);
+        }
         Arc::make_mut(&mut self.session).pinned_peer_keys.insert(name, static_key);
     }
 
@@ -833,7 +854,8 @@ impl Node {
             timestamp = Timestamp(held.0.checked_add(1).ok_or(NodeError::KeyAtTimestampMaximum)?);
             self.stats.writes_stamped_above_held += 1;
         }
-        let entry = WalEntry { origin, sequence, timestamp, operation };
+        let mut entry = WalEntry::unsigned(origin, sequence, timestamp, operation);
+        entry.sign(&self.session.identity);
         let offer = self.log.offer(entry);
         assert_eq!(offer, Offer::Accepted, "a local write is always the next of its origin");
         self.apply_accepted();
@@ -1015,6 +1037,7 @@ impl Node {
                     }
                     peer.node_id = Some(info.node_id);
                     peer.name.clone_from(&info.name);
+                    self.origin_keys.pin_static(info.node_id, info.static_key);
                     // A new session may mean the peer restarted and lost what it held but
                     // had not synced: only its durable positions still count.
                     peer.reset_to_acked();
@@ -1214,6 +1237,8 @@ impl Node {
         let mut delivered_elsewhere = false;
         // Per non-member origin: entries refused and the highest sequence (PROTOCOL.md 8.12).
         let mut refused: Vec<(NodeId, u64, u64)> = Vec::new();
+        // Per origin: entries without its signature, the highest sequence, why (8.13).
+        let mut forged: Vec<(NodeId, u64, u64, authorship::Forgery)> = Vec::new();
         for entry in entries {
             if entry.origin == self.node_id() {
                 // Our own entries come back through relays; we are their source of truth.
@@ -1230,6 +1255,21 @@ impl Node {
                         *highest = (*highest).max(entry.sequence);
                     }
                     None => refused.push((entry.origin, 1, entry.sequence)),
+                }
+                continue;
+            }
+            // What the log holds already is a duplicate whatever its signature says; only
+            // what it may take is checked (once per entry per node: verifying is the cost).
+            if entry.sequence > self.log.held().get(entry.origin)
+                && let Err(why) = self.origin_keys.check(&entry)
+            {
+                match forged.iter_mut().find(|(origin, ..)| *origin == entry.origin) {
+                    Some((_, count, highest, last)) => {
+                        *count += 1;
+                        *highest = (*highest).max(entry.sequence);
+                        *last = why;
+                    }
+                    None => forged.push((entry.origin, 1, entry.sequence, why)),
                 }
                 continue;
             }
@@ -1294,6 +1334,9 @@ impl Node {
         }
         if !refused.is_empty() {
             self.refuse_entries(now_ns, link, &refused);
+        }
+        if !forged.is_empty() {
+            self.refuse_forged(now_ns, link, &forged);
         }
     }
 

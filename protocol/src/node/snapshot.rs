@@ -295,6 +295,10 @@ impl Node {
                     "entry {}#{} of an origin that is not a member (PROTOCOL.md 8.12)",
                     entry.origin, entry.sequence
                 ));
+            } else if let Err(why) = self.origin_keys.check(&entry) {
+                // As in a push (PROTOCOL.md 8.13), but the snapshot goes whole.
+                problem =
+                    Some(format!("entry {}#{}: {} (PROTOCOL.md 8.13)", entry.origin, entry.sequence, why));
             } else if entry.sequence > incoming.vector.get(entry.origin) {
                 problem =
                     Some(format!("entry {}#{} beyond the offered vector", entry.origin, entry.sequence));

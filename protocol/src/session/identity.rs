@@ -16,49 +16,78 @@ use snow::types::{Cipher, Dh, Hash, Random};
 
 use super::{NOISE_PATTERN, NOISE_PATTERN_PSK, SessionError, hex};
 
-/// Length of an X25519 key, secret or public.
+/// Length of an X25519 key, secret or public, and of an identity seed.
 pub const KEY_BYTES: usize = 32;
 
-/// A node's static X25519 key pair: the identity a handshake authenticates.
-#[derive(Clone, PartialEq, Eq)]
+/// A node's identity: an Ed25519 key pair, which signs the node's entries (PROTOCOL.md
+/// 8.13), and its X25519 form, the static key a Noise handshake authenticates.
+///
+/// Everything derives from the 32-byte `seed`, the Ed25519 secret key of RFC 8032: the
+/// X25519 secret is the first 32 bytes of SHA-512(seed) (the Ed25519 signing scalar before
+/// clamping) and the X25519 public key is the Montgomery form of the Ed25519 public key, as
+/// libsodium's `crypto_sign_ed25519_*_to_curve25519` convert them. So anyone who knows a
+/// node's static key can check that an Ed25519 key is its signing key, without meeting it.
+#[derive(Clone)]
 pub struct Identity {
-    /// The secret scalar (as stored; X25519 clamps it when used).
+    /// The Ed25519 secret key everything else derives from (what the key file stores).
+    pub seed: [u8; KEY_BYTES],
+    /// The X25519 secret scalar (X25519 clamps it when used).
     pub secret: [u8; KEY_BYTES],
-    /// The public key, `X25519(secret, 9)`.
+    /// The X25519 public key, `X25519(secret, 9)`.
     pub public: [u8; KEY_BYTES],
+    signing: ed25519_dalek::SigningKey,
 }
 
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.seed == other.seed
+    }
+}
+
+impl Eq for Identity {}
+
 impl Identity {
-    /// A fresh key pair from 32 bytes of `rng` (through snow's key generation and the
-    /// seeded resolver, so the same RNG state gives the same key pair).
+    /// A fresh identity from 32 bytes of `rng` (so the same RNG state gives the same one).
     #[must_use]
     pub fn generate(rng: &mut dyn RngCore) -> Self {
-        let builder =
-            snow::Builder::with_resolver(noise_params(false), Box::new(SeededResolver::from_rng(rng)));
-        let keypair =
-            builder.generate_keypair().expect("the seeded resolver always provides an RNG and X25519");
-        let mut identity = Self { secret: [0; KEY_BYTES], public: [0; KEY_BYTES] };
-        identity.secret.copy_from_slice(&keypair.private);
-        identity.public.copy_from_slice(&keypair.public);
-        identity
+        let mut seed = [0; KEY_BYTES];
+        rng.fill_bytes(&mut seed);
+        Self::from_seed(seed)
     }
 
-    /// The key pair whose secret is `secret`, with its public key derived.
+    /// The identity whose Ed25519 secret key is `seed`, with every other key derived.
     #[must_use]
-    pub fn from_secret(secret: [u8; KEY_BYTES]) -> Self {
-        Self { secret, public: public_key(&secret) }
+    pub fn from_seed(seed: [u8; KEY_BYTES]) -> Self {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let secret = signing.to_scalar_bytes();
+        let public = signing.verifying_key().to_montgomery().to_bytes();
+        Self { seed, secret, public, signing }
     }
 
-    /// A key pair from stored halves, checked to belong together.
+    /// An identity from stored halves, checked to belong together.
     ///
     /// # Errors
-    /// [`SessionError::KeypairMismatch`] when `public` is not the public key of `secret`.
-    pub fn from_keypair(secret: [u8; KEY_BYTES], public: [u8; KEY_BYTES]) -> Result<Self, SessionError> {
-        let identity = Self::from_secret(secret);
+    /// [`SessionError::KeypairMismatch`] when `public` is not the X25519 public key derived
+    /// from `seed`.
+    pub fn from_stored(seed: [u8; KEY_BYTES], public: [u8; KEY_BYTES]) -> Result<Self, SessionError> {
+        let identity = Self::from_seed(seed);
         if identity.public != public {
             return Err(SessionError::KeypairMismatch { public });
         }
         Ok(identity)
+    }
+
+    /// The Ed25519 public key: what every entry this node writes names as its signer.
+    #[must_use]
+    pub fn signing_public(&self) -> [u8; KEY_BYTES] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// The Ed25519 signature of `message` (deterministic, RFC 8032).
+    #[must_use]
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
     }
 }
 
@@ -69,7 +98,8 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// The X25519 public key of `secret`.
+/// The X25519 public key of `secret`, through snow (a check on the derivation).
+#[cfg(test)]
 pub(crate) fn public_key(secret: &[u8; KEY_BYTES]) -> [u8; KEY_BYTES] {
     let mut dh = DefaultResolver
         .resolve_dh(&DHChoice::Curve25519)
@@ -143,19 +173,28 @@ mod tests {
         let other = Identity::generate(&mut ChaCha20Rng::seed_from_u64(2));
         assert_eq!(first, again);
         assert_ne!(first.public, other.public);
-        assert_eq!(Identity::from_secret(first.secret), first);
-        assert_eq!(Identity::from_keypair(first.secret, first.public), Ok(first.clone()));
+        assert_eq!(Identity::from_seed(first.seed), first);
+        // The X25519 public key is both X25519(secret, 9) and the Ed25519 key's Montgomery form.
+        assert_eq!(public_key(&first.secret), first.public);
         assert_eq!(
-            Identity::from_keypair(first.secret, other.public),
+            curve25519_dalek::edwards::CompressedEdwardsY(first.signing_public())
+                .decompress()
+                .map(|point| point.to_montgomery().to_bytes()),
+            Some(first.public)
+        );
+        assert_eq!(Identity::from_stored(first.seed, first.public), Ok(first.clone()));
+        assert_eq!(
+            Identity::from_stored(first.seed, other.public),
             Err(SessionError::KeypairMismatch { public: other.public })
         );
     }
 
     #[test]
     fn debug_hides_the_secret() {
-        let identity = Identity::from_secret([0x11; KEY_BYTES]);
+        let identity = Identity::from_seed([0x11; KEY_BYTES]);
         let text = format!("{identity:?}");
         assert!(!text.contains(&"11".repeat(KEY_BYTES)), "{text}");
+        assert!(!text.contains(&hex(&identity.secret)), "{text}");
         assert!(text.contains(&hex(&identity.public)), "{text}");
     }
 }

@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn config_validation_exact_errors() {
-        let identity = Identity::from_secret([7; KEY_BYTES]);
+        let identity = Identity::from_seed([7; KEY_BYTES]);
         let mut config = SessionConfig::new("a".repeat(NAME_BYTES_MAX), identity);
         assert_eq!(config.validate(), Ok(()));
         config.name.push('a');
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_cluster_secret() {
-        let mut config = SessionConfig::new("n", Identity::from_secret([7; KEY_BYTES]));
+        let mut config = SessionConfig::new("n", Identity::from_seed([7; KEY_BYTES]));
         assert!(format!("{config:?}").contains("psk: None"));
         config.psk = Some([0x5c; PSK_BYTES]);
         let text = format!("{config:?}");

@@ -13,6 +13,7 @@ fn put(origin: u64, sequence: u64, physical_ms: u64, key: &[u8], value: &[u8]) -
         sequence,
         timestamp: Timestamp::new(physical_ms, 0),
         operation: Operation::Put { key: Bytes::copy_from_slice(key), value: Bytes::copy_from_slice(value) },
+        signature: Default::default(),
     }
 }
 
@@ -22,6 +23,7 @@ fn delete(origin: u64, sequence: u64, physical_ms: u64, key: &[u8]) -> WalEntry 
         sequence,
         timestamp: Timestamp::new(physical_ms, 0),
         operation: Operation::Delete { key: Bytes::copy_from_slice(key) },
+        signature: Default::default(),
     }
 }
 
@@ -37,6 +39,7 @@ fn sample_entries() -> Vec<WalEntry> {
             sequence: u64::MAX,
             timestamp: Timestamp(u64::MAX),
             operation: Operation::Put { key: Bytes::from_static(b"z"), value: Bytes::new() },
+            signature: Default::default(),
         },
         delete(3, 7, 13, b""),
     ]
@@ -75,12 +78,13 @@ fn checksum_damage(record: &[u8], flipped: &[u8]) -> DamageKind {
 #[test]
 fn known_record_bytes() {
     // Goal: pin the format for PROTOCOL.md. The bytes were computed by an independent
-    // Python implementation (bitwise CRC-32C, polynomial 0x82f63b78).
+    // Python implementation (bitwise CRC-32C, polynomial 0x82f63b78). The entry is unsigned:
+    // its signer and signature are 96 zero bytes.
     let mut out = BytesMut::new();
     let entry = put(1, 1, 10, b"a", b"x");
     encode_record(&entry, &mut out);
     let hex: String = out.iter().map(|byte| format!("{byte:02x}")).collect();
-    assert_eq!(hex, "0a000000fe36b4d801018080280001610178");
+    assert_eq!(hex, format!("6a000000f55b2df901018080280001610178{}", "00".repeat(96)));
     assert_eq!(out.len(), record_len(&entry));
 }
 
@@ -117,6 +121,7 @@ fn largest_entry_fits_one_record() {
             key: Bytes::from(vec![1; KEY_BYTES_MAX]),
             value: Bytes::from(vec![2; VALUE_BYTES_MAX]),
         },
+        signature: Default::default(),
     };
     assert_eq!(entry_encoded_len(&entry), WAL_ENTRY_BYTES_MAX);
     let (log, _) = log_of(std::slice::from_ref(&entry));
@@ -239,8 +244,8 @@ fn exact_middle_error() {
     assert_eq!(
         error.to_string(),
         format!(
-            "wal record at offset 18 is corrupt (checksum mismatch: stored {stored:#010x}, computed \
-             {computed:#010x}) but a valid record follows at offset 35"
+            "wal record at offset 114 is corrupt (checksum mismatch: stored {stored:#010x}, computed \
+             {computed:#010x}) but a valid record follows at offset 227"
         )
     );
 }
@@ -416,7 +421,13 @@ fn entry_strategy() -> impl Strategy<Value = WalEntry> {
                 Some(value) => Operation::Put { key, value: Bytes::from(value) },
                 None => Operation::Delete { key },
             };
-            WalEntry { origin: NodeId(origin), sequence, timestamp: Timestamp(timestamp), operation }
+            WalEntry {
+                origin: NodeId(origin),
+                sequence,
+                timestamp: Timestamp(timestamp),
+                operation,
+                signature: Default::default(),
+            }
         })
 }
 

@@ -36,14 +36,23 @@ pub(crate) fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
     found
 }
 
-/// Bytes written as space-separated two-digit hex pairs.
+/// Bytes written as space-separated two-digit hex pairs; `XX*N` stands for the byte `XX`
+/// written `N` times.
 pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    text.split_whitespace()
-        .map(|pair| {
-            if pair.len() != 2 {
-                return Err(format!("hex byte {pair:?} is not two digits"));
+    let mut bytes = Vec::new();
+    for token in text.split_whitespace() {
+        // `00*96`: the byte 0x00 96 times (an unsigned entry's signer and signature).
+        let (pair, count) = match token.split_once('*') {
+            Some((pair, count)) => {
+                (pair, count.parse::<usize>().map_err(|error| format!("repeat count in {token:?}: {error}"))?)
             }
-            u8::from_str_radix(pair, 16).map_err(|error| format!("hex byte {pair:?}: {error}"))
-        })
-        .collect()
+            None => (token, 1),
+        };
+        if pair.len() != 2 {
+            return Err(format!("hex byte {pair:?} is not two digits"));
+        }
+        let byte = u8::from_str_radix(pair, 16).map_err(|error| format!("hex byte {pair:?}: {error}"))?;
+        bytes.extend(std::iter::repeat_n(byte, count));
+    }
+    Ok(bytes)
 }

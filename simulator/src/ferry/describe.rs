@@ -226,6 +226,7 @@ mod tests {
                 key: Bytes::copy_from_slice(key),
                 value: Bytes::copy_from_slice(value),
             },
+            signature: Default::default(),
         }
     }
 

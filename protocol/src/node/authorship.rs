@@ -1,0 +1,272 @@
+//! Signed entries (PROTOCOL.md 8.13): a node signs every write it accepts with its identity's
+//! Ed25519 key, and takes an entry from the network only when it carries the signature of
+//! the key this node has for the entry's origin. A relay can therefore pass entries on, but
+//! can neither forge an origin's entries nor alter them.
+//!
+//! Which key belongs to which origin, [`OriginKeys`] says. It learns a key
+//!
+//! - for this node itself, from its identity;
+//! - for a neighbour, from the handshake: Noise proved the neighbour holds its static key, and
+//!   the signing key is the one whose Montgomery form is that static key;
+//! - for a pinned name (`SessionConfig::pinned_peer_keys`, with ids that are their names'
+//!   hashes), from the pin, the same way;
+//! - for an entry recovered from this node's own WAL, from its signer (the disk is trusted);
+//! - otherwise, from the first entry of the origin that verifies under its own signer (trust
+//!   on first use, as `known_peers` pins names).
+//!
+//! A neighbour's handshake outranks what was learned on first use: Noise authenticated it.
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::{Event, LinkId, Node, Output};
+use crate::entry::{NodeId, VersionVector, WalEntry};
+use crate::message::{self, Message};
+use crate::session::{Identity, KEY_BYTES};
+use crate::text::escape;
+
+/// Origins whose keys a node keeps (as many as a version vector may name): an entry of a
+/// further origin is refused, as if its signature failed.
+pub const ORIGIN_KEYS_MAX: usize = message::VECTOR_ORIGINS_MAX;
+
+/// How often a node reports refused entries of one origin (an `Event::Rejected`); the first
+/// refusal of an origin is reported at once.
+pub const FORGED_REPORT_INTERVAL_NS: u64 = 60_000_000_000;
+
+/// The key a node has for one origin.
+#[derive(Debug, Clone)]
+enum OriginKey {
+    /// Its static X25519 key (a handshake, a pinned name): the first signed entry whose
+    /// signer converts to it settles the Ed25519 key.
+    Static([u8; KEY_BYTES]),
+    /// Its Ed25519 key, decompressed once.
+    Signer(VerifyingKey),
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forgery {
+    /// It names a signer other than the key this node has for its origin.
+    OtherSigner,
+    /// Its signer is not an Ed25519 public key.
+    InvalidSigner,
+    /// Its signature does not verify.
+    BadSignature,
+    /// Its origin is new and the node keeps keys for [`ORIGIN_KEYS_MAX`] origins already.
+    TooManyOrigins,
+}
+
+impl std::fmt::Display for Forgery {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Self::OtherSigner => "signed by a key that is not its origin's",
+            Self::InvalidSigner => "its signer is not an Ed25519 public key",
+            Self::BadSignature => "its signature does not verify",
+            Self::TooManyOrigins => "the node keeps keys for 4096 origins already",
+        })
+    }
+}
+
+/// Each origin's key, and the buffer signing messages are built in.
+#[derive(Debug)]
+pub(crate) struct OriginKeys {
+    keys: BTreeMap<NodeId, OriginKey>,
+    message: BytesMut,
+}
+
+impl OriginKeys {
+    /// The keys of a node with `identity` and id `own`.
+    pub(crate) fn new(own: NodeId, identity: &Identity) -> Self {
+        let mut keys = BTreeMap::new();
+        if let Ok(key) = VerifyingKey::from_bytes(&identity.signing_public()) {
+            keys.insert(own, OriginKey::Signer(key));
+        }
+        Self { keys, message: BytesMut::new() }
+    }
+
+    /// Origins with a key.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A handshake or a pin proved `origin`'s static key: it replaces whatever was learned
+    /// before, unless the Ed25519 key held already converts to it.
+    pub(crate) fn pin_static(&mut self, origin: NodeId, static_key: [u8; KEY_BYTES]) {
+        let same = match self.keys.get(&origin) {
+            Some(OriginKey::Signer(key)) => key.to_montgomery().to_bytes() == static_key,
+            Some(OriginKey::Static(held)) => *held == static_key,
+            None => false,
+        };
+        if !same && (self.keys.len() < ORIGIN_KEYS_MAX || self.keys.contains_key(&origin)) {
+            self.keys.insert(origin, OriginKey::Static(static_key));
+        }
+    }
+
+    /// An entry read back from this node's own WAL: its signer is `origin`'s key unless one
+    /// is known already (nothing is verified: the node wrote the entry after checking it).
+    pub(crate) fn learn(&mut self, entry: &WalEntry) {
+        if self.keys.len() >= ORIGIN_KEYS_MAX || self.keys.contains_key(&entry.origin) {
+            return;
+        }
+        if let Ok(key) = VerifyingKey::from_bytes(&entry.signature.signer) {
+            self.keys.insert(entry.origin, OriginKey::Signer(key));
+        }
+    }
+
+    /// Checks that `entry` is signed by its origin's key, learning the key on first use.
+    pub(crate) fn check(&mut self, entry: &WalEntry) -> Result<(), Forgery> {
+        let signer = &entry.signature.signer;
+        let known = self.keys.get(&entry.origin);
+        let key = match known {
+            Some(OriginKey::Signer(key)) if key.as_bytes() == signer => *key,
+            Some(OriginKey::Signer(_)) => return Err(Forgery::OtherSigner),
+            Some(OriginKey::Static(_)) | None => {
+                if known.is_none() && self.keys.len() >= ORIGIN_KEYS_MAX {
+                    return Err(Forgery::TooManyOrigins);
+                }
+                let key = VerifyingKey::from_bytes(signer).map_err(|_| Forgery::InvalidSigner)?;
+                if let Some(OriginKey::Static(static_key)) = known
+                    && key.to_montgomery().to_bytes() != *static_key
+                {
+                    return Err(Forgery::OtherSigner);
+                }
+                key
+            }
+        };
+        self.message.clear();
+        message::encode_entry_signing_message(entry, &mut self.message);
+        key.verify_strict(&self.message, &Signature::from_bytes(&entry.signature.bytes))
+            .map_err(|_| Forgery::BadSignature)?;
+        if !matches!(self.keys.get(&entry.origin), Some(OriginKey::Signer(_))) {
+            self.keys.insert(entry.origin, OriginKey::Signer(key));
+        }
+        Ok(())
+    }
+}
+
+/// Refused entries of one origin, for rate-limited reports.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ForgedOrigin {
+    unreported: u64,
+    reported_ns: Option<u64>,
+}
+
+impl Node {
+    /// Entries that failed [`OriginKeys::check`] arrived on `link`: `forged` holds, per
+    /// origin, how many, the highest sequence and the last reason. Counts them, reports them
+    /// (at most once a minute per origin, naming the peer), and tells the sender in a pull
+    /// naming only those origins that it need not push them again in this session. Unlike a
+    /// member refusal (8.12) the positions are not reported to other neighbours: they may
+    /// hold the genuine entries.
+    pub(crate) fn refuse_forged(
+        &mut self,
+        now_ns: u64,
+        link: LinkId,
+        forged: &[(NodeId, u64, u64, Forgery)],
+    ) {
+        let peer_name = self.peers.get(&link).map(|peer| peer.name.clone()).unwrap_or_default();
+        let mut tell = VersionVector::new();
+        for &(origin, count, highest, why) in forged {
+            self.stats.entries_forged += count;
+            tell.set(origin, highest);
+            let known = self.forged.contains_key(&origin);
+            if !known && self.forged.len() >= ORIGIN_KEYS_MAX {
+                continue;
+            }
+            let entry = self.forged.entry(origin).or_default();
+            entry.unreported += count;
+            let due = entry
+                .reported_ns
+                .is_none_or(|at_ns| now_ns >= at_ns.saturating_add(FORGED_REPORT_INTERVAL_NS));
+            if due {
+                let count = std::mem::take(&mut entry.unreported);
+                entry.reported_ns = Some(now_ns);
+                let reason = format!(
+                    "refused {count} entries of origin {origin} from peer \"{}\": {} (PROTOCOL.md 8.13; \
+                     reported at most once a minute per origin)",
+                    escape(&peer_name),
+                    why
+                );
+                self.outputs.push_back(Output::Event(Event::Rejected { link, reason }));
+            }
+        }
+        if !tell.is_empty() && self.peers.get(&link).is_some_and(|peer| peer.node_id.is_some()) {
+            self.send_message(link, &Message::OutboxPull { vector: tell });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::entry::{EntrySignature, Operation, Timestamp};
+
+    fn identity(seed: u8) -> Identity {
+        Identity::from_seed([seed; KEY_BYTES])
+    }
+
+    fn signed(identity: &Identity, origin: NodeId, value: &'static [u8]) -> WalEntry {
+        let operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(value) };
+        let mut entry = WalEntry::unsigned(origin, 1, Timestamp::new(10, 0), operation);
+        entry.sign(identity);
+        entry
+    }
+
+    #[test]
+    fn an_entry_verifies_under_its_origins_key_and_nothing_else() {
+        let (alice, mallory) = (identity(1), identity(2));
+        let (a, b, m) = (NodeId(1), NodeId(2), NodeId(3));
+        let mut keys = OriginKeys::new(b, &identity(9));
+        keys.pin_static(a, alice.public);
+        let genuine = signed(&alice, a, b"v");
+        assert_eq!(keys.check(&genuine), Ok(()));
+
+        // Altered in transit: any field, or the signature itself.
+        let mut altered = genuine.clone();
+        altered.operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"w") };
+        assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
+        let mut altered = genuine.clone();
+        altered.timestamp = Timestamp(u64::MAX);
+        assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
+        let mut altered = genuine.clone();
+        altered.signature.bytes[0] ^= 1;
+        assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
+
+        // Written by mallory under alice's id: a valid signature, by the wrong key.
+        let forged = signed(&mallory, a, b"v");
+        assert_eq!(keys.check(&forged), Err(Forgery::OtherSigner));
+        // An unsigned entry names no key at all.
+        let mut unsigned = genuine.clone();
+        unsigned.signature = EntrySignature::default();
+        assert_ne!(keys.check(&unsigned), Ok(()));
+
+        // An origin met only through relays is learned from its first entry (trust on first
+        // use), and holds from then on; a handshake with it overrides.
+        let first = signed(&mallory, m, b"v");
+        assert_eq!(keys.check(&first), Ok(()));
+        let other = signed(&alice, m, b"v");
+        assert_eq!(keys.check(&other), Err(Forgery::OtherSigner));
+        keys.pin_static(m, alice.public);
+        assert_eq!(keys.check(&other), Ok(()));
+        assert_eq!(keys.check(&first), Err(Forgery::OtherSigner));
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let alice = identity(1);
+        let mut keys = OriginKeys::new(NodeId(0), &identity(9));
+        for origin in 1..ORIGIN_KEYS_MAX as u64 {
+            keys.pin_static(NodeId(origin), alice.public);
+        }
+        assert_eq!(keys.len(), ORIGIN_KEYS_MAX);
+        let entry = signed(&alice, NodeId(u64::MAX), b"v");
+        assert_eq!(keys.check(&entry), Err(Forgery::TooManyOrigins));
+        let known = signed(&alice, NodeId(7), b"v");
+        assert_eq!(keys.check(&known), Ok(()));
+    }
+}
