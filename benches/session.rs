@@ -12,8 +12,7 @@ use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ferry_protocol::session::{Identity, NOISE_PATTERN, PROLOGUE, Role, SessionConfig};
 use ferry_protocol::{
-    Connection, Envelope, Header, Message, MessageType, NodeId, Operation, Timestamp, WalEntry,
-    decode_payload,
+    Connection, Envelope, Header, Message, NodeId, Operation, Timestamp, WalEntry, decode_payload,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -84,21 +83,29 @@ fn bench_handshake(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// A WalPush whose payload encoding is exactly `payload_bytes` long (one put of key "k").
-fn wal_push(payload_bytes: usize) -> Message {
-    // count, origin, sequence, timestamp, operation, key length, key: 7 bytes, then the
-    // value's length varint and the value.
-    let fixed_bytes = 7;
-    let length_bytes = if payload_bytes - fixed_bytes - 1 < 128 { 1 } else { 2 };
-    let value = Bytes::from(vec![0xab; payload_bytes - fixed_bytes - length_bytes]);
-    let entry = WalEntry {
-        origin: NodeId(1),
-        sequence: 1,
-        timestamp: Timestamp(1),
-        operation: Operation::Put { key: Bytes::from_static(b"k"), value },
-        signature: Default::default(),
+/// A message whose payload encoding is exactly `payload_bytes` long: a WalPush of one put of
+/// key "k" when an entry fits (it takes at least 101 bytes with its signature), else (64
+/// bytes) an OutboxPull of four origins, three of them ten-byte varints at ten-byte
+/// positions: about as cheap to decode as the one small entry this size measured before
+/// entries were signed.
+fn payload_of(payload_bytes: usize) -> Message {
+    let message = if payload_bytes < 200 {
+        assert_eq!(payload_bytes, 64, "the small case is built for 64 bytes");
+        let mut vector = ferry_protocol::VersionVector::new();
+        vector.set(NodeId(1), 128);
+        for origin in [u64::MAX - 2, u64::MAX - 1, u64::MAX] {
+            vector.set(NodeId(origin), u64::MAX);
+        }
+        Message::OutboxPull { vector }
+    } else {
+        // count, origin, sequence, timestamp, operation, key length, key: 7 bytes, then the
+        // value's length varint and the value, then the signer and the signature.
+        let fixed_bytes = 7 + 96;
+        let length_bytes = if payload_bytes - fixed_bytes - 1 < 128 { 1 } else { 2 };
+        let value = Bytes::from(vec![0xab; payload_bytes - fixed_bytes - length_bytes]);
+        let operation = Operation::Put { key: Bytes::from_static(b"k"), value };
+        Message::WalPush { entries: vec![WalEntry::unsigned(NodeId(1), 1, Timestamp(1), operation)] }
     };
-    let message = Message::WalPush { entries: vec![entry] };
     assert_eq!(message.payload_bytes().len(), payload_bytes);
     message
 }
@@ -109,14 +116,15 @@ fn bench_envelopes(criterion: &mut Criterion) {
     let (mut sender, mut receiver) = handshake(&initiator_config, &responder_config, &mut rng);
     let mut group = criterion.benchmark_group("envelope");
     for payload_bytes in PAYLOAD_BYTES {
-        let message = wal_push(payload_bytes);
+        let message = payload_of(payload_bytes);
+        let message_type = message.message_type();
         let payload = message.payload_bytes();
         group.throughput(Throughput::Bytes(payload_bytes as u64));
 
         // Header only: build the frame contents and parse the header back.
         group.bench_with_input(BenchmarkId::new("plaintext", payload_bytes), &payload, |bencher, payload| {
             bencher.iter(|| {
-                let bytes = Envelope::encode(&Header::plain(MessageType::WalPush, 1), payload);
+                let bytes = Envelope::encode(&Header::plain(message_type, 1), payload);
                 black_box(Envelope::decode(bytes).expect("valid"))
             });
         });
@@ -127,8 +135,7 @@ fn bench_envelopes(criterion: &mut Criterion) {
             &message,
             |bencher, message| {
                 bencher.iter(|| {
-                    let bytes =
-                        Envelope::encode(&Header::plain(MessageType::WalPush, 1), &message.payload_bytes());
+                    let bytes = Envelope::encode(&Header::plain(message_type, 1), &message.payload_bytes());
                     let envelope = Envelope::decode(bytes).expect("valid");
                     black_box(decode_payload(envelope.header.message_type, envelope.payload).expect("valid"))
                 });

@@ -1145,11 +1145,11 @@ fn entries_from_the_future_pin_no_key() {
 fn forged_and_altered_entries_are_refused_naming_the_peer() {
     // Goal: an admitted peer can neither write as another origin nor alter an entry it
     // relays (PROTOCOL.md 8.13): a refuses both, names the peer and the reason in its log,
-    // counts them, stores neither, and still takes the genuine origin's next entry, which
-    // bears the sequence the forgery claimed. Method: b writes; a protocol Node named mallory
-    // recovers a WAL holding a copy of b's entry 1 (signed by b: its key file is on this
-    // disk), an entry 2 of origin b signed by mallory, and an entry of its own whose value
-    // was changed after signing, and pushes them to a.
+    // counts them, stores neither, and still takes the genuine origin's next entries, which
+    // bear the sequences the forgeries claimed. Method: b writes; a protocol Node named
+    // mallory recovers a WAL holding a copy of b's entry 1 (signed by b: its key file is on
+    // this disk), an entry 2 of origin b signed by mallory, and an entry 3 of origin b signed
+    // by b whose value was changed after signing, and pushes them to a.
     let data = scratch("forged");
     let mut target = Attacked::start(&data, &strings(&["--metrics", "127.0.0.1:0"]), "b");
     let line = target.a.wait_stderr("metrics on http://");
@@ -1163,7 +1163,7 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     )
     .expect("b's key file holds a seed and its public key");
     let mallory_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(14));
-    let (b, mallory) = (NodeId::from_name("b"), NodeId::from_name("mallory"));
+    let b = NodeId::from_name("b");
     let put = |origin, sequence, key: &'static [u8], value: &'static [u8]| {
         let operation = Operation::Put { key: Bytes::from_static(key), value: Bytes::from_static(value) };
         WalEntry::unsigned(origin, sequence, Timestamp::new(1_000, 0), operation)
@@ -1172,8 +1172,8 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     copy.sign(&b_identity);
     let mut forged = put(b, 2, b"forged", b"by-mallory");
     forged.sign(&mallory_identity);
-    let mut altered = put(mallory, 1, b"altered", b"as-signed");
-    altered.sign(&mallory_identity);
+    let mut altered = put(b, 3, b"altered", b"as-signed");
+    altered.sign(&b_identity);
     altered.operation =
         Operation::Put { key: Bytes::from_static(b"altered"), value: Bytes::from_static(b"changed") };
     let mut wal = BytesMut::new();
@@ -1184,7 +1184,7 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     std::thread::spawn(move || drive_until_closed(&mut mallory_node, &mut stream));
     let a = &mut target.a;
     let line = a.wait_stderr("its signature does not verify");
-    assert!(line.contains(&format!("refused 1 entries of origin {mallory} from peer \"mallory\"")), "{line}");
+    assert!(line.contains(&format!("refused 1 entries of origin {b} from peer \"mallory\"")), "{line}");
     let line = a.wait_stderr("signed by a key that is not its origin's");
     assert!(line.contains(&format!("refused 1 entries of origin {b} from peer \"mallory\"")), "{line}");
     assert_eq!(a.request("get forged"), "(nil)");
@@ -1192,9 +1192,11 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     let metrics = minreq::get(&metrics_url).with_timeout(5).send().expect("the node answers");
     let metrics = metrics.as_str().expect("utf-8");
     assert!(metrics.lines().any(|line| line == "ferry_entries_forged_total 2"), "{metrics}");
-    // b's own entry 2 still gets in: the refusal did not stand for the genuine entry.
+    // b's own entries 2 and 3 still get in: the refusals did not stand for the genuine ones.
     assert_eq!(target.peer.request("put after-forgery genuine"), "ok");
-    target.a.wait_answer("get after-forgery", |answer| answer == "genuine");
+    assert_eq!(target.peer.request("put after-alteration genuine"), "ok");
+    target.a.wait_answer("get after-alteration", |answer| answer == "genuine");
+    assert_eq!(target.a.request("get after-forgery"), "genuine");
     target.assert_survived("after forged and altered entries");
 }
 

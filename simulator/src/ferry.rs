@@ -35,7 +35,7 @@ use ferry_protocol::node::{
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::{Conflict, Digest, Register, Store, WriteId};
-use ferry_protocol::{Envelope, Message, MessageType, NodeId, SteadyClock, Timestamp, WalEntry};
+use ferry_protocol::{Envelope, Message, MessageType, NodeId, Operation, SteadyClock, Timestamp, WalEntry};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -141,7 +141,19 @@ pub enum PlantedBug {
     /// The adapter never sends a `WalPush` that carries another origin's entry: a node
     /// passes on only its own writes, so in a line a write never gets two hops.
     ForgetToRelay,
+    /// Node `node` is a Byzantine relay: every `WalPush` it sends that carries another
+    /// origin's entry goes out with those entries altered (each becomes a put of
+    /// [`ALTERED_VALUE`], signature untouched), under its session. Receivers must refuse
+    /// them (PROTOCOL.md 8.13) and still converge through other paths.
+    AlterRelayed {
+        /// The index of the lying node.
+        node: u32,
+    },
 }
+
+/// The value a Byzantine relay (`PlantedBug::AlterRelayed`) writes into the entries it
+/// relays; no honest write in a simulation has it.
+pub const ALTERED_VALUE: &[u8] = b"\xffaltered by a byzantine relay";
 
 /// What a node reports to the checkers alone, never to the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,6 +531,26 @@ impl FerryNode {
                 Output::Send { message: Some(sent), .. }
                     if self.bug == Some(PlantedBug::ForgetToRelay)
                         && relays_another_origin(&sent, own_id) => {}
+                Output::Send { link, message: Some(sent), .. }
+                    if self.bug == Some(PlantedBug::AlterRelayed { node: context.node() })
+                        && alters(&sent.message, own_id) =>
+                {
+                    // The honest push is dropped; its altered copy goes out in its place
+                    // (and comes back through this loop, altered already).
+                    let Message::WalPush { entries } = sent.message else { continue };
+                    let entries = entries
+                        .into_iter()
+                        .map(|mut entry| {
+                            if entry.origin != own_id {
+                                let key = entry.operation.key().clone();
+                                entry.operation =
+                                    Operation::Put { key, value: Bytes::from_static(ALTERED_VALUE) };
+                            }
+                            entry
+                        })
+                        .collect();
+                    node.send_unchecked(context.now_ns(), link, &Message::WalPush { entries });
+                }
                 Output::Send { link, frame, .. } if self.links.get(link as u32) == FerryLink::Quic => {
                     if let Some(audit) = &self.audit {
                         audit.count_sent(&frame);
@@ -705,6 +737,16 @@ impl FerryNode {
 
 /// True when `sent` is a `WalPush` carrying an entry whose origin is not `own`
 /// (`PlantedBug::ForgetToRelay`).
+/// Whether a Byzantine relay (`PlantedBug::AlterRelayed`) alters `message`: a push holding
+/// another origin's entry it has not altered yet.
+fn alters(message: &Message, own: NodeId) -> bool {
+    let altered = |entry: &WalEntry| entry.operation.value().is_some_and(|value| value[..] == *ALTERED_VALUE);
+    match message {
+        Message::WalPush { entries } => entries.iter().any(|entry| entry.origin != own && !altered(entry)),
+        _ => false,
+    }
+}
+
 fn relays_another_origin(sent: &SentMessage, own: NodeId) -> bool {
     match &sent.message {
         Message::WalPush { entries } => entries.iter().any(|entry| entry.origin != own),
@@ -742,9 +784,10 @@ impl Process for FerryNode {
         node_config.routing = config.routing;
         node_config.compaction_tail_bytes_min = config.compaction_log_bytes;
         node_config.compaction_horizon_ns = config.compaction_horizon_ns;
-        // Forgetting to relay needs to see what is sent.
-        node_config.describe_sends =
-            context.describes_sends() || config.planted_bug == Some(PlantedBug::ForgetToRelay);
+        // Forgetting to relay, or altering what is relayed, needs to see what is sent.
+        node_config.describe_sends = context.describes_sends()
+            || config.planted_bug == Some(PlantedBug::ForgetToRelay)
+            || config.planted_bug == Some(PlantedBug::AlterRelayed { node: context.node() });
         node_config.audit = config.audit.is_some();
         let ids = Names::new(&config.names);
         let mut seed = [0u8; 32];

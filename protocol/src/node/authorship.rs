@@ -46,7 +46,7 @@ enum OriginKey {
 }
 
 /// Why an entry was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Forgery {
     /// It names a signer other than the key this node has for its origin.
     OtherSigner,
@@ -116,6 +116,28 @@ impl OriginKeys {
         }
     }
 
+    /// Checks an entry that its origin itself sent, over a session whose handshake proved the
+    /// origin's static key: the session authenticates it, so only the signer it names is
+    /// compared with the origin's key (and learned from the static key); the signature is
+    /// for the nodes it is relayed to, which check it (PROTOCOL.md 8.13).
+    pub(crate) fn check_from_origin(&mut self, entry: &WalEntry) -> Result<(), Forgery> {
+        let signer = &entry.signature.signer;
+        match self.keys.get(&entry.origin) {
+            Some(OriginKey::Signer(key)) if key.as_bytes() == signer => Ok(()),
+            Some(OriginKey::Static(static_key)) => {
+                let key = VerifyingKey::from_bytes(signer).map_err(|_| Forgery::InvalidSigner)?;
+                if key.to_montgomery().to_bytes() != *static_key {
+                    return Err(Forgery::OtherSigner);
+                }
+                self.keys.insert(entry.origin, OriginKey::Signer(key));
+                Ok(())
+            }
+            // A neighbour's key is pinned when its session begins; without one, check fully.
+            None => self.check(entry),
+            Some(OriginKey::Signer(_)) => Err(Forgery::OtherSigner),
+        }
+    }
+
     /// Checks that `entry` is signed by its origin's key, learning the key on first use.
     pub(crate) fn check(&mut self, entry: &WalEntry) -> Result<(), Forgery> {
         let signer = &entry.signature.signer;
@@ -156,8 +178,8 @@ pub(crate) struct ForgedOrigin {
 
 impl Node {
     /// Entries that failed [`OriginKeys::check`] arrived on `link`: `forged` holds, per
-    /// origin, how many, the highest sequence and the last reason. Counts them, reports them
-    /// (at most once a minute per origin, naming the peer), and tells the sender in a pull
+    /// origin and reason, how many and the highest sequence. Counts them, reports them (at
+    /// most once a minute per origin and reason, naming the peer), and tells the sender in a pull
     /// naming only those origins that it need not push them again in this session. Unlike a
     /// member refusal (8.12) the positions are not reported to other neighbours: they may
     /// hold the genuine entries.
@@ -171,12 +193,12 @@ impl Node {
         let mut tell = VersionVector::new();
         for &(origin, count, highest, why) in forged {
             self.stats.entries_forged += count;
-            tell.set(origin, highest);
-            let known = self.forged.contains_key(&origin);
+            tell.set(origin, highest.max(tell.get(origin)));
+            let known = self.forged.contains_key(&(origin, why));
             if !known && self.forged.len() >= ORIGIN_KEYS_MAX {
                 continue;
             }
-            let entry = self.forged.entry(origin).or_default();
+            let entry = self.forged.entry((origin, why)).or_default();
             entry.unreported += count;
             let due = entry
                 .reported_ns
@@ -186,7 +208,7 @@ impl Node {
                 entry.reported_ns = Some(now_ns);
                 let reason = format!(
                     "refused {count} entries of origin {origin} from peer \"{}\": {} (PROTOCOL.md 8.13; \
-                     reported at most once a minute per origin)",
+                     reported at most once a minute per origin and reason)",
                     escape(&peer_name),
                     why
                 );
@@ -254,6 +276,24 @@ mod tests {
         keys.pin_static(m, alice.public);
         assert_eq!(keys.check(&other), Ok(()));
         assert_eq!(keys.check(&first), Err(Forgery::OtherSigner));
+    }
+
+    #[test]
+    fn an_entry_from_its_origin_is_checked_for_its_signer_only() {
+        // Its session vouches for it; its signature is for the nodes it is relayed to.
+        let (alice, mallory) = (identity(1), identity(2));
+        let a = NodeId(1);
+        let mut keys = OriginKeys::new(NodeId(2), &identity(9));
+        keys.pin_static(a, alice.public);
+        let mut genuine = signed(&alice, a, b"v");
+        genuine.signature.bytes[0] ^= 1;
+        assert_eq!(keys.check_from_origin(&genuine), Ok(()));
+        assert_eq!(keys.check(&genuine), Err(Forgery::BadSignature), "relayed, it is refused");
+        let other = signed(&mallory, a, b"v");
+        assert_eq!(keys.check_from_origin(&other), Err(Forgery::OtherSigner));
+        let mut garbage = genuine.clone();
+        garbage.signature.signer = [0xff; KEY_BYTES];
+        assert_ne!(keys.check_from_origin(&garbage), Ok(()));
     }
 
     #[test]

@@ -283,8 +283,8 @@ pub struct Node {
     refused_snapshot: Option<(NodeId, u64)>,
     /// Each origin's signing key (PROTOCOL.md 8.13).
     origin_keys: authorship::OriginKeys,
-    /// Per origin, refused entries not reported yet (PROTOCOL.md 8.13).
-    forged: BTreeMap<NodeId, authorship::ForgedOrigin>,
+    /// Per origin and reason, refused entries not reported yet (PROTOCOL.md 8.13).
+    forged: BTreeMap<(NodeId, authorship::Forgery), authorship::ForgedOrigin>,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
@@ -1094,6 +1094,20 @@ impl Node {
         }
     }
 
+    /// Sends `message` on `link` under the link's session exactly as given, outside
+    /// replication's bookkeeping: nothing is tracked, retransmitted or expected back. For
+    /// tools and tests that play a misbehaving peer (the simulator's Byzantine relay, which
+    /// alters the entries it relays); a node never needs it. Returns false, sending nothing,
+    /// when the link has no session.
+    pub fn send_unchecked(&mut self, now_ns: u64, link: LinkId, message: &Message) -> bool {
+        self.steady.advance(now_ns);
+        if self.peers.get(&link).is_none_or(|peer| peer.node_id.is_none()) {
+            return false;
+        }
+        self.send_message(link, message);
+        true
+    }
+
     fn send_message(&mut self, link: LinkId, message: &Message) {
         let msg_id = self.msg_id_next;
         self.msg_id_next = self.msg_id_next.wrapping_add(1);
@@ -1237,8 +1251,9 @@ impl Node {
         let mut delivered_elsewhere = false;
         // Per non-member origin: entries refused and the highest sequence (PROTOCOL.md 8.12).
         let mut refused: Vec<(NodeId, u64, u64)> = Vec::new();
-        // Per origin: entries without its signature, the highest sequence, why (8.13).
+        // Per origin and reason: entries refused for it and the highest sequence (8.13).
         let mut forged: Vec<(NodeId, u64, u64, authorship::Forgery)> = Vec::new();
+        let sender = self.peers.get(&link).and_then(|peer| peer.node_id);
         for entry in entries {
             if entry.origin == self.node_id() {
                 // Our own entries come back through relays; we are their source of truth.
@@ -1260,14 +1275,23 @@ impl Node {
             }
             // What the log holds already is a duplicate whatever its signature says; only
             // what it may take is checked (once per entry per node: verifying is the cost).
-            if entry.sequence > self.log.held().get(entry.origin)
-                && let Err(why) = self.origin_keys.check(&entry)
-            {
-                match forged.iter_mut().find(|(origin, ..)| *origin == entry.origin) {
-                    Some((_, count, highest, last)) => {
+            // An entry its origin sent over its own session is authenticated by the session;
+            // the nodes it is relayed to verify its signature (PROTOCOL.md 8.13).
+            let checked = if entry.sequence <= self.log.held().get(entry.origin) {
+                Ok(())
+            } else if Some(entry.origin) == sender {
+                self.origin_keys.check_from_origin(&entry)
+            } else {
+                self.origin_keys.check(&entry)
+            };
+            if let Err(why) = checked {
+                match forged
+                    .iter_mut()
+                    .find(|(origin, _, _, reason)| (*origin, *reason) == (entry.origin, why))
+                {
+                    Some((_, count, highest, _)) => {
                         *count += 1;
                         *highest = (*highest).max(entry.sequence);
-                        *last = why;
                     }
                     None => forged.push((entry.origin, 1, entry.sequence, why)),
                 }
