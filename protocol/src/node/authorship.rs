@@ -1,7 +1,10 @@
 //! Signed entries (PROTOCOL.md 8.13): a node signs every write it accepts with its identity's
-//! Ed25519 key, and takes an entry from the network only when it carries the signature of
-//! the key this node has for the entry's origin. A relay can therefore pass entries on, but
-//! can neither forge an origin's entries nor alter them.
+//! Ed25519 key, and takes an entry from a relay only when it carries the signature of the key
+//! this node has for the entry's origin. A relay can therefore pass entries on, but can
+//! neither forge an origin's entries nor alter them. An entry its origin pushes over its own
+//! session is authenticated by that session: only the signer it names is compared
+//! ([`OriginKeys::check_from_origin`]), since verifying costs more than signing and most
+//! entries in a mesh come straight from their origin.
 //!
 //! Which key belongs to which origin, [`OriginKeys`] says. It learns a key
 //!
@@ -31,8 +34,8 @@ use crate::text::escape;
 /// further origin is refused, as if its signature failed.
 pub const ORIGIN_KEYS_MAX: usize = message::VECTOR_ORIGINS_MAX;
 
-/// How often a node reports refused entries of one origin (an `Event::Rejected`); the first
-/// refusal of an origin is reported at once.
+/// How often a node reports refused entries of one origin for one reason (an
+/// `Event::Rejected`); the first such refusal is reported at once.
 pub const FORGED_REPORT_INTERVAL_NS: u64 = 60_000_000_000;
 
 /// The key a node has for one origin.
@@ -169,7 +172,7 @@ impl OriginKeys {
     }
 }
 
-/// Refused entries of one origin, for rate-limited reports.
+/// Refused entries of one origin for one reason, for rate-limited reports.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ForgedOrigin {
     unreported: u64,
