@@ -25,15 +25,37 @@ pub const REFUSED_ORIGINS_MAX: usize = 256;
 /// count since the last report); the first refusal of an origin is reported at once.
 pub const REFUSED_REPORT_INTERVAL_NS: u64 = 60_000_000_000;
 
+/// Refusals of one kind counted between reports, for reports at most once an interval: the
+/// member refusals here and the signature refusals of `authorship.rs`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReportThrottle {
+    /// Entries refused since the last report.
+    unreported: u64,
+    /// When the last report went out (steady time).
+    reported_ns: Option<u64>,
+}
+
+impl ReportThrottle {
+    /// Counts `count` more refusals; returns how many to report now, if a report is due (the
+    /// first at once, then at most once per `interval_ns`).
+    pub(crate) fn count(&mut self, now_ns: u64, count: u64, interval_ns: u64) -> Option<u64> {
+        self.unreported += count;
+        let due = self.reported_ns.is_none_or(|at_ns| now_ns >= at_ns.saturating_add(interval_ns));
+        if !due {
+            return None;
+        }
+        self.reported_ns = Some(now_ns);
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
 /// What a node refused of one non-member origin.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RefusedOrigin {
     /// The highest sequence refused: reported as held in pulls.
     pub(crate) position: u64,
-    /// Entries refused since the last report.
-    pub(crate) unreported: u64,
-    /// When the last report went out (steady time).
-    pub(crate) reported_ns: Option<u64>,
+    /// Refusals not reported yet.
+    pub(crate) throttle: ReportThrottle,
 }
 
 impl Node {
@@ -72,14 +94,8 @@ impl Node {
             }
             let entry = self.refused.entry(origin).or_default();
             entry.position = entry.position.max(highest);
-            entry.unreported += count;
             tell.set(origin, entry.position);
-            let due = entry
-                .reported_ns
-                .is_none_or(|at_ns| now_ns >= at_ns.saturating_add(REFUSED_REPORT_INTERVAL_NS));
-            if due {
-                let count = std::mem::take(&mut entry.unreported);
-                entry.reported_ns = Some(now_ns);
+            if let Some(count) = entry.throttle.count(now_ns, count, REFUSED_REPORT_INTERVAL_NS) {
                 let reason = format!(
                     "refused {count} entries of origin {origin}: not a member origin (PROTOCOL.md 8.12; \
                      reported at most once a minute per origin)"

@@ -172,13 +172,6 @@ impl OriginKeys {
     }
 }
 
-/// Refused entries of one origin for one reason, for rate-limited reports.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ForgedOrigin {
-    unreported: u64,
-    reported_ns: Option<u64>,
-}
-
 impl Node {
     /// Entries that failed [`OriginKeys::check`] arrived on `link`: `forged` holds, per
     /// origin and reason, how many and the highest sequence. Counts them, reports them (at
@@ -201,14 +194,8 @@ impl Node {
             if !known && self.forged.len() >= ORIGIN_KEYS_MAX {
                 continue;
             }
-            let entry = self.forged.entry((origin, why)).or_default();
-            entry.unreported += count;
-            let due = entry
-                .reported_ns
-                .is_none_or(|at_ns| now_ns >= at_ns.saturating_add(FORGED_REPORT_INTERVAL_NS));
-            if due {
-                let count = std::mem::take(&mut entry.unreported);
-                entry.reported_ns = Some(now_ns);
+            let throttle = self.forged.entry((origin, why)).or_default();
+            if let Some(count) = throttle.count(now_ns, count, FORGED_REPORT_INTERVAL_NS) {
                 let reason = format!(
                     "refused {count} entries of origin {origin} from peer \"{}\": {} (PROTOCOL.md 8.13; \
                      reported at most once a minute per origin and reason)",

@@ -284,7 +284,7 @@ pub struct Node {
     /// Each origin's signing key (PROTOCOL.md 8.13).
     origin_keys: authorship::OriginKeys,
     /// Per origin and reason, refused entries not reported yet (PROTOCOL.md 8.13).
-    forged: BTreeMap<(NodeId, authorship::Forgery), authorship::ForgedOrigin>,
+    forged: BTreeMap<(NodeId, authorship::Forgery), admission::ReportThrottle>,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
