@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ferry_protocol::node::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
-    SentMessage, conflict_outcome,
+    SentMessage, SignatureMemo, conflict_outcome,
 };
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
@@ -98,6 +98,12 @@ pub struct FerryConfig {
     /// ([`PlantedBug`]); `None`, the default, is the correct adapter.
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
+    /// The memo of verified entry signatures the run's nodes share
+    /// (`NodeConfig::signature_memo`): a signature is verified by the first node that checks
+    /// it, and every later check of the same signer, signature and entry finds it there.
+    /// What a node decides is the same either way. A fresh memo by default; `None` makes
+    /// every node verify every entry it checks.
+    pub signature_memo: Option<SignatureMemo>,
 }
 
 /// How one link of a ferry run is carried.
@@ -247,6 +253,7 @@ impl FerryConfig {
             trace_values: false,
             audit: None,
             planted_bug: None,
+            signature_memo: Some(SignatureMemo::default()),
         }
     }
 
@@ -789,6 +796,7 @@ impl Process for FerryNode {
             || config.planted_bug == Some(PlantedBug::ForgetToRelay)
             || config.planted_bug == Some(PlantedBug::AlterRelayed { node: context.node() });
         node_config.audit = config.audit.is_some();
+        node_config.signature_memo = config.signature_memo.clone();
         let ids = Names::new(&config.names);
         let mut seed = [0u8; 32];
         context.rng().fill_bytes(&mut seed);

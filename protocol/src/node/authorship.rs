@@ -19,10 +19,12 @@
 //!
 //! A neighbour's handshake outranks what was learned on first use: Noise authenticated it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest as _, Sha256};
 
 use super::{Event, LinkId, Node, Output};
 use crate::entry::{NodeId, VersionVector, WalEntry};
@@ -37,6 +39,76 @@ pub const ORIGIN_KEYS_MAX: usize = message::VECTOR_ORIGINS_MAX;
 /// How often a node reports refused entries of one origin for one reason (an
 /// `Event::Rejected`); the first such refusal is reported at once.
 pub const FORGED_REPORT_INTERVAL_NS: u64 = 60_000_000_000;
+
+/// Signatures a [`SignatureMemo`] remembers; the oldest is forgotten first.
+pub const SIGNATURE_MEMO_MAX: usize = 65_536;
+
+/// Signatures known to verify, shared by nodes that run in one process.
+///
+/// Whether an Ed25519 signature verifies is a pure function of the key, the signature and the
+/// message. A simulation runs every node in one process, and an entry relayed through a mesh
+/// is checked by every node it reaches: with one memo handed to all of them
+/// (`NodeConfig::signature_memo`), its signature is verified once. Each node still looks up
+/// the key it has for the origin and compares the signer, exactly as without the memo; only
+/// the curve arithmetic is not repeated. A memo changes what a node decides in no case: it
+/// holds the SHA-256 of `signer || signature || signing message` of signatures that verified,
+/// so an entry whose message, signature or signer differs in any byte misses it and is
+/// verified. It holds at most [`SIGNATURE_MEMO_MAX`] signatures.
+///
+/// ```
+/// use ferry_protocol::node::SignatureMemo;
+/// let memo = SignatureMemo::default();
+/// let shared = memo.clone(); // the same memo
+/// assert_eq!(shared.len(), memo.len());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SignatureMemo {
+    inner: Arc<Mutex<MemoInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoInner {
+    known: BTreeSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl SignatureMemo {
+    /// Signatures remembered.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).order.len()
+    }
+
+    /// Whether it remembers none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn key(signer: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(signer);
+        hash.update(signature);
+        hash.update(message);
+        hash.finalize().into()
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).known.contains(key)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.known.insert(key) {
+            inner.order.push_back(key);
+            if inner.order.len() > SIGNATURE_MEMO_MAX
+                && let Some(oldest) = inner.order.pop_front()
+            {
+                inner.known.remove(&oldest);
+            }
+        }
+    }
+}
 
 /// The key a node has for one origin.
 #[derive(Debug, Clone)]
@@ -72,21 +144,23 @@ impl std::fmt::Display for Forgery {
     }
 }
 
-/// Each origin's key, and the buffer signing messages are built in.
+/// Each origin's key, the buffer signing messages are built in, and the memo of verified
+/// signatures this node shares, if any.
 #[derive(Debug)]
 pub(crate) struct OriginKeys {
     keys: BTreeMap<NodeId, OriginKey>,
     message: BytesMut,
+    memo: Option<SignatureMemo>,
 }
 
 impl OriginKeys {
     /// The keys of a node with `identity` and id `own`.
-    pub(crate) fn new(own: NodeId, identity: &Identity) -> Self {
+    pub(crate) fn new(own: NodeId, identity: &Identity, memo: Option<SignatureMemo>) -> Self {
         let mut keys = BTreeMap::new();
         if let Ok(key) = VerifyingKey::from_bytes(&identity.signing_public()) {
             keys.insert(own, OriginKey::Signer(key));
         }
-        Self { keys, message: BytesMut::new() }
+        Self { keys, message: BytesMut::new(), memo }
     }
 
     /// Origins with a key.
@@ -163,8 +237,17 @@ impl OriginKeys {
         };
         self.message.clear();
         message::encode_entry_signing_message(entry, &mut self.message);
-        key.verify_strict(&self.message, &Signature::from_bytes(&entry.signature.bytes))
-            .map_err(|_| Forgery::BadSignature)?;
+        let memo_key = self
+            .memo
+            .as_ref()
+            .map(|memo| (memo, SignatureMemo::key(key.as_bytes(), &entry.signature.bytes, &self.message)));
+        if !memo_key.as_ref().is_some_and(|(memo, hash)| memo.contains(hash)) {
+            key.verify_strict(&self.message, &Signature::from_bytes(&entry.signature.bytes))
+                .map_err(|_| Forgery::BadSignature)?;
+            if let Some((memo, hash)) = memo_key {
+                memo.insert(hash);
+            }
+        }
         if !matches!(self.keys.get(&entry.origin), Some(OriginKey::Signer(_))) {
             self.keys.insert(entry.origin, OriginKey::Signer(key));
         }
@@ -233,7 +316,7 @@ mod tests {
     fn an_entry_verifies_under_its_origins_key_and_nothing_else() {
         let (alice, mallory) = (identity(1), identity(2));
         let (a, b, m) = (NodeId(1), NodeId(2), NodeId(3));
-        let mut keys = OriginKeys::new(b, &identity(9));
+        let mut keys = OriginKeys::new(b, &identity(9), None);
         keys.pin_static(a, alice.public);
         let genuine = signed(&alice, a, b"v");
         assert_eq!(keys.check(&genuine), Ok(()));
@@ -273,7 +356,7 @@ mod tests {
         // Its session vouches for it; its signature is for the nodes it is relayed to.
         let (alice, mallory) = (identity(1), identity(2));
         let a = NodeId(1);
-        let mut keys = OriginKeys::new(NodeId(2), &identity(9));
+        let mut keys = OriginKeys::new(NodeId(2), &identity(9), None);
         keys.pin_static(a, alice.public);
         let mut genuine = signed(&alice, a, b"v");
         genuine.signature.bytes[0] ^= 1;
@@ -289,7 +372,7 @@ mod tests {
     #[test]
     fn the_table_is_bounded() {
         let alice = identity(1);
-        let mut keys = OriginKeys::new(NodeId(0), &identity(9));
+        let mut keys = OriginKeys::new(NodeId(0), &identity(9), None);
         for origin in 1..ORIGIN_KEYS_MAX as u64 {
             keys.pin_static(NodeId(origin), alice.public);
         }
@@ -298,5 +381,53 @@ mod tests {
         assert_eq!(keys.check(&entry), Err(Forgery::TooManyOrigins));
         let known = signed(&alice, NodeId(7), b"v");
         assert_eq!(keys.check(&known), Ok(()));
+    }
+
+    #[test]
+    fn a_shared_memo_verifies_once_and_misses_on_any_changed_byte() {
+        let alice = identity(1);
+        let a = NodeId(1);
+        let memo = SignatureMemo::default();
+        let mut first = OriginKeys::new(NodeId(2), &identity(8), Some(memo.clone()));
+        let mut second = OriginKeys::new(NodeId(3), &identity(9), Some(memo.clone()));
+        let genuine = signed(&alice, a, b"v");
+        assert_eq!(first.check(&genuine), Ok(()));
+        assert_eq!(memo.len(), 1);
+        assert_eq!(second.check(&genuine), Ok(()));
+        assert_eq!(memo.len(), 1, "the second node found it in the memo");
+
+        // The memo holds the genuine entry's signature, and nothing altered matches it: a
+        // different value, or the same entry under a signature that is not its own.
+        let mut altered = genuine.clone();
+        altered.operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"w") };
+        assert_eq!(second.check(&altered), Err(Forgery::BadSignature));
+        let mut altered = genuine.clone();
+        altered.signature.bytes[63] ^= 0x10;
+        assert_eq!(second.check(&altered), Err(Forgery::BadSignature));
+        assert_eq!(memo.len(), 1, "refused signatures are not remembered");
+
+        // The memo really answers: a signature it holds is not verified again. (Which is why
+        // only signatures that verified may enter it.)
+        let mut unverifiable = signed(&alice, a, b"x");
+        unverifiable.signature.bytes[0] ^= 1;
+        let mut message = BytesMut::new();
+        message::encode_entry_signing_message(&unverifiable, &mut message);
+        memo.insert(SignatureMemo::key(&alice.signing_public(), &unverifiable.signature.bytes, &message));
+        assert_eq!(second.check(&unverifiable), Ok(()));
+    }
+
+    #[test]
+    fn the_memo_is_bounded_and_forgets_the_oldest() {
+        let memo = SignatureMemo::default();
+        for index in 0..=SIGNATURE_MEMO_MAX as u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&index.to_le_bytes());
+            memo.insert(key);
+        }
+        assert_eq!(memo.len(), SIGNATURE_MEMO_MAX);
+        assert!(!memo.contains(&[0u8; 32]));
+        let mut newest = [0u8; 32];
+        newest[..4].copy_from_slice(&(SIGNATURE_MEMO_MAX as u32).to_le_bytes());
+        assert!(memo.contains(&newest));
     }
 }

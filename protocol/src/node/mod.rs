@@ -40,7 +40,7 @@ use rand_core::RngCore;
 use thiserror::Error;
 
 pub use admission::{REFUSED_ORIGINS_MAX, REFUSED_REPORT_INTERVAL_NS};
-pub use authorship::{FORGED_REPORT_INTERVAL_NS, ORIGIN_KEYS_MAX};
+pub use authorship::{FORGED_REPORT_INTERVAL_NS, ORIGIN_KEYS_MAX, SIGNATURE_MEMO_MAX, SignatureMemo};
 pub use congestion::{PEER_INFLIGHT_BYTES_MAX, WINDOW_BYTES_INITIAL, WINDOW_BYTES_MIN};
 pub use event::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkId, Output, SentMessage,
@@ -107,6 +107,11 @@ pub struct NodeConfig {
     /// of any other origin in a WalPush are refused, and a snapshot holding one is refused
     /// whole (PROTOCOL.md 8.12). `None`, the default, takes every origin.
     pub member_origins: Option<BTreeSet<NodeId>>,
+    /// Signatures verified by this node or by the nodes it shares the memo with, so that no
+    /// signature is verified twice ([`SignatureMemo`]: what a node decides is the same with
+    /// or without it). A simulation gives one to all its nodes; `None`, the default, verifies
+    /// every entry it checks.
+    pub signature_memo: Option<SignatureMemo>,
 }
 
 impl NodeConfig {
@@ -131,6 +136,7 @@ impl NodeConfig {
             compaction_tail_bytes_min: 4 * 1024 * 1024,
             compaction_horizon_ns: 3_600_000_000_000,
             member_origins: None,
+            signature_memo: None,
         }
     }
 }
@@ -353,7 +359,8 @@ impl Node {
         let recovery = wal::recover(wal_bytes)?;
         let session = Arc::new(config.session.clone());
         let routing = routing::Routing::new(config.session.node_id, config.route_interval_ns);
-        let origin_keys = authorship::OriginKeys::new(session.node_id, &session.identity);
+        let origin_keys =
+            authorship::OriginKeys::new(session.node_id, &session.identity, config.signature_memo.clone());
         let mut node = Self {
             clock: HybridClock::new(config.clock_drift_ms_max),
             config: Arc::new(config),
