@@ -239,8 +239,8 @@ impl fmt::Debug for VersionVector {
 impl VersionVector {
     /// An empty vector.
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self(Vec::new())
     }
 
     /// Entries of `origin` held contiguously from 1.

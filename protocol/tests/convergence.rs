@@ -14,7 +14,7 @@ use bytes::Bytes;
 use ferry_protocol::node::{Event, LinkKind, Node, NodeConfig, Output};
 use ferry_protocol::session::{Identity, Role, SessionConfig};
 use ferry_protocol::storage::{DiskRequest, MemoryDisk};
-use ferry_protocol::{NodeId, WalEntry};
+use ferry_protocol::{MessageType, NodeId, WalEntry};
 use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -46,6 +46,8 @@ struct Cluster {
     compaction: bool,
     /// Crashes that hit a node between a WAL rewrite and the sync after it.
     rewrites_interrupted: u64,
+    /// OutboxPulls sent, by (from, to).
+    pulls_sent: BTreeMap<(usize, usize), u64>,
 }
 
 impl Cluster {
@@ -75,6 +77,7 @@ impl Cluster {
             isolated: None,
             compaction,
             rewrites_interrupted: 0,
+            pulls_sent: BTreeMap::new(),
         };
         for index in 0..size {
             cluster.start(index);
@@ -125,7 +128,12 @@ impl Cluster {
         let Some(node) = member.node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
-                Output::Send { link, frame, .. } => self.wire.push((index, link as usize, frame)),
+                Output::Send { link, frame, .. } => {
+                    if message_type(&frame) == Some(MessageType::OutboxPull) {
+                        *self.pulls_sent.entry((index, link as usize)).or_default() += 1;
+                    }
+                    self.wire.push((index, link as usize, frame));
+                }
                 Output::Close { .. } => {}
                 Output::Disk(DiskRequest::Sync { sync_id }) => member.syncs.push(sync_id),
                 Output::Disk(request @ DiskRequest::Replace { .. }) => {
@@ -411,6 +419,86 @@ fn a_full_mesh_settles_into_a_tree() {
         .sum();
     assert!(grafts > 0, "node 0 caught up without a graft");
     assert_eq!(cluster.members[peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)), Some(true));
+}
+
+/// The type of the envelope in a datagram frame, from its clear header (PROTOCOL.md 4, 5):
+/// after the frame's length prefix, magic (2 bytes) and version come the type's code.
+fn message_type(frame: &[u8]) -> Option<MessageType> {
+    let prefix_bytes = frame.iter().position(|byte| byte & 0x80 == 0)? + 1;
+    MessageType::from_code(*frame.get(prefix_bytes + 3)?)
+}
+
+/// In a dense mesh almost every link is lazy, and pulling each every interval would cost
+/// two messages per link per interval: a node pulls its lazy links less often, about
+/// `LAZY_PULLS_PER_INTERVAL` of them an interval in all (PROTOCOL.md 8.6). Eager links
+/// keep pulling every interval, and a node that only a lazy link still reaches catches up.
+#[test]
+fn a_dense_mesh_pulls_lazy_links_less_often_and_still_repairs() {
+    let size = 24;
+    let mut cluster = Cluster::new(size, 11);
+    settle(&mut cluster);
+    for round in 0..30 {
+        let key = Bytes::from(format!("k{}", round % 5));
+        cluster.with_node(round % size, |node, now| {
+            node.put(now, key, Bytes::from(format!("v{round}"))).expect("valid write");
+        });
+        settle(&mut cluster);
+    }
+    assert!(cluster.converged());
+
+    // 100 pull intervals (200 ms each) of quiet, every frame delivered.
+    cluster.pulls_sent.clear();
+    let intervals = 100;
+    for _ in 0..intervals * 4 {
+        while !cluster.wire.is_empty() {
+            cluster.deliver(0, false);
+        }
+        cluster.tick(50 * MS);
+    }
+    let (mut eager, mut lazy) = (Vec::new(), Vec::new());
+    for from in 0..size {
+        let node = cluster.members[from].node.as_ref().expect("running");
+        for to in (0..size).filter(|to| *to != from) {
+            let pulls = cluster.pulls_sent.get(&(from, to)).copied().unwrap_or(0);
+            match node.pushes_eagerly(to as u64) {
+                Some(true) => eager.push(pulls),
+                Some(false) => lazy.push(pulls),
+                None => panic!("n{from} has no session with n{to}"),
+            }
+        }
+    }
+    assert!(lazy.len() > 8 * size, "the mesh did not prune: {} lazy outboxes", lazy.len());
+    let mean = |pulls: &[u64]| pulls.iter().sum::<u64>() as f64 / pulls.len() as f64;
+    // An interval plus up to a quarter of jitter: 80 to 100 pulls in 100 intervals.
+    assert!(mean(&eager) >= 75.0, "eager links pulled {} times", mean(&eager));
+    assert!(mean(&lazy) <= mean(&eager) / 2.0, "lazy {} against eager {}", mean(&lazy), mean(&eager));
+    // Every lazy link is still pulled, at least every 16 intervals (plus jitter).
+    let least = lazy.iter().min().copied().unwrap_or(0);
+    assert!(least >= intervals / 20, "a lazy link was pulled only {least} times");
+    // All lazy links of a node together: about eight pulls an interval, not one per link.
+    let lazy_total: u64 = lazy.iter().sum();
+    let per_node_interval = lazy_total as f64 / (size as f64 * intervals as f64);
+    assert!(per_node_interval <= 9.0, "{per_node_interval} lazy pulls per node and interval");
+
+    // Node 0 now hears only a neighbour lazy toward it: the writes of the others reach it
+    // only through that neighbour's graft, on its rarer pulls.
+    let peer = (1..size)
+        .find(|peer| {
+            cluster.members[*peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)) == Some(false)
+        })
+        .expect("some neighbour of node 0 is lazy toward it");
+    cluster.isolated = Some((0, peer));
+    for round in 30..40 {
+        let node = 1 + round % (size - 1);
+        let key = Bytes::from(format!("k{}", round % 5));
+        cluster.with_node(node, |protocol, now| {
+            protocol.put(now, key, Bytes::from(format!("v{round}"))).expect("valid write");
+        });
+    }
+    let grafts_before = total(&cluster, |stats| stats.grafts);
+    settle(&mut cluster);
+    assert!(cluster.converged(), "node 0 did not catch up through its lazy neighbour");
+    assert!(total(&cluster, |stats| stats.grafts) > grafts_before, "node 0 caught up without a graft");
 }
 
 /// Found by the property below once a pull stopped re-pushing what was in flight: the

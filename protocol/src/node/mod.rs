@@ -48,14 +48,15 @@ pub use event::{
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{
-    EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY,
-    SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
+    DURABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS, LAZY_PULL_INTERVALS_MAX,
+    LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY, SESSION_INVALID_MIN,
+    SESSION_VALID_PER_INVALID,
 };
 pub use routing::ROUTE_PINGS_MAX;
 pub use snapshot::{COMPACTION_GRACE_PULLS, SNAPSHOT_IMAGE_IDLE_PULLS, SNAPSHOT_STALL_PULLS};
 
 use self::log::{Log, Offer};
-use self::peer::Peer;
+use self::peer::{DurableHistory, Peer};
 use crate::clock::HybridClock;
 use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
 use crate::envelope::{Envelope, MessageType};
@@ -140,6 +141,9 @@ impl NodeConfig {
         }
     }
 }
+
+/// What a lazy outbox may push before this node has held anything for a pull interval.
+static EMPTY_VECTOR: VersionVector = VersionVector::new();
 
 /// Origins a node remembers having reported in `Event::ClockAhead`; later offenders go
 /// unreported (they are still counted in `NodeStats::clock_rejections`).
@@ -291,6 +295,8 @@ pub struct Node {
     origin_keys: authorship::OriginKeys,
     /// Per origin and reason, refused entries not reported yet (PROTOCOL.md 8.13).
     forged: BTreeMap<(NodeId, authorship::Forgery), admission::ReportThrottle>,
+    /// Our durable vector over the last pull interval, for lazy outboxes (PROTOCOL.md 8.6).
+    durable_history: DurableHistory,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
@@ -393,6 +399,7 @@ impl Node {
             refused_snapshot: None,
             origin_keys,
             forged: BTreeMap::new(),
+            durable_history: DurableHistory::default(),
         };
         if node.session.require_id_from_name {
             for (name, static_key) in &node.session.pinned_peer_keys {
@@ -790,6 +797,7 @@ impl Node {
                 self.outputs.push_back(Output::Event(Event::Acked { entry }));
             }
         }
+        self.durable_history.note(now_ns, self.log.durable(), self.config.pull_interval_ns);
         let durable = self.log.durable().clone();
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
         for link in links {
@@ -1144,11 +1152,27 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&link) else { return };
         let vector = peer.next_pull(raised.as_ref().unwrap_or(self.log.held()));
         self.send_message(link, &Message::OutboxPull { vector });
+        let interval_ns = self.pull_interval_ns(link);
         // A little jitter keeps a cluster's pulls from marching in lockstep.
-        let jitter_ns = self.rng.next_u64() % (self.config.pull_interval_ns / 4 + 1);
+        let jitter_ns = self.rng.next_u64() % (interval_ns / 4 + 1);
         if let Some(peer) = self.peers.get_mut(&link) {
-            peer.next_pull_ns = Some(now_ns.saturating_add(self.config.pull_interval_ns + jitter_ns));
+            peer.next_pull_ns = Some(now_ns.saturating_add(interval_ns + jitter_ns));
         }
+    }
+
+    /// Time until the next pull on `link`: a pull interval on an eager link (or one a
+    /// snapshot is coming over); on a lazy one, as many as keep the node's lazy pulls near
+    /// [`LAZY_PULLS_PER_INTERVAL`] a pull interval (PROTOCOL.md 8.6). A lazy link carries
+    /// nothing but pulls, and a neighbour lacking an entry is noticed by whichever of its
+    /// lazy neighbours its next pull reaches.
+    fn pull_interval_ns(&self, link: LinkId) -> u64 {
+        let interval_ns = self.config.pull_interval_ns;
+        let eager = self.peers.get(&link).is_none_or(|peer| peer.eager);
+        if eager || self.incoming.as_ref().is_some_and(|incoming| incoming.link == link) {
+            return interval_ns;
+        }
+        let lazy_links = self.peers.values().filter(|peer| peer.node_id.is_some() && !peer.eager).count();
+        interval_ns.saturating_mul(peer::lazy_pull_intervals(lazy_links))
     }
 
     fn handle_message(&mut self, now_ns: u64, link: LinkId, msg_id: u32, message: Message) {
@@ -1180,12 +1204,17 @@ impl Node {
                 self.pump(now_ns, link);
             }
             Message::OutboxPull { vector } => {
+                self.durable_history.note(now_ns, self.log.durable(), self.config.pull_interval_ns);
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 // What the peer holds is a floor for what it lacks. Held is not durable, so
                 // the pull moves the floor, never the acknowledged positions.
                 peer.pulled(&vector);
+                let limit = self
+                    .durable_history
+                    .as_of(now_ns.saturating_sub(self.config.pull_interval_ns))
+                    .unwrap_or(&EMPTY_VECTOR);
                 if let Some(peer_id) = peer.node_id
-                    && peer.pulled_lazy(self.log.durable(), peer_id)
+                    && peer.pulled_lazy(limit, peer_id)
                 {
                     self.stats.grafts += 1;
                     if self.config.audit {

@@ -12,6 +12,8 @@
 //! 8.6 and push entries as soon as they are durable; lazy ones push only what the peer has
 //! lacked for one of its pull intervals.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use rand_core::RngCore;
 
@@ -89,10 +91,9 @@ pub(crate) struct Peer {
     /// the broadcast tree) or only once it has lacked them for a pull interval (a lazy link):
     /// PROTOCOL.md 8.6. Every session starts eager; a Prune makes it lazy, a repair eager.
     pub(crate) eager: bool,
-    /// Our durable vector when the peer's latest pull arrived, and when the one before it
-    /// did: a lazy outbox pushes only entries within `lazy_limit`, which the peer has lacked
-    /// for at least one of its pull intervals.
-    pub(crate) lazy_mark: VersionVector,
+    /// Our durable vector a pull interval before the peer's latest pull arrived
+    /// ([`DurableHistory`]): a lazy outbox pushes only entries within it, which the peer has
+    /// lacked for at least a pull interval.
     pub(crate) lazy_limit: VersionVector,
     /// Our held vector when we sent our previous pull on this session, and the one before:
     /// a pull names only the origins that moved since the one before last (PROTOCOL.md 8.6).
@@ -114,6 +115,59 @@ pub const EAGER_LINKS_INITIAL: usize = 4;
 /// Every this many pulls on a session (and the first), a pull names every origin rather than
 /// those that moved, so that a receiver that lost a few pulls learns everything again.
 pub const PULL_FULL_EVERY: u64 = 8;
+
+/// A node's lazy outboxes together are pulled about this many times per pull interval: each
+/// lazy link is pulled every `ceil(lazy links / LAZY_PULLS_PER_INTERVAL)` pull intervals, at
+/// most [`LAZY_PULL_INTERVALS_MAX`] (PROTOCOL.md 8.6).
+pub const LAZY_PULLS_PER_INTERVAL: usize = 8;
+
+/// The most pull intervals between two pulls on one lazy link.
+pub const LAZY_PULL_INTERVALS_MAX: u64 = 16;
+
+/// Samples a [`DurableHistory`] keeps, at most.
+pub const DURABLE_SAMPLES_MAX: usize = 16;
+
+/// How many pull intervals lie between two pulls on a link whose outbox is lazy, when
+/// `lazy_links` of the node's outboxes with a session are lazy.
+#[must_use]
+pub(crate) fn lazy_pull_intervals(lazy_links: usize) -> u64 {
+    (lazy_links.div_ceil(LAZY_PULLS_PER_INTERVAL) as u64).clamp(1, LAZY_PULL_INTERVALS_MAX)
+}
+
+/// This node's durable vector over the last pull interval, sampled at most every eighth of
+/// one: a lazy outbox pushes what the node has held durably for a pull interval
+/// (PROTOCOL.md 8.6), whenever the neighbour's pull arrives. A sample stands for a time at or
+/// after its own, so the vector it gives is never more than what was durable then.
+#[derive(Debug, Default)]
+pub(crate) struct DurableHistory {
+    samples: VecDeque<(u64, VersionVector)>,
+}
+
+impl DurableHistory {
+    /// Notes `durable` at `now_ns`, unless the latest sample is less than `interval_ns / 8`
+    /// old or holds the same vector; forgets samples that a newer one at least `interval_ns`
+    /// old supersedes. Keeps at most [`DURABLE_SAMPLES_MAX`].
+    pub(crate) fn note(&mut self, now_ns: u64, durable: &VersionVector, interval_ns: u64) {
+        let cutoff_ns = now_ns.saturating_sub(interval_ns);
+        while self.samples.get(1).is_some_and(|(at_ns, _)| *at_ns <= cutoff_ns) {
+            self.samples.pop_front();
+        }
+        let spacing_ns = interval_ns / 8;
+        let recent = self.samples.back().is_some_and(|(at_ns, _)| now_ns < at_ns.saturating_add(spacing_ns));
+        if recent || self.samples.len() >= DURABLE_SAMPLES_MAX {
+            return;
+        }
+        if self.samples.back().is_some_and(|(_, last)| last == durable) {
+            return;
+        }
+        self.samples.push_back((now_ns, durable.clone()));
+    }
+
+    /// The durable vector of the newest sample taken at or before `at_ns`, if any.
+    pub(crate) fn as_of(&self, at_ns: u64) -> Option<&VersionVector> {
+        self.samples.iter().rev().find(|(sampled_ns, _)| *sampled_ns <= at_ns).map(|(_, vector)| vector)
+    }
+}
 
 impl Peer {
     pub(crate) fn new(kind: LinkKind, connection: Connection, config: &NodeConfig) -> Self {
@@ -142,7 +196,6 @@ impl Peer {
             last_hello: None,
             last_authenticated_ns: None,
             eager: true,
-            lazy_mark: VersionVector::new(),
             lazy_limit: VersionVector::new(),
             pull_told: VersionVector::new(),
             pull_told_before: VersionVector::new(),
@@ -225,14 +278,12 @@ impl Peer {
         self.sent.merge_max(vector);
     }
 
-    /// The pull's bookkeeping for lazy pushes: `durable` is ours now. Returns true when this
-    /// lazy outbox turns eager again (a graft): the peer still lacks entries of other
-    /// origins that we held durably when its previous pull arrived, so whatever delivers
-    /// them to it through the tree is broken or slow.
-    pub(crate) fn pulled_lazy(&mut self, durable: &VersionVector, peer_id: NodeId) -> bool {
-        // `lazy_limit` takes `lazy_mark`, whose storage is then reused for `durable`.
-        std::mem::swap(&mut self.lazy_limit, &mut self.lazy_mark);
-        self.lazy_mark.clone_from(durable);
+    /// The pull's bookkeeping for lazy pushes: `limit` is what we held durably a pull
+    /// interval ago. Returns true when this lazy outbox turns eager again (a graft): the peer
+    /// still lacks entries of other origins that we have held durably for a pull interval,
+    /// so whatever delivers them to it through the tree is broken or slow.
+    pub(crate) fn pulled_lazy(&mut self, limit: &VersionVector, peer_id: NodeId) -> bool {
+        self.lazy_limit.clone_from(limit);
         if self.eager {
             return false;
         }
@@ -272,7 +323,6 @@ impl Peer {
         self.sent = self.acked.clone();
         self.window.on_rewind();
         self.eager = true;
-        self.lazy_mark = VersionVector::new();
         self.lazy_limit = VersionVector::new();
         self.pull_told = VersionVector::new();
         self.pull_told_before = VersionVector::new();
@@ -283,5 +333,62 @@ impl Peer {
     /// The earliest deadline of this peer's own timers (not the connection's).
     pub(crate) fn deadline_ns(&self) -> Option<u64> {
         [self.retransmit_at_ns, self.next_pull_ns, self.handshake_retry_at_ns].into_iter().flatten().min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(position: u64) -> VersionVector {
+        let mut vector = VersionVector::new();
+        vector.set(NodeId(1), position);
+        vector
+    }
+
+    #[test]
+    fn lazy_links_are_pulled_so_that_a_node_pulls_about_eight_of_them_an_interval() {
+        assert_eq!(lazy_pull_intervals(0), 1);
+        assert_eq!(lazy_pull_intervals(LAZY_PULLS_PER_INTERVAL), 1);
+        assert_eq!(lazy_pull_intervals(LAZY_PULLS_PER_INTERVAL + 1), 2);
+        assert_eq!(lazy_pull_intervals(95), 12);
+        assert_eq!(lazy_pull_intervals(100_000), LAZY_PULL_INTERVALS_MAX);
+    }
+
+    #[test]
+    fn durable_history_answers_with_what_was_durable_at_least_an_interval_ago() {
+        const SECOND: u64 = 1_000_000_000;
+        let mut history = DurableHistory::default();
+        assert_eq!(history.as_of(5 * SECOND), None);
+        history.note(0, &vector(1), SECOND);
+        // Within an eighth of an interval of the last sample: not sampled again.
+        history.note(SECOND / 16, &vector(2), SECOND);
+        history.note(SECOND / 2, &vector(3), SECOND);
+        // Between samples the older one stands, which is never more than what was durable.
+        assert_eq!(history.as_of(SECOND / 4), Some(&vector(1)));
+        history.note(3 * SECOND / 2, &vector(4), SECOND);
+        // At 1.5 s, what was durable at 0.5 s or earlier: the sample at 0.5 s.
+        assert_eq!(history.as_of(SECOND / 2), Some(&vector(3)));
+        assert_eq!(history.as_of(SECOND), Some(&vector(3)));
+        // Samples older than the newest one at least an interval old are forgotten.
+        history.note(3 * SECOND, &vector(5), SECOND);
+        assert_eq!(history.as_of(SECOND), None);
+        assert_eq!(history.as_of(2 * SECOND), Some(&vector(4)));
+    }
+
+    #[test]
+    fn durable_history_is_bounded() {
+        // The spacing keeps about nine samples within an interval; the bound holds whatever
+        // the interval and however often the vector changes.
+        for interval_ns in [1, 7, 8, 100, 1_000_000_000, u64::MAX] {
+            let mut history = DurableHistory::default();
+            for position in 0..1_000 {
+                history.note(position, &vector(position), interval_ns);
+                assert!(history.samples.len() <= DURABLE_SAMPLES_MAX, "interval {interval_ns}");
+            }
+            if interval_ns <= 100 {
+                assert!(history.samples.len() >= 2, "interval {interval_ns}: the history sampled");
+            }
+        }
     }
 }
