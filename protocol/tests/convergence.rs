@@ -48,6 +48,8 @@ struct Cluster {
     rewrites_interrupted: u64,
     /// OutboxPulls sent, by (from, to).
     pulls_sent: BTreeMap<(usize, usize), u64>,
+    /// `(from, to, type)`: every frame from `from` to `to` is lost, or only those of `type`.
+    one_way_lost: Option<(usize, usize, Option<MessageType>)>,
 }
 
 impl Cluster {
@@ -78,6 +80,7 @@ impl Cluster {
             compaction,
             rewrites_interrupted: 0,
             pulls_sent: BTreeMap::new(),
+            one_way_lost: None,
         };
         for index in 0..size {
             cluster.start(index);
@@ -175,6 +178,12 @@ impl Cluster {
             && (from == node || to == node)
             && from != peer
             && to != peer
+        {
+            return;
+        }
+        if let Some((lost_from, lost_to, lost_type)) = self.one_way_lost
+            && (lost_from, lost_to) == (from, to)
+            && lost_type.is_none_or(|lost_type| message_type(&frame) == Some(lost_type))
         {
             return;
         }
@@ -499,6 +508,52 @@ fn a_dense_mesh_pulls_lazy_links_less_often_and_still_repairs() {
     settle(&mut cluster);
     assert!(cluster.converged(), "node 0 did not catch up through its lazy neighbour");
     assert!(total(&cluster, |stats| stats.grafts) > grafts_before, "node 0 caught up without a graft");
+}
+
+/// A WalAck names only the origins that moved since the ack before last (PROTOCOL.md 8.6).
+/// After many lost acks the sender still has entries in flight that the receiver holds
+/// durably; it pushes them again, and the receiver, finding nothing new, answers with its
+/// whole durable vector. Were that answer a delta too it would name nothing (nothing moved),
+/// and the sender would resend them for as long as no pull of the receiver clears its flight
+/// (here, for ever: the pulls are lost), never learning they are durable there.
+#[test]
+fn a_sender_whose_acks_were_lost_learns_them_from_the_answer_to_its_resend() {
+    let mut cluster = Cluster::new(2, 5);
+    settle(&mut cluster);
+    let run = |cluster: &mut Cluster, seconds: u64| {
+        for _ in 0..seconds * 20 {
+            for index in 0..2 {
+                while !cluster.members[index].syncs.is_empty() {
+                    cluster.complete_sync(index);
+                }
+            }
+            while !cluster.wire.is_empty() {
+                cluster.deliver(0, false);
+            }
+            cluster.tick(50 * MS);
+        }
+    };
+    // Node 1 takes every write of node 0 but nothing it says reaches node 0: no ack, no pull.
+    cluster.one_way_lost = Some((1, 0, None));
+    for round in 0..12 {
+        cluster.with_node(0, |node, now| {
+            node.put(now, Bytes::from_static(b"k"), Bytes::from(format!("v{round}"))).expect("valid write");
+        });
+        run(&mut cluster, 1);
+    }
+    let origin = cluster.members[0].node.as_ref().expect("running").node_id();
+    assert_eq!(cluster.members[1].node.as_ref().expect("running").durable_vector().get(origin), 12);
+    // Then its acks get through again, its pulls still do not.
+    cluster.one_way_lost = Some((1, 0, Some(MessageType::OutboxPull)));
+    let resent = total(&cluster, |stats| stats.retransmits);
+    run(&mut cluster, 30);
+    assert!(
+        total(&cluster, |stats| stats.retransmits) > resent,
+        "nothing was resent: the test shows nothing"
+    );
+    let resent = total(&cluster, |stats| stats.retransmits);
+    run(&mut cluster, 30);
+    assert_eq!(total(&cluster, |stats| stats.retransmits), resent, "node 0 kept resending what node 1 holds");
 }
 
 /// Found by the property below once a pull stopped re-pushing what was in flight: the

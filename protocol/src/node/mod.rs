@@ -48,9 +48,9 @@ pub use event::{
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{
-    DURABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS, LAZY_PULL_INTERVALS_MAX,
-    LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY, SESSION_INVALID_MIN,
-    SESSION_VALID_PER_INVALID,
+    ACK_FULL_EVERY, DURABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS,
+    LAZY_PULL_INTERVALS_MAX, LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY,
+    SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
 };
 pub use routing::ROUTE_PINGS_MAX;
 pub use snapshot::{COMPACTION_GRACE_PULLS, SNAPSHOT_IMAGE_IDLE_PULLS, SNAPSHOT_STALL_PULLS};
@@ -141,6 +141,9 @@ impl NodeConfig {
         }
     }
 }
+
+/// A WalAck to send: the msg_id of the push it answers, and its positions.
+type AckDue = (u32, VersionVector);
 
 /// What a lazy outbox may push before this node has held anything for a pull interval.
 static EMPTY_VECTOR: VersionVector = VersionVector::new();
@@ -798,21 +801,30 @@ impl Node {
             }
         }
         self.durable_history.note(now_ns, self.log.durable(), self.config.pull_interval_ns);
-        let durable = self.log.durable().clone();
-        let links: Vec<LinkId> = self.peers.keys().copied().collect();
-        for link in links {
-            let Some(peer) = self.peers.get_mut(&link) else { continue };
+        // One walk over the peers picks out the few this sync concerns (in a dense mesh most
+        // links are lazy and owe no ack); they are then served in link order.
+        let mut concerned: Vec<(LinkId, Option<AckDue>, bool)> = Vec::new();
+        let durable = self.log.durable();
+        for (link, peer) in &mut self.peers {
             // Only a sync issued after the entries were appended covers them.
-            if let Some((due_sync_id, push_msg_id)) = peer.ack_due
-                && due_sync_id <= sync_id
-                && peer.node_id.is_some()
-            {
-                peer.ack_due = None;
-                self.send_message_as(link, push_msg_id, &Message::WalAck { positions: durable.clone() });
-            }
+            let ack = match peer.ack_due {
+                Some((due_sync_id, push_msg_id)) if due_sync_id <= sync_id && peer.node_id.is_some() => {
+                    peer.ack_due = None;
+                    Some((push_msg_id, peer.next_ack(durable, false)))
+                }
+                _ => None,
+            };
             // A sync gives a lazy outbox nothing new to push: it pushes only up to `limit`,
-            // our durable vector at an earlier pull, which this sync cannot raise.
-            if self.peers.get(&link).is_some_and(|peer| peer.eager) {
+            // our durable vector a pull interval ago, which this sync cannot raise.
+            if ack.is_some() || peer.eager {
+                concerned.push((*link, ack, peer.eager));
+            }
+        }
+        for (link, ack, eager) in concerned {
+            if let Some((push_msg_id, positions)) = ack {
+                self.send_message_as(link, push_msg_id, &Message::WalAck { positions });
+            }
+            if eager && self.peers.get(&link).is_some_and(|peer| peer.eager) {
                 self.deadlines.touch(link);
                 self.pump(now_ns, link);
             }
@@ -1371,9 +1383,12 @@ impl Node {
                 peer.eager = true;
             }
         } else {
-            // Nothing new: tell the sender where we stand so it stops resending.
-            let positions = self.log.durable().clone();
-            self.send_message_as(link, msg_id, &Message::WalAck { positions });
+            // Nothing new: tell the sender where we stand so it stops resending. It may
+            // have missed our earlier acks (it is resending), so this one names every origin.
+            if let Some(peer) = self.peers.get_mut(&link) {
+                let positions = peer.next_ack(self.log.durable(), true);
+                self.send_message_as(link, msg_id, &Message::WalAck { positions });
+            }
             // Everything it pushed had reached us through another link first: this link is
             // redundant in the broadcast tree, in both directions (PROTOCOL.md 8.6).
             // A node with few neighbours keeps them all eager: pushing on at most

@@ -101,6 +101,12 @@ pub(crate) struct Peer {
     pub(crate) pull_told_before: VersionVector,
     /// Pulls sent on this session; every [`PULL_FULL_EVERY`]-th names every origin.
     pub(crate) pulls_sent: u64,
+    /// Our durable vector when we sent our previous WalAck on this session, and the one
+    /// before: an ack names only the origins that moved since the one before last.
+    ack_told: VersionVector,
+    ack_told_before: VersionVector,
+    /// WalAcks sent on this session; every [`ACK_FULL_EVERY`]-th names every origin.
+    acks_sent: u64,
     /// When we last offered this peer a snapshot (PROTOCOL.md 8.11).
     pub(crate) snapshot_offered_ns: Option<u64>,
     /// A pull arrived in this session: until one does, what the peer holds is known only
@@ -111,6 +117,10 @@ pub(crate) struct Peer {
 /// Sessions that start eager, at most: a new session starts lazy when this many others
 /// already push eagerly (the fan-out of Plumtree's active view; PROTOCOL.md 8.6).
 pub const EAGER_LINKS_INITIAL: usize = 4;
+
+/// Every this many WalAcks on a session (and the first), an ack names every origin rather
+/// than those that moved since the ack before last.
+pub const ACK_FULL_EVERY: u64 = 8;
 
 /// Every this many pulls on a session (and the first), a pull names every origin rather than
 /// those that moved, so that a receiver that lost a few pulls learns everything again.
@@ -200,6 +210,9 @@ impl Peer {
             pull_told: VersionVector::new(),
             pull_told_before: VersionVector::new(),
             pulls_sent: 0,
+            ack_told: VersionVector::new(),
+            ack_told_before: VersionVector::new(),
+            acks_sent: 0,
             snapshot_offered_ns: None,
             pulled_in_session: false,
         }
@@ -310,6 +323,21 @@ impl Peer {
         vector
     }
 
+    /// The vector our next WalAck to this peer carries, out of our durable vector
+    /// `durable`: every origin when `full` (an answer to a push that brought nothing new:
+    /// the peer is resending, so it may have missed our acks), on the first ack of a session
+    /// and every [`ACK_FULL_EVERY`]-th; otherwise only the origins that moved since the ack
+    /// before last, so one lost ack hides nothing (PROTOCOL.md 8.6).
+    pub(crate) fn next_ack(&mut self, durable: &VersionVector, full: bool) -> VersionVector {
+        let full = full || self.acks_sent.is_multiple_of(ACK_FULL_EVERY);
+        let vector = if full { durable.clone() } else { durable.above(&self.ack_told_before) };
+        self.acks_sent += 1;
+        // `ack_told_before` takes `ack_told`, whose storage is then reused for `durable`.
+        std::mem::swap(&mut self.ack_told_before, &mut self.ack_told);
+        self.ack_told.clone_from(durable);
+        vector
+    }
+
     /// Go-back-N: forget what is in flight so it is pushed again.
     pub(crate) fn rewind(&mut self) {
         self.sent = self.floor.clone();
@@ -327,6 +355,9 @@ impl Peer {
         self.pull_told = VersionVector::new();
         self.pull_told_before = VersionVector::new();
         self.pulls_sent = 0;
+        self.ack_told = VersionVector::new();
+        self.ack_told_before = VersionVector::new();
+        self.acks_sent = 0;
         self.pulled_in_session = false;
     }
 
@@ -390,5 +421,40 @@ mod tests {
                 assert!(history.samples.len() >= 2, "interval {interval_ns}: the history sampled");
             }
         }
+    }
+
+    #[test]
+    fn acks_name_what_moved_since_the_ack_before_last_and_every_eighth_names_all() {
+        let config = NodeConfig::new(crate::session::SessionConfig::new(
+            "a".to_owned(),
+            crate::session::Identity::from_seed([1; 32]),
+        ));
+        let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(1);
+        let connection =
+            Connection::new(std::sync::Arc::new(config.session.clone()), Role::Initiator, 0, &mut rng)
+                .expect("valid settings");
+        let mut peer = Peer::new(LinkKind::Datagram, connection, &config);
+        let mut durable = VersionVector::new();
+        for origin in 1..=50 {
+            durable.set(NodeId(origin), 3);
+        }
+        assert_eq!(peer.next_ack(&durable, false), durable, "the first ack of a session names all");
+        // The second: everything moved since the ack before last, which was none.
+        assert_eq!(peer.next_ack(&durable, false), durable);
+        durable.set(NodeId(7), 4);
+        let mut moved = VersionVector::new();
+        moved.set(NodeId(7), 4);
+        assert_eq!(peer.next_ack(&durable, false), moved);
+        durable.set(NodeId(9), 4);
+        // Moved since the ack before last: 7 again (in case that ack was lost), and 9.
+        moved.set(NodeId(9), 4);
+        assert_eq!(peer.next_ack(&durable, false), moved);
+        assert_eq!(peer.next_ack(&durable, false).get(NodeId(9)), 4);
+        assert!(peer.next_ack(&durable, false).is_empty(), "nothing moved");
+        assert_eq!(peer.next_ack(&durable, true), durable, "an answer to a resend names all");
+        peer.next_ack(&durable, false);
+        assert_eq!(peer.next_ack(&durable, false), durable, "the ninth (every eighth from 0) names all");
+        peer.reset_to_acked();
+        assert_eq!(peer.next_ack(&durable, false), durable, "a new session starts with all");
     }
 }
