@@ -404,20 +404,7 @@ fn a_full_mesh_settles_into_a_tree() {
 
     // Now node 0 hears only a neighbour whose outbox to it is lazy: what the others write
     // reaches it only if that neighbour repairs the tree.
-    let peer = (1..size)
-        .find(|peer| {
-            cluster.members[*peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)) == Some(false)
-        })
-        .expect("in a tree of 8 nodes some neighbour of node 0 is lazy toward it");
-    cluster.isolated = Some((0, peer));
-    for round in 60..70 {
-        // Writes at node 0's neighbour count too; the isolation forbids the rest.
-        let node = 1 + round % (size - 1);
-        let key = Bytes::from(format!("k{}", round % 5));
-        cluster.with_node(node, |protocol, now| {
-            protocol.put(now, key, Bytes::from(format!("v{round}"))).expect("valid write");
-        });
-    }
+    let peer = isolate_behind_a_lazy_neighbour(&mut cluster, 60..70);
     settle(&mut cluster);
     assert!(cluster.converged(), "node 0 did not catch up through its lazy neighbour");
     let grafts: u64 = cluster
@@ -428,6 +415,27 @@ fn a_full_mesh_settles_into_a_tree() {
         .sum();
     assert!(grafts > 0, "node 0 caught up without a graft");
     assert_eq!(cluster.members[peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)), Some(true));
+}
+
+/// Cuts node 0 off from every neighbour but one whose outbox to it is lazy, then writes one
+/// entry per round at the other nodes in turn (at that neighbour too; the isolation drops
+/// the rest's pushes to node 0). Returns the neighbour.
+fn isolate_behind_a_lazy_neighbour(cluster: &mut Cluster, rounds: std::ops::Range<usize>) -> usize {
+    let size = cluster.members.len();
+    let peer = (1..size)
+        .find(|peer| {
+            cluster.members[*peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)) == Some(false)
+        })
+        .expect("in a pruned mesh some neighbour of node 0 is lazy toward it");
+    cluster.isolated = Some((0, peer));
+    for round in rounds {
+        let node = 1 + round % (size - 1);
+        let key = Bytes::from(format!("k{}", round % 5));
+        cluster.with_node(node, |protocol, now| {
+            protocol.put(now, key, Bytes::from(format!("v{round}"))).expect("valid write");
+        });
+    }
+    peer
 }
 
 /// The type of the envelope in a datagram frame, from its clear header (PROTOCOL.md 4, 5):
@@ -491,19 +499,7 @@ fn a_dense_mesh_pulls_lazy_links_less_often_and_still_repairs() {
 
     // Node 0 now hears only a neighbour lazy toward it: the writes of the others reach it
     // only through that neighbour's graft, on its rarer pulls.
-    let peer = (1..size)
-        .find(|peer| {
-            cluster.members[*peer].node.as_ref().and_then(|node| node.pushes_eagerly(0)) == Some(false)
-        })
-        .expect("some neighbour of node 0 is lazy toward it");
-    cluster.isolated = Some((0, peer));
-    for round in 30..40 {
-        let node = 1 + round % (size - 1);
-        let key = Bytes::from(format!("k{}", round % 5));
-        cluster.with_node(node, |protocol, now| {
-            protocol.put(now, key, Bytes::from(format!("v{round}"))).expect("valid write");
-        });
-    }
+    isolate_behind_a_lazy_neighbour(&mut cluster, 30..40);
     let grafts_before = total(&cluster, |stats| stats.grafts);
     settle(&mut cluster);
     assert!(cluster.converged(), "node 0 did not catch up through its lazy neighbour");
