@@ -519,6 +519,7 @@ pub(crate) fn json_report(report: &Report, file: Option<&Path>, warnings: &[Stri
             "replication_messages_per_write": Cost::per_write(report.cost.replication_messages(), report.writes_acked),
             "background_messages_per_link_per_second": report.cost.background_per_link_per_second(report.virtual_ns),
             "messages_by_type": report.cost.sent_by_type.iter().map(|(message_type, count)| (format!("{message_type:?}"), *count)).collect::<std::collections::BTreeMap<_, _>>(),
+            "bytes_by_type": report.cost.sent_bytes_by_type.iter().map(|(message_type, bytes)| (format!("{message_type:?}"), *bytes)).collect::<std::collections::BTreeMap<_, _>>(),
             "pushes": report.cost.pushes,
             "grafts": report.cost.grafts,
             "entries_pushed": report.cost.entries_pushed,

@@ -393,6 +393,8 @@ pub struct Cost {
     /// Messages sent by every node in every incarnation, per type (types never sent
     /// omitted), in type-code order.
     pub sent_by_type: Vec<(MessageType, u64)>,
+    /// Bytes of those messages' frames, per type, the same way.
+    pub sent_bytes_by_type: Vec<(MessageType, u64)>,
     /// Links of the topology (each pair of neighbours once).
     pub links: u64,
     /// WalPush messages sent by every node in every incarnation.
@@ -679,6 +681,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, trace: Trace, options: Options<'
         writes_refused: checker.writes_refused,
         cost: Cost {
             sent_by_type: checker.sent_by_type(),
+            sent_bytes_by_type: checker.sent_bytes_by_type(),
             links: scenario.edges().len() as u64,
             pushes: checker.pushes,
             grafts: checker.grafts,

@@ -180,18 +180,37 @@ pub struct AuditLog {
     /// Messages sent by every node in every incarnation, by wire type code (index 0 counts
     /// frames whose type could not be read, which a node never sends).
     sent_by_type: Arc<[AtomicU64; SENT_TYPES]>,
+    /// The bytes of those frames (framing and encryption included), by the same slots.
+    sent_bytes_by_type: Arc<[AtomicU64; SENT_TYPES]>,
 }
 
 /// Slots of [`AuditLog::sent_by_type`]: one per message type code, and 0.
 const SENT_TYPES: usize = MessageType::ALL.len() + 1;
 
 impl AuditLog {
-    /// Counts one frame a node sent, by the type in its envelope header.
+    /// Counts one frame a node sent, and its bytes, by the type in its envelope header.
     pub fn count_sent(&self, frame: &[u8]) {
         let code = frame_message_type(frame).map_or(0, |message_type| usize::from(message_type.code()));
         if let Some(counter) = self.sent_by_type.get(code) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(counter) = self.sent_bytes_by_type.get(code) {
+            counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes of the frames sent so far by every node, per type, in code order (types never
+    /// sent omitted): whole frames, length prefix, header and authentication tag included.
+    #[must_use]
+    pub fn sent_bytes_by_type(&self) -> Vec<(MessageType, u64)> {
+        MessageType::ALL
+            .iter()
+            .map(|message_type| {
+                let bytes = self.sent_bytes_by_type[usize::from(message_type.code())].load(Ordering::Relaxed);
+                (*message_type, bytes)
+            })
+            .filter(|(_, bytes)| *bytes > 0)
+            .collect()
     }
 
     /// Messages sent so far by every node, per type, in code order (types never sent
@@ -1206,6 +1225,13 @@ impl FerryChecker {
     #[must_use]
     pub fn sent_by_type(&self) -> Vec<(MessageType, u64)> {
         self.audit.sent_by_type()
+    }
+
+    /// Bytes of the frames sent per type ([`AuditLog::sent_bytes_by_type`]), counted like
+    /// [`sent_by_type`](Self::sent_by_type).
+    #[must_use]
+    pub fn sent_bytes_by_type(&self) -> Vec<(MessageType, u64)> {
+        self.audit.sent_bytes_by_type()
     }
 
     /// Raises `node`'s peaks to what its log and disk hold now.
