@@ -187,6 +187,15 @@ pub struct AuditLog {
 /// Slots of [`AuditLog::sent_by_type`]: one per message type code, and 0.
 const SENT_TYPES: usize = MessageType::ALL.len() + 1;
 
+/// The nonzero counters of `slots`, per message type in code order.
+fn by_type(slots: &[AtomicU64; SENT_TYPES]) -> Vec<(MessageType, u64)> {
+    MessageType::ALL
+        .iter()
+        .map(|message_type| (*message_type, slots[usize::from(message_type.code())].load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
+        .collect()
+}
+
 impl AuditLog {
     /// Counts one frame a node sent, and its bytes, by the type in its envelope header.
     pub fn count_sent(&self, frame: &[u8]) {
@@ -203,28 +212,14 @@ impl AuditLog {
     /// sent omitted): whole frames, length prefix, header and authentication tag included.
     #[must_use]
     pub fn sent_bytes_by_type(&self) -> Vec<(MessageType, u64)> {
-        MessageType::ALL
-            .iter()
-            .map(|message_type| {
-                let bytes = self.sent_bytes_by_type[usize::from(message_type.code())].load(Ordering::Relaxed);
-                (*message_type, bytes)
-            })
-            .filter(|(_, bytes)| *bytes > 0)
-            .collect()
+        by_type(&self.sent_bytes_by_type)
     }
 
     /// Messages sent so far by every node, per type, in code order (types never sent
     /// omitted).
     #[must_use]
     pub fn sent_by_type(&self) -> Vec<(MessageType, u64)> {
-        MessageType::ALL
-            .iter()
-            .map(|message_type| {
-                let count = self.sent_by_type[usize::from(message_type.code())].load(Ordering::Relaxed);
-                (*message_type, count)
-            })
-            .filter(|(_, count)| *count > 0)
-            .collect()
+        by_type(&self.sent_by_type)
     }
 
     /// Appends `record` from `node`.
