@@ -95,18 +95,10 @@ pub(crate) struct Peer {
     /// ([`DurableHistory`]): a lazy outbox pushes only entries within it, which the peer has
     /// lacked for at least a pull interval.
     pub(crate) lazy_limit: VersionVector,
-    /// Our held vector when we sent our previous pull on this session, and the one before:
-    /// a pull names only the origins that moved since the one before last (PROTOCOL.md 8.6).
-    pub(crate) pull_told: VersionVector,
-    pub(crate) pull_told_before: VersionVector,
-    /// Pulls sent on this session; every [`PULL_FULL_EVERY`]-th names every origin.
-    pub(crate) pulls_sent: u64,
-    /// Our durable vector when we sent our previous WalAck on this session, and the one
-    /// before: an ack names only the origins that moved since the one before last.
-    ack_told: VersionVector,
-    ack_told_before: VersionVector,
-    /// WalAcks sent on this session; every [`ACK_FULL_EVERY`]-th names every origin.
-    acks_sent: u64,
+    /// What our pulls (our held vector) and our WalAcks (our durable vector) told this peer
+    /// in this session: each names only the origins that moved since the one before last.
+    pub(crate) pulls: Told,
+    acks: Told,
     /// When we last offered this peer a snapshot (PROTOCOL.md 8.11).
     pub(crate) snapshot_offered_ns: Option<u64>,
     /// A pull arrived in this session: until one does, what the peer holds is known only
@@ -179,6 +171,34 @@ impl DurableHistory {
     }
 }
 
+/// The vectors a series of messages of one session told a peer (our pulls, or our WalAcks):
+/// the latest two, and how many were sent. The next names the origins that moved since the
+/// one before last, or every origin on the first, every `full_every`-th, and when asked.
+#[derive(Debug, Default)]
+pub(crate) struct Told {
+    latest: VersionVector,
+    before: VersionVector,
+    sent: u64,
+}
+
+impl Told {
+    /// What the next message carries, out of `current`; remembers `current` as told.
+    pub(crate) fn next(&mut self, current: &VersionVector, full_every: u64, full: bool) -> VersionVector {
+        let full = full || self.sent.is_multiple_of(full_every);
+        let vector = if full { current.clone() } else { current.above(&self.before) };
+        self.sent += 1;
+        // `before` takes `latest`, whose storage is then reused for `current`.
+        std::mem::swap(&mut self.before, &mut self.latest);
+        self.latest.clone_from(current);
+        vector
+    }
+
+    /// The next message names every origin, and the series counts from there.
+    pub(crate) fn restart_full(&mut self) {
+        self.sent = 0;
+    }
+}
+
 impl Peer {
     pub(crate) fn new(kind: LinkKind, connection: Connection, config: &NodeConfig) -> Self {
         Self {
@@ -207,12 +227,8 @@ impl Peer {
             last_authenticated_ns: None,
             eager: true,
             lazy_limit: VersionVector::new(),
-            pull_told: VersionVector::new(),
-            pull_told_before: VersionVector::new(),
-            pulls_sent: 0,
-            ack_told: VersionVector::new(),
-            ack_told_before: VersionVector::new(),
-            acks_sent: 0,
+            pulls: Told::default(),
+            acks: Told::default(),
             snapshot_offered_ns: None,
             pulled_in_session: false,
         }
@@ -314,13 +330,7 @@ impl Peer {
     /// origin on the first pull of a session and every [`PULL_FULL_EVERY`]-th, otherwise
     /// only those that moved since the pull before last (so one lost pull hides nothing).
     pub(crate) fn next_pull(&mut self, held: &VersionVector) -> VersionVector {
-        let full = self.pulls_sent.is_multiple_of(PULL_FULL_EVERY);
-        let vector: VersionVector = if full { held.clone() } else { held.above(&self.pull_told_before) };
-        self.pulls_sent += 1;
-        // `pull_told_before` takes `pull_told`, whose storage is then reused for `held`.
-        std::mem::swap(&mut self.pull_told_before, &mut self.pull_told);
-        self.pull_told.clone_from(held);
-        vector
+        self.pulls.next(held, PULL_FULL_EVERY, false)
     }
 
     /// The vector our next WalAck to this peer carries, out of our durable vector
@@ -329,13 +339,7 @@ impl Peer {
     /// and every [`ACK_FULL_EVERY`]-th; otherwise only the origins that moved since the ack
     /// before last, so one lost ack hides nothing (PROTOCOL.md 8.6).
     pub(crate) fn next_ack(&mut self, durable: &VersionVector, full: bool) -> VersionVector {
-        let full = full || self.acks_sent.is_multiple_of(ACK_FULL_EVERY);
-        let vector = if full { durable.clone() } else { durable.above(&self.ack_told_before) };
-        self.acks_sent += 1;
-        // `ack_told_before` takes `ack_told`, whose storage is then reused for `durable`.
-        std::mem::swap(&mut self.ack_told_before, &mut self.ack_told);
-        self.ack_told.clone_from(durable);
-        vector
+        self.acks.next(durable, ACK_FULL_EVERY, full)
     }
 
     /// Go-back-N: forget what is in flight so it is pushed again.
@@ -352,12 +356,8 @@ impl Peer {
         self.window.on_rewind();
         self.eager = true;
         self.lazy_limit = VersionVector::new();
-        self.pull_told = VersionVector::new();
-        self.pull_told_before = VersionVector::new();
-        self.pulls_sent = 0;
-        self.ack_told = VersionVector::new();
-        self.ack_told_before = VersionVector::new();
-        self.acks_sent = 0;
+        self.pulls = Told::default();
+        self.acks = Told::default();
         self.pulled_in_session = false;
     }
 

@@ -435,7 +435,7 @@ impl Node {
         // Tell the sender at once where we stand, so it pushes what lies beyond.
         if self.peers.get(&link).is_some_and(|peer| peer.node_id == Some(incoming.from)) {
             if let Some(peer) = self.peers.get_mut(&link) {
-                peer.pulls_sent = 0;
+                peer.pulls.restart_full();
             }
             self.send_pull(now_ns, link);
         }
