@@ -51,7 +51,12 @@ impl NodeClock {
 
     /// The reading at virtual time `virtual_ns`, unclamped.
     fn reading(&self, virtual_ns: u64) -> i128 {
-        let drift = i128::from(virtual_ns) * i128::from(self.drift_ppm) / 1_000_000;
+        // Every event reads a clock: 64-bit arithmetic when it is exact (no drift, or a product
+        // that fits), since a 128-bit division is a library call. Both truncate toward zero.
+        let drift = match i64::try_from(virtual_ns).ok().and_then(|ns| ns.checked_mul(self.drift_ppm)) {
+            Some(product) => i128::from(product / 1_000_000),
+            None => i128::from(virtual_ns) * i128::from(self.drift_ppm) / 1_000_000,
+        };
         i128::from(virtual_ns) + i128::from(self.offset_ns) + drift
     }
 
@@ -69,7 +74,8 @@ impl NodeClock {
     #[must_use]
     pub fn virtual_delta_ns(&self, local_delta_ns: u64) -> u64 {
         let rate = 1_000_000 + i128::from(self.drift_ppm);
-        if rate <= 0 {
+        // A clock without drift runs at the virtual rate.
+        if rate <= 0 || self.drift_ppm == 0 {
             return local_delta_ns;
         }
         let numerator = i128::from(local_delta_ns) * 1_000_000;
@@ -137,6 +143,26 @@ mod tests {
             let virtual_delta = clock.virtual_delta_ns(delta);
             let start = 123_456_789;
             assert!(clock.local_ns(start + virtual_delta) >= clock.local_ns(start) + delta - 1);
+        }
+    }
+
+    proptest::proptest! {
+        /// The 64-bit fast paths give exactly what 128-bit arithmetic gives.
+        #[test]
+        fn readings_and_timer_delays_match_the_wide_arithmetic(
+            virtual_ns in proptest::prop_oneof![0u64..=u64::MAX, 0u64..1 << 50],
+            drift_ppm in -DRIFT_PPM_MAX..=DRIFT_PPM_MAX,
+            offset_ns in proptest::prop_oneof![proptest::num::i64::ANY, 0i64..1 << 40],
+            local_delta_ns in 0u64..=u64::MAX,
+        ) {
+            let clock = NodeClock::new(offset_ns, drift_ppm);
+            let wide = i128::from(virtual_ns)
+                + i128::from(clock.offset_ns)
+                + i128::from(virtual_ns) * i128::from(drift_ppm) / 1_000_000;
+            proptest::prop_assert_eq!(clock.reading(virtual_ns), wide);
+            let rate = 1_000_000 + i128::from(drift_ppm);
+            let delay = ((i128::from(local_delta_ns) * 1_000_000 + rate - 1) / rate).clamp(0, i128::from(u64::MAX)) as u64;
+            proptest::prop_assert_eq!(clock.virtual_delta_ns(local_delta_ns), delay);
         }
     }
 }

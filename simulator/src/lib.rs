@@ -134,6 +134,7 @@ pub mod network;
 mod os_random_trap;
 pub mod ping;
 pub mod process;
+mod queue;
 pub mod random;
 pub mod sim;
 pub mod trace;

@@ -5,8 +5,7 @@
 //! on every run. Virtual time jumps from event to event; there is no tick. Everything is
 //! single-threaded and every random draw comes from a stream of the run seed.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use crate::network::{
     self, DropReason, LayerId, LinkParams, Network, QUEUE_MESSAGES_MAX_DEFAULT, Topology, Transport,
 };
 use crate::process::{Action, Context, Outputs, Process};
+use crate::queue::EventQueue;
 use crate::random::{self, Stream};
 use crate::trace::{LineFields, Trace, TraceRecord};
 
@@ -225,8 +225,9 @@ enum Event<C> {
     Synced { node: u32, incarnation: u64, sync_id: u64, length_bytes: usize },
     Connect { from: u32, to: u32, from_incarnation: u64, to_incarnation: u64 },
     Command { node: u32, command: C },
-    Fault { fault: Fault, until_ns: Option<u64> },
-    FaultEnd { layer: LayerId, fault: Fault, since_ns: u64 },
+    // Faults are rare and large: boxed, so that the common events stay small to move.
+    Fault { fault: Box<Fault>, until_ns: Option<u64> },
+    FaultEnd { layer: LayerId, fault: Box<Fault>, since_ns: u64 },
     SyncFailed { node: u32, incarnation: u64, sync_id: u64 },
     RestartFromDisk { node: u32, incarnation: u64 },
 }
@@ -253,29 +254,6 @@ enum Origin {
     Scheduled,
     /// The liveness phase.
     Liveness,
-}
-
-struct Scheduled<C> {
-    at_ns: u64,
-    sequence: u64,
-    event: Event<C>,
-}
-
-impl<C> PartialEq for Scheduled<C> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ns, self.sequence) == (other.at_ns, other.sequence)
-    }
-}
-impl<C> Eq for Scheduled<C> {}
-impl<C> PartialOrd for Scheduled<C> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<C> Ord for Scheduled<C> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at_ns, self.sequence).cmp(&(other.at_ns, other.sequence))
-    }
 }
 
 /// A fixed, seedless hasher for maps whose iteration order never escapes.
@@ -410,7 +388,7 @@ pub struct Simulation<P: Process> {
     process_config: P::Config,
     now_ns: u64,
     sequence: u64,
-    queue: BinaryHeap<Reverse<Scheduled<P::Command>>>,
+    queue: EventQueue<Event<P::Command>>,
     slots: Vec<Slot<P>>,
     network: Network,
     network_rng: ChaCha8Rng,
@@ -565,7 +543,7 @@ impl<P: Process> Simulation<P> {
             process_config,
             now_ns: 0,
             sequence: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             slots,
             network,
             outputs: Outputs::default(),
@@ -687,7 +665,7 @@ impl<P: Process> Simulation<P> {
     /// Schedules `fault` at virtual time `at_ns`.
     pub fn schedule_fault(&mut self, at_ns: u64, fault: Fault) {
         self.replay_enabled |= matches!(fault, Fault::Replay { .. });
-        self.push(at_ns, Event::Fault { fault, until_ns: None });
+        self.push(at_ns, Event::Fault { fault: Box::new(fault), until_ns: None });
     }
 
     /// Schedules `fault` to be in force from `at_ns` until `until_ns`, when exactly what it
@@ -698,7 +676,7 @@ impl<P: Process> Simulation<P> {
     pub fn schedule_fault_until(&mut self, at_ns: u64, until_ns: u64, fault: Fault) {
         let until_ns = fault.is_undoable().then_some(until_ns.max(at_ns));
         self.replay_enabled |= matches!(fault, Fault::Replay { .. });
-        self.push(at_ns, Event::Fault { fault, until_ns });
+        self.push(at_ns, Event::Fault { fault: Box::new(fault), until_ns });
     }
 
     /// Messages sent between `first` and `second` (either way) while a `link` fault was in
@@ -762,7 +740,7 @@ impl<P: Process> Simulation<P> {
     fn push(&mut self, at_ns: u64, event: Event<P::Command>) {
         let sequence = self.sequence;
         self.sequence += 1;
-        self.queue.push(Reverse(Scheduled { at_ns: at_ns.max(self.now_ns), sequence, event }));
+        self.queue.push(at_ns.max(self.now_ns), sequence, event);
     }
 
     /// Runs events up to and including virtual time `end_ns`, calling `observer` after each.
@@ -771,23 +749,23 @@ impl<P: Process> Simulation<P> {
             if self.stats.events >= self.config.events_max {
                 return RunEnd::EventLimit;
             }
-            let Some(Reverse(next)) = self.queue.peek() else {
+            let Some(next_ns) = self.queue.peek_ns() else {
                 self.now_ns = self.now_ns.max(end_ns);
                 return RunEnd::Idle;
             };
-            if next.at_ns > end_ns {
+            if next_ns > end_ns {
                 self.now_ns = self.now_ns.max(end_ns);
                 return RunEnd::Reached;
             }
-            let Some(Reverse(scheduled)) = self.queue.pop() else { return RunEnd::Idle };
-            self.now_ns = scheduled.at_ns;
+            let Some((at_ns, event)) = self.queue.pop() else { return RunEnd::Idle };
+            self.now_ns = at_ns;
             let paused =
                 |node: u32| self.slots.get(node as usize).is_some_and(|slot| !slot.paused_by.is_empty());
-            if let Some(node) = scheduled.event.node(paused).filter(|node| paused(*node)) {
-                self.defer(node, scheduled.event);
+            if let Some(node) = event.node(paused).filter(|node| paused(*node)) {
+                self.defer(node, event);
                 continue;
             }
-            if self.handle(scheduled.event) {
+            if self.handle(event) {
                 self.stats.events += 1;
                 let control = observer(self);
                 // Cleared after the observer, so it also sees what the initial boot emitted.
@@ -855,7 +833,7 @@ impl<P: Process> Simulation<P> {
                 }
                 self.call(node, |process, context| process.on_command(context, command));
             }
-            Event::Fault { fault, until_ns } => self.apply_fault(fault, Origin::Scheduled, until_ns),
+            Event::Fault { fault, until_ns } => self.apply_fault(*fault, Origin::Scheduled, until_ns),
             Event::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
             Event::SyncFailed { node, incarnation, sync_id } => {
                 let slot = &self.slots[node as usize];
@@ -1659,7 +1637,7 @@ impl<P: Process> Simulation<P> {
         }
         self.settle_layers();
         if let Some(until_ns) = until_ns {
-            self.push(until_ns, Event::FaultEnd { layer, fault, since_ns: self.now_ns });
+            self.push(until_ns, Event::FaultEnd { layer, fault: Box::new(fault), since_ns: self.now_ns });
         }
     }
 
