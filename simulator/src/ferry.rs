@@ -32,7 +32,7 @@ use ferry_protocol::node::{
     Audit, EVENT_KEY_BYTES_SHOWN_MAX, Escaped, Event, HlcDisplay, LinkKind, Node, NodeConfig, Output,
     SentMessage, SignatureMemo, conflict_outcome,
 };
-use ferry_protocol::session::{Identity, Role, SessionConfig};
+use ferry_protocol::session::{DhMemo, Identity, Role, SessionConfig};
 use ferry_protocol::storage::DiskRequest;
 use ferry_protocol::store::{Conflict, Digest, Register, Store, WriteId};
 use ferry_protocol::{Envelope, Message, MessageType, NodeId, Operation, SteadyClock, Timestamp, WalEntry};
@@ -104,6 +104,11 @@ pub struct FerryConfig {
     /// What a node decides is the same either way. A fresh memo by default; `None` makes
     /// every node verify every entry it checks.
     pub signature_memo: Option<SignatureMemo>,
+    /// The X25519 results the run's nodes share (`SessionConfig::dh_memo`): each of a
+    /// handshake's three Diffie-Hellman results is computed by the end that needs it first
+    /// and taken from the memo by the other, instead of computed twice. No byte of any
+    /// handshake changes. A fresh memo by default; `None` makes both ends compute each.
+    pub dh_memo: Option<DhMemo>,
 }
 
 /// How one link of a ferry run is carried.
@@ -268,6 +273,7 @@ impl FerryConfig {
             audit: None,
             planted_bug: None,
             signature_memo: Some(SignatureMemo::default()),
+            dh_memo: Some(DhMemo::default()),
         }
     }
 
@@ -800,6 +806,7 @@ impl Process for FerryNode {
         let mut session = SessionConfig::new(name, config.identities[index].clone());
         session.node_id = NodeId::from_name(&session.name);
         session.psk = config.psk;
+        session.dh_memo = config.dh_memo.clone();
         let mut node_config = NodeConfig::new(session);
         node_config.pull_interval_ns = config.pull_interval_ns;
         node_config.routing = config.routing;

@@ -49,7 +49,7 @@ pub(crate) struct Received {
 }
 
 fn build(config: &SessionConfig, initiator: bool, rng: &mut dyn RngCore) -> Box<HandshakeState> {
-    let resolver = Box::new(SeededResolver::from_rng(rng));
+    let resolver = Box::new(SeededResolver::from_rng(rng, config.dh_memo.clone()));
     let mut builder = snow::Builder::with_resolver(noise_params(config.psk.is_some()), resolver)
         .local_private_key(&config.identity.secret)
         .and_then(|builder| builder.prologue(PROLOGUE));

@@ -14,6 +14,7 @@ use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
+use super::dh_memo::{DhMemo, MemoDh};
 use super::{NOISE_PATTERN, NOISE_PATTERN_PSK, SessionError, hex};
 
 /// Length of an X25519 key, secret or public, and of an identity seed.
@@ -121,16 +122,20 @@ pub(crate) fn noise_params(psk: bool) -> NoiseParams {
 ///
 /// snow resolves the RNG once per `Builder::build_*` and once per `generate_keypair`, so one
 /// resolver must serve exactly one of those calls: a second would replay the same stream.
+///
+/// With a [`DhMemo`], its X25519 shares results with the other end of the handshake when
+/// both run in this process.
 pub(crate) struct SeededResolver {
     seed: [u8; 32],
+    dh_memo: Option<DhMemo>,
 }
 
 impl SeededResolver {
     /// A resolver seeded with the next 32 bytes of `rng`.
-    pub(crate) fn from_rng(rng: &mut dyn RngCore) -> Self {
+    pub(crate) fn from_rng(rng: &mut dyn RngCore, dh_memo: Option<DhMemo>) -> Self {
         let mut seed = [0; 32];
         rng.fill_bytes(&mut seed);
-        Self { seed }
+        Self { seed, dh_memo }
     }
 }
 
@@ -140,7 +145,11 @@ impl CryptoResolver for SeededResolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        let inner = DefaultResolver.resolve_dh(choice)?;
+        Some(match &self.dh_memo {
+            Some(memo) => Box::new(MemoDh { inner, memo: memo.clone() }),
+            None => inner,
+        })
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {

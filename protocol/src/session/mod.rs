@@ -17,6 +17,7 @@
 //! polled out.
 
 mod connection;
+mod dh_memo;
 mod dispatch;
 mod error;
 mod handshake;
@@ -33,6 +34,7 @@ use crate::entry::NodeId;
 pub use connection::{
     Connection, ConnectionEvent, ENDED_SESSIONS_MAX, EVENTS_QUEUED_MAX, Receipt, TRANSMITS_QUEUED_MAX,
 };
+pub use dh_memo::{DH_MEMO_MAX, DhMemo};
 pub use dispatch::{EnvelopeClass, dispatch};
 pub use error::{HandshakeError, SessionError};
 pub use identity::{Identity, KEY_BYTES};
@@ -153,6 +155,10 @@ pub struct SessionConfig {
     /// plain `Noise_XX`, and a peer that uses a secret is refused (PROTOCOL.md 6.10). Never
     /// shown by `Debug`.
     pub psk: Option<[u8; PSK_BYTES]>,
+    /// X25519 results shared with the other ends of handshakes that run in this process (a
+    /// simulation hands one [`DhMemo`] to all its nodes); `None`, the default, for a real
+    /// node. It changes no byte of any handshake.
+    pub dh_memo: Option<DhMemo>,
 }
 
 impl fmt::Debug for SessionConfig {
@@ -171,6 +177,7 @@ impl fmt::Debug for SessionConfig {
             .field("handshake_retransmit_ns", &self.handshake_retransmit_ns)
             .field("handshake_timeout_ns", &self.handshake_timeout_ns)
             .field("psk", &self.psk.map(|_| "<secret>"))
+            .field("dh_memo", &self.dh_memo)
             .finish()
     }
 }
@@ -194,6 +201,7 @@ impl SessionConfig {
             handshake_retransmit_ns: HANDSHAKE_RETRANSMIT_NS_DEFAULT,
             handshake_timeout_ns: HANDSHAKE_TIMEOUT_NS_DEFAULT,
             psk: None,
+            dh_memo: None,
         }
     }
 
