@@ -23,10 +23,14 @@ struct Side {
 }
 
 fn side(name: &str, seed: u64) -> Side {
+    // Pulls would also resend; keep them out of the way so only retransmission is measured.
+    side_pulling_every(name, seed, 3_600_000 * MS)
+}
+
+fn side_pulling_every(name: &str, seed: u64, pull_interval_ns: u64) -> Side {
     let identity = Identity::generate(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut config = NodeConfig::new(SessionConfig::new(name, identity));
-    // Pulls would also resend; keep them out of the way so only retransmission is measured.
-    config.pull_interval_ns = 3_600_000 * MS;
+    config.pull_interval_ns = pull_interval_ns;
     let node = Node::recover(config, &[], Box::new(ChaCha8Rng::seed_from_u64(seed + 1))).expect("empty log");
     Side { node, frames: VecDeque::new(), syncs: Vec::new(), acked: Vec::new() }
 }
@@ -76,7 +80,10 @@ fn settle(left: &mut Side, right: &mut Side, now_ns: u64) {
 }
 
 fn connected_pair() -> (Side, Side) {
-    let (mut a, mut b) = (side("a", 1), side("b", 2));
+    connect(side("a", 1), side("b", 2))
+}
+
+fn connect(mut a: Side, mut b: Side) -> (Side, Side) {
     drain(&mut a);
     drain(&mut b);
     a.node.link_up(0, 1, LinkKind::Datagram, Role::Initiator);
@@ -130,6 +137,57 @@ fn lost_push_is_retransmitted_with_backoff_until_acknowledged() {
     // Acknowledged: no retransmission is armed any more; only the (hour-long) pull remains.
     let next = a.node.poll_timeout().expect("the pull timer");
     assert!(next >= 3_600_000 * MS, "next deadline {next} is a retransmission");
+}
+
+/// A partition lets the retransmission timer back off (200 ms, 400, 800, 1.6 s...). When it
+/// heals, a pull from the peer proves the link carries messages again: if it comes too soon
+/// after the last resend to resend again (that push may still be on its way), the backoff
+/// starts over, so the next resend is one timeout after the last instead of 1.6 s later.
+/// Found by `tests/scenarios/line-partition.yaml` at seed 146: with 10% loss, two resends
+/// after the heal were lost and the third was due after the scenario's 2 s bound.
+#[test]
+fn a_pull_after_a_partition_starts_the_backoff_over() {
+    let (mut a, mut b) = connect(side("a", 1), side_pulling_every("b", 2, 1_000 * MS));
+    a.node.put(10 * MS, Bytes::from_static(b"k"), Bytes::from_static(b"v")).expect("valid put");
+    drain(&mut a);
+    complete_syncs(&mut a, 11 * MS);
+    assert_eq!(
+        a.frames.drain(..).map(|frame| message_type(&frame)).collect::<Vec<_>>(),
+        [MessageType::WalPush]
+    );
+    // That push is lost, and so are the next three resends.
+    for expected_ms in [211, 611, 1_411] {
+        let deadline = a.node.poll_timeout().expect("a resend is armed");
+        assert_eq!(deadline, expected_ms * MS);
+        a.node.handle_timeout(deadline);
+        drain(&mut a);
+        assert_eq!(
+            a.frames.drain(..).map(|frame| message_type(&frame)).collect::<Vec<_>>(),
+            [MessageType::WalPush]
+        );
+    }
+    assert_eq!(a.node.poll_timeout(), Some(3_011 * MS), "backed off to 1.6 s");
+
+    // b's next periodic pull (it lacks the entry) reaches a 50 ms after the last resend.
+    let pull = loop {
+        let deadline = b.node.poll_timeout().expect("b pulls periodically");
+        assert!(deadline <= 1_411 * MS, "no pull from b before the last resend");
+        b.node.handle_timeout(deadline);
+        drain(&mut b);
+        if let Some(pull) = b.frames.drain(..).find(|frame| message_type(frame) == MessageType::OutboxPull) {
+            break pull;
+        }
+    };
+    a.node.handle_datagram(1_461 * MS, 1, pull);
+    drain(&mut a);
+    assert!(a.frames.is_empty(), "too soon to resend: the last push may still be on its way");
+    assert_eq!(a.node.poll_timeout(), Some(1_611 * MS), "one timeout after the last resend");
+
+    a.node.handle_timeout(1_611 * MS);
+    drain(&mut a);
+    settle(&mut a, &mut b, 1_615 * MS);
+    assert_eq!(b.node.get(b"k").map(|value| &value[..]), Some(&b"v"[..]));
+    assert_eq!(a.node.stats().retransmits, 4);
 }
 
 #[test]

@@ -1244,6 +1244,16 @@ impl Node {
                     peer.window.on_loss(self.log.bytes_above(&peer.floor, &peer.sent));
                     peer.rewind();
                     peer.retransmit_at_ns = None;
+                } else if peer.inflight_count() > 0
+                    && let Some(retransmit_at_ns) = peer.retransmit_at_ns
+                {
+                    // Too soon to resend what was sent last, but the pull proves the link
+                    // carries messages again: a backoff grown while it did not (a partition)
+                    // starts over, so the flight is resent one timeout after its last sending
+                    // instead of seconds later.
+                    peer.backoff_ns = timeout_ns;
+                    let sooner_ns = peer.retransmit_armed_ns.saturating_add(timeout_ns).max(now_ns);
+                    peer.retransmit_at_ns = Some(retransmit_at_ns.min(sooner_ns));
                 }
                 self.pump(now_ns, link);
             }
