@@ -206,12 +206,12 @@ mod tests {
         if initiator { builder.build_initiator() } else { builder.build_responder() }.expect("complete")
     }
 
+    /// Every message of a handshake, and each end's handshake hash.
+    type Transcript = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+
     /// Runs XX between two fresh identities; `tamper` runs after the responder's message, when
     /// it has computed `ee` and `es`. Returns every message, both handshake hashes, or the error.
-    fn handshake(
-        memo: Option<&DhMemo>,
-        tamper: impl FnOnce(),
-    ) -> Result<(Vec<Vec<u8>>, Vec<u8>, Vec<u8>), snow::Error> {
+    fn handshake(memo: Option<&DhMemo>, tamper: impl FnOnce()) -> Result<Transcript, snow::Error> {
         let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
         let (mut initiator, mut responder) = (state(&alice, 10, true, memo), state(&bob, 20, false, memo));
         let (mut messages, mut buffer, mut payload) = (Vec::new(), [0u8; 256], [0u8; 256]);
