@@ -84,7 +84,8 @@ impl<E> EventQueue<E> {
     /// The earliest event and its time.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
         let key = self.heap.pop()?;
-        let event = self.slots[key.slot as usize].take()?;
+        // A key is pushed with its event and popped once, so its slot is full.
+        let event = self.slots[key.slot as usize].take().expect("a queued key's slot holds its event");
         self.free.push(key.slot);
         Some((key.at_ns, event))
     }
