@@ -1239,21 +1239,23 @@ impl Node {
                 let stalled_ns = now_ns.saturating_sub(peer.retransmit_armed_ns);
                 let timeout_ns =
                     peer.window.timeout_ns(self.config.retransmit_ns_initial, self.config.retransmit_ns_max);
-                if peer.inflight_count() > 0 && peer.retransmit_at_ns.is_some() && stalled_ns >= timeout_ns {
-                    self.stats.retransmits += 1;
-                    peer.window.on_loss(self.log.bytes_above(&peer.floor, &peer.sent));
-                    peer.rewind();
-                    peer.retransmit_at_ns = None;
-                } else if peer.inflight_count() > 0
+                if peer.inflight_count() > 0
                     && let Some(retransmit_at_ns) = peer.retransmit_at_ns
                 {
-                    // Too soon to resend what was sent last, but the pull proves the link
-                    // carries messages again: a backoff grown while it did not (a partition)
-                    // starts over, so the flight is resent one timeout after its last sending
-                    // instead of seconds later.
-                    peer.backoff_ns = timeout_ns;
-                    let sooner_ns = peer.retransmit_armed_ns.saturating_add(timeout_ns).max(now_ns);
-                    peer.retransmit_at_ns = Some(retransmit_at_ns.min(sooner_ns));
+                    if stalled_ns >= timeout_ns {
+                        self.stats.retransmits += 1;
+                        peer.window.on_loss(self.log.bytes_above(&peer.floor, &peer.sent));
+                        peer.rewind();
+                        peer.retransmit_at_ns = None;
+                    } else {
+                        // Too soon to resend what was sent last, but the pull proves the link
+                        // carries messages again: a backoff grown while it did not (a
+                        // partition) starts over, so the flight is resent one timeout after
+                        // its last sending instead of seconds later.
+                        peer.backoff_ns = timeout_ns;
+                        let sooner_ns = peer.retransmit_armed_ns.saturating_add(timeout_ns).max(now_ns);
+                        peer.retransmit_at_ns = Some(retransmit_at_ns.min(sooner_ns));
+                    }
                 }
                 self.pump(now_ns, link);
             }
