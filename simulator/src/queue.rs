@@ -2,13 +2,13 @@
 //!
 //! Every simulated event passes through here twice (pushed, popped), so this is the hottest
 //! structure of a run. A simulator's events are large (a message in flight with its
-//! incarnations, a fault, a process's command), so the queue orders only 16-byte keys,
-//! `(time, sequence)` plus the slot its event waits in, and the events wait in a slab of slots
-//! that never move; a popped event's slot is reused by the next push.
+//! incarnations, a fault, a process's command), so the queue orders only 24-byte keys,
+//! `(time, sequence, slot)`, and the events wait in a slab of slots that never move; a popped
+//! event's slot is reused by the next push.
 //!
 //! The keys wait in a calendar (a timing wheel): a ring of [`BUCKETS`] buckets, each
-//! [`BUCKET_NS`] of virtual time wide, that covers the next [`HORIZON_NS`]. Almost every event
-//! a simulation schedules falls inside it (a message's latency, a retransmission timer), and
+//! [`BUCKET_NS`] of virtual time wide, that covers the next 67 ms. Almost every event
+//! a simulation schedules falls inside it (a message's latency, a ping's period), and
 //! a push there is an append to its bucket's vector. A pop takes the next occupied bucket
 //! (found in a bitmap of the ring), sorts its few keys once, and pops them in order. Keys
 //! further ahead wait in a binary heap and move into the ring when it reaches them; a key
@@ -24,16 +24,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// log2 of [`BUCKET_NS`].
-const BUCKET_SHIFT: u32 = 15;
-/// Virtual time one bucket of the ring covers: 32.768 µs. At 1,000 gossiping nodes a bucket
-/// holds about nine keys, at 100 about one.
-pub(crate) const BUCKET_NS: u64 = 1 << BUCKET_SHIFT;
+/// Virtual time one bucket of the ring covers: 32.768 µs (a power of two: dividing by it is a
+/// shift). At 1,000 gossiping nodes a bucket holds about nine keys, at 100 about one.
+const BUCKET_NS: u64 = 1 << 15;
 /// Buckets in the ring.
-pub(crate) const BUCKETS: usize = 2048;
+const BUCKETS: usize = 2048;
 /// Virtual time the ring covers ahead of the bucket being drained: 67.1 ms.
-pub(crate) const HORIZON_NS: u64 = BUCKET_NS * BUCKETS as u64;
+#[cfg(test)]
+const HORIZON_NS: u64 = BUCKET_NS * BUCKETS as u64;
 const WORDS: usize = BUCKETS / 64;
+/// Keys a drained bucket's vector may keep room for; a larger one is freed.
+const BUCKET_CAPACITY_KEPT: usize = 16;
 
 /// A key: when, the push's sequence (unique, so no two keys tie) and the slot its event
 /// waits in.
@@ -52,7 +53,7 @@ impl Key {
 
     /// The number of the bucket its time falls in.
     fn bucket(self) -> u64 {
-        self.at_ns >> BUCKET_SHIFT
+        self.at_ns / BUCKET_NS
     }
 }
 
@@ -165,7 +166,8 @@ impl<E> EventQueue<E> {
     }
 
     /// The time of the earliest event.
-    pub(crate) fn peek_ns(&self) -> Option<u64> {
+    #[cfg(test)]
+    fn peek_ns(&self) -> Option<u64> {
         if let Some(key) = self.current.last() {
             return Some(key.at_ns);
         }
@@ -177,23 +179,39 @@ impl<E> EventQueue<E> {
         self.far.peek().map(|Reverse(key)| key.at_ns)
     }
 
-    /// Makes `current` hold the earliest keys, unless the queue is empty.
-    fn refill(&mut self) {
+    /// Makes `current` hold the earliest keys if they are due by `end_ns`; returns the
+    /// earliest time if they are not, `None` if the queue is empty.
+    fn refill(&mut self, end_ns: u64) -> Result<(), Option<u64>> {
         if self.ringed == 0 {
-            let Some(Reverse(first)) = self.far.peek() else { return };
+            let Some(Reverse(first)) = self.far.peek() else { return Err(None) };
+            if first.at_ns > end_ns {
+                return Err(Some(first.at_ns));
+            }
             // Nothing is nearer: the ring may jump to the first far key.
             self.next = first.bucket();
             self.reach_far();
         }
         let index = self.first_occupied();
-        let start = (self.next % BUCKETS as u64) as usize;
-        let bucket = self.next + ((index + BUCKETS - start) % BUCKETS) as u64;
-        std::mem::swap(&mut self.current, &mut self.ring[index]);
+        let bucket_keys = &mut self.ring[index];
+        let earliest = bucket_keys.iter().map(|key| key.at_ns).min().unwrap_or(u64::MAX);
+        if earliest > end_ns {
+            // Not due: nothing moves, so a key pushed before it still finds its bucket.
+            return Err(Some(earliest));
+        }
+        // Copied rather than swapped, and a bucket that held a burst gives its memory back:
+        // ping timers on whole milliseconds put a hundred keys in one bucket in turn at
+        // 1,000 nodes, and 2,048 buckets each keeping that capacity would hold 6 MiB.
+        self.current.append(bucket_keys);
+        if bucket_keys.capacity() > BUCKET_CAPACITY_KEPT {
+            *bucket_keys = Vec::new();
+        }
         self.occupied[index / 64] &= !(1 << (index % 64));
         self.ringed -= self.current.len();
         self.current.sort_unstable_by(|left, right| right.cmp(left));
-        self.next = bucket + 1;
+        let start = (self.next % BUCKETS as u64) as usize;
+        self.next += ((index + BUCKETS - start) % BUCKETS) as u64 + 1;
         self.reach_far();
+        Ok(())
     }
 
     /// Moves into the ring the far keys it now reaches.
@@ -209,15 +227,25 @@ impl<E> EventQueue<E> {
     }
 
     /// The earliest event and its time.
-    pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        if self.current.is_empty() {
-            self.refill();
+    #[cfg(test)]
+    fn pop(&mut self) -> Option<(u64, E)> {
+        self.pop_due(u64::MAX).ok()
+    }
+
+    /// The earliest event and its time if it is due at or before `end_ns`; otherwise the
+    /// earliest time, or `None` if the queue is empty.
+    pub(crate) fn pop_due(&mut self, end_ns: u64) -> Result<(u64, E), Option<u64>> {
+        match self.current.last() {
+            Some(key) if key.at_ns > end_ns => return Err(Some(key.at_ns)),
+            Some(_) => {}
+            None => self.refill(end_ns)?,
         }
-        let key = self.current.pop()?;
+        // `refill` succeeds only with keys in `current`.
+        let Some(key) = self.current.pop() else { return Err(None) };
         // A key is pushed with its event and popped once, so its slot is full.
         let event = self.slots[key.slot as usize].take().expect("a queued key's slot holds its event");
         self.free.push(key.slot);
-        Some((key.at_ns, event))
+        Ok((key.at_ns, event))
     }
 
     #[cfg(test)]
@@ -235,37 +263,63 @@ mod tests {
 
     use super::*;
 
+    #[derive(Debug, Clone)]
+    enum Operation {
+        Push(u64),
+        Pop,
+        PopDue(u64),
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            3 => at_ns().prop_map(Operation::Push),
+            1 => Just(Operation::Pop),
+            1 => at_ns().prop_map(Operation::PopDue),
+        ]
+    }
+
     /// Times that land everywhere a key can wait.
     fn at_ns() -> impl Strategy<Value = u64> {
         prop_oneof![
             0u64..50,
             0..4 * HORIZON_NS,
-            (0u64..3 * BUCKETS as u64, 0u64..3).prop_map(|(bucket, offset)| (bucket * BUCKET_NS + offset).saturating_sub(1)),
-            (0u64..4, 0u64..3).prop_map(|(horizons, offset)| (horizons * HORIZON_NS + offset).saturating_sub(1)),
+            (0u64..3 * BUCKETS as u64, 0u64..3)
+                .prop_map(|(bucket, offset)| (bucket * BUCKET_NS + offset).saturating_sub(1)),
+            (0u64..4, 0u64..3)
+                .prop_map(|(horizons, offset)| (horizons * HORIZON_NS + offset).saturating_sub(1)),
             u64::MAX - 3 * HORIZON_NS..=u64::MAX,
         ]
     }
 
     proptest! {
-        /// Any interleaving of pushes and pops gives the order a heap of whole events gives:
-        /// keys in the bucket being drained, in the ring, at its edges and beyond it, and
-        /// times earlier than what was popped already.
+        /// Any interleaving of pushes, pops and pops of what is due by a time gives the order
+        /// a heap of whole events gives: keys in the bucket being drained, in the ring, at
+        /// its edges and beyond it, and times earlier than what was popped already.
         #[test]
         fn pops_in_the_order_of_a_heap_of_whole_events(
-            operations in proptest::collection::vec(proptest::option::of(at_ns()), 0..400),
+            operations in proptest::collection::vec(operation(), 0..400),
         ) {
             let mut queue = EventQueue::new();
             let mut reference = BinaryHeap::new();
             for (sequence, operation) in (0u64..).zip(operations) {
                 match operation {
-                    Some(at_ns) => {
+                    Operation::Push(at_ns) => {
                         let event = format!("event {sequence}");
                         queue.push(at_ns, sequence, event.clone());
                         reference.push(Reverse((at_ns, sequence, event)));
                     }
-                    None => {
+                    Operation::Pop => {
                         let expected = reference.pop().map(|Reverse((at_ns, _, event))| (at_ns, event));
                         prop_assert_eq!(queue.pop(), expected);
+                    }
+                    Operation::PopDue(end_ns) => {
+                        let expected = match reference.peek() {
+                            Some(Reverse((at_ns, _, _))) if *at_ns <= end_ns => {
+                                reference.pop().map(|Reverse((at_ns, _, event))| (at_ns, event)).ok_or(None)
+                            }
+                            earliest => Err(earliest.map(|Reverse((at_ns, _, _))| *at_ns)),
+                        };
+                        prop_assert_eq!(queue.pop_due(end_ns), expected);
                     }
                 }
                 prop_assert_eq!(queue.len(), reference.len());

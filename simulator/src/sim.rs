@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
+use hashbrown::hash_map::Entry;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::NodeClock;
@@ -300,24 +301,28 @@ struct Flow {
 impl Flows {
     /// A message from `from` to `to` is on its way.
     fn departed(&mut self, from: u32, to: u32) {
-        if let Some(flow) = self.0.get_mut(&pair_key(from, to)) {
-            flow.in_flight = flow.in_flight.saturating_add(1);
-        } else if self.0.len() < REORDER_PAIRS_MAX {
-            self.0.insert(pair_key(from, to), Flow { highest_delivered: 0, in_flight: 1 });
+        let tracked = self.0.len();
+        match self.0.entry(pair_key(from, to)) {
+            Entry::Occupied(mut flow) => flow.get_mut().in_flight = flow.get().in_flight.saturating_add(1),
+            Entry::Vacant(vacant) if tracked < REORDER_PAIRS_MAX => {
+                vacant.insert(Flow { highest_delivered: 0, in_flight: 1 });
+            }
+            Entry::Vacant(_) => {}
         }
     }
 
     /// A message arrived (`delivered`), or was dropped on arrival; returns whether it was
     /// delivered after a message sent later.
     fn arrived(&mut self, from: u32, to: u32, message_id: u64, delivered: bool) -> bool {
-        let Some(flow) = self.0.get_mut(&pair_key(from, to)) else { return false };
+        let Entry::Occupied(mut entry) = self.0.entry(pair_key(from, to)) else { return false };
+        let flow = entry.get_mut();
         let overtaken = delivered && message_id < flow.highest_delivered;
         if delivered {
             flow.highest_delivered = flow.highest_delivered.max(message_id);
         }
         flow.in_flight = flow.in_flight.saturating_sub(1);
         if flow.in_flight == 0 {
-            self.0.remove(&pair_key(from, to));
+            entry.remove();
         }
         overtaken
     }
@@ -754,15 +759,13 @@ impl<P: Process> Simulation<P> {
             if self.stats.events >= self.config.events_max {
                 return RunEnd::EventLimit;
             }
-            let Some(next_ns) = self.queue.peek_ns() else {
-                self.now_ns = self.now_ns.max(end_ns);
-                return RunEnd::Idle;
+            let (at_ns, event) = match self.queue.pop_due(end_ns) {
+                Ok(due) => due,
+                Err(later) => {
+                    self.now_ns = self.now_ns.max(end_ns);
+                    return if later.is_some() { RunEnd::Reached } else { RunEnd::Idle };
+                }
             };
-            if next_ns > end_ns {
-                self.now_ns = self.now_ns.max(end_ns);
-                return RunEnd::Reached;
-            }
-            let Some((at_ns, event)) = self.queue.pop() else { return RunEnd::Idle };
             self.now_ns = at_ns;
             let paused =
                 |node: u32| self.slots.get(node as usize).is_some_and(|slot| !slot.paused_by.is_empty());
