@@ -46,7 +46,9 @@ impl SessionChecker {
     /// Node `node` reported `audit` at virtual time `at_ns`. `names` names the run's nodes;
     /// a link is named by the peer's index, as the simulator adapter does.
     pub fn audit(&mut self, at_ns: u64, node: u32, audit: &Audit, names: &[String]) {
-        let name = node_name(names, node);
+        // Every accepted envelope is audited and almost none is a violation: names and
+        // descriptions are built only for one.
+        let name = || node_name(names, node);
         let peer = |link: &LinkId| {
             u32::try_from(*link).map_or_else(|_| link.to_string(), |link| node_name(names, link))
         };
@@ -57,7 +59,8 @@ impl SessionChecker {
                 }
                 if self.ended.contains(&(node, *session_id)) {
                     let detail = format!(
-                        "node {name} established session {session_id:016x} with {} again after it ended",
+                        "node {} established session {session_id:016x} with {} again after it ended",
+                        name(),
                         peer(link)
                     );
                     self.violation(at_ns, detail);
@@ -72,38 +75,49 @@ impl SessionChecker {
                 let established =
                     self.sessions.iter().any(|((receiver, _), (on, _))| *receiver == node && on == link);
                 let when = if established { " after a session was established on that link" } else { "" };
-                let detail =
-                    format!("node {name} accepted a plaintext {message_type:?} from {}{when}", peer(link));
+                let detail = format!(
+                    "node {} accepted a plaintext {message_type:?} from {}{when}",
+                    name(),
+                    peer(link)
+                );
                 self.violation(at_ns, detail);
             }
             Audit::EnvelopeAccepted { link, message_type, receipt: Some(receipt) } => {
                 self.envelopes_accepted += 1;
                 let (session_id, counter) = (receipt.session_id, receipt.counter);
-                let from = peer(link);
-                let envelope =
-                    format!("{message_type:?} counter {counter} of session {session_id:016x} from {from}");
+                let envelope = || {
+                    format!(
+                        "{message_type:?} counter {counter} of session {session_id:016x} from {}",
+                        peer(link)
+                    )
+                };
                 if self.ended.contains(&(node, session_id)) {
-                    self.violation(
-                        at_ns,
-                        format!("node {name} accepted {envelope} after that session ended"),
-                    );
+                    let detail = format!("node {} accepted {} after that session ended", name(), envelope());
+                    self.violation(at_ns, detail);
                 }
                 match self.sessions.get_mut(&(node, session_id)) {
                     Some((on, _)) if on != link => {
+                        let on = *on;
                         let detail = format!(
-                            "node {name} accepted {envelope}, a session established with {}",
-                            peer(on)
+                            "node {} accepted {}, a session established with {}",
+                            name(),
+                            envelope(),
+                            peer(&on)
                         );
                         self.violation(at_ns, detail);
                     }
                     Some((_, counters)) => {
                         if !counters.insert(counter) {
-                            self.violation(at_ns, format!("node {name} accepted {envelope} twice"));
+                            let detail = format!("node {} accepted {} twice", name(), envelope());
+                            self.violation(at_ns, detail);
                         }
                     }
                     None => {
-                        let detail =
-                            format!("node {name} accepted {envelope}, a session it never established");
+                        let detail = format!(
+                            "node {} accepted {}, a session it never established",
+                            name(),
+                            envelope()
+                        );
                         self.violation(at_ns, detail);
                     }
                 }
