@@ -193,6 +193,7 @@ impl<E> EventQueue<E> {
         }
         let index = self.first_occupied();
         let bucket_keys = &mut self.ring[index];
+        debug_assert!(!bucket_keys.is_empty(), "a bucket marked occupied holds keys");
         let earliest = bucket_keys.iter().map(|key| key.at_ns).min().unwrap_or(u64::MAX);
         if earliest > end_ns {
             // Not due: nothing moves, so a key pushed before it still finds its bucket.
@@ -266,16 +267,35 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Operation {
         Push(u64),
+        /// A push this long after the last time popped (as the simulator pushes): lands on
+        /// the edges of the ring as it stands, wherever it has turned to.
+        PushAfter(u64),
         Pop,
         PopDue(u64),
     }
 
     fn operation() -> impl Strategy<Value = Operation> {
         prop_oneof![
-            3 => at_ns().prop_map(Operation::Push),
+            2 => at_ns().prop_map(Operation::Push),
+            2 => after_ns().prop_map(Operation::PushAfter),
             1 => Just(Operation::Pop),
             1 => at_ns().prop_map(Operation::PopDue),
         ]
+    }
+
+    /// Offsets around one bucket, the horizon and the ring's last bucket.
+    fn after_ns() -> impl Strategy<Value = u64> {
+        (
+            prop_oneof![
+                Just(0),
+                Just(BUCKET_NS),
+                Just(HORIZON_NS - BUCKET_NS),
+                Just(HORIZON_NS),
+                Just(2 * HORIZON_NS)
+            ],
+            0u64..3,
+        )
+            .prop_map(|(base, offset)| (base + offset).saturating_sub(1))
     }
 
     /// Times that land everywhere a key can wait.
@@ -288,6 +308,8 @@ mod tests {
             (0u64..4, 0u64..3)
                 .prop_map(|(horizons, offset)| (horizons * HORIZON_NS + offset).saturating_sub(1)),
             u64::MAX - 3 * HORIZON_NS..=u64::MAX,
+            Just(u64::MAX),
+            Just(u64::MAX / BUCKET_NS * BUCKET_NS),
         ]
     }
 
@@ -301,16 +323,24 @@ mod tests {
         ) {
             let mut queue = EventQueue::new();
             let mut reference = BinaryHeap::new();
+            let mut popped_ns = 0u64;
             for (sequence, operation) in (0u64..).zip(operations) {
                 match operation {
-                    Operation::Push(at_ns) => {
+                    Operation::Push(at_ns) | Operation::PushAfter(at_ns) => {
+                        let at_ns = if matches!(operation, Operation::PushAfter(_)) {
+                            popped_ns.saturating_add(at_ns)
+                        } else {
+                            at_ns
+                        };
                         let event = format!("event {sequence}");
                         queue.push(at_ns, sequence, event.clone());
                         reference.push(Reverse((at_ns, sequence, event)));
                     }
                     Operation::Pop => {
                         let expected = reference.pop().map(|Reverse((at_ns, _, event))| (at_ns, event));
-                        prop_assert_eq!(queue.pop(), expected);
+                        let popped = queue.pop();
+                        popped_ns = popped.as_ref().map_or(popped_ns, |(at_ns, _)| *at_ns);
+                        prop_assert_eq!(popped, expected);
                     }
                     Operation::PopDue(end_ns) => {
                         let expected = match reference.peek() {
@@ -319,7 +349,9 @@ mod tests {
                             }
                             earliest => Err(earliest.map(|Reverse((at_ns, _, _))| *at_ns)),
                         };
-                        prop_assert_eq!(queue.pop_due(end_ns), expected);
+                        let popped = queue.pop_due(end_ns);
+                        popped_ns = popped.as_ref().map_or(popped_ns, |(at_ns, _)| *at_ns);
+                        prop_assert_eq!(popped, expected);
                     }
                 }
                 prop_assert_eq!(queue.len(), reference.len());
@@ -330,6 +362,22 @@ mod tests {
             }
             prop_assert_eq!(queue.pop(), None);
         }
+    }
+
+    #[test]
+    fn the_ring_wraps_round_to_buckets_below_where_it_starts() {
+        // After a pop from bucket 10 the ring starts at bucket 11 (index 11); bucket 2,058 is
+        // its last, at index 10: in the start word, below the start.
+        let mut queue = EventQueue::new();
+        queue.push(10 * BUCKET_NS, 0, "first");
+        assert_eq!(queue.pop(), Some((10 * BUCKET_NS, "first")));
+        let last_ns = (11 + BUCKETS as u64 - 1) * BUCKET_NS;
+        queue.push(last_ns, 1, "last");
+        queue.push(last_ns + BUCKET_NS, 2, "beyond");
+        assert_eq!(queue.far.len(), 1, "one bucket past the ring waits in the heap");
+        assert_eq!(queue.pop(), Some((last_ns, "last")));
+        assert_eq!(queue.pop(), Some((last_ns + BUCKET_NS, "beyond")));
+        assert_eq!(queue.pop(), None);
     }
 
     #[test]
