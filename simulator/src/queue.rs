@@ -165,6 +165,14 @@ impl<E> EventQueue<E> {
         unreachable!("the ring holds {} keys but no bucket is marked", self.ringed)
     }
 
+    /// The ring's first occupied bucket and the earliest time in it. The ring must hold a key.
+    fn first_bucket(&self) -> (usize, u64) {
+        let index = self.first_occupied();
+        let keys = &self.ring[index];
+        debug_assert!(!keys.is_empty(), "a bucket marked occupied holds keys");
+        (index, keys.iter().map(|key| key.at_ns).min().unwrap_or(u64::MAX))
+    }
+
     /// The time of the earliest event.
     #[cfg(test)]
     fn peek_ns(&self) -> Option<u64> {
@@ -174,7 +182,7 @@ impl<E> EventQueue<E> {
         if self.ringed > 0 {
             // Peeking moves nothing: a key pushed after it, earlier than this bucket, must
             // still find its place in the ring rather than in front of `current`.
-            return self.ring[self.first_occupied()].iter().map(|key| key.at_ns).min();
+            return Some(self.first_bucket().1);
         }
         self.far.peek().map(|Reverse(key)| key.at_ns)
     }
@@ -191,14 +199,12 @@ impl<E> EventQueue<E> {
             self.next = first.bucket();
             self.reach_far();
         }
-        let index = self.first_occupied();
-        let bucket_keys = &mut self.ring[index];
-        debug_assert!(!bucket_keys.is_empty(), "a bucket marked occupied holds keys");
-        let earliest = bucket_keys.iter().map(|key| key.at_ns).min().unwrap_or(u64::MAX);
+        let (index, earliest) = self.first_bucket();
         if earliest > end_ns {
             // Not due: nothing moves, so a key pushed before it still finds its bucket.
             return Err(Some(earliest));
         }
+        let bucket_keys = &mut self.ring[index];
         // Copied rather than swapped, and a bucket that held a burst gives its memory back:
         // ping timers on whole milliseconds put a hundred keys in one bucket in turn at
         // 1,000 nodes, and 2,048 buckets each keeping that capacity would hold 6 MiB.
