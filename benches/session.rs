@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ferry_protocol::seal::SealTree;
 use ferry_protocol::session::{Identity, NOISE_PATTERN, PROLOGUE, Role, SessionConfig};
 use ferry_protocol::{
     Connection, Envelope, Header, Message, NodeId, Operation, Timestamp, WalEntry, decode_payload,
@@ -84,10 +85,9 @@ fn bench_handshake(criterion: &mut Criterion) {
 }
 
 /// A message whose payload encoding is exactly `payload_bytes` long: a WalPush of one put of
-/// key "k" when an entry fits (it takes at least 101 bytes with its signature), else (64
-/// bytes) an OutboxPull of four origins, three of them ten-byte varints at ten-byte
-/// positions: about as cheap to decode as the one small entry this size measured before
-/// entries were signed.
+/// key "k" for the large sizes, else (64 bytes) an OutboxPull of four origins, three of them
+/// ten-byte varints at ten-byte positions: about as cheap to decode as one small entry, and
+/// the message this size has measured since entries were first signed.
 fn payload_of(payload_bytes: usize) -> Message {
     let message = if payload_bytes < 200 {
         assert_eq!(payload_bytes, 64, "the small case is built for 64 bytes");
@@ -99,12 +99,12 @@ fn payload_of(payload_bytes: usize) -> Message {
         Message::OutboxPull { vector }
     } else {
         // count, origin, sequence, timestamp, operation, key length, key: 7 bytes, then the
-        // value's length varint and the value, then the signer and the signature.
-        let fixed_bytes = 7 + 96;
+        // value's length varint and the value, then the proof tag (none).
+        let fixed_bytes = 7 + 1;
         let length_bytes = if payload_bytes - fixed_bytes - 1 < 128 { 1 } else { 2 };
         let value = Bytes::from(vec![0xab; payload_bytes - fixed_bytes - length_bytes]);
         let operation = Operation::Put { key: Bytes::from_static(b"k"), value };
-        Message::WalPush { entries: vec![WalEntry::unsigned(NodeId(1), 1, Timestamp(1), operation)] }
+        Message::WalPush { entries: vec![WalEntry::new(NodeId(1), 1, Timestamp(1), operation)] }
     };
     assert_eq!(message.payload_bytes().len(), payload_bytes);
     message
@@ -174,29 +174,42 @@ fn bench_envelopes(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// Signing an entry (what its origin does once) and checking it (what every other node does
-/// once), beside the yardstick: a bare `verify_strict` of the same message with the key
-/// already decompressed, as a node holds it for a known origin.
-fn bench_entry_signatures(criterion: &mut Criterion) {
+/// Sealing (what an origin does once per batch: leaves, tree, one signature) per write, a
+/// relayed write's proof checked (its leaf and path folded to the root, then the seal's
+/// signature verified) and the same with the seal already verified (what a node pays for the
+/// other writes of a seal), beside the yardstick: a bare `verify_strict` of the seal's
+/// message with the key already decompressed.
+fn bench_seals(criterion: &mut Criterion) {
     let identity = Identity::from_seed([7; 32]);
-    let operation = Operation::Put { key: Bytes::from_static(b"key"), value: Bytes::from(vec![0x5a; 64]) };
-    let mut entry = WalEntry::unsigned(NodeId(1), 1, Timestamp::new(1_000, 0), operation);
-    entry.sign(&identity);
-    let mut message = bytes::BytesMut::new();
-    ferry_protocol::message::encode_entry_signing_message(&entry, &mut message);
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.signature.signer).expect("a valid key");
-    let signature = ed25519_dalek::Signature::from_bytes(&entry.signature.bytes);
-    let mut group = criterion.benchmark_group("entry signature");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("sign", |bencher| {
-        bencher.iter(|| {
-            let mut entry = black_box(&entry).clone();
-            entry.sign(&identity);
-            entry.signature
-        });
+    let writes: Vec<WalEntry> = (1..=256)
+        .map(|sequence| {
+            let operation =
+                Operation::Put { key: Bytes::from_static(b"key"), value: Bytes::from(vec![0x5a; 64]) };
+            WalEntry::new(NodeId(1), sequence, Timestamp::new(1_000 + sequence, 0), operation)
+        })
+        .collect();
+    let tree = Arc::new(SealTree::create(&identity, &writes).expect("a range"));
+    let mut relayed = writes[100].clone();
+    relayed.proof = tree.proof(101);
+    // As received: the proof decoded from the wire, with its path written out.
+    let mut encoded = bytes::BytesMut::new();
+    ferry_protocol::message::encode_entry(&relayed, &mut encoded);
+    let relayed = ferry_protocol::message::decode_entry(encoded.freeze()).expect("it decodes");
+    let proof = relayed.proof.clone().expect("a proof");
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&tree.seal.signer).expect("a valid key");
+    let signature = ed25519_dalek::Signature::from_bytes(&tree.seal.signature);
+    let message = tree.seal.message();
+    let mut group = criterion.benchmark_group("seal");
+    group.throughput(Throughput::Elements(256));
+    group.bench_function("seal 256 writes", |bencher| {
+        bencher.iter(|| SealTree::create(&identity, black_box(&writes)).expect("a range"));
     });
-    group.bench_function("check, decompressing the key", |bencher| {
-        bencher.iter(|| black_box(&entry).signature_verifies());
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("check a relayed write", |bencher| {
+        bencher.iter(|| black_box(&proof).proves(black_box(&relayed)).is_ok());
+    });
+    group.bench_function("fold a relayed write's path", |bencher| {
+        bencher.iter(|| black_box(&proof).root_for(black_box(&relayed)).expect("in range"));
     });
     group.bench_function("bare ed25519 verify_strict", |bencher| {
         bencher.iter(|| key.verify_strict(black_box(&message), &signature).is_ok());
@@ -204,5 +217,5 @@ fn bench_entry_signatures(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_handshake, bench_envelopes, bench_entry_signatures);
+criterion_group!(benches, bench_handshake, bench_envelopes, bench_seals);
 criterion_main!(benches);

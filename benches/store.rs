@@ -45,7 +45,7 @@ fn workload() -> Vec<WalEntry> {
                 sequence: *sequence,
                 timestamp: Timestamp::new(1_700_000_000_000 + index as u64, 0),
                 operation: Operation::Put { key, value: random_bytes(&mut random, VALUE_BYTES) },
-                signature: Default::default(),
+                proof: None,
             }
         })
         .collect()
@@ -109,7 +109,7 @@ fn histories(history: usize) -> (Bytes, Bytes) {
                 key: Bytes::from(format!("key{}", random.next_u64() % RESTART_KEYS_COUNT)),
                 value: random_bytes(&mut random, VALUE_BYTES),
             },
-            signature: Default::default(),
+            proof: None,
         };
         encode_record(&entry, &mut full);
         state.apply(&entry);

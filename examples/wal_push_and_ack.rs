@@ -40,7 +40,7 @@ fn main() {
             key: Bytes::from_static(key.as_bytes()),
             value: Bytes::from_static(value.as_bytes()),
         },
-        signature: Default::default(),
+        proof: None,
     };
     let entries = vec![
         put(a, 1, 1_000, "colour", "red"),
@@ -50,7 +50,7 @@ fn main() {
             sequence: 3,
             timestamp: Timestamp::new(1_010, 0),
             operation: Operation::Delete { key: Bytes::from_static(b"colour") },
-            signature: Default::default(),
+            proof: None,
         },
         put(b, 1, 990, "shape", "round"),
     ];

@@ -159,8 +159,9 @@ mod tests {
             "name": "a",
             "up": true,
             "digest": digest,
-            "version_vector": { "a": 2, "b": 2 },
-            "durable_vector": { "a": 2, "b": 2 },
+            // Each node's two writes, then its seal over both, 250 ms after the first.
+            "version_vector": { "a": 3, "b": 3 },
+            "durable_vector": { "a": 3, "b": 3 },
             "keys": [
                 { "key": "greeting", "value": "hello", "timestamp_ms": 100, "timestamp_logical": 0,
                   "origin": "a", "sequence": 1 },

@@ -55,7 +55,7 @@
 //! insta::assert_snapshot!(story.join("\n"), @r#"
 //! [   0.100000000] a command put "greeting"="hello"
 //! [   0.104388122] a acked af63dc4c8601ec8c#1 put greeting=hello @100.0
-//! [   0.104388122] a -> b #6 send WalPush msg_id=2 a:1 163B
+//! [   0.104388122] a -> b #6 send WalPush msg_id=2 a:1 67B
 //! [   0.106955508] note converged at 0.106s
 //! "#);
 //! ```

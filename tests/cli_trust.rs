@@ -388,10 +388,10 @@ fn traces_and_state_can_be_inspected() {
     );
     let plain = read("plain.trace");
     let push = plain.lines().find(|line| line.contains(" #12 send WalPush")).expect("a push");
-    assert!(push.ends_with("send WalPush msg_id=2 a:1 163B"), "{push}");
+    assert!(push.ends_with("send WalPush msg_id=2 a:1 67B"), "{push}");
     // The workload's own command line names what the scenario wrote; messages do not.
     assert!(!plain.contains("{a#1 put"), "values stay out of messages without --trace-values");
-    assert!(read("values.trace").contains("send WalPush msg_id=2 a:1 {a#1 put \"greeting\"=\"hello\"} 163B"));
+    assert!(read("values.trace").contains("send WalPush msg_id=2 a:1 {a#1 put \"greeting\"=\"hello\"} 67B"));
     let state = json(&read("state.json"));
     assert_eq!(state["digests_agree"], true);
     for node in state["nodes"].as_array().expect("nodes") {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use ferry_protocol::seal::SealTree;
 use ferry_protocol::session::{Identity, VersionRange};
 use ferry_protocol::{
     DiskRequest, Event, LinkKind, Node, NodeConfig, NodeId, Operation, Output, Role, SessionConfig,
@@ -980,14 +981,14 @@ fn assert_closed_by_peer(stream: &mut TcpStream) {
 
 #[test]
 fn peer_with_another_protocol_version_fails_its_handshake() {
-    // Goal: a peer that only speaks version 2 is refused with a logged reason, and the node
+    // Goal: a peer that only speaks version 3 is refused with a logged reason, and the node
     // keeps running and serving its peer b. Method: drive a protocol Node configured for
-    // version 2 over TCP.
+    // version 3 over TCP.
     let data = scratch("version");
     let mut target = Attacked::start(&data, &[], "b");
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let mut session = SessionConfig::new("future", Identity::generate(&mut rng));
-    session.versions = VersionRange::single(2);
+    session.versions = VersionRange::single(3);
     let mut future =
         Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings and an empty wal");
     let mut stream = connect_from(ATTACKER, target.address);
@@ -1010,7 +1011,7 @@ fn peer_with_another_protocol_version_fails_its_handshake() {
 fn every_refused_handshake_hears_why() {
     // Goal: the Close that says why a handshake was refused reaches the peer before the
     // socket closes (it used to be queued for the writer after the socket was shut, and
-    // arrived 4 times in 20). Method: eight version-2 peers in turn (one address may open 8
+    // arrived 4 times in 20). Method: eight version-3 peers in turn (one address may open 8
     // connections at once), each reading until the node closes the socket; every one must
     // see a VersionMismatch Close. Meanwhile a's peer b keeps its session.
     let data = scratch("refusal");
@@ -1018,7 +1019,7 @@ fn every_refused_handshake_hears_why() {
     for attempt in 0..8 {
         let mut rng = ChaCha20Rng::seed_from_u64(attempt);
         let mut session = SessionConfig::new("future", Identity::generate(&mut rng));
-        session.versions = VersionRange::single(2);
+        session.versions = VersionRange::single(3);
         let mut future = Node::recover(NodeConfig::new(session), &[], Box::new(rng)).expect("valid settings");
         let mut stream = connect_from(ATTACKER, target.address);
         future.link_up(0, 1, LinkKind::Stream, Role::Initiator);
@@ -1104,20 +1105,18 @@ fn entries_from_the_future_pin_no_key() {
             sequence: 1,
             timestamp: Timestamp::new(year_ahead_ms, 0),
             operation: put(b"k", b"future"),
-            signature: Default::default(),
+            proof: None,
         },
         WalEntry {
             origin,
             sequence: 2,
             timestamp: Timestamp(u64::MAX),
             operation: put(b"pinned", b"forged"),
-            signature: Default::default(),
+            proof: None,
         },
     ];
-    // Mallory's own entries, signed by mallory: the clock is what is wrong with them.
-    let mallory_identity = Identity::generate(&mut ChaCha20Rng::seed_from_u64(13));
-    for mut entry in forged {
-        entry.sign(&mallory_identity);
+    // Mallory's own entries, which it pushes itself: the clock is what is wrong with them.
+    for entry in forged {
         wal::encode_record(&entry, &mut wal);
     }
     let (mut mallory, mut stream) = mallory_connected(13, &wal, target.address);
@@ -1137,7 +1136,8 @@ fn entries_from_the_future_pin_no_key() {
     assert!(refused.starts_with("error: ") && refused.contains("timestamp maximum"), "{refused}");
     assert_eq!(a.request("get pinned"), "forged");
     target.peer.wait_answer("get k", |answer| answer == "honest");
-    assert_eq!(target.peer.request("get pinned"), "forged");
+    // Mallory's entries reach b once mallory has sealed them (PROTOCOL.md 8.13).
+    target.peer.wait_answer("get pinned", |answer| answer == "forged");
     target.assert_survived("after entries from the future");
 }
 
@@ -1147,9 +1147,9 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     // relays (PROTOCOL.md 8.13): a refuses both, names the peer and the reason in its log,
     // counts them, stores neither, and still takes the genuine origin's next entries, which
     // bear the sequences the forgeries claimed. Method: b writes; a protocol Node named
-    // mallory recovers a WAL holding a copy of b's entry 1 (signed by b: its key file is on
-    // this disk), an entry 2 of origin b signed by mallory, and an entry 3 of origin b signed
-    // by b whose value was changed after signing, and pushes them to a.
+    // mallory recovers a WAL holding a copy of b's entry 1 (sealed by b: its key file is on
+    // this disk), an entry 2 of origin b sealed by mallory, and an entry 3 of origin b sealed
+    // by b whose value was changed after sealing, each with its proof, and relays them to a.
     let data = scratch("forged");
     let mut target = Attacked::start(&data, &strings(&["--metrics", "127.0.0.1:0"]), "b");
     let line = target.a.wait_stderr("metrics on http://");
@@ -1166,14 +1166,18 @@ fn forged_and_altered_entries_are_refused_naming_the_peer() {
     let b = NodeId::from_name("b");
     let put = |origin, sequence, key: &'static [u8], value: &'static [u8]| {
         let operation = Operation::Put { key: Bytes::from_static(key), value: Bytes::from_static(value) };
-        WalEntry::unsigned(origin, sequence, Timestamp::new(1_000, 0), operation)
+        WalEntry::new(origin, sequence, Timestamp::new(1_000, 0), operation)
+    };
+    let seal = |identity: &Identity, entry: &mut WalEntry| {
+        let tree = SealTree::create(identity, std::slice::from_ref(entry)).expect("one entry");
+        entry.proof = Arc::new(tree).proof(entry.sequence);
     };
     let mut copy = put(b, 1, b"from-b", b"genuine");
-    copy.sign(&b_identity);
+    seal(&b_identity, &mut copy);
     let mut forged = put(b, 2, b"forged", b"by-mallory");
-    forged.sign(&mallory_identity);
+    seal(&mallory_identity, &mut forged);
     let mut altered = put(b, 3, b"altered", b"as-signed");
-    altered.sign(&b_identity);
+    seal(&b_identity, &mut altered);
     altered.operation =
         Operation::Put { key: Bytes::from_static(b"altered"), value: Bytes::from_static(b"changed") };
     let mut wal = BytesMut::new();
@@ -1659,15 +1663,20 @@ fn drive_until(
     stream: &mut TcpStream,
     mut found: impl FnMut(&Event) -> bool,
 ) -> Option<Event> {
-    stream.set_read_timeout(Some(DEADLINE)).expect("a timeout can be set");
+    // The node's timers run on real elapsed time: it seals its writes 20 ms after them
+    // (PROTOCOL.md 8.13), so reads wait at most that long before its timers are served.
+    stream.set_read_timeout(Some(Duration::from_millis(20))).expect("a timeout can be set");
+    let started = Instant::now();
+    let now_ns = || u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let mut buffer = [0; 64 * 1024];
     let mut matched = None;
+    let mut heard = Instant::now();
     loop {
         // Everything queued is written, also after a match (a handshake's last message); a
         // sync completes at once (this peer's log is only in memory).
         while let Some(output) = node.poll() {
             match output {
-                Output::Disk(DiskRequest::Sync { sync_id }) => node.handle_synced(0, sync_id),
+                Output::Disk(DiskRequest::Sync { sync_id }) => node.handle_synced(now_ns(), sync_id),
                 Output::Send { frame, .. } if stream.write_all(&frame).is_err() => return matched,
                 Output::Event(event) if matched.is_none() && found(&event) => matched = Some(event),
                 _ => {}
@@ -1677,8 +1686,22 @@ fn drive_until(
             return matched;
         }
         match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => return None,
-            Ok(length) => node.handle_stream(0, 1, &buffer[..length]),
+            Ok(0) => return None,
+            Ok(length) => {
+                heard = Instant::now();
+                node.handle_stream(now_ns(), 1, &buffer[..length]);
+            }
+            Err(error)
+                if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                if heard.elapsed() > DEADLINE {
+                    return None;
+                }
+                if node.poll_timeout().is_some_and(|deadline| deadline <= now_ns()) {
+                    node.handle_timeout(now_ns());
+                }
+            }
+            Err(_) => return None,
         }
     }
 }

@@ -69,7 +69,7 @@ fn wal_entry() -> impl Strategy<Value = WalEntry> {
             sequence,
             timestamp: Timestamp(timestamp),
             operation,
-            signature: Default::default(),
+            proof: None,
         },
     )
 }
@@ -440,7 +440,7 @@ fn maximal_messages_round_trip() {
         sequence: u64::MAX,
         timestamp: Timestamp(u64::MAX),
         operation: Operation::Put { key, value },
-        signature: Default::default(),
+        proof: None,
     };
     let vector: VersionVector = (0..4096u64).map(|origin| (NodeId(u64::MAX - origin), u64::MAX)).collect();
     let routes: BTreeMap<u64, u8> = (0..4096u64).map(|target| (u64::MAX - target, 255)).collect();

@@ -3,8 +3,11 @@
 //! beyond ordering and small conversions.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::seal::{Proof, Seal};
 
 /// Largest key accepted from a local write or the wire.
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -72,7 +75,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// What a write does to its key.
+/// What an entry does: a write to one key, or its origin's seal over earlier entries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Operation {
     /// Sets `key` to `value`.
@@ -87,59 +90,50 @@ pub enum Operation {
         /// The key.
         key: Bytes,
     },
+    /// The origin's seal over its earlier writes `first..=last` (PROTOCOL.md 8.13). It
+    /// writes no key: the store passes over it.
+    Seal(Arc<Seal>),
 }
 
+/// The key of a seal, which writes none.
+static NO_KEY: Bytes = Bytes::from_static(b"");
+
 impl Operation {
-    /// The key written.
+    /// The key written; empty for a seal.
     #[must_use]
     pub fn key(&self) -> &Bytes {
         match self {
             Self::Put { key, .. } | Self::Delete { key } => key,
+            Self::Seal(_) => &NO_KEY,
         }
     }
 
-    /// The value written, `None` for a delete.
+    /// The value written, `None` for a delete or a seal.
     #[must_use]
     pub fn value(&self) -> Option<&Bytes> {
         match self {
             Self::Put { value, .. } => Some(value),
-            Self::Delete { .. } => None,
+            Self::Delete { .. } | Self::Seal(_) => None,
+        }
+    }
+
+    /// The seal, for a seal.
+    #[must_use]
+    pub fn seal(&self) -> Option<&Seal> {
+        match self {
+            Self::Seal(seal) => Some(seal),
+            Self::Put { .. } | Self::Delete { .. } => None,
         }
     }
 }
 
-/// Bytes of an entry's signer: an Ed25519 public key.
+/// Bytes of an Ed25519 public key.
 pub const SIGNER_BYTES: usize = 32;
-/// Bytes of an entry's Ed25519 signature.
+/// Bytes of an Ed25519 signature.
 pub const SIGNATURE_BYTES: usize = 64;
 
-/// Who wrote an entry, provably: its origin's Ed25519 public key and signature over the
-/// entry's other fields (PROTOCOL.md 8.13). The origin signs when it accepts the write, and
-/// every relay carries the two unchanged, so any node can check the entry wherever it came
-/// from. All zeros is "unsigned": what tests of the codecs use, and what no node accepts.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct EntrySignature {
-    /// The origin's Ed25519 public key; its Montgomery form is the origin's static key.
-    pub signer: [u8; SIGNER_BYTES],
-    /// The Ed25519 signature (RFC 8032) of the entry's signing message.
-    pub bytes: [u8; SIGNATURE_BYTES],
-}
-
-impl Default for EntrySignature {
-    fn default() -> Self {
-        Self { signer: [0; SIGNER_BYTES], bytes: [0; SIGNATURE_BYTES] }
-    }
-}
-
-impl fmt::Debug for EntrySignature {
-    /// The first bytes of each half: enough to tell signatures apart in a test's output.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let short = |bytes: &[u8]| bytes[..4].iter().map(|byte| format!("{byte:02x}")).collect::<String>();
-        write!(formatter, "EntrySignature(signer {}…, {}…)", short(&self.signer), short(&self.bytes))
-    }
-}
-
-/// One replicated write: the unit stored in the WAL and carried by WalPush.
+/// One replicated entry: a write, or a seal; the unit stored in the WAL and carried by
+/// WalPush.
 ///
 /// `(origin, sequence)` identifies it; sequences start at 1 and have no gaps per origin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -150,54 +144,31 @@ pub struct WalEntry {
     pub sequence: u64,
     /// HLC time of the write at its origin; decides last-writer-wins.
     pub timestamp: Timestamp,
-    /// The write.
+    /// The write, or a seal.
     pub operation: Operation,
-    /// The origin's signature over the fields above (PROTOCOL.md 8.13).
-    pub signature: EntrySignature,
+    /// What proves a write was its origin's, once the origin sealed it (PROTOCOL.md 8.13):
+    /// carried when a node relays another origin's write, and in snapshots.
+    pub proof: Option<Proof>,
 }
 
 impl WalEntry {
-    /// An entry not signed yet (its signature all zeros): what a node builds before it signs
-    /// a write, and what tests of the codecs use.
-    #[must_use]
-    pub fn unsigned(origin: NodeId, sequence: u64, timestamp: Timestamp, operation: Operation) -> Self {
-        Self { origin, sequence, timestamp, operation, signature: EntrySignature::default() }
-    }
-
-    /// Signs the entry as its origin, the node whose identity is `identity` (PROTOCOL.md
-    /// 8.13): an Ed25519 signature over [`ENTRY_SIGNING_CONTEXT`] and the entry's fields.
-    /// A node signs every write it accepts; this is for tools and tests that build entries.
+    /// An entry without a proof: what a node writes, and what its origin sends.
     ///
     /// ```
-    /// use ferry_protocol::session::Identity;
     /// use ferry_protocol::{NodeId, Operation, Timestamp, WalEntry};
     ///
-    /// let identity = Identity::from_seed([7; 32]);
-    /// let operation = Operation::Delete { key: "k".into() };
-    /// let mut entry = WalEntry::unsigned(NodeId(1), 1, Timestamp::new(10, 0), operation);
-    /// assert!(!entry.signature_verifies());
-    /// entry.sign(&identity);
-    /// assert!(entry.signature_verifies());
-    /// assert_eq!(entry.signature.signer, identity.signing_public());
-    /// entry.sequence = 2;
-    /// assert!(!entry.signature_verifies(), "any change breaks the signature");
+    /// let entry = WalEntry::new(NodeId(1), 1, Timestamp::new(10, 0), Operation::Delete { key: "k".into() });
+    /// assert!(entry.proof.is_none() && !entry.is_seal());
     /// ```
-    ///
-    /// [`ENTRY_SIGNING_CONTEXT`]: crate::message::ENTRY_SIGNING_CONTEXT
-    pub fn sign(&mut self, identity: &crate::session::Identity) {
-        let mut message = bytes::BytesMut::new();
-        crate::message::encode_entry_signing_message(self, &mut message);
-        self.signature = EntrySignature { signer: identity.signing_public(), bytes: identity.sign(&message) };
+    #[must_use]
+    pub fn new(origin: NodeId, sequence: u64, timestamp: Timestamp, operation: Operation) -> Self {
+        Self { origin, sequence, timestamp, operation, proof: None }
     }
 
-    /// Whether the signature verifies under the signer the entry names. Whether that signer
-    /// is the origin's key is for the receiving node to know (PROTOCOL.md 8.13).
+    /// Whether it is a seal rather than a write.
     #[must_use]
-    pub fn signature_verifies(&self) -> bool {
-        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.signature.signer) else { return false };
-        let mut message = bytes::BytesMut::new();
-        crate::message::encode_entry_signing_message(self, &mut message);
-        key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&self.signature.bytes)).is_ok()
+    pub fn is_seal(&self) -> bool {
+        matches!(self.operation, Operation::Seal(_))
     }
 
     /// The total order used by last-writer-wins: timestamp, then origin.

@@ -6,14 +6,18 @@
 //! defaults can drift), canonical (one value, one encoding, so traces hash stably) and
 //! cheap to parse without allocating for keys and values, which share the frame's buffer.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::entry::{
-    EntrySignature, KEY_BYTES_MAX, NodeId, Operation, SIGNATURE_BYTES, SIGNER_BYTES, Timestamp,
-    VALUE_BYTES_MAX, VersionVector, WalEntry,
+    KEY_BYTES_MAX, NodeId, Operation, SIGNATURE_BYTES, SIGNER_BYTES, Timestamp, VALUE_BYTES_MAX,
+    VersionVector, WalEntry,
 };
 use crate::envelope::MessageType;
+use crate::merkle::{self, HASH_BYTES};
+use crate::seal::{PathProof, Proof, SEAL_ENTRIES_MAX, Seal};
 use crate::varint::{self, VarintError};
 
 /// Largest encoded WalPush payload a sender builds: it bounds the cost of one batch and
@@ -36,8 +40,7 @@ pub const SNAPSHOT_ENTRIES_MAX: u64 = 16 * 1024 * 1024;
 /// Largest Noise handshake message (the Noise specification's limit).
 pub const NOISE_MESSAGE_BYTES_MAX: usize = 65_535;
 
-const _: () =
-    assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + SIGNER_BYTES + SIGNATURE_BYTES + 64 < WAL_PUSH_BYTES_MAX);
+const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX + PROOF_BYTES_MAX + 64 < WAL_PUSH_BYTES_MAX);
 const _: () = assert!(WAL_PUSH_BYTES_MAX < NOISE_MESSAGE_BYTES_MAX - 64);
 
 /// Why a Close was sent.
@@ -249,11 +252,26 @@ pub enum DecodeError {
         /// Its bound.
         maximum: usize,
     },
-    /// An operation code other than put (0) or delete (1).
+    /// An operation code other than put (0), delete (1) or seal (2).
     #[error("unknown operation code {code}")]
     UnknownOperation {
         /// The code.
         code: u8,
+    },
+    /// A proof tag other than none (0) or sealed (1).
+    #[error("unknown proof tag {code}")]
+    UnknownProof {
+        /// The tag.
+        code: u8,
+    },
+    /// A seal's range, or a proof's, that no seal may have: empty, over 256 entries, not
+    /// before the seal, not around the entry proven; or a proof on a seal.
+    #[error("seal range {first}..={last} does not fit the entry")]
+    SealRange {
+        /// The range's first sequence.
+        first: u64,
+        /// Its last sequence.
+        last: u64,
     },
     /// A routed body code other than ping (0) or pong (1).
     #[error("unknown routed body code {code}")]
@@ -410,30 +428,43 @@ pub fn put_vector(out: &mut BytesMut, vector: &VersionVector) {
     }
 }
 
-/// What an origin signs for an entry: this context, then the entry's encoding up to its
-/// operation (everything but the signer and the signature; PROTOCOL.md 8.13).
-pub const ENTRY_SIGNING_CONTEXT: &[u8] = b"ferry entry v1";
+/// Largest proof an entry carries: the tag, the range, signer and signature, and an audit
+/// path of a seal of [`SEAL_ENTRIES_MAX`] entries (8 hashes).
+pub const PROOF_BYTES_MAX: usize = 1 + 2 * 10 + SIGNER_BYTES + SIGNATURE_BYTES + 8 * HASH_BYTES;
 
-/// The smallest encoded entry: a delete of an empty key with one-byte varints, then the
-/// signer and the signature.
-pub const ENTRY_BYTES_MIN: usize = 5 + SIGNER_BYTES + SIGNATURE_BYTES;
+/// The smallest encoded entry: a delete of an empty key with one-byte varints, and no proof.
+pub const ENTRY_BYTES_MIN: usize = 6;
 
-/// Appends the encoding of one WAL entry (shared with the WAL record and snapshot chunks).
+/// Appends the encoding of one WAL entry (shared with the WAL record and snapshot chunks):
+/// its fields, then its proof.
 pub fn encode_entry(entry: &WalEntry, out: &mut BytesMut) {
     encode_entry_fields(entry, out);
-    out.put_slice(&entry.signature.signer);
-    out.put_slice(&entry.signature.bytes);
+    encode_proof(entry.proof.as_ref(), out);
 }
 
-/// Appends the message an entry's origin signs: [`ENTRY_SIGNING_CONTEXT`], then the entry's
-/// fields without its signature.
-pub fn encode_entry_signing_message(entry: &WalEntry, out: &mut BytesMut) {
-    out.put_slice(ENTRY_SIGNING_CONTEXT);
-    encode_entry_fields(entry, out);
+/// Appends a proof: `00` for none; `01`, the range `first | last`, signer, signature and the
+/// audit path, as many hashes as the range's tree gives the entry (PROTOCOL.md 5.3).
+fn encode_proof(proof: Option<&Proof>, out: &mut BytesMut) {
+    let Some(proof) = proof else {
+        out.put_u8(0);
+        return;
+    };
+    out.put_u8(1);
+    let (first, last) = proof.range();
+    varint::encode(first, out);
+    varint::encode(last, out);
+    let (signer, signature) = proof.signed();
+    out.put_slice(signer);
+    out.put_slice(signature);
+    let mut path = Vec::with_capacity(proof.path_len());
+    proof.path_into(&mut path);
+    for hash in &path {
+        out.put_slice(hash);
+    }
 }
 
-/// Appends an entry's fields without its signer and signature: what the origin signs (after
-/// [`ENTRY_SIGNING_CONTEXT`]) and what the store digest hashes (PROTOCOL.md 8.9).
+/// Appends an entry's fields without its proof: what its leaf hashes (after `0x00`, PROTOCOL.md
+/// 8.13) and what the store digest hashes (8.9).
 pub fn encode_entry_fields(entry: &WalEntry, out: &mut BytesMut) {
     varint::encode(entry.origin.0, out);
     varint::encode(entry.sequence, out);
@@ -448,24 +479,55 @@ pub fn encode_entry_fields(entry: &WalEntry, out: &mut BytesMut) {
             out.put_u8(1);
             put_bytes(out, key);
         }
+        Operation::Seal(seal) => {
+            out.put_u8(2);
+            varint::encode(seal.first, out);
+            varint::encode(seal.last, out);
+            out.put_slice(&seal.root);
+            out.put_slice(&seal.signer);
+            out.put_slice(&seal.signature);
+        }
     }
+}
+
+/// Encoded length of an entry's fields, as [`encode_entry_fields`] writes them.
+#[must_use]
+pub fn entry_fields_len(entry: &WalEntry) -> usize {
+    let operation = match &entry.operation {
+        Operation::Put { key, value } => {
+            varint::encoded_len(key.len() as u64)
+                + key.len()
+                + varint::encoded_len(value.len() as u64)
+                + value.len()
+        }
+        Operation::Delete { key } => varint::encoded_len(key.len() as u64) + key.len(),
+        Operation::Seal(seal) => {
+            varint::encoded_len(seal.first)
+                + varint::encoded_len(seal.last)
+                + HASH_BYTES
+                + SIGNER_BYTES
+                + SIGNATURE_BYTES
+        }
+    };
+    varint::encoded_len(entry.origin.0)
+        + varint::encoded_len(entry.sequence)
+        + varint::encoded_len(entry.timestamp.0)
+        + 1
+        + operation
 }
 
 /// Encoded length of one WAL entry, as [`encode_entry`] writes it.
 #[must_use]
 pub fn entry_encoded_len(entry: &WalEntry) -> usize {
-    let key = entry.operation.key().len();
-    let value =
-        entry.operation.value().map_or(0, |value| varint::encoded_len(value.len() as u64) + value.len());
-    varint::encoded_len(entry.origin.0)
-        + varint::encoded_len(entry.sequence)
-        + varint::encoded_len(entry.timestamp.0)
-        + 1
-        + varint::encoded_len(key as u64)
-        + key
-        + value
-        + SIGNER_BYTES
-        + SIGNATURE_BYTES
+    let proof = entry.proof.as_ref().map_or(1, |proof| {
+        let (first, last) = proof.range();
+        1 + varint::encoded_len(first)
+            + varint::encoded_len(last)
+            + SIGNER_BYTES
+            + SIGNATURE_BYTES
+            + proof.path_len() * HASH_BYTES
+    });
+    entry_fields_len(entry) + proof
 }
 
 fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
@@ -482,11 +544,46 @@ fn read_entry(reader: &mut Reader) -> Result<WalEntry, DecodeError> {
             Operation::Put { key, value }
         }
         1 => Operation::Delete { key: reader.bytes("entry key", KEY_BYTES_MAX)? },
+        2 => {
+            let first = reader.varint("seal first")?;
+            let last = reader.varint("seal last")?;
+            // A seal covers 1 to SEAL_ENTRIES_MAX entries before its own.
+            if first == 0 || first > last || last >= sequence || last - first >= SEAL_ENTRIES_MAX {
+                return Err(DecodeError::SealRange { first, last });
+            }
+            Operation::Seal(Arc::new(Seal {
+                origin,
+                first,
+                last,
+                root: reader.array("seal root")?,
+                signer: reader.array("seal signer")?,
+                signature: reader.array("seal signature")?,
+            }))
+        }
         code => return Err(DecodeError::UnknownOperation { code }),
     };
-    let signature =
-        EntrySignature { signer: reader.array("entry signer")?, bytes: reader.array("entry signature")? };
-    Ok(WalEntry { origin, sequence, timestamp, operation, signature })
+    let proof = match reader.u8("entry proof")? {
+        0 => None,
+        1 => {
+            let first = reader.varint("proof first")?;
+            let last = reader.varint("proof last")?;
+            let in_range =
+                first >= 1 && first <= sequence && sequence <= last && last - first < SEAL_ENTRIES_MAX;
+            if !in_range || matches!(operation, Operation::Seal(_)) {
+                return Err(DecodeError::SealRange { first, last });
+            }
+            let signer = reader.array("proof signer")?;
+            let signature = reader.array("proof signature")?;
+            let hashes = merkle::path_len(sequence - first, last - first + 1).unwrap_or(0);
+            let mut path = Vec::with_capacity(hashes);
+            for _ in 0..hashes {
+                path.push(reader.array("proof path")?);
+            }
+            Some(Proof::Path(Arc::new(PathProof { first, last, signer, signature, path })))
+        }
+        code => return Err(DecodeError::UnknownProof { code }),
+    };
+    Ok(WalEntry { origin, sequence, timestamp, operation, proof })
 }
 
 /// Decodes a version vector that fills `bytes` exactly (the WAL's base record body).
@@ -718,7 +815,7 @@ mod tests {
             sequence: 1,
             timestamp: Timestamp::new(1000, 2),
             operation: Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v") },
-            signature: Default::default(),
+            proof: None,
         };
         let message = Message::WalPush { entries: vec![entry.clone()] };
         let bytes = message.payload_bytes();
@@ -753,8 +850,8 @@ mod tests {
             Err(DecodeError::ZeroSequence)
         );
         assert_eq!(
-            decode(MessageType::WalPush, &padded(&[1, 1, 1, 1, 2, 0])),
-            Err(DecodeError::UnknownOperation { code: 2 })
+            decode(MessageType::WalPush, &padded(&[1, 1, 1, 1, 3, 0])),
+            Err(DecodeError::UnknownOperation { code: 3 })
         );
         assert_eq!(
             decode(MessageType::WalAck, &[2, 5, 1, 5, 1]),

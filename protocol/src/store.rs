@@ -44,7 +44,8 @@ use std::fmt;
 use blake2::{Blake2s256, Digest as _};
 use bytes::Bytes;
 
-use crate::entry::{EntrySignature, NodeId, Operation, Timestamp, WalEntry};
+use crate::entry::{NodeId, Operation, Timestamp, WalEntry};
+use crate::seal::Proof;
 use crate::varint::{self, VARINT_BYTES_MAX};
 
 /// Domain-separation prefix hashed before each register's encoding in the [`Digest`].
@@ -67,9 +68,9 @@ pub struct Register {
     pub sequence: u64,
     /// The value written, `None` for a tombstone.
     pub value: Option<Bytes>,
-    /// The entry's signature, so a snapshot can carry the entry for any node to check
-    /// (PROTOCOL.md 8.13).
-    pub signature: EntrySignature,
+    /// The entry's proof, once its origin sealed it, so a snapshot can carry the entry for
+    /// any node to check (PROTOCOL.md 8.13). Not part of the digest.
+    pub proof: Option<Proof>,
 }
 
 impl Register {
@@ -79,7 +80,7 @@ impl Register {
             origin: entry.origin,
             sequence: entry.sequence,
             value: entry.operation.value().cloned(),
-            signature: entry.signature,
+            proof: entry.proof.clone(),
         }
     }
 
@@ -107,7 +108,7 @@ impl Register {
             sequence: self.sequence,
             timestamp: self.timestamp,
             operation,
-            signature: self.signature,
+            proof: self.proof.clone(),
         }
     }
 
@@ -275,6 +276,9 @@ pub struct Store {
     /// Sum of every register's entry encoding length: what a snapshot or a compacted WAL
     /// spends on the state.
     encoded_bytes: u64,
+    /// The latest timestamp of any register (registers only ever rise, so it is the latest
+    /// of every entry that became one).
+    newest: Timestamp,
 }
 
 impl Store {
@@ -293,6 +297,10 @@ impl Store {
     /// [`apply`](Self::apply), also reporting the [`Conflict`] when the key's register came
     /// from another origin. Allocates nothing (the key's `Bytes` is shared).
     pub fn apply_reporting(&mut self, entry: &WalEntry) -> (Applied, Option<Conflict>) {
+        if entry.is_seal() {
+            // A seal writes no key.
+            return (Applied::Ignored, None);
+        }
         let key = entry.operation.key();
         let live = !matches!(entry.operation, Operation::Delete { .. });
         let Some(slot) = self.slots.get_mut(&key[..]) else {
@@ -300,8 +308,9 @@ impl Store {
             let hash = register_hash(key, &register);
             lanes_add(&mut self.digest, &hash);
             self.live_count += usize::from(live);
-            self.encoded_bytes += crate::message::entry_encoded_len(entry) as u64;
+            self.encoded_bytes += register_bytes(entry);
             self.slots.insert(key.clone(), Slot { register, hash });
+            self.newest = self.newest.max(entry.timestamp);
             return (Applied::Inserted, None);
         };
         let conflict = (slot.register.origin != entry.origin).then(|| Conflict {
@@ -310,10 +319,19 @@ impl Store {
             merged: WriteId::of_entry(entry),
         });
         if entry_rank(entry) <= slot.register.rank() {
+            // The same write again, now with its proof (a snapshot, a relay): keep the proof,
+            // so this node can prove the register too.
+            if slot.register.proof.is_none()
+                && entry.proof.is_some()
+                && (slot.register.origin, slot.register.sequence) == (entry.origin, entry.sequence)
+            {
+                slot.register.proof = entry.proof.clone();
+            }
             return (Applied::Ignored, conflict);
         }
-        let old_bytes = crate::message::entry_encoded_len(&slot.register.to_entry(key.clone())) as u64;
-        self.encoded_bytes = self.encoded_bytes - old_bytes + crate::message::entry_encoded_len(entry) as u64;
+        let old_bytes = held_register_bytes(key, &slot.register);
+        debug_assert_eq!(old_bytes, register_bytes(&slot.register.to_entry(key.clone())));
+        self.encoded_bytes = self.encoded_bytes - old_bytes + register_bytes(entry);
         let register = Register::from_entry(entry);
         let hash = register_hash(key, &register);
         lanes_subtract(&mut self.digest, &slot.hash);
@@ -326,7 +344,25 @@ impl Store {
             _ => {}
         }
         *slot = Slot { register, hash };
+        self.newest = self.newest.max(entry.timestamp);
         (Applied::Replaced, conflict)
+    }
+
+    /// The latest timestamp of any register: no key holds a version stamped later.
+    #[must_use]
+    pub fn newest(&self) -> Timestamp {
+        self.newest
+    }
+
+    /// Gives `key`'s register its proof, if the register is still the entry `(origin,
+    /// sequence)` and has none; the digest does not change (it covers no proof).
+    pub fn attach_proof(&mut self, key: &[u8], origin: NodeId, sequence: u64, proof: &Proof) {
+        if let Some(slot) = self.slots.get_mut(key)
+            && (slot.register.origin, slot.register.sequence) == (origin, sequence)
+            && slot.register.proof.is_none()
+        {
+            slot.register.proof = Some(proof.clone());
+        }
     }
 
     /// The live value of `key`; `None` if it was never written or its winner is a delete.
@@ -409,6 +445,23 @@ impl Store {
 
 /// `h(key)` of the module docs: BLAKE2s-256 over the domain and the entry encoding, fed in
 /// pieces so nothing is allocated. Must match `encode_entry_fields` byte for byte (tested).
+/// What [`Store::encoded_bytes`] counts for a register: its entry's encoding without a proof.
+fn register_bytes(entry: &WalEntry) -> u64 {
+    crate::message::entry_fields_len(entry) as u64 + 1
+}
+
+/// [`register_bytes`] of the entry `register` holds for `key`, without building the entry.
+fn held_register_bytes(key: &[u8], register: &Register) -> u64 {
+    let bytes = |length: usize| varint::encoded_len(length as u64) + length;
+    let fields = varint::encoded_len(register.origin.0)
+        + varint::encoded_len(register.sequence)
+        + varint::encoded_len(register.timestamp.0)
+        + 1
+        + bytes(key.len())
+        + register.value.as_ref().map_or(0, |value| bytes(value.len()));
+    fields as u64 + 1
+}
+
 fn register_hash(key: &[u8], register: &Register) -> Lanes {
     fn update_varint(hasher: &mut Blake2s256, value: u64) {
         let mut buffer = [0u8; VARINT_BYTES_MAX];
@@ -467,7 +520,7 @@ mod tests {
                 key: Bytes::copy_from_slice(key.as_bytes()),
                 value: Bytes::copy_from_slice(value.as_bytes()),
             },
-            signature: Default::default(),
+            proof: None,
         }
     }
 
@@ -477,7 +530,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(physical_ms, 0),
             operation: Operation::Delete { key: Bytes::copy_from_slice(key.as_bytes()) },
-            signature: Default::default(),
+            proof: None,
         }
     }
 
@@ -598,7 +651,7 @@ mod tests {
                     origin: NodeId(2),
                     sequence: 1,
                     value: None,
-                    signature: Default::default()
+                    proof: None
                 }
             )]
         );
@@ -717,7 +770,7 @@ mod tests {
                     sequence,
                     timestamp: Timestamp::new(physical_ms, 0),
                     operation,
-                    signature: Default::default(),
+                    proof: None,
                 }
             })
     }
@@ -769,5 +822,21 @@ mod tests {
             let two = store_of(&second);
             prop_assert_eq!(one.digest() == two.digest(), one.iter_all().eq(two.iter_all()));
         }
+    }
+
+    #[test]
+    fn newest_is_the_latest_register_and_only_rises() {
+        let mut store = Store::new();
+        assert_eq!(store.newest(), Timestamp(0));
+        store.apply(&put(1, 1, 30, "a", "x"));
+        store.apply(&put(2, 1, 10, "b", "y"));
+        assert_eq!(store.newest(), Timestamp::new(30, 0));
+        // An entry that loses its key's merge is no register: it does not count.
+        store.apply(&put(2, 2, 5, "a", "old"));
+        assert_eq!(store.newest(), Timestamp::new(30, 0));
+        store.apply(&delete(3, 1, 40, "b"));
+        assert_eq!(store.newest(), Timestamp::new(40, 0));
+        let latest = store.iter_all().map(|(_, register)| register.timestamp).max();
+        assert_eq!(latest, Some(store.newest()));
     }
 }

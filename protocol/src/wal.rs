@@ -61,15 +61,14 @@ use crate::varint::{self, VARINT_BYTES_MAX};
 pub const WAL_RECORD_HEADER_BYTES: usize = 8;
 
 /// Largest encoded entry: three ten-byte varints, the operation byte, a key and value of the
-/// largest sizes with their length prefixes, the signer and the signature.
+/// largest sizes with their length prefixes, and the longest proof.
 pub const WAL_ENTRY_BYTES_MAX: usize = 3 * VARINT_BYTES_MAX
     + 1
     + varint::encoded_len(KEY_BYTES_MAX as u64)
     + KEY_BYTES_MAX
     + varint::encoded_len(VALUE_BYTES_MAX as u64)
     + VALUE_BYTES_MAX
-    + crate::entry::SIGNER_BYTES
-    + crate::entry::SIGNATURE_BYTES;
+    + crate::message::PROOF_BYTES_MAX;
 
 /// Bit 31 of a record's length field: the record is the base record of a compacted log.
 pub const WAL_BASE_FLAG: u32 = 0x8000_0000;

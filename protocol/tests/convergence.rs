@@ -384,10 +384,13 @@ fn a_full_mesh_settles_into_a_tree() {
         write(&mut cluster, round);
     }
     let before = entries_pushed(&cluster);
+    let seals_before = total(&cluster, |stats| stats.seals_made);
     for round in 40..60 {
         write(&mut cluster, round);
     }
-    let per_write = (entries_pushed(&cluster) - before) as f64 / 20.0;
+    // Seals travel the tree like writes: count transmissions per entry made.
+    let made = 20 + total(&cluster, |stats| stats.seals_made) - seals_before;
+    let per_write = (entries_pushed(&cluster) - before) as f64 / made as f64;
     let stats: Vec<_> = cluster
         .members
         .iter()
@@ -398,7 +401,7 @@ fn a_full_mesh_settles_into_a_tree() {
     assert!(prunes > 0, "no link was ever pruned");
     assert!(
         per_write <= (size - 1) as f64,
-        "{per_write} entry transmissions per write, a tree needs {}",
+        "{per_write} entry transmissions per entry made, a tree needs {}",
         size - 1
     );
 
@@ -531,14 +534,19 @@ fn a_sender_whose_acks_were_lost_learns_them_from_the_answer_to_its_resend() {
     };
     // Node 1 takes every write of node 0 but nothing it says reaches node 0: no ack, no pull.
     cluster.one_way_lost = Some((1, 0, None));
+    let mut written = 0;
     for round in 0..12 {
         cluster.with_node(0, |node, now| {
-            node.put(now, Bytes::from_static(b"k"), Bytes::from(format!("v{round}"))).expect("valid write");
+            written = node
+                .put(now, Bytes::from_static(b"k"), Bytes::from(format!("v{round}")))
+                .expect("valid write");
         });
         run(&mut cluster, 1);
     }
+    // Every write (and the seals between them) is durable at node 1.
     let origin = cluster.members[0].node.as_ref().expect("running").node_id();
-    assert_eq!(cluster.members[1].node.as_ref().expect("running").durable_vector().get(origin), 12);
+    assert!(written >= 12);
+    assert!(cluster.members[1].node.as_ref().expect("running").durable_vector().get(origin) >= written);
     // Then its acks get through again, its pulls still do not.
     cluster.one_way_lost = Some((1, 0, Some(MessageType::OutboxPull)));
     let resent = total(&cluster, |stats| stats.retransmits);
@@ -674,4 +682,51 @@ fn the_property_exercises_compaction_and_snapshots() {
     assert!(compactions > 24, "only {compactions} compactions in 24 runs");
     assert!(snapshots > 0, "no snapshot was ever applied");
     assert!(rewrites_interrupted > 0, "no crash ever hit a rewrite before its sync");
+}
+
+/// Found by the property above once writes were sealed: n1 held n2's write unproven (it came
+/// from n2 itself) when a crash and a snapshot from n2 carried the same write with its proof;
+/// the snapshot's copy ranked equal and was ignored, the register stayed unproven, n1 left it
+/// out of the snapshot it then gave n0, and n0 never got the write (8.13: a register takes
+/// the proof of an equal copy).
+#[test]
+fn a_snapshot_proves_a_register_its_receiver_held_unproven() {
+    use Step::*;
+    let steps = [
+        Deliver { pick: 2169437704571256476 },
+        Duplicate { pick: 12303399818048121953 },
+        Deliver { pick: 2890794180229693959 },
+        Write { node: 2, key: 5, delete: false },
+        Tick { advance_ms: 265 },
+        Deliver { pick: 6311926960676502707 },
+        Write { node: 2, key: 6, delete: false },
+        Sync { node: 2 },
+        Deliver { pick: 6409875529622473046 },
+        Write { node: 6, key: 0, delete: false },
+        Tick { advance_ms: 263 },
+        Sync { node: 2 },
+        Drop { pick: 12962657475805728813 },
+        Sync { node: 1 },
+        Deliver { pick: 10636309222012069648 },
+        Crash { node: 1, torn: 49 },
+        Sync { node: 3 },
+        Sync { node: 2 },
+        Drop { pick: 12135460784960575924 },
+        Write { node: 2, key: 3, delete: false },
+        Deliver { pick: 10851598727758967526 },
+        Deliver { pick: 15010180690072179495 },
+        Sync { node: 2 },
+        Tick { advance_ms: 252 },
+        Deliver { pick: 7438945060218515387 },
+        Deliver { pick: 6827392508823456205 },
+        Crash { node: 6, torn: 18446744073709551615 },
+        Deliver { pick: 10427180294662234512 },
+        Duplicate { pick: 2662415499975710043 },
+        Deliver { pick: 5699302355236584654 },
+        Tick { advance_ms: 209 },
+        Deliver { pick: 6701991892521645130 },
+    ];
+    if let Err(error) = run_with(3, 174584081125468095, &steps, true) {
+        panic!("{error}");
+    }
 }

@@ -300,14 +300,18 @@ fn a_push_mixing_member_and_other_entries() {
     assert_eq!(mesh.get(1, "a1").as_deref(), Some(&b"from a"[..]));
     assert_eq!(mesh.get(1, "c0"), None);
     let b = &mesh.sides[1].node;
-    assert_eq!(b.version_vector().get(NodeId::from_name("a")), 2);
-    assert_eq!(b.version_vector().get(NodeId::from_name("c")), 0);
-    assert_eq!(b.stats().entries_refused, 3);
-    let c_id = NodeId::from_name("c");
+    let (a_id, c_id) = (NodeId::from_name("a"), NodeId::from_name("c"));
+    // Entries of an origin: its writes and its seals (PROTOCOL.md 8.13).
+    let held = |mesh: &Mesh, index: usize, origin| mesh.sides[index].node.version_vector().get(origin);
+    assert!(held(&mesh, 0, a_id) > 2 && held(&mesh, 2, c_id) > 3, "a and c sealed their writes");
+    assert_eq!(b.version_vector().get(a_id), held(&mesh, 0, a_id));
+    assert_eq!(b.version_vector().get(c_id), 0);
+    let c_entries = held(&mesh, 2, c_id);
+    assert_eq!(b.stats().entries_refused, c_entries);
     assert_eq!(
         mesh.rejections(1),
         [format!(
-            "refused 3 entries of origin {c_id}: not a member origin (PROTOCOL.md 8.12; reported at most once a minute per origin)"
+            "refused {c_entries} entries of origin {c_id}: not a member origin (PROTOCOL.md 8.12; reported at most once a minute per origin)"
         )]
     );
     assert!(mesh.sent_to(1, 0, MessageType::WalAck) >= 1, "b acknowledged a's entries");
@@ -316,7 +320,7 @@ fn a_push_mixing_member_and_other_entries() {
     mesh.run_until(33 * SECOND);
     assert_eq!(mesh.sent_to(0, 1, MessageType::WalPush), 1);
     assert_eq!(mesh.sides[0].node.stats().retransmits, 0);
-    assert_eq!(mesh.sides[1].node.stats().entries_refused, 3);
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, c_entries);
 
     // New entries of c are pushed once each, refused, and reported once a minute at most;
     // a's new entries keep flowing.
@@ -324,17 +328,23 @@ fn a_push_mixing_member_and_other_entries() {
     mesh.write(0, "a2", "from a");
     mesh.run_until(40 * SECOND);
     assert_eq!(mesh.get(1, "a2").as_deref(), Some(&b"from a"[..]));
-    assert_eq!(mesh.sides[1].node.stats().entries_refused, 4);
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, held(&mesh, 2, c_id));
+    assert!(held(&mesh, 2, c_id) > c_entries);
     assert_eq!(mesh.rejections(1).len(), 1, "the next report waits for the minute");
     assert_eq!(mesh.sides[0].node.stats().retransmits, 0);
     // A minute after the first report, the next refusal reports both unreported entries.
     mesh.run_until(64 * SECOND);
     mesh.write(2, "c4", "from c");
     mesh.run_until(70 * SECOND);
-    assert_eq!(mesh.sides[1].node.stats().entries_refused, 5);
+    assert_eq!(mesh.sides[1].node.stats().entries_refused, held(&mesh, 2, c_id));
     let rejections = mesh.rejections(1);
     assert_eq!(rejections.len(), 2);
-    assert!(rejections[1].starts_with(&format!("refused 2 entries of origin {c_id}")), "{rejections:?}");
+    let unreported = held(&mesh, 2, c_id) - c_entries;
+    assert!(unreported >= 2, "c3 and c4, and their seals");
+    assert!(
+        rejections[1].starts_with(&format!("refused {unreported} entries of origin {c_id}")),
+        "{rejections:?}"
+    );
 }
 
 /// Goal: members that all refuse an outsider's entries converge among themselves, lose no
@@ -371,9 +381,12 @@ fn members_converge_without_an_outsider_s_entries() {
             }
         }
     }
-    assert_eq!(mesh.sides[0].node.stats().entries_refused, 6, "c wrote 6 times, each refused once");
+    // c wrote 6 times and sealed each write (they are 500 ms apart): each entry refused once.
+    let c_entries = mesh.sides[2].node.version_vector().get(c_id);
+    assert_eq!(c_entries, 12);
+    assert_eq!(mesh.sides[0].node.stats().entries_refused, c_entries, "each of c's entries refused once");
     assert_eq!(mesh.sides[2].node.stats().retransmits, 0, "the outsider never retransmits");
-    assert!(mesh.sent_to(2, 0, MessageType::WalPush) <= 6);
+    assert!(mesh.sent_to(2, 0, MessageType::WalPush) <= 12);
 }
 
 /// Goal: a snapshot holding an entry of a non-member origin is refused whole, changes

@@ -34,8 +34,10 @@ struct Side {
 fn side(name: &str, seed: u64) -> Side {
     let identity = Identity::generate(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut config = NodeConfig::new(SessionConfig::new(name, identity));
-    // Pulls would also resend; keep them out of the way so only the timer under test runs.
+    // Pulls would also resend, and seals push too; keep them out of the way (an hour) so only
+    // the timer under test runs.
     config.pull_interval_ns = 3_600 * SECOND;
+    config.seal_delay_ns = 3_600 * SECOND;
     let node = Node::recover(config, &[], Box::new(ChaCha8Rng::seed_from_u64(seed + 1))).expect("empty log");
     let mut side = Side { node, frames: VecDeque::new(), syncs: Vec::new() };
     drain(&mut side);

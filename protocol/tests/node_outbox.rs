@@ -31,6 +31,8 @@ fn side_pulling_every(name: &str, seed: u64, pull_interval_ns: u64) -> Side {
     let identity = Identity::generate(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut config = NodeConfig::new(SessionConfig::new(name, identity));
     config.pull_interval_ns = pull_interval_ns;
+    // Seals would be pushed too; keep them out of the way (an hour) like the pulls.
+    config.seal_delay_ns = 3_600_000 * MS;
     let node = Node::recover(config, &[], Box::new(ChaCha8Rng::seed_from_u64(seed + 1))).expect("empty log");
     Side { node, frames: VecDeque::new(), syncs: Vec::new(), acked: Vec::new() }
 }

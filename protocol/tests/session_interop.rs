@@ -13,11 +13,11 @@ use ferry_protocol::{Connection, Message, NodeId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-/// The Hello payload for versions 1..=1.
-const HELLO_PAYLOAD: [u8; 2] = [0x01, 0x01];
-/// The snow peer's identity payload: name "snowy", node id 7, versions 1..=1, version 1,
+/// The Hello payload for versions 2..=2.
+const HELLO_PAYLOAD: [u8; 2] = [0x02, 0x02];
+/// The snow peer's identity payload: name "snowy", node id 7, versions 2..=2, version 2,
 /// capabilities 3.
-const SNOWY_PAYLOAD: [u8; 11] = [5, b's', b'n', b'o', b'w', b'y', 7, 1, 1, 1, 3];
+const SNOWY_PAYLOAD: [u8; 11] = [5, b's', b'n', b'o', b'w', b'y', 7, 2, 2, 2, 3];
 const HELLO: u8 = 1;
 const HELLO_ACK: u8 = 2;
 const HELLO_FINISH: u8 = 3;
@@ -36,7 +36,7 @@ fn ferry_payload() -> Vec<u8> {
     let mut payload = vec![5];
     payload.extend_from_slice(b"ferry");
     ferry_protocol::varint::encode(NodeId::from_name("ferry").0, &mut payload);
-    payload.extend_from_slice(&[1, 1, 1, 0]);
+    payload.extend_from_slice(&[2, 2, 2, 0]);
     payload
 }
 
@@ -45,8 +45,8 @@ fn snowy(static_key: Vec<u8>) -> PeerInfo {
         name: "snowy".into(),
         node_id: NodeId(7),
         static_key: static_key.try_into().expect("32 bytes"),
-        versions: VersionRange::single(1),
-        version: 1,
+        versions: VersionRange::single(2),
+        version: 2,
         capabilities: 3,
     }
 }

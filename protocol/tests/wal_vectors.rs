@@ -17,7 +17,6 @@
 
 use blake2::{Blake2s256, Digest as _};
 use bytes::{Bytes, BytesMut};
-use ferry_protocol::entry::{SIGNATURE_BYTES, SIGNER_BYTES};
 use ferry_protocol::message::{decode_entry, encode_entry_fields};
 use ferry_protocol::store::{DIGEST_DOMAIN, Store};
 use ferry_protocol::wal::{self, Recovery};
@@ -167,11 +166,11 @@ fn check_digest_vector(block: &Block<'_>) -> Result<String, String> {
                 if pending.is_some() {
                     return Err("a `register` without its `hash`".to_owned());
                 }
-                // An entry's fields without its signer and signature, which the digest
-                // leaves out (8.9): decoded with a zero signature appended.
+                // An entry's fields without its proof, which the digest leaves out (8.9):
+                // decoded with the tag of no proof appended.
                 let encoding = parse_hex(value)?;
-                let unsigned = [&encoding[..], &[0; SIGNER_BYTES + SIGNATURE_BYTES]].concat();
-                let entry = decode_entry(Bytes::from(unsigned))
+                let unproven = [&encoding[..], &[0]].concat();
+                let entry = decode_entry(Bytes::from(unproven))
                     .map_err(|error| format!("register {}: {error}", hex(&encoding)))?;
                 let mut reencoded = BytesMut::new();
                 encode_entry_fields(&entry, &mut reencoded);

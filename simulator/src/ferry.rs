@@ -1448,7 +1448,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(physical_ms, 0),
             operation,
-            signature: Default::default(),
+            proof: None,
         }
     }
 

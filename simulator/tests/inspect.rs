@@ -77,7 +77,8 @@ fn conflicts_are_traced_exactly_and_counted_once_per_node() {
     assert_eq!(checker.lww_conflicts, 4);
     // Recovery replays the WAL through the store without resolving anything anew.
     let (checker, _, text) = run_with(Some(TraceFormat::Text), false, true);
-    assert!(text.contains("a recovered 4 entries"), "{text}");
+    // Its four writes and two seals (each over the writes of 250 ms).
+    assert!(text.contains("a recovered 6 entries"), "{text}");
     assert_eq!(checker.lww_conflicts, 4);
 }
 

@@ -1,10 +1,10 @@
-//! Signed entries (PROTOCOL.md 8.13): a node signs every write it accepts with its identity's
-//! Ed25519 key, and takes an entry from a relay only when it carries the signature of the key
-//! this node has for the entry's origin. A relay can therefore pass entries on, but can
-//! neither forge an origin's entries nor alter them. An entry its origin pushes over its own
-//! session is authenticated by that session: only the signer it names is compared
-//! ([`OriginKeys::check_from_origin`]), since verifying costs more than signing and most
-//! entries in a mesh come straight from their origin.
+//! Sealed entries (PROTOCOL.md 8.13): a node seals what it writes, every so often, with one
+//! Ed25519 signature of its identity's key over the root of the range ([`crate::seal`]), and
+//! takes a write from a relay only when its proof leads to a root signed by the key this node
+//! has for the write's origin. A relay can therefore pass entries on, but can neither forge
+//! an origin's entries nor alter them. An entry its origin pushes over its own session is
+//! authenticated by that session: a write needs no proof ([`OriginKeys::check_from_origin`]),
+//! and a seal is compared with the entries it covers when it is applied.
 //!
 //! Which key belongs to which origin, [`OriginKeys`] says. It learns a key
 //!
@@ -27,8 +27,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use super::{Event, LinkId, Node, Output};
-use crate::entry::{NodeId, VersionVector, WalEntry};
+use crate::entry::{NodeId, Operation, VersionVector, WalEntry};
 use crate::message::{self, Message};
+use crate::seal::Seal;
 use crate::session::{Identity, KEY_BYTES};
 use crate::text::escape;
 
@@ -131,6 +132,13 @@ pub(crate) enum Forgery {
     BadSignature,
     /// Its origin is new and the node keeps keys for [`ORIGIN_KEYS_MAX`] origins already.
     TooManyOrigins,
+    /// A write relayed without a proof of its origin.
+    Unproven,
+    /// A proof whose path does not fit its seal, or a seal that carries a proof.
+    BadProof,
+    /// A seal whose root is not that of the entries of its range this node holds from the
+    /// origin itself: the origin signed another history.
+    OtherHistory,
 }
 
 impl std::fmt::Display for Forgery {
@@ -140,6 +148,9 @@ impl std::fmt::Display for Forgery {
             Self::InvalidSigner => "its signer is not an Ed25519 public key",
             Self::BadSignature => "its signature does not verify",
             Self::TooManyOrigins => "the node keeps keys for 4096 origins already",
+            Self::Unproven => "it was relayed without a proof of its origin",
+            Self::BadProof => "its proof does not fit its seal",
+            Self::OtherHistory => "its seal covers other entries than the origin sent",
         })
     }
 }
@@ -182,23 +193,30 @@ impl OriginKeys {
         }
     }
 
-    /// An entry read back from this node's own WAL: its signer is `origin`'s key unless one
-    /// is known already (nothing is verified: the node wrote the entry after checking it).
+    /// An entry read back from this node's own WAL: the signer of its seal or proof is
+    /// `origin`'s key unless one is known already (nothing is verified: the node wrote the
+    /// entry after checking it).
     pub(crate) fn learn(&mut self, entry: &WalEntry) {
         if self.keys.len() >= ORIGIN_KEYS_MAX || self.keys.contains_key(&entry.origin) {
             return;
         }
-        if let Ok(key) = VerifyingKey::from_bytes(&entry.signature.signer) {
+        let signer = match (&entry.operation, &entry.proof) {
+            (Operation::Seal(seal), _) => &seal.signer,
+            (_, Some(proof)) => proof.signed().0,
+            _ => return,
+        };
+        if let Ok(key) = VerifyingKey::from_bytes(signer) {
             self.keys.insert(entry.origin, OriginKey::Signer(key));
         }
     }
 
     /// Checks an entry that its origin itself sent, over a session whose handshake proved the
-    /// origin's static key: the session authenticates it, so only the signer it names is
-    /// compared with the origin's key (and learned from the static key); the signature is
-    /// for the nodes it is relayed to, which check it (PROTOCOL.md 8.13).
+    /// origin's static key: the session authenticates it. A write needs nothing more; a seal
+    /// must name the origin's key (learned from the static key), and its root is compared with
+    /// the entries when it is applied (PROTOCOL.md 8.13).
     pub(crate) fn check_from_origin(&mut self, entry: &WalEntry) -> Result<(), Forgery> {
-        let signer = &entry.signature.signer;
+        let Operation::Seal(seal) = &entry.operation else { return Ok(()) };
+        let signer = &seal.signer;
         match self.keys.get(&entry.origin) {
             Some(OriginKey::Signer(key)) if key.as_bytes() == signer => Ok(()),
             Some(OriginKey::Static(static_key)) => {
@@ -215,10 +233,23 @@ impl OriginKeys {
         }
     }
 
-    /// Checks that `entry` is signed by its origin's key, learning the key on first use.
+    /// Checks an entry a relay sent: a write must carry a proof whose path leads to a root
+    /// that its origin's key signed; a seal must be signed by that key. Learns the key on
+    /// first use.
     pub(crate) fn check(&mut self, entry: &WalEntry) -> Result<(), Forgery> {
-        let signer = &entry.signature.signer;
-        let known = self.keys.get(&entry.origin);
+        let seal = match (&entry.operation, &entry.proof) {
+            (Operation::Seal(seal), None) => Seal::clone(seal),
+            (Operation::Seal(_), Some(_)) => return Err(Forgery::BadProof),
+            (_, None) => return Err(Forgery::Unproven),
+            (_, Some(proof)) => proof.seal_for(entry).map_err(|_| Forgery::BadProof)?,
+        };
+        self.check_seal(&seal)
+    }
+
+    /// Checks that `seal` is signed by its origin's key, learning the key on first use.
+    fn check_seal(&mut self, seal: &Seal) -> Result<(), Forgery> {
+        let signer = &seal.signer;
+        let known = self.keys.get(&seal.origin);
         let key = match known {
             Some(OriginKey::Signer(key)) if key.as_bytes() == signer => *key,
             Some(OriginKey::Signer(_)) => return Err(Forgery::OtherSigner),
@@ -236,20 +267,20 @@ impl OriginKeys {
             }
         };
         self.message.clear();
-        message::encode_entry_signing_message(entry, &mut self.message);
+        self.message.extend_from_slice(&seal.message());
         let memo_key = self
             .memo
             .as_ref()
-            .map(|memo| (memo, SignatureMemo::key(key.as_bytes(), &entry.signature.bytes, &self.message)));
+            .map(|memo| (memo, SignatureMemo::key(key.as_bytes(), &seal.signature, &self.message)));
         if !memo_key.as_ref().is_some_and(|(memo, hash)| memo.contains(hash)) {
-            key.verify_strict(&self.message, &Signature::from_bytes(&entry.signature.bytes))
+            key.verify_strict(&self.message, &Signature::from_bytes(&seal.signature))
                 .map_err(|_| Forgery::BadSignature)?;
             if let Some((memo, hash)) = memo_key {
                 memo.insert(hash);
             }
         }
-        if !matches!(self.keys.get(&entry.origin), Some(OriginKey::Signer(_))) {
-            self.keys.insert(entry.origin, OriginKey::Signer(key));
+        if !matches!(self.keys.get(&seal.origin), Some(OriginKey::Signer(_))) {
+            self.keys.insert(seal.origin, OriginKey::Signer(key));
         }
         Ok(())
     }
@@ -299,16 +330,46 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::entry::{EntrySignature, Operation, Timestamp};
+    use crate::entry::{Operation, Timestamp};
+    use crate::seal::{PathProof, Proof, SealTree};
 
     fn identity(seed: u8) -> Identity {
         Identity::from_seed([seed; KEY_BYTES])
     }
 
-    fn signed(identity: &Identity, origin: NodeId, value: &'static [u8]) -> WalEntry {
+    fn put(origin: NodeId, sequence: u64, value: &'static [u8]) -> WalEntry {
         let operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(value) };
-        let mut entry = WalEntry::unsigned(origin, 1, Timestamp::new(10, 0), operation);
-        entry.sign(identity);
+        WalEntry::new(origin, sequence, Timestamp::new(10, 0), operation)
+    }
+
+    /// Entry 2 of a seal over three writes of `origin` by `identity`, with its proof as a
+    /// relay sends it.
+    fn signed(identity: &Identity, origin: NodeId, value: &'static [u8]) -> WalEntry {
+        let writes = [put(origin, 1, b"one"), put(origin, 2, value), put(origin, 3, b"three")];
+        let tree = Arc::new(SealTree::create(identity, &writes).expect("a range"));
+        let mut entry = writes[1].clone();
+        let proof = tree.proof(2).expect("in range");
+        let mut path = Vec::new();
+        proof.path_into(&mut path);
+        let (first, last) = proof.range();
+        let (signer, signature) = proof.signed();
+        entry.proof = Some(Proof::Path(Arc::new(PathProof {
+            first,
+            last,
+            signer: *signer,
+            signature: *signature,
+            path,
+        })));
+        entry
+    }
+
+    /// `entry` with its proof changed by `change`.
+    fn altered_proof(entry: &WalEntry, change: impl FnOnce(&mut PathProof)) -> WalEntry {
+        let mut entry = entry.clone();
+        let Some(Proof::Path(proof)) = &entry.proof else { panic!("a path proof") };
+        let mut proof = PathProof::clone(proof);
+        change(&mut proof);
+        entry.proof = Some(Proof::Path(Arc::new(proof)));
         entry
     }
 
@@ -321,24 +382,29 @@ mod tests {
         let genuine = signed(&alice, a, b"v");
         assert_eq!(keys.check(&genuine), Ok(()));
 
-        // Altered in transit: any field, or the signature itself.
+        // Altered in transit: any field, or the proof itself.
         let mut altered = genuine.clone();
         altered.operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"w") };
         assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
         let mut altered = genuine.clone();
         altered.timestamp = Timestamp(u64::MAX);
         assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
-        let mut altered = genuine.clone();
-        altered.signature.bytes[0] ^= 1;
+        let altered = altered_proof(&genuine, |proof| proof.signature[0] ^= 1);
         assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
+        let altered = altered_proof(&genuine, |proof| proof.path[0][0] ^= 1);
+        assert_eq!(keys.check(&altered), Err(Forgery::BadSignature));
+        let altered = altered_proof(&genuine, |proof| proof.last += 1);
+        assert_ne!(keys.check(&altered), Ok(()));
+        let altered = altered_proof(&genuine, |proof| proof.first = 3);
+        assert_eq!(keys.check(&altered), Err(Forgery::BadProof));
 
-        // Written by mallory under alice's id: a valid signature, by the wrong key.
+        // Written by mallory under alice's id: a valid seal, by the wrong key.
         let forged = signed(&mallory, a, b"v");
         assert_eq!(keys.check(&forged), Err(Forgery::OtherSigner));
-        // An unsigned entry names no key at all.
-        let mut unsigned = genuine.clone();
-        unsigned.signature = EntrySignature::default();
-        assert_ne!(keys.check(&unsigned), Ok(()));
+        // A relayed write without a proof proves nothing.
+        let mut unproven = genuine.clone();
+        unproven.proof = None;
+        assert_eq!(keys.check(&unproven), Err(Forgery::Unproven));
 
         // An origin met only through relays is learned from its first entry (trust on first
         // use), and holds from then on; a handshake with it overrides.
@@ -352,21 +418,37 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_from_its_origin_is_checked_for_its_signer_only() {
-        // Its session vouches for it; its signature is for the nodes it is relayed to.
+    fn a_relayed_seal_verifies_under_its_origins_key_and_carries_no_proof() {
         let (alice, mallory) = (identity(1), identity(2));
         let a = NodeId(1);
         let mut keys = OriginKeys::new(NodeId(2), &identity(9), None);
         keys.pin_static(a, alice.public);
-        let mut genuine = signed(&alice, a, b"v");
-        genuine.signature.bytes[0] ^= 1;
-        assert_eq!(keys.check_from_origin(&genuine), Ok(()));
-        assert_eq!(keys.check(&genuine), Err(Forgery::BadSignature), "relayed, it is refused");
-        let other = signed(&mallory, a, b"v");
-        assert_eq!(keys.check_from_origin(&other), Err(Forgery::OtherSigner));
-        let mut garbage = genuine.clone();
-        garbage.signature.signer = [0xff; KEY_BYTES];
-        assert_ne!(keys.check_from_origin(&garbage), Ok(()));
+        let writes = [put(a, 1, b"one"), put(a, 2, b"two")];
+        let tree = SealTree::create(&alice, &writes).expect("a range");
+        let seal = WalEntry::new(a, 3, Timestamp::new(11, 0), Operation::Seal(Arc::new(tree.seal.clone())));
+        assert_eq!(keys.check(&seal), Ok(()));
+        let mut bent = tree.seal.clone();
+        bent.root[0] ^= 1;
+        let bent = WalEntry { operation: Operation::Seal(Arc::new(bent)), ..seal.clone() };
+        assert_eq!(keys.check(&bent), Err(Forgery::BadSignature));
+        let with_proof = WalEntry { proof: signed(&alice, a, b"v").proof, ..seal.clone() };
+        assert_eq!(keys.check(&with_proof), Err(Forgery::BadProof));
+        let theirs = SealTree::create(&mallory, &writes).expect("a range");
+        let theirs = WalEntry { operation: Operation::Seal(Arc::new(theirs.seal.clone())), ..seal };
+        assert_eq!(keys.check(&theirs), Err(Forgery::OtherSigner));
+        assert_eq!(keys.check_from_origin(&theirs), Err(Forgery::OtherSigner));
+    }
+
+    #[test]
+    fn a_write_from_its_origin_needs_no_proof() {
+        // Its session vouches for it; proofs are for the nodes it is relayed to.
+        let alice = identity(1);
+        let a = NodeId(1);
+        let mut keys = OriginKeys::new(NodeId(2), &identity(9), None);
+        keys.pin_static(a, alice.public);
+        let unproven = put(a, 1, b"v");
+        assert_eq!(keys.check_from_origin(&unproven), Ok(()));
+        assert_eq!(keys.check(&unproven), Err(Forgery::Unproven), "relayed, it is refused");
     }
 
     #[test]
@@ -396,23 +478,20 @@ mod tests {
         assert_eq!(second.check(&genuine), Ok(()));
         assert_eq!(memo.len(), 1, "the second node found it in the memo");
 
-        // The memo holds the genuine entry's signature, and nothing altered matches it: a
-        // different value, or the same entry under a signature that is not its own.
+        // The memo holds the genuine seal's signature, and nothing altered matches it: a
+        // different value (another root), or the same entry under a signature not its own.
         let mut altered = genuine.clone();
         altered.operation = Operation::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"w") };
         assert_eq!(second.check(&altered), Err(Forgery::BadSignature));
-        let mut altered = genuine.clone();
-        altered.signature.bytes[63] ^= 0x10;
+        let altered = altered_proof(&genuine, |proof| proof.signature[63] ^= 0x10);
         assert_eq!(second.check(&altered), Err(Forgery::BadSignature));
         assert_eq!(memo.len(), 1, "refused signatures are not remembered");
 
         // The memo really answers: a signature it holds is not verified again. (Which is why
         // only signatures that verified may enter it.)
-        let mut unverifiable = signed(&alice, a, b"x");
-        unverifiable.signature.bytes[0] ^= 1;
-        let mut message = BytesMut::new();
-        message::encode_entry_signing_message(&unverifiable, &mut message);
-        memo.insert(SignatureMemo::key(&alice.signing_public(), &unverifiable.signature.bytes, &message));
+        let unverifiable = altered_proof(&signed(&alice, a, b"x"), |proof| proof.signature[0] ^= 1);
+        let seal = unverifiable.proof.as_ref().expect("a proof").seal_for(&unverifiable).expect("in range");
+        memo.insert(SignatureMemo::key(&alice.signing_public(), &seal.signature, &seal.message()));
         assert_eq!(second.check(&unverifiable), Ok(()));
     }
 

@@ -350,6 +350,7 @@ impl fmt::Display for EntryDisplay<'_> {
             Operation::Delete { key } => {
                 write!(formatter, "delete {}", String::from_utf8_lossy(key).escape_debug())?
             }
+            Operation::Seal(seal) => write!(formatter, "seal {}..={}", seal.first, seal.last)?,
         }
         write!(formatter, " @{}", entry.timestamp)
     }

@@ -84,6 +84,16 @@ impl Log {
         self.entries.get(&origin)?.get(index)
     }
 
+    /// Gives entry `sequence` of `origin` its proof, if held above `base` (its byte count
+    /// stays the one it was logged with).
+    pub(crate) fn set_proof(&mut self, origin: NodeId, sequence: u64, proof: crate::seal::Proof) {
+        let Some(index) = sequence.checked_sub(self.base.get(origin) + 1) else { return };
+        let Ok(index) = usize::try_from(index) else { return };
+        if let Some(entry) = self.entries.get_mut(&origin).and_then(|list| list.get_mut(index)) {
+            entry.proof = Some(proof);
+        }
+    }
+
     /// Entries held above `base`, per origin in sequence order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &WalEntry> + '_ {
         self.entries.values().flatten()
@@ -263,7 +273,7 @@ mod tests {
             sequence,
             timestamp: Timestamp::new(sequence, 0),
             operation: Operation::Delete { key: Bytes::from_static(b"k") },
-            signature: Default::default(),
+            proof: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod event;
 mod log;
 mod peer;
 mod routing;
+mod sealing;
 mod shutdown;
 mod snapshot;
 
@@ -113,12 +114,17 @@ pub struct NodeConfig {
     /// or without it). A simulation gives one to all its nodes; `None`, the default, verifies
     /// every entry it checks.
     pub signature_memo: Option<SignatureMemo>,
+    /// How long this node's oldest unsealed write waits, with a session up, before the node
+    /// seals (PROTOCOL.md 8.13); it seals at once when `SEAL_ENTRIES_MAX` writes wait. Until
+    /// then its neighbours hold its writes but relay none of them.
+    pub seal_delay_ns: u64,
 }
 
 impl NodeConfig {
     /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
     /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts, compaction
-    /// from a 4 MiB log, a one-hour horizon for absent neighbours, entries of every origin.
+    /// from a 4 MiB log, a one-hour horizon for absent neighbours, entries of every origin,
+    /// writes sealed within 250 ms.
     #[must_use]
     pub fn new(session: SessionConfig) -> Self {
         Self {
@@ -138,6 +144,7 @@ impl NodeConfig {
             compaction_horizon_ns: 3_600_000_000_000,
             member_origins: None,
             signature_memo: None,
+            seal_delay_ns: crate::seal::SEAL_DELAY_NS,
         }
     }
 }
@@ -241,6 +248,11 @@ pub struct NodeStats {
     /// Entries refused from WalPushes because they do not carry their origin's signature
     /// (PROTOCOL.md 8.13): forged, altered, or signed by another key.
     pub entries_forged: u64,
+    /// Seals this node made over its own writes (PROTOCOL.md 8.13).
+    pub seals_made: u64,
+    /// Seals applied whose root was not that of the entries their origin sent: their writes
+    /// stay unproven here.
+    pub seals_refused: u64,
 }
 
 /// One ferry node. See the module docs for the call order.
@@ -298,6 +310,20 @@ pub struct Node {
     origin_keys: authorship::OriginKeys,
     /// Per origin and reason, refused entries not reported yet (PROTOCOL.md 8.13).
     forged: BTreeMap<(NodeId, authorship::Forgery), admission::ReportThrottle>,
+    /// Per origin, how far every write held is proven (PROTOCOL.md 8.13; at least the base).
+    sealed: VersionVector,
+    /// Steady time since which this node's own writes wait to be sealed.
+    unsealed_since_ns: Option<u64>,
+    /// When this node's next seal is due.
+    seal_at_ns: Option<u64>,
+    /// Per origin, the highest position at or below `sealed` that no seal's range straddles
+    /// (compaction and snapshots put a base only there).
+    boundary: VersionVector,
+    /// The last of this node's own writes that a seal covers.
+    sealed_through: u64,
+    /// Per origin, seals applied whose writes may still lack proofs, in order (8.13: proven
+    /// when first needed).
+    pending_seals: BTreeMap<NodeId, VecDeque<Arc<crate::seal::Seal>>>,
     /// Our durable vector over the last pull interval, for lazy outboxes (PROTOCOL.md 8.6).
     durable_history: DurableHistory,
     /// When compaction was last considered (at most once per pull interval).
@@ -403,6 +429,12 @@ impl Node {
             origin_keys,
             forged: BTreeMap::new(),
             durable_history: DurableHistory::default(),
+            sealed: recovery.base.clone(),
+            unsealed_since_ns: None,
+            seal_at_ns: None,
+            boundary: recovery.base.clone(),
+            sealed_through: 0,
+            pending_seals: BTreeMap::new(),
         };
         if node.session.require_id_from_name {
             for (name, static_key) in &node.session.pinned_peer_keys {
@@ -431,8 +463,15 @@ impl Node {
             if node.log.offer(entry) == Offer::Accepted {
                 for accepted in node.log.take_accepted() {
                     node.store.apply(&accepted);
+                    if let Operation::Seal(seal) = &accepted.operation {
+                        node.settle_seal(seal);
+                    }
                 }
             }
+        }
+        let origins: Vec<NodeId> = node.log.held().iter().map(|(origin, _)| origin).collect();
+        for origin in origins {
+            node.advance_sealed(origin);
         }
         let truncated_bytes = (wal_bytes.len() as u64).saturating_sub(recovery.valid_bytes);
         if truncated_bytes > 0 {
@@ -598,7 +637,8 @@ impl Node {
             self.peers.values().filter_map(link_deadline_ns).min(),
             "an input changed a link's timers without touching it"
         );
-        let deadline_ns = [self.deadlines.earliest(), routing].into_iter().flatten().min()?;
+        let deadline_ns =
+            [self.deadlines.earliest(), routing, self.seal_at_ns].into_iter().flatten().min()?;
         Some(self.steady.to_reading_ns(deadline_ns))
     }
 
@@ -796,7 +836,10 @@ impl Node {
             // Durable implies held, and compaction never drops what was not durable before
             // this sync; only a snapshot that carried our own origin past what we held (our
             // data was lost) leaves positions with no entry, and those were never ours.
-            if let Some(entry) = self.log.get(own, sequence).cloned() {
+            // A seal is not a write: nothing waits for it. The write is acknowledged without
+            // its proof, which a restart may have given it since a first acknowledgement.
+            if let Some(entry) = self.log.get(own, sequence).filter(|entry| !entry.is_seal()) {
+                let entry = WalEntry { proof: None, ..entry.clone() };
                 self.outputs.push_back(Output::Event(Event::Acked { entry }));
             }
         }
@@ -874,15 +917,16 @@ impl Node {
             self.audit(Audit::ClockRestarted { from: before, to: timestamp });
         }
         // PROTOCOL.md 8.2: a write beats every version of its key its node holds, even one
-        // stamped far ahead of the clock (which the clock refused to follow).
-        if let Some((held, held_origin)) = self.store.version(operation.key())
+        // stamped far ahead of the clock (which the clock refused to follow). A write stamped
+        // after every register needs no look at its key's.
+        if timestamp <= self.store.newest()
+            && let Some((held, held_origin)) = self.store.version(operation.key())
             && (held, held_origin) >= (timestamp, origin)
         {
             timestamp = Timestamp(held.0.checked_add(1).ok_or(NodeError::KeyAtTimestampMaximum)?);
             self.stats.writes_stamped_above_held += 1;
         }
-        let mut entry = WalEntry::unsigned(origin, sequence, timestamp, operation);
-        entry.sign(&self.session.identity);
+        let entry = WalEntry::new(origin, sequence, timestamp, operation);
         let offer = self.log.offer(entry);
         assert_eq!(offer, Offer::Accepted, "a local write is always the next of its origin");
         self.apply_accepted();
@@ -892,13 +936,26 @@ impl Node {
 
     /// Applies and logs everything the log accepted.
     fn apply_accepted(&mut self) {
-        for entry in self.log.take_accepted() {
-            self.apply_to_store(&entry);
-            let mut record = BytesMut::with_capacity(wal::record_len(&entry));
-            wal::encode_record(&entry, &mut record);
+        let accepted = self.log.take_accepted();
+        for entry in &accepted {
+            if let Operation::Seal(seal) = &entry.operation {
+                self.settle_seal(seal);
+            } else {
+                self.apply_to_store(entry);
+            }
+            let mut record = BytesMut::with_capacity(wal::record_len(entry));
+            wal::encode_record(entry, &mut record);
             self.wal_bytes += record.len() as u64;
             self.outputs.push_back(Output::Disk(DiskRequest::Append { bytes: record.freeze() }));
             self.appended = true;
+        }
+        // Writes that came with a proof (from a relay) are proven as they arrive.
+        let mut last_origin = None;
+        for entry in &accepted {
+            if entry.proof.is_some() && last_origin != Some(entry.origin) {
+                last_origin = Some(entry.origin);
+                self.advance_sealed(entry.origin);
+            }
         }
         self.wal_bytes_peak = self.wal_bytes_peak.max(self.wal_bytes);
         self.log_entries_peak = self.log_entries_peak.max(self.log.count());
@@ -916,6 +973,7 @@ impl Node {
     /// Group commit: one sync in flight at a time, covering everything appended before it.
     fn finish_input(&mut self, now_ns: u64) {
         if self.steady.has_reading() {
+            self.seal_if_due(now_ns);
             self.started_ns.get_or_insert(now_ns);
             self.rewrite_wal(now_ns);
         }
@@ -1337,6 +1395,7 @@ impl Node {
             // what it may take is checked (once per entry per node: verifying is the cost).
             // An entry its origin sent over its own session is authenticated by the session;
             // the nodes it is relayed to verify its signature (PROTOCOL.md 8.13).
+            let mut entry = entry;
             let checked = if entry.sequence <= self.log.held().get(entry.origin) {
                 Ok(())
             } else if Some(entry.origin) == sender {
@@ -1344,6 +1403,10 @@ impl Node {
             } else {
                 self.origin_keys.check(&entry)
             };
+            // Checked, a write is kept without its proof: its seal, which follows it, proves
+            // it again when this node relays it (8.13), so neither the log nor the WAL carries
+            // audit paths. What the origin itself sent along is not kept unchecked either.
+            entry.proof = None;
             if let Err(why) = checked {
                 match forged
                     .iter_mut()
@@ -1434,6 +1497,29 @@ impl Node {
         if !self.log.base().is_empty() && self.needs_snapshot(link) {
             self.offer_snapshot(now_ns, link);
         }
+        // Another origin's writes go with their proofs (8.13): first prove those of the seals
+        // applied here that this push may carry (few wait: each is proven once).
+        if !self.pending_seals.is_empty()
+            && let Some(peer_id) = self.peers.get(&link).and_then(|peer| peer.node_id)
+        {
+            let own = self.session.node_id;
+            let due: Vec<NodeId> = self
+                .pending_seals
+                .keys()
+                .copied()
+                .filter(|&origin| {
+                    origin != own
+                        && origin != peer_id
+                        && self
+                            .peers
+                            .get(&link)
+                            .is_some_and(|peer| peer.sent.get(origin) < self.log.durable().get(origin))
+                })
+                .collect();
+            for origin in due {
+                self.prove(origin);
+            }
+        }
         let base = self.log.base();
         let Some(peer) = self.peers.get_mut(&link) else { return };
         let Some(peer_id) = peer.node_id else { return };
@@ -1457,6 +1543,7 @@ impl Node {
             // A lazy outbox with no limit pushes nothing: skip the walk over every origin.
             let origins =
                 if lazy_limit.is_some_and(VersionVector::is_empty) { None } else { Some(self.log.durable()) };
+            let own = self.session.node_id;
             'origins: for (origin, durable) in origins.into_iter().flat_map(VersionVector::iter) {
                 // A lazy outbox pushes only what the peer has lacked for a pull interval.
                 let durable = lazy_limit.map_or(durable, |limit| durable.min(limit.get(origin)));
@@ -1473,11 +1560,25 @@ impl Node {
                 if origin == peer_id || sent >= durable || sent < base.get(origin) {
                     continue;
                 }
+                // Another origin's entries go only as far as they are proven (8.13).
+                let durable = if origin == own {
+                    durable
+                } else {
+                    durable.min(self.sealed.get(origin).max(base.get(origin)))
+                };
+                if sent >= durable {
+                    continue;
+                }
                 let from = sent + 1;
                 let to = durable.min(from + budget - 1);
                 let mut last = sent;
                 for entry in self.log.range(origin, from, to) {
-                    let entry_bytes = message::entry_encoded_len(entry);
+                    let entry_sequence = entry.sequence;
+                    let entry_bytes = if origin == own {
+                        message::entry_fields_len(entry) + 1
+                    } else {
+                        message::entry_encoded_len(entry)
+                    };
                     if entry_bytes as u64 > bytes_budget && !first_free {
                         if last > sent {
                             sent_updates.push((origin, last));
@@ -1491,8 +1592,13 @@ impl Node {
                         batch_bytes = 0;
                     }
                     batch_bytes += entry_bytes;
-                    batch.push(entry.clone());
-                    last = entry.sequence;
+                    // Our own entries go without their proofs: the session vouches for them.
+                    let mut entry = entry.clone();
+                    if origin == own {
+                        entry.proof = None;
+                    }
+                    batch.push(entry);
+                    last = entry_sequence;
                 }
                 budget -= last - sent;
                 sent_updates.push((origin, last));
@@ -1546,6 +1652,7 @@ fn detach(entry: WalEntry) -> WalEntry {
             Operation::Put { key: Bytes::copy_from_slice(&key), value: Bytes::copy_from_slice(&value) }
         }
         Operation::Delete { key } => Operation::Delete { key: Bytes::copy_from_slice(&key) },
+        Operation::Seal(seal) => Operation::Seal(seal),
     };
     WalEntry { operation, ..entry }
 }

@@ -134,10 +134,21 @@ impl Node {
             self.stats.snapshots_unsendable += 1;
             return None;
         }
+        // A snapshot carries proven registers only (8.13): as of each origin's sealed
+        // position, without the registers of writes beyond it, which pushes bring once
+        // sealed (they stay in the log until then).
+        self.prove_all();
+        let vector: VersionVector =
+            self.log.held().iter().map(|(origin, _)| (origin, self.sealed_boundary(origin))).collect();
+        let mut left_out = false;
         let mut chunks: Vec<Vec<WalEntry>> = Vec::new();
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for (key, register) in self.store.iter_all() {
+            if register.sequence > vector.get(register.origin) || register.proof.is_none() {
+                left_out = true;
+                continue;
+            }
             let entry = register.to_entry(key.clone());
             let entry_bytes = entry_encoded_len(&entry);
             if chunk_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 64 && !chunk.is_empty() {
@@ -154,11 +165,20 @@ impl Node {
             self.stats.snapshots_unsendable += 1;
             return None;
         }
+        let (digest, entries_count) = if left_out {
+            let mut image = Store::new();
+            for entry in chunks.iter().flatten() {
+                image.apply(entry);
+            }
+            (image.digest().0, image.registers_count() as u64)
+        } else {
+            (self.store.digest().0, self.store.registers_count() as u64)
+        };
         Some(SnapshotImage {
             snapshot_id: self.rng.next_u64(),
-            vector: self.log.held().clone(),
-            digest: self.store.digest().0,
-            entries_count: self.store.registers_count() as u64,
+            vector,
+            digest,
+            entries_count,
             chunks,
             used_ns: now_ns,
         })
@@ -295,6 +315,9 @@ impl Node {
                     "entry {}#{} of an origin that is not a member (PROTOCOL.md 8.12)",
                     entry.origin, entry.sequence
                 ));
+            } else if entry.is_seal() {
+                problem =
+                    Some(format!("entry {}#{} is a seal, not a register", entry.origin, entry.sequence));
             } else if let Err(why) = self.origin_keys.check(&entry) {
                 // As in a push (PROTOCOL.md 8.13), but the snapshot goes whole.
                 problem =
@@ -425,7 +448,15 @@ impl Node {
         // Entries the jump unblocked from the gap buffer are in the log now, so the image
         // below holds them: they go to the store here, not to the WAL a second time.
         for entry in self.log.take_accepted() {
-            self.apply_to_store(&entry);
+            if let crate::entry::Operation::Seal(seal) = &entry.operation {
+                self.settle_seal(seal);
+            } else {
+                self.apply_to_store(&entry);
+            }
+        }
+        // What a snapshot reflects was proven where it was built.
+        for (origin, _) in incoming.vector.iter() {
+            self.advance_sealed(origin);
         }
         self.stats.snapshots_applied += 1;
         self.replace_wal();
@@ -504,6 +535,12 @@ impl Node {
                 meet(&mut to, floor);
             }
         }
+        // Unproven writes stay in the log: their seal's tree is rebuilt from them (8.13), and
+        // the base goes where no seal's range straddles it.
+        self.prove_all();
+        let proven: VersionVector =
+            to.iter().map(|(origin, _)| (origin, self.sealed_boundary(origin))).collect();
+        meet(&mut to, &proven);
         let base = self.log.base();
         let dropped: u64 = to
             .iter()

@@ -15,8 +15,8 @@ use crate::entry::NodeId;
 use crate::envelope::{Envelope, EnvelopeError, HEADER_BYTES_ENCRYPTED, Header, MessageType};
 use crate::message::{CloseCode, Message, decode_payload};
 use crate::session::{
-    HANDSHAKE_TIMEOUT_NS_DEFAULT, HandshakeError, Identity, PeerInfo, Role, SessionConfig, SessionError,
-    VersionRange,
+    HANDSHAKE_TIMEOUT_NS_DEFAULT, HandshakeError, Identity, PROTOCOL_VERSION, PeerInfo, Role, SessionConfig,
+    SessionError, VersionRange,
 };
 
 /// Upper bound on harness steps; a run that needs more is a livelock.
@@ -176,7 +176,7 @@ fn peer_of(config: &SessionConfig) -> PeerInfo {
         node_id: config.node_id,
         static_key: config.identity.public,
         versions: config.versions,
-        version: 1,
+        version: PROTOCOL_VERSION,
         capabilities: config.capabilities,
     }
 }
@@ -411,16 +411,16 @@ fn responder_rejects_unexpected_initiator_key() {
 
 /// Goal: ranges without overlap fail with both ranges named, and the initiator learns why
 /// from a plaintext Close.
-/// Method: initiator speaks 2..=3, responder 1..=1; inspect the Close on the wire.
+/// Method: initiator speaks 3..=4, responder 2..=2; inspect the Close on the wire.
 #[test]
 fn version_mismatch_names_both_ranges_and_sends_close() {
     let mut alpha = config("alpha", 1);
-    alpha.versions = VersionRange::new(2, 3);
+    alpha.versions = VersionRange::new(3, 4);
     let mut pair = Pair::new(alpha, config("bravo", 2), [11, 12]);
     pair.drive();
     let error =
-        HandshakeError::VersionMismatch { ours: VersionRange::single(1), theirs: VersionRange::new(2, 3) };
-    assert_eq!(error.to_string(), "no common protocol version: ours 1..=1, peer's 2..=3");
+        HandshakeError::VersionMismatch { ours: VersionRange::single(2), theirs: VersionRange::new(3, 4) };
+    assert_eq!(error.to_string(), "no common protocol version: ours 2..=2, peer's 3..=4");
     assert_eq!(pair.sides[RESPONDER].errors, [SessionError::Handshake(error.clone())]);
     assert_eq!(pair.sides[RESPONDER].events, [ConnectionEvent::HandshakeFailed(error.clone())]);
     let close =

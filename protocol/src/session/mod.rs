@@ -55,7 +55,7 @@ pub const PROLOGUE: &[u8] = b"ferry/1";
 /// Longest node name carried in a handshake payload.
 pub const NAME_BYTES_MAX: usize = 255;
 /// The protocol version this implementation speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Default interval between retransmissions of an unanswered handshake message: 250 ms.
 pub const HANDSHAKE_RETRANSMIT_NS_DEFAULT: u64 = 250_000_000;
 /// Default time a handshake attempt may take before it fails: 5 s.

@@ -1,10 +1,13 @@
 //! Tests of the WAL record format and recovery.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::*;
 use crate::entry::{NodeId, Operation, Timestamp};
+use crate::seal::{PathProof, Proof};
 use crate::storage::{DiskRequest, MemoryDisk};
 
 fn put(origin: u64, sequence: u64, physical_ms: u64, key: &[u8], value: &[u8]) -> WalEntry {
@@ -13,7 +16,7 @@ fn put(origin: u64, sequence: u64, physical_ms: u64, key: &[u8], value: &[u8]) -
         sequence,
         timestamp: Timestamp::new(physical_ms, 0),
         operation: Operation::Put { key: Bytes::copy_from_slice(key), value: Bytes::copy_from_slice(value) },
-        signature: Default::default(),
+        proof: None,
     }
 }
 
@@ -23,7 +26,7 @@ fn delete(origin: u64, sequence: u64, physical_ms: u64, key: &[u8]) -> WalEntry 
         sequence,
         timestamp: Timestamp::new(physical_ms, 0),
         operation: Operation::Delete { key: Bytes::copy_from_slice(key) },
-        signature: Default::default(),
+        proof: None,
     }
 }
 
@@ -39,7 +42,7 @@ fn sample_entries() -> Vec<WalEntry> {
             sequence: u64::MAX,
             timestamp: Timestamp(u64::MAX),
             operation: Operation::Put { key: Bytes::from_static(b"z"), value: Bytes::new() },
-            signature: Default::default(),
+            proof: None,
         },
         delete(3, 7, 13, b""),
     ]
@@ -78,13 +81,13 @@ fn checksum_damage(record: &[u8], flipped: &[u8]) -> DamageKind {
 #[test]
 fn known_record_bytes() {
     // Goal: pin the format for PROTOCOL.md. The bytes were computed by an independent
-    // Python implementation (bitwise CRC-32C, polynomial 0x82f63b78). The entry is unsigned:
-    // its signer and signature are 96 zero bytes.
+    // Python implementation (bitwise CRC-32C, polynomial 0x82f63b78). The entry has no
+    // proof: its last byte is the proof tag 00.
     let mut out = BytesMut::new();
     let entry = put(1, 1, 10, b"a", b"x");
     encode_record(&entry, &mut out);
     let hex: String = out.iter().map(|byte| format!("{byte:02x}")).collect();
-    assert_eq!(hex, format!("6a000000f55b2df901018080280001610178{}", "00".repeat(96)));
+    assert_eq!(hex, "0b00000034ca3d6a0101808028000161017800");
     assert_eq!(out.len(), record_len(&entry));
 }
 
@@ -121,7 +124,14 @@ fn largest_entry_fits_one_record() {
             key: Bytes::from(vec![1; KEY_BYTES_MAX]),
             value: Bytes::from(vec![2; VALUE_BYTES_MAX]),
         },
-        signature: Default::default(),
+        // The longest proof: ten-byte varints, the last leaf of 256 (eight hashes).
+        proof: Some(Proof::Path(Arc::new(PathProof {
+            first: u64::MAX - 255,
+            last: u64::MAX,
+            signer: [3; 32],
+            signature: [4; 64],
+            path: vec![[5; 32]; 8],
+        }))),
     };
     assert_eq!(entry_encoded_len(&entry), WAL_ENTRY_BYTES_MAX);
     let (log, _) = log_of(std::slice::from_ref(&entry));
@@ -244,8 +254,9 @@ fn exact_middle_error() {
     assert_eq!(
         error.to_string(),
         format!(
-            "wal record at offset 114 is corrupt (checksum mismatch: stored {stored:#010x}, computed \
-             {computed:#010x}) but a valid record follows at offset 227"
+            "wal record at offset {} is corrupt (checksum mismatch: stored {stored:#010x}, computed \
+             {computed:#010x}) but a valid record follows at offset {}",
+            boundaries[1], boundaries[2]
         )
     );
 }
@@ -426,7 +437,7 @@ fn entry_strategy() -> impl Strategy<Value = WalEntry> {
                 sequence,
                 timestamp: Timestamp(timestamp),
                 operation,
-                signature: Default::default(),
+                proof: None,
             }
         })
 }

@@ -41,7 +41,7 @@ pub(crate) fn blocks<'a>(markdown: &'a str, info: &str) -> Vec<Block<'a>> {
 pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     for token in text.split_whitespace() {
-        // `00*96`: the byte 0x00 96 times (an unsigned entry's signer and signature).
+        // `00*32`: the byte 0x00 32 times.
         let (pair, count) = match token.split_once('*') {
             Some((pair, count)) => {
                 (pair, count.parse::<usize>().map_err(|error| format!("repeat count in {token:?}: {error}"))?)

@@ -94,6 +94,7 @@ fn write_description(text: &mut String, sent: &SentMessage, names: &Names, value
                         Operation::Delete { key } => {
                             write!(text, "delete {}", Escaped { bytes: key, bytes_max: DESCRIBED_BYTES_MAX })?
                         }
+                        Operation::Seal(seal) => write!(text, "seal {}..={}", seal.first, seal.last)?,
                     }
                 }
                 if entries.len() > DESCRIBED_ENTRIES_MAX {
@@ -226,7 +227,7 @@ mod tests {
                 key: Bytes::copy_from_slice(key),
                 value: Bytes::copy_from_slice(value),
             },
-            signature: Default::default(),
+            proof: None,
         }
     }
 
