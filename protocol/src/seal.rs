@@ -260,7 +260,8 @@ impl SealTree {
         let size = range_size(seal.first, seal.last).ok_or(SealError::NotARange)?;
         let mut leaves = Vec::with_capacity(size as usize);
         for (entry, sequence) in entries.into_iter().zip(seal.first..) {
-            if entry.origin != seal.origin || entry.sequence != sequence {
+            // A range holds writes only: a seal over another seal proves nothing.
+            if entry.origin != seal.origin || entry.sequence != sequence || entry.is_seal() {
                 return Err(SealError::NotARange);
             }
             leaves.push(entry_leaf(entry));
@@ -523,6 +524,13 @@ mod tests {
         assert_eq!(SealTree::rebuild(tree.seal.clone(), &other), Err(SealError::BadPath));
         assert_eq!(SealTree::rebuild(tree.seal.clone(), &batch[..4]), Err(SealError::NotARange));
         assert_eq!(SealTree::rebuild(tree.seal.clone(), &batch[1..]), Err(SealError::NotARange));
+        // A range with a seal in it is none, whatever the root (a seal is no leaf).
+        let mut with_seal = batch.clone();
+        with_seal[2].operation = Operation::Seal(Arc::new(tree.seal.clone()));
+        let signed = SealTree::create(&identity, &batch).expect("a range");
+        let mut claimed = signed.seal.clone();
+        claimed.root = merkle::Tree::new(with_seal.iter().map(entry_leaf).collect()).root();
+        assert_eq!(SealTree::rebuild(claimed, &with_seal), Err(SealError::NotARange));
     }
 
     #[test]

@@ -319,11 +319,11 @@ impl Store {
             merged: WriteId::of_entry(entry),
         });
         if entry_rank(entry) <= slot.register.rank() {
-            // The same write again, now with its proof (a snapshot, a relay): keep the proof,
-            // so this node can prove the register too.
+            // The same write again (equal in every field that ranks it), now with its proof (a
+            // snapshot): keep the proof, so this node can prove the register too.
             if slot.register.proof.is_none()
                 && entry.proof.is_some()
-                && (slot.register.origin, slot.register.sequence) == (entry.origin, entry.sequence)
+                && entry_rank(entry) == slot.register.rank()
             {
                 slot.register.proof = entry.proof.clone();
             }
@@ -822,6 +822,29 @@ mod tests {
             let two = store_of(&second);
             prop_assert_eq!(one.digest() == two.digest(), one.iter_all().eq(two.iter_all()));
         }
+    }
+
+    #[test]
+    fn a_register_takes_the_proof_of_the_same_write_only() {
+        use std::sync::Arc;
+
+        use crate::seal::{PathProof, Proof};
+        let proof = Proof::Path(Arc::new(PathProof {
+            first: 1,
+            last: 1,
+            signer: [1; 32],
+            signature: [2; 64],
+            path: Vec::new(),
+        }));
+        let mut store = Store::new();
+        store.apply(&put(1, 1, 30, "a", "x"));
+        // Another write under the same sequence (an origin that equivocates), ranking lower.
+        let other = WalEntry { proof: Some(proof.clone()), ..put(1, 1, 30, "a", "w") };
+        store.apply(&other);
+        assert_eq!(store.register(b"a").and_then(|register| register.proof.clone()), None);
+        let same = WalEntry { proof: Some(proof.clone()), ..put(1, 1, 30, "a", "x") };
+        store.apply(&same);
+        assert_eq!(store.register(b"a").and_then(|register| register.proof.clone()), Some(proof));
     }
 
     #[test]

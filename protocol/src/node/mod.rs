@@ -949,14 +949,6 @@ impl Node {
             self.outputs.push_back(Output::Disk(DiskRequest::Append { bytes: record.freeze() }));
             self.appended = true;
         }
-        // Writes that came with a proof (from a relay) are proven as they arrive.
-        let mut last_origin = None;
-        for entry in &accepted {
-            if entry.proof.is_some() && last_origin != Some(entry.origin) {
-                last_origin = Some(entry.origin);
-                self.advance_sealed(entry.origin);
-            }
-        }
         self.wal_bytes_peak = self.wal_bytes_peak.max(self.wal_bytes);
         self.log_entries_peak = self.log_entries_peak.max(self.log.count());
     }

@@ -38,7 +38,7 @@ impl Node {
     pub(super) fn advance_sealed(&mut self, origin: NodeId) {
         let mut position = self.sealed_position(origin);
         let mut boundary = self.sealed_boundary(origin);
-        while let Some(entry) = self.log.get(origin, position + 1) {
+        while let Some(entry) = position.checked_add(1).and_then(|next| self.log.get(origin, next)) {
             match &entry.proof {
                 _ if entry.is_seal() => boundary = entry.sequence,
                 Some(proof) if proof.range().1 == entry.sequence => boundary = entry.sequence,
