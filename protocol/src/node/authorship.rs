@@ -171,7 +171,9 @@ impl OriginKeys {
         if let Ok(key) = VerifyingKey::from_bytes(&identity.signing_public()) {
             keys.insert(own, OriginKey::Signer(key));
         }
-        Self { keys, message: BytesMut::new(), memo }
+        // Without a shared memo a node keeps its own: a relay sends up to 256 writes under
+        // one seal, and its signature needs verifying once.
+        Self { keys, message: BytesMut::new(), memo: Some(memo.unwrap_or_default()) }
     }
 
     /// Origins with a key.

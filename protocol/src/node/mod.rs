@@ -111,8 +111,8 @@ pub struct NodeConfig {
     pub member_origins: Option<BTreeSet<NodeId>>,
     /// Signatures verified by this node or by the nodes it shares the memo with, so that no
     /// signature is verified twice ([`SignatureMemo`]: what a node decides is the same with
-    /// or without it). A simulation gives one to all its nodes; `None`, the default, verifies
-    /// every entry it checks.
+    /// or without it). A simulation gives one to all its nodes; `None`, the default, gives
+    /// the node one of its own (the writes of one seal share its signature).
     pub signature_memo: Option<SignatureMemo>,
     /// How long this node's oldest unsealed write waits, with a session up, before the node
     /// seals (PROTOCOL.md 8.13); it seals at once when `SEAL_ENTRIES_MAX` writes wait. Until
@@ -1566,19 +1566,20 @@ impl Node {
                 let mut last = sent;
                 for entry in self.log.range(origin, from, to) {
                     let entry_sequence = entry.sequence;
-                    let entry_bytes = if origin == own {
-                        message::entry_fields_len(entry) + 1
-                    } else {
-                        message::entry_encoded_len(entry)
-                    };
-                    if entry_bytes as u64 > bytes_budget && !first_free {
+                    // The window counts entries as the log does (without proofs, as
+                    // `bytes_above` measures what is in flight); a push's size limit counts
+                    // what goes on the wire, another origin's proof included.
+                    let logged_bytes = message::entry_fields_len(entry) + 1;
+                    let entry_bytes =
+                        if origin == own { logged_bytes } else { message::entry_encoded_len(entry) };
+                    if logged_bytes as u64 > bytes_budget && !first_free {
                         if last > sent {
                             sent_updates.push((origin, last));
                         }
                         break 'origins;
                     }
                     first_free = false;
-                    bytes_budget = bytes_budget.saturating_sub(entry_bytes as u64);
+                    bytes_budget = bytes_budget.saturating_sub(logged_bytes as u64);
                     if batch_bytes + entry_bytes > WAL_PUSH_BYTES_MAX - 16 && !batch.is_empty() {
                         batches.push(std::mem::take(&mut batch));
                         batch_bytes = 0;

@@ -492,8 +492,14 @@ impl Node {
                 wal::encode_record(&register.to_entry(key.clone()), &mut out);
             }
         }
+        // The log is written without proofs, as it was appended (8.13): its seals, above the
+        // base too, prove it again after a restart.
         for entry in self.log.iter() {
-            wal::encode_record(entry, &mut out);
+            if entry.proof.is_some() {
+                wal::encode_record(&WalEntry { proof: None, ..entry.clone() }, &mut out);
+            } else {
+                wal::encode_record(entry, &mut out);
+            }
         }
         out.freeze()
     }
