@@ -326,14 +326,11 @@ fn idle_faults(file: &str, scenario: &Scenario, covered: &Coverage) -> Vec<Strin
     // for files that restart nodes every few seconds: a node waits a grace period after
     // each start, and a recently crashed neighbour holds compaction back, so their logs
     // lag by design.)
-    // The log also keeps every write not yet proven (PROTOCOL.md 8.13: compaction stops at
-    // the seals' boundary), a seal delay's worth of every origin's writes, so the bound has
-    // two thresholds more than before writes were sealed.
     if LONG_HISTORY_SCENARIOS.iter().any(|name| file.ends_with(&format!("/{name}.yaml"))) {
-        let bound = 10 * scenario.disk.compaction_log_bytes;
+        let bound = 8 * scenario.disk.compaction_log_bytes;
         if covered.log_bytes_at_end_max > bound {
             idle.push(format!(
-                "{file}: a node ended with {} bytes of log, more than 10 × compaction_log_bytes",
+                "{file}: a node ended with {} bytes of log, more than 8 × compaction_log_bytes",
                 covered.log_bytes_at_end_max
             ));
         }

@@ -33,6 +33,23 @@ impl Node {
         self.boundary.get(origin).max(self.log.base().get(origin))
     }
 
+    /// The highest position at or below `position` (itself at or below the sealed boundary,
+    /// so every write up to it is proven) that no seal's range straddles: `position` when it
+    /// holds a seal or ends its write's range, else the position before that range begins.
+    pub(super) fn boundary_at_or_below(&self, origin: NodeId, position: u64) -> u64 {
+        let base = self.log.base().get(origin);
+        match self.log.get(origin, position) {
+            // At or below the base (compacted already), or not held: no further than the base.
+            None => position.min(base),
+            Some(entry) if entry.is_seal() => position,
+            Some(entry) => match &entry.proof {
+                Some(proof) if proof.range().1 == position => position,
+                Some(proof) => proof.range().0.saturating_sub(1).max(base),
+                None => base,
+            },
+        }
+    }
+
     /// Raises `origin`'s sealed position over every held entry that needs no proof (a seal)
     /// or has one, and its boundary with it.
     pub(super) fn advance_sealed(&mut self, origin: NodeId) {

@@ -547,6 +547,13 @@ impl Node {
         let proven: VersionVector =
             to.iter().map(|(origin, _)| (origin, self.sealed_boundary(origin))).collect();
         meet(&mut to, &proven);
+        // A neighbour's floor may lie inside a seal's range: the base goes to the boundary
+        // at or below it, so that no range is left half below the base.
+        let snapped: VersionVector = to
+            .iter()
+            .map(|(origin, position)| (origin, self.boundary_at_or_below(origin, position)))
+            .collect();
+        meet(&mut to, &snapped);
         let base = self.log.base();
         let dropped: u64 = to
             .iter()
