@@ -278,39 +278,36 @@ impl VersionVector {
         grew
     }
 
-    /// [`merge_max`](Self::merge_max) when `other` has origins `self` lacks: one pass into a
-    /// new vector.
+    /// [`merge_max`](Self::merge_max) when `other` has origins `self` lacks: the vector grows
+    /// by their number (amortised, in place: a node learns origins one at a time, and a new
+    /// vector each time would copy it whole) and is merged from the back, each slot written
+    /// after the ones it is read from.
     fn merge_max_new_origins(&mut self, other: &Self) -> bool {
-        let mut grew = false;
-        let mut merged = Vec::with_capacity(self.0.len().max(other.0.len()));
-        let (mut left, mut right) = (self.0.iter().peekable(), other.0.iter().peekable());
-        loop {
-            let next = match (left.peek(), right.peek()) {
-                (None, None) => break,
-                (Some(_), None) => left.next().copied(),
-                (None, Some(_)) => {
-                    grew = true;
-                    right.next().copied()
-                }
-                (Some(mine), Some(theirs)) => match mine.0.cmp(&theirs.0) {
-                    std::cmp::Ordering::Less => left.next().copied(),
-                    std::cmp::Ordering::Greater => {
-                        grew = true;
-                        right.next().copied()
-                    }
-                    std::cmp::Ordering::Equal => {
-                        grew |= theirs.1 > mine.1;
-                        let position = mine.1.max(theirs.1);
-                        let origin = mine.0;
-                        left.next();
-                        right.next();
-                        Some((origin, position))
-                    }
-                },
-            };
-            merged.extend(next);
+        let new = other.beside(self).filter(|&(_, _, mine)| mine == 0).count();
+        let mut mine = self.0.len();
+        self.0.resize(mine + new, (NodeId(0), 0));
+        let mut theirs = other.0.len();
+        let mut write = self.0.len();
+        let mut grew = new > 0;
+        while theirs > 0 {
+            let (origin, position) = other.0[theirs - 1];
+            write -= 1;
+            if mine > 0 && self.0[mine - 1].0 > origin {
+                self.0[write] = self.0[mine - 1];
+                mine -= 1;
+            } else if mine > 0 && self.0[mine - 1].0 == origin {
+                let held = self.0[mine - 1].1;
+                grew |= position > held;
+                self.0[write] = (origin, held.max(position));
+                mine -= 1;
+                theirs -= 1;
+            } else {
+                self.0[write] = (origin, position);
+                theirs -= 1;
+            }
         }
-        self.0 = merged;
+        // What is left of `self` below `other`'s first origin is already in place.
+        debug_assert_eq!(write, mine);
         grew
     }
 

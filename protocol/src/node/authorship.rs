@@ -41,7 +41,8 @@ pub const ORIGIN_KEYS_MAX: usize = message::VECTOR_ORIGINS_MAX;
 /// `Event::Rejected`); the first such refusal is reported at once.
 pub const FORGED_REPORT_INTERVAL_NS: u64 = 60_000_000_000;
 
-/// Signatures a [`SignatureMemo`] remembers; the oldest is forgotten first.
+/// Signatures a [`SignatureMemo`] remembers, and decompressed keys it keeps; the oldest is
+/// forgotten first.
 pub const SIGNATURE_MEMO_MAX: usize = 65_536;
 
 /// Signatures known to verify, shared by nodes that run in one process.
@@ -55,6 +56,9 @@ pub const SIGNATURE_MEMO_MAX: usize = 65_536;
 /// holds the SHA-256 of `signer || signature || signing message` of signatures that verified,
 /// so an entry whose message, signature or signer differs in any byte misses it and is
 /// verified. It holds at most [`SIGNATURE_MEMO_MAX`] signatures.
+///
+/// It also keeps the public keys it has decompressed (a 200-node simulation would otherwise
+/// decompress each origin's key at each of the 200 nodes), at most [`SIGNATURE_MEMO_MAX`].
 ///
 /// ```
 /// use ferry_protocol::node::SignatureMemo;
@@ -71,6 +75,9 @@ pub struct SignatureMemo {
 struct MemoInner {
     known: BTreeSet<[u8; 32]>,
     order: VecDeque<[u8; 32]>,
+    /// Decompressed keys by their compressed form, and the order they came in.
+    keys: BTreeMap<[u8; 32], VerifyingKey>,
+    key_order: VecDeque<[u8; 32]>,
 }
 
 impl SignatureMemo {
@@ -108,6 +115,37 @@ impl SignatureMemo {
                 inner.known.remove(&oldest);
             }
         }
+    }
+
+    /// `bytes` as an Ed25519 public key. Decompressing a point costs a field exponentiation
+    /// (about as much as a tenth of a verification), and in a simulation every node learns
+    /// every origin's key: the memo decompresses each key once. Like a signature, whether
+    /// and to what a key decompresses is a pure function of its bytes; keys that fail are not
+    /// remembered (they are refused anyway). At most [`SIGNATURE_MEMO_MAX`] keys.
+    fn verifying_key(&self, bytes: &[u8; 32]) -> Result<VerifyingKey, Forgery> {
+        if let Some(key) = self.inner.lock().unwrap_or_else(PoisonError::into_inner).keys.get(bytes) {
+            return Ok(*key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Forgery::InvalidSigner)?;
+        self.remember_key(*bytes, key);
+        Ok(key)
+    }
+
+    fn remember_key(&self, bytes: [u8; 32], key: VerifyingKey) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.keys.insert(bytes, key).is_none() {
+            inner.key_order.push_back(bytes);
+            if inner.key_order.len() > SIGNATURE_MEMO_MAX
+                && let Some(oldest) = inner.key_order.pop_front()
+            {
+                inner.keys.remove(&oldest);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn keys_held(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).keys.len()
     }
 }
 
@@ -161,19 +199,20 @@ impl std::fmt::Display for Forgery {
 pub(crate) struct OriginKeys {
     keys: BTreeMap<NodeId, OriginKey>,
     message: BytesMut,
-    memo: Option<SignatureMemo>,
+    memo: SignatureMemo,
 }
 
 impl OriginKeys {
     /// The keys of a node with `identity` and id `own`.
     pub(crate) fn new(own: NodeId, identity: &Identity, memo: Option<SignatureMemo>) -> Self {
-        let mut keys = BTreeMap::new();
-        if let Ok(key) = VerifyingKey::from_bytes(&identity.signing_public()) {
-            keys.insert(own, OriginKey::Signer(key));
-        }
         // Without a shared memo a node keeps its own: a relay sends up to 256 writes under
         // one seal, and its signature needs verifying once.
-        Self { keys, message: BytesMut::new(), memo: Some(memo.unwrap_or_default()) }
+        let memo = memo.unwrap_or_default();
+        let mut keys = BTreeMap::new();
+        if let Ok(key) = memo.verifying_key(&identity.signing_public()) {
+            keys.insert(own, OriginKey::Signer(key));
+        }
+        Self { keys, message: BytesMut::new(), memo }
     }
 
     /// Origins with a key.
@@ -207,7 +246,7 @@ impl OriginKeys {
             (_, Some(proof)) => proof.signed().0,
             _ => return,
         };
-        if let Ok(key) = VerifyingKey::from_bytes(signer) {
+        if let Ok(key) = self.memo.verifying_key(signer) {
             self.keys.insert(entry.origin, OriginKey::Signer(key));
         }
     }
@@ -222,7 +261,7 @@ impl OriginKeys {
         match self.keys.get(&entry.origin) {
             Some(OriginKey::Signer(key)) if key.as_bytes() == signer => Ok(()),
             Some(OriginKey::Static(static_key)) => {
-                let key = VerifyingKey::from_bytes(signer).map_err(|_| Forgery::InvalidSigner)?;
+                let key = self.memo.verifying_key(signer)?;
                 if key.to_montgomery().to_bytes() != *static_key {
                     return Err(Forgery::OtherSigner);
                 }
@@ -259,7 +298,7 @@ impl OriginKeys {
                 if known.is_none() && self.keys.len() >= ORIGIN_KEYS_MAX {
                     return Err(Forgery::TooManyOrigins);
                 }
-                let key = VerifyingKey::from_bytes(signer).map_err(|_| Forgery::InvalidSigner)?;
+                let key = self.memo.verifying_key(signer)?;
                 if let Some(OriginKey::Static(static_key)) = known
                     && key.to_montgomery().to_bytes() != *static_key
                 {
@@ -270,16 +309,11 @@ impl OriginKeys {
         };
         self.message.clear();
         self.message.extend_from_slice(&seal.message());
-        let memo_key = self
-            .memo
-            .as_ref()
-            .map(|memo| (memo, SignatureMemo::key(key.as_bytes(), &seal.signature, &self.message)));
-        if !memo_key.as_ref().is_some_and(|(memo, hash)| memo.contains(hash)) {
+        let memo_key = SignatureMemo::key(key.as_bytes(), &seal.signature, &self.message);
+        if !self.memo.contains(&memo_key) {
             key.verify_strict(&self.message, &Signature::from_bytes(&seal.signature))
                 .map_err(|_| Forgery::BadSignature)?;
-            if let Some((memo, hash)) = memo_key {
-                memo.insert(hash);
-            }
+            self.memo.insert(memo_key);
         }
         if !matches!(self.keys.get(&seal.origin), Some(OriginKey::Signer(_))) {
             self.keys.insert(seal.origin, OriginKey::Signer(key));
@@ -510,5 +544,36 @@ mod tests {
         let mut newest = [0u8; 32];
         newest[..4].copy_from_slice(&(SIGNATURE_MEMO_MAX as u32).to_le_bytes());
         assert!(memo.contains(&newest));
+    }
+
+    #[test]
+    fn the_memo_decompresses_a_key_once_and_remembers_no_invalid_one() {
+        let memo = SignatureMemo::default();
+        let public = identity(8).signing_public();
+        let key = memo.verifying_key(&public).expect("a genuine key");
+        assert_eq!(key, VerifyingKey::from_bytes(&public).expect("a genuine key"));
+        assert_eq!(memo.keys_held(), 1);
+        // A remembered key is answered from the memo: one planted under other bytes proves it.
+        let other = identity(9).signing_public();
+        memo.remember_key(other, key);
+        assert_eq!(memo.verifying_key(&other).expect("remembered"), key);
+        // Bytes that are no point fail every time and are not kept.
+        let invalid = (0u8..=255)
+            .map(|first| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = first;
+                bytes
+            })
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("about half of all y are no point's");
+        assert_eq!(memo.verifying_key(&invalid), Err(Forgery::InvalidSigner));
+        assert_eq!(memo.keys_held(), 2);
+        for index in 0..SIGNATURE_MEMO_MAX as u32 {
+            let mut bytes = [0xffu8; 32];
+            bytes[..4].copy_from_slice(&index.to_le_bytes());
+            memo.remember_key(bytes, key);
+        }
+        assert_eq!(memo.keys_held(), SIGNATURE_MEMO_MAX);
+        assert_ne!(memo.verifying_key(&other), Ok(key), "the oldest were forgotten first");
     }
 }
