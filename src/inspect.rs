@@ -142,9 +142,9 @@ mod tests {
         simulation.schedule_command(140 * MS, 0, put(b"gone", b"soon"));
         simulation.schedule_command(160 * MS, 1, Command::Delete { key: Bytes::from_static(b"gone") });
         if crash_b {
-            simulation.schedule_fault(900 * MS, Fault::Crash { node: 1 });
+            simulation.schedule_fault(1_400 * MS, Fault::Crash { node: 1 });
         }
-        simulation.run_until(1_000 * MS, |_| Control::Continue);
+        simulation.run_until(1_500 * MS, |_| Control::Continue);
         simulation
     }
 
@@ -159,7 +159,7 @@ mod tests {
             "name": "a",
             "up": true,
             "digest": digest,
-            // Each node's two writes, then its seal over both, 250 ms after the first.
+            // Each node's two writes, then its seal over both, a second after the first.
             "version_vector": { "a": 3, "b": 3 },
             "durable_vector": { "a": 3, "b": 3 },
             "keys": [
@@ -176,7 +176,7 @@ mod tests {
         state_b["name"] = json!("b");
         assert_eq!(
             dump_state(&simulation),
-            json!({ "virtual_ns": 1_000 * MS, "digests_agree": true, "nodes": [state, state_b] })
+            json!({ "virtual_ns": 1_500 * MS, "digests_agree": true, "nodes": [state, state_b] })
         );
         assert_eq!(digest.map(|digest| digest.len()), Some(64));
     }

@@ -259,7 +259,7 @@ fn run_prints_a_per_node_table_without_escapes_in_a_pipe() {
     assert_eq!(names, ["a", "b", "c"]);
     let marked: Vec<&&str> = table[1..].iter().filter(|row| row.ends_with(" <")).collect();
     assert_eq!(marked.len(), 1, "one node settled last: {table:?}");
-    assert!(marked[0].ends_with("2.264s <"), "it settled when the cluster converged: {table:?}");
+    assert!(marked[0].ends_with("2.013s <"), "it settled when the cluster converged: {table:?}");
 }
 
 /// Goal: `--trace -` writes the trace to standard output, before the report, and creates no

@@ -51,7 +51,7 @@ pub const SEAL_ENTRIES_MAX: u64 = 256;
 
 /// How long an origin with a neighbour leaves a write unsealed at most, by default
 /// (`NodeConfig::seal_delay_ns`; steady time).
-pub const SEAL_DELAY_NS: u64 = 250_000_000;
+pub const SEAL_DELAY_NS: u64 = 1_000_000_000;
 
 /// One signature over entries `first..=last` of `origin`, through the root of their tree.
 #[derive(Clone, PartialEq, Eq, Hash)]

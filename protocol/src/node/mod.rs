@@ -49,7 +49,7 @@ pub use event::{
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{
-    ACK_FULL_EVERY, DURABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS,
+    ACK_FULL_EVERY, RELAYABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS,
     LAZY_PULL_INTERVALS_MAX, LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY,
     SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
 };
@@ -57,7 +57,7 @@ pub use routing::ROUTE_PINGS_MAX;
 pub use snapshot::{COMPACTION_GRACE_PULLS, SNAPSHOT_IMAGE_IDLE_PULLS, SNAPSHOT_STALL_PULLS};
 
 use self::log::{Log, Offer};
-use self::peer::{DurableHistory, Peer};
+use self::peer::{RelayableHistory, Peer};
 use crate::clock::HybridClock;
 use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
 use crate::envelope::{Envelope, MessageType};
@@ -124,7 +124,7 @@ impl NodeConfig {
     /// Defaults around a session configuration: 1 MiB frames, 200 ms → 5 s retransmission,
     /// 1 s anti-entropy, 60 s drift bound, 1 s → 8 s between handshake attempts, compaction
     /// from a 4 MiB log, a one-hour horizon for absent neighbours, entries of every origin,
-    /// writes sealed within 250 ms.
+    /// writes sealed within a second.
     #[must_use]
     pub fn new(session: SessionConfig) -> Self {
         Self {
@@ -324,8 +324,8 @@ pub struct Node {
     /// Per origin, seals applied whose writes may still lack proofs, in order (8.13: proven
     /// when first needed).
     pending_seals: BTreeMap<NodeId, VecDeque<Arc<crate::seal::Seal>>>,
-    /// Our durable vector over the last pull interval, for lazy outboxes (PROTOCOL.md 8.6).
-    durable_history: DurableHistory,
+    /// What we could relay over the last pull interval, for lazy outboxes (PROTOCOL.md 8.6).
+    relayable_history: RelayableHistory,
     /// When compaction was last considered (at most once per pull interval).
     compaction_checked_ns: Option<u64>,
 }
@@ -428,7 +428,7 @@ impl Node {
             refused_snapshot: None,
             origin_keys,
             forged: BTreeMap::new(),
-            durable_history: DurableHistory::default(),
+            relayable_history: RelayableHistory::default(),
             sealed: recovery.base.clone(),
             unsealed_since_ns: None,
             seal_at_ns: None,
@@ -843,7 +843,7 @@ impl Node {
                 self.outputs.push_back(Output::Event(Event::Acked { entry }));
             }
         }
-        self.durable_history.note(now_ns, self.log.durable(), self.config.pull_interval_ns);
+        self.note_relayable(now_ns);
         // One walk over the peers picks out the few this sync concerns (in a dense mesh most
         // links are lazy and owe no ack); they are then served in link order.
         let mut concerned: Vec<(LinkId, Option<AckDue>, bool)> = Vec::new();
@@ -1266,13 +1266,13 @@ impl Node {
                 self.pump(now_ns, link);
             }
             Message::OutboxPull { vector } => {
-                self.durable_history.note(now_ns, self.log.durable(), self.config.pull_interval_ns);
+                self.note_relayable(now_ns);
                 let Some(peer) = self.peers.get_mut(&link) else { return };
                 // What the peer holds is a floor for what it lacks. Held is not durable, so
                 // the pull moves the floor, never the acknowledged positions.
                 peer.pulled(&vector);
                 let limit = self
-                    .durable_history
+                    .relayable_history
                     .as_of(now_ns.saturating_sub(self.config.pull_interval_ns))
                     .unwrap_or(&EMPTY_VECTOR);
                 if let Some(peer_id) = peer.node_id

@@ -92,7 +92,7 @@ pub(crate) struct Peer {
     /// PROTOCOL.md 8.6. Every session starts eager; a Prune makes it lazy, a repair eager.
     pub(crate) eager: bool,
     /// Our durable vector a pull interval before the peer's latest pull arrived
-    /// ([`DurableHistory`]): a lazy outbox pushes only entries within it, which the peer has
+    /// ([`RelayableHistory`]): a lazy outbox pushes only entries within it, which the peer has
     /// lacked for at least a pull interval.
     pub(crate) lazy_limit: VersionVector,
     /// What our pulls (our held vector) and our WalAcks (our durable vector) told this peer
@@ -126,8 +126,8 @@ pub const LAZY_PULLS_PER_INTERVAL: usize = 8;
 /// The most pull intervals between two pulls on one lazy link.
 pub const LAZY_PULL_INTERVALS_MAX: u64 = 16;
 
-/// Samples a [`DurableHistory`] keeps, at most.
-pub const DURABLE_SAMPLES_MAX: usize = 16;
+/// Samples a [`RelayableHistory`] keeps, at most.
+pub const RELAYABLE_SAMPLES_MAX: usize = 16;
 
 /// How many pull intervals lie between two pulls on a link whose outbox is lazy, when
 /// `lazy_links` of the node's outboxes with a session are lazy.
@@ -136,36 +136,49 @@ pub(crate) fn lazy_pull_intervals(lazy_links: usize) -> u64 {
     (lazy_links.div_ceil(LAZY_PULLS_PER_INTERVAL) as u64).clamp(1, LAZY_PULL_INTERVALS_MAX)
 }
 
-/// This node's durable vector over the last pull interval, sampled at most every eighth of
-/// one: a lazy outbox pushes what the node has held durably for a pull interval
-/// (PROTOCOL.md 8.6), whenever the neighbour's pull arrives. A sample stands for a time at or
-/// after its own, so the vector it gives is never more than what was durable then.
+/// What this node could relay over the last pull interval (its durable vector, lowered for
+/// other origins to what is proven, PROTOCOL.md 8.13), sampled at most every eighth of one: a
+/// lazy outbox pushes what the node could have pushed for a pull interval (PROTOCOL.md 8.6),
+/// whenever the neighbour's pull arrives. A sample stands for a time at or after its own, so
+/// the vector it gives is never more than what was relayable then. (Sampling the durable
+/// vector instead made a lazy outbox graft whenever a seal took longer than a pull interval
+/// to come: the eager path was waiting for the seal, not failing.)
 #[derive(Debug, Default)]
-pub(crate) struct DurableHistory {
+pub(crate) struct RelayableHistory {
     samples: VecDeque<(u64, VersionVector)>,
 }
 
-impl DurableHistory {
-    /// Notes `durable` at `now_ns`, unless the latest sample is less than `interval_ns / 8`
-    /// old or holds the same vector; forgets samples that a newer one at least `interval_ns`
-    /// old supersedes. Keeps at most [`DURABLE_SAMPLES_MAX`].
-    pub(crate) fn note(&mut self, now_ns: u64, durable: &VersionVector, interval_ns: u64) {
+impl RelayableHistory {
+    /// Forgets samples that a newer one at least `interval_ns` old supersedes, and says
+    /// whether a sample taken at `now_ns` would be kept: not if the latest sample is less
+    /// than `interval_ns / 8` old, nor once [`RELAYABLE_SAMPLES_MAX`] are held.
+    pub(crate) fn due(&mut self, now_ns: u64, interval_ns: u64) -> bool {
         let cutoff_ns = now_ns.saturating_sub(interval_ns);
         while self.samples.get(1).is_some_and(|(at_ns, _)| *at_ns <= cutoff_ns) {
             self.samples.pop_front();
         }
         let spacing_ns = interval_ns / 8;
         let recent = self.samples.back().is_some_and(|(at_ns, _)| now_ns < at_ns.saturating_add(spacing_ns));
-        if recent || self.samples.len() >= DURABLE_SAMPLES_MAX {
-            return;
-        }
-        if self.samples.back().is_some_and(|(_, last)| last == durable) {
-            return;
-        }
-        self.samples.push_back((now_ns, durable.clone()));
+        !recent && self.samples.len() < RELAYABLE_SAMPLES_MAX
     }
 
-    /// The durable vector of the newest sample taken at or before `at_ns`, if any.
+    /// Keeps `relayable` as the sample at `now_ns` (after [`due`](Self::due) said so),
+    /// unless the latest sample holds the same vector.
+    pub(crate) fn push(&mut self, now_ns: u64, relayable: VersionVector) {
+        if self.samples.back().is_none_or(|(_, last)| *last != relayable) {
+            self.samples.push_back((now_ns, relayable));
+        }
+    }
+
+    /// [`due`](Self::due), then [`push`](Self::push).
+    #[cfg(test)]
+    pub(crate) fn note(&mut self, now_ns: u64, relayable: &VersionVector, interval_ns: u64) {
+        if self.due(now_ns, interval_ns) {
+            self.push(now_ns, relayable.clone());
+        }
+    }
+
+    /// The relayable vector of the newest sample taken at or before `at_ns`, if any.
     pub(crate) fn as_of(&self, at_ns: u64) -> Option<&VersionVector> {
         self.samples.iter().rev().find(|(sampled_ns, _)| *sampled_ns <= at_ns).map(|(_, vector)| vector)
     }
@@ -387,9 +400,9 @@ mod tests {
     }
 
     #[test]
-    fn durable_history_answers_with_what_was_durable_at_least_an_interval_ago() {
+    fn relayable_history_answers_with_what_was_durable_at_least_an_interval_ago() {
         const SECOND: u64 = 1_000_000_000;
-        let mut history = DurableHistory::default();
+        let mut history = RelayableHistory::default();
         assert_eq!(history.as_of(5 * SECOND), None);
         history.note(0, &vector(1), SECOND);
         // Within an eighth of an interval of the last sample: not sampled again.
@@ -408,14 +421,14 @@ mod tests {
     }
 
     #[test]
-    fn durable_history_is_bounded() {
+    fn relayable_history_is_bounded() {
         // The spacing keeps about nine samples within an interval; the bound holds whatever
         // the interval and however often the vector changes.
         for interval_ns in [1, 7, 8, 100, 1_000_000_000, u64::MAX] {
-            let mut history = DurableHistory::default();
+            let mut history = RelayableHistory::default();
             for position in 0..1_000 {
                 history.note(position, &vector(position), interval_ns);
-                assert!(history.samples.len() <= DURABLE_SAMPLES_MAX, "interval {interval_ns}");
+                assert!(history.samples.len() <= RELAYABLE_SAMPLES_MAX, "interval {interval_ns}");
             }
             if interval_ns <= 100 {
                 assert!(history.samples.len() >= 2, "interval {interval_ns}: the history sampled");

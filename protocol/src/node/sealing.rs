@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::authorship::Forgery;
 use super::{Event, Node, Output};
-use crate::entry::{NodeId, Operation, Timestamp, WalEntry};
+use crate::entry::{NodeId, Operation, Timestamp, VersionVector, WalEntry};
 use crate::seal::{SEAL_ENTRIES_MAX, Seal, SealTree};
 
 impl Node {
@@ -24,6 +24,32 @@ impl Node {
     /// that origin's entries up to here.
     pub(super) fn sealed_position(&self, origin: NodeId) -> u64 {
         self.sealed.get(origin).max(self.log.base().get(origin))
+    }
+
+    /// Samples what the broadcast tree could carry on from this node now, for lazy outboxes
+    /// (PROTOCOL.md 8.6): its durable vector, lowered for every other origin to
+    /// [`sealed_position`](Self::sealed_position) (it relays no further) and for its own to
+    /// its last sealed write (its neighbours relay no further). Built only when the history
+    /// keeps a sample.
+    pub(super) fn note_relayable(&mut self, now_ns: u64) {
+        if !self.relayable_history.due(now_ns, self.config.pull_interval_ns) {
+            return;
+        }
+        let own = self.session.node_id;
+        let own_sealed = self.first_unsealed() - 1;
+        let base = self.log.base();
+        let relayable: VersionVector = self
+            .log
+            .durable()
+            .beside(&self.sealed)
+            .map(|(origin, durable, sealed)| {
+                let top = if origin == own { own_sealed } else { sealed.max(base.get(origin)) };
+                let top = durable.min(top);
+                (origin, top)
+            })
+            .filter(|&(_, top)| top > 0)
+            .collect();
+        self.relayable_history.push(now_ns, relayable);
     }
 
     /// The highest position at or below [`sealed_position`](Self::sealed_position) that no
