@@ -220,12 +220,16 @@ struct InFlight {
     epoch: u64,
 }
 
+/// What the queue holds. A message waits in [`Mail`] and the event names its slot; a
+/// command, rare and as large as its payload, is boxed. So every event is 32 bytes: the queue
+/// moves each one several times between its push and its handling, and an 80-byte event
+/// moved that way was a fifth of a gossip run's time.
 enum Event<C> {
-    Deliver(InFlight),
+    Deliver { to: u32, slot: u32 },
     Timer { node: u32, generation: u64 },
     Synced { node: u32, incarnation: u64, sync_id: u64, length_bytes: usize },
     Connect { from: u32, to: u32, from_incarnation: u64, to_incarnation: u64 },
-    Command { node: u32, command: C },
+    Command { node: u32, command: Box<C> },
     // Faults are rare and large: boxed, so that the common events stay small to move.
     Fault { fault: Box<Fault>, until_ns: Option<u64> },
     FaultEnd { layer: LayerId, fault: Box<Fault>, since_ns: u64 },
@@ -233,11 +237,14 @@ enum Event<C> {
     RestartFromDisk { node: u32, incarnation: u64 },
 }
 
+// The point of `Mail` and the boxed command: keep it so.
+const _: () = assert!(std::mem::size_of::<Event<[u8; 64]>>() <= 32);
+
 impl<C> Event<C> {
     /// The node that handles this event, for pauses; `None` for faults.
     fn node(&self, paused: impl Fn(u32) -> bool) -> Option<u32> {
         match self {
-            Event::Deliver(message) => Some(message.to),
+            Event::Deliver { to, .. } => Some(*to),
             Event::Timer { node, .. }
             | Event::Synced { node, .. }
             | Event::SyncFailed { node, .. }
@@ -245,6 +252,37 @@ impl<C> Event<C> {
             Event::Connect { from, to, .. } => Some(if paused(*from) { *from } else { *to }),
             Event::Fault { .. } | Event::FaultEnd { .. } | Event::RestartFromDisk { .. } => None,
         }
+    }
+}
+
+/// Messages on their way, each in a slot that its [`Event::Deliver`] names until it is
+/// delivered or dropped; freed slots are reused, so the slab is as large as the most messages
+/// ever in flight at once.
+#[derive(Default)]
+struct Mail {
+    slots: Vec<Option<InFlight>>,
+    free: Vec<u32>,
+}
+
+impl Mail {
+    /// Keeps `message`; returns its slot.
+    fn post(&mut self, message: InFlight) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.slots[slot as usize] = Some(message);
+            slot
+        } else {
+            self.slots.push(Some(message));
+            // More messages in flight than a u32 counts would not fit in memory.
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    /// Takes the message in `slot` out, freeing it. Every event names a slot that holds its
+    /// message, taken once: a slot without one is a simulator bug.
+    fn collect(&mut self, slot: u32) -> InFlight {
+        let message = self.slots[slot as usize].take().expect("a delivery's slot holds its message");
+        self.free.push(slot);
+        message
     }
 }
 
@@ -278,14 +316,25 @@ impl Hasher for PairHasher {
     }
 }
 
-/// Reorder detection: per directed pair with messages in flight, how many are in flight and
-/// the highest message id delivered so far; a message delivered below it was overtaken. A
-/// pair's entry goes when its last message in flight arrives: every later message has a
-/// higher id than any delivered, so it could not count as overtaken anyway. Memory follows
-/// the messages in flight, not every pair that ever talked (a 1,000-node gossip run has a
-/// million).
-#[derive(Default)]
-struct Flows(hashbrown::HashMap<u64, Flow, BuildHasherDefault<PairHasher>>);
+/// Up to this many nodes, reorder detection keeps a table of every directed pair (8 bytes a
+/// pair: 512 KiB at 256 nodes) instead of a map of the pairs with messages in flight.
+pub const REORDER_DENSE_NODES_MAX: usize = 256;
+
+/// Reorder detection: per directed pair, the highest message id delivered so far; a message
+/// delivered below it was overtaken. Message ids grow with every send, so a message sent
+/// after every earlier one of its pair arrived has a higher id than any delivered.
+///
+/// In a small simulation that is a table of every pair, looked up by index. In a large one
+/// the map keeps only the pairs with messages in flight, with how many are: a pair's entry
+/// goes when its last message in flight arrives (every later one has a higher id than any
+/// delivered, so it could not count as overtaken anyway). Memory then follows the messages
+/// in flight, not every pair that ever talked (a 1,000-node gossip run has a million). Both
+/// answer alike as long as the map tracks every pair with a message in flight, which
+/// [`REORDER_PAIRS_MAX`] allows up to 512 nodes.
+enum Flows {
+    Dense { nodes: usize, highest_delivered: Vec<u64> },
+    Sparse(hashbrown::HashMap<u64, Flow, BuildHasherDefault<PairHasher>>),
+}
 
 /// A directed pair as one word: one round of the hasher instead of two.
 fn pair_key(from: u32, to: u32) -> u64 {
@@ -299,10 +348,20 @@ struct Flow {
 }
 
 impl Flows {
+    /// Reorder detection among `nodes` nodes.
+    fn new(nodes: usize) -> Self {
+        if nodes <= REORDER_DENSE_NODES_MAX {
+            Self::Dense { nodes, highest_delivered: vec![0; nodes * nodes] }
+        } else {
+            Self::Sparse(hashbrown::HashMap::default())
+        }
+    }
+
     /// A message from `from` to `to` is on its way.
     fn departed(&mut self, from: u32, to: u32) {
-        let tracked = self.0.len();
-        match self.0.entry(pair_key(from, to)) {
+        let Self::Sparse(map) = self else { return };
+        let tracked = map.len();
+        match map.entry(pair_key(from, to)) {
             Entry::Occupied(mut flow) => flow.get_mut().in_flight = flow.get().in_flight.saturating_add(1),
             Entry::Vacant(vacant) if tracked < REORDER_PAIRS_MAX => {
                 vacant.insert(Flow { highest_delivered: 0, in_flight: 1 });
@@ -314,17 +373,30 @@ impl Flows {
     /// A message arrived (`delivered`), or was dropped on arrival; returns whether it was
     /// delivered after a message sent later.
     fn arrived(&mut self, from: u32, to: u32, message_id: u64, delivered: bool) -> bool {
-        let Entry::Occupied(mut entry) = self.0.entry(pair_key(from, to)) else { return false };
-        let flow = entry.get_mut();
-        let overtaken = delivered && message_id < flow.highest_delivered;
-        if delivered {
-            flow.highest_delivered = flow.highest_delivered.max(message_id);
+        match self {
+            Self::Dense { nodes, highest_delivered } => {
+                let index = from as usize * *nodes + to as usize;
+                let Some(highest) = highest_delivered.get_mut(index) else { return false };
+                let overtaken = delivered && message_id < *highest;
+                if delivered {
+                    *highest = (*highest).max(message_id);
+                }
+                overtaken
+            }
+            Self::Sparse(map) => {
+                let Entry::Occupied(mut entry) = map.entry(pair_key(from, to)) else { return false };
+                let flow = entry.get_mut();
+                let overtaken = delivered && message_id < flow.highest_delivered;
+                if delivered {
+                    flow.highest_delivered = flow.highest_delivered.max(message_id);
+                }
+                flow.in_flight = flow.in_flight.saturating_sub(1);
+                if flow.in_flight == 0 {
+                    entry.remove();
+                }
+                overtaken
+            }
         }
-        flow.in_flight = flow.in_flight.saturating_sub(1);
-        if flow.in_flight == 0 {
-            entry.remove();
-        }
-        overtaken
     }
 }
 
@@ -399,6 +471,8 @@ pub struct Simulation<P: Process> {
     now_ns: u64,
     sequence: u64,
     queue: EventQueue<Event<P::Command>>,
+    /// The messages the queue's deliveries name.
+    mail: Mail,
     slots: Vec<Slot<P>>,
     network: Network,
     network_rng: ChaCha8Rng,
@@ -554,11 +628,12 @@ impl<P: Process> Simulation<P> {
             now_ns: 0,
             sequence: 0,
             queue: EventQueue::new(),
+            mail: Mail::default(),
             slots,
             network,
             outputs: Outputs::default(),
             next_message_id: 1,
-            flows: Flows::default(),
+            flows: Flows::new(nodes_count as usize),
             trace,
             stats: Stats { per_node: vec![NodeTraffic::default(); nodes_count as usize], ..Stats::default() },
             events_last: Vec::new(),
@@ -714,7 +789,7 @@ impl<P: Process> Simulation<P> {
 
     /// Schedules a workload `command` on `node` at virtual time `at_ns`.
     pub fn schedule_command(&mut self, at_ns: u64, node: u32, command: P::Command) {
-        self.push(at_ns, Event::Command { node, command });
+        self.push(at_ns, Event::Command { node, command: Box::new(command) });
     }
 
     /// Adds a free-form line to the trace (hashed too).
@@ -745,6 +820,13 @@ impl<P: Process> Simulation<P> {
             }
             self.resume(node);
         }
+    }
+
+    /// Schedules the delivery of `message` at `at_ns`.
+    fn post(&mut self, at_ns: u64, message: InFlight) {
+        let to = message.to;
+        let slot = self.mail.post(message);
+        self.push(at_ns, Event::Deliver { to, slot });
     }
 
     fn push(&mut self, at_ns: u64, event: Event<P::Command>) {
@@ -788,7 +870,10 @@ impl<P: Process> Simulation<P> {
     /// Handles one event; returns false for stale timers, which do not count.
     fn handle(&mut self, event: Event<P::Command>) -> bool {
         match event {
-            Event::Deliver(message) => self.deliver(message),
+            Event::Deliver { slot, .. } => {
+                let message = self.mail.collect(slot);
+                self.deliver(message);
+            }
             Event::Timer { node, generation } => {
                 let slot = &mut self.slots[node as usize];
                 if slot.timer_generation != generation || slot.process.is_none() {
@@ -839,7 +924,7 @@ impl<P: Process> Simulation<P> {
                         format_args!("{name} command {command}"),
                     );
                 }
-                self.call(node, |process, context| process.on_command(context, command));
+                self.call(node, |process, context| process.on_command(context, *command));
             }
             Event::Fault { fault, until_ns } => self.apply_fault(*fault, Origin::Scheduled, until_ns),
             Event::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
@@ -1241,39 +1326,38 @@ impl<P: Process> Simulation<P> {
                 connection.last_delivery_ns[direction] = at_ns;
                 let message = self.damage(message);
                 self.flows.departed(from, to);
-                self.push(at_ns, Event::Deliver(message));
+                self.post(at_ns, message);
             }
             Transport::Datagram => {
                 let duplicate = may_duplicate && random::chance(&mut self.network_rng, params.duplicate);
-                let copies = if duplicate { 2 } else { 1 };
-                for copy in 0..copies {
-                    let mut latency =
-                        random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
-                    if random::chance(&mut self.network_rng, params.reorder) {
-                        latency += random::uniform(&mut self.network_rng, 0, params.latency_ns_max);
-                    }
-                    if copy == 1 {
-                        self.stats.duplicated += 1;
-                        let ends = Some(Ends::message(from, to, message_id));
-                        self.record_between(
-                            TAG_DUPLICATE,
-                            from,
-                            &[u64::from(to), message_id],
-                            ends,
-                            |names| {
-                                format!(
-                                    "{} -> {} #{message_id} duplicated",
-                                    names[from as usize], names[to as usize]
-                                )
-                            },
-                        );
-                    }
-                    let copy = self.damage(message.clone());
-                    self.flows.departed(from, to);
-                    self.push(sent_ns + latency, Event::Deliver(copy));
+                if duplicate {
+                    self.send_copy(message.clone(), params, sent_ns, false);
+                    self.send_copy(message, params, sent_ns, true);
+                } else {
+                    self.send_copy(message, params, sent_ns, false);
                 }
             }
         }
+    }
+
+    /// Puts one copy of a datagram on its way; `duplicate` for the second copy of a
+    /// duplicated one, which the trace records.
+    fn send_copy(&mut self, message: InFlight, params: &LinkParams, sent_ns: u64, duplicate: bool) {
+        let (from, to, message_id) = (message.from, message.to, message.message_id);
+        let mut latency = random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+        if random::chance(&mut self.network_rng, params.reorder) {
+            latency += random::uniform(&mut self.network_rng, 0, params.latency_ns_max);
+        }
+        if duplicate {
+            self.stats.duplicated += 1;
+            let ends = Some(Ends::message(from, to, message_id));
+            self.record_between(TAG_DUPLICATE, from, &[u64::from(to), message_id], ends, |names| {
+                format!("{} -> {} #{message_id} duplicated", names[from as usize], names[to as usize])
+            });
+        }
+        let message = self.damage(message);
+        self.flows.departed(from, to);
+        self.post(sent_ns + latency, message);
     }
 
     /// With the link's corruption probability, damages the message: flips 1 to
@@ -1424,7 +1508,7 @@ impl<P: Process> Simulation<P> {
                     epoch,
                 };
                 self.flows.departed(from, to);
-                self.push(self.now_ns + latency, Event::Deliver(message));
+                self.post(self.now_ns + latency, message);
             }
         }
     }
@@ -1433,8 +1517,9 @@ impl<P: Process> Simulation<P> {
     fn defer(&mut self, node: u32, event: Event<P::Command>) {
         let slot = &mut self.slots[node as usize];
         if slot.deferred.len() >= PAUSE_DEFERRED_EVENTS_MAX
-            && let Event::Deliver(message) = event
+            && let Event::Deliver { slot, .. } = event
         {
+            let message = self.mail.collect(slot);
             self.flows.arrived(message.from, message.to, message.message_id, false);
             return self.drop_message(message.from, message.to, message.message_id, DropReason::QueueFull);
         }
@@ -1774,33 +1859,73 @@ impl<P: Process> Simulation<P> {
 
 #[cfg(test)]
 mod tests {
-    use super::Flows;
+    use super::{Flows, REORDER_DENSE_NODES_MAX};
 
     /// Goal: reorder detection counts exactly the deliveries overtaken by a later message of
-    /// the same pair, and forgets a pair once nothing of it is in flight. Method: messages
-    /// 1, 2, 3 of a→b leave, arrive 2, 1 (overtaken), then 3 is dropped on arrival, with b→a
-    /// interleaved; then a forgotten pair and a duplicate.
+    /// the same pair, and the map forgets a pair once nothing of it is in flight. Method:
+    /// messages 1, 2, 3 of a→b leave, arrive 2, 1 (overtaken), then 3 is dropped on arrival,
+    /// with b→a interleaved; then a forgotten pair and a duplicate; the same on the table.
     #[test]
     fn flows_count_overtaken_messages_and_forget_idle_pairs() {
-        let mut flows = Flows::default();
-        for _ in 1..=3 {
+        for nodes in [2, REORDER_DENSE_NODES_MAX + 1] {
+            let mut flows = Flows::new(nodes);
+            let tracked = |flows: &Flows| match flows {
+                Flows::Sparse(map) => Some(map.len()),
+                Flows::Dense { .. } => None,
+            };
+            assert_eq!(matches!(flows, Flows::Dense { .. }), nodes == 2);
+            for _ in 1..=3 {
+                flows.departed(0, 1);
+            }
+            flows.departed(1, 0);
+            assert!(tracked(&flows).is_none_or(|pairs| pairs == 2));
+            assert!(!flows.arrived(0, 1, 2, true));
+            assert!(!flows.arrived(1, 0, 9, true), "b→a is its own pair");
+            assert!(tracked(&flows).is_none_or(|pairs| pairs == 1), "nothing of b→a in flight: forgotten");
+            assert!(flows.arrived(0, 1, 1, true), "1 arrived after 2");
+            assert!(!flows.arrived(0, 1, 3, false), "a drop is never overtaken");
+            assert!(tracked(&flows).is_none_or(|pairs| pairs == 0), "nothing in flight: nothing kept");
+            // A later message of a forgotten pair has a higher id than any delivered.
             flows.departed(0, 1);
+            assert!(!flows.arrived(0, 1, 4, true));
+            // A duplicate (the same id twice) is not overtaken.
+            flows.departed(0, 1);
+            flows.departed(0, 1);
+            assert!(!flows.arrived(0, 1, 5, true));
+            assert!(!flows.arrived(0, 1, 5, true));
         }
-        flows.departed(1, 0);
-        assert_eq!(flows.0.len(), 2);
-        assert!(!flows.arrived(0, 1, 2, true));
-        assert!(!flows.arrived(1, 0, 9, true), "b→a is its own pair");
-        assert!(!flows.0.contains_key(&super::pair_key(1, 0)), "nothing of b→a in flight: forgotten");
-        assert!(flows.arrived(0, 1, 1, true), "1 arrived after 2");
-        assert!(!flows.arrived(0, 1, 3, false), "a drop is never overtaken");
-        assert!(flows.0.is_empty(), "nothing in flight: nothing kept");
-        // A later message of a forgotten pair has a higher id than any delivered: not overtaken.
-        flows.departed(0, 1);
-        assert!(!flows.arrived(0, 1, 4, true));
-        // A duplicate (the same id twice) is not overtaken.
-        flows.departed(0, 1);
-        flows.departed(0, 1);
-        assert!(!flows.arrived(0, 1, 5, true));
-        assert!(!flows.arrived(0, 1, 5, true));
+    }
+
+    proptest::proptest! {
+        /// The table and the map answer alike for any interleaving of sends (ids growing),
+        /// duplicates, deliveries and drops on arrival, among a few nodes.
+        #[test]
+        fn the_table_and_the_map_agree(
+            steps in proptest::collection::vec((0..3u32, 0..3u32, 0..4u8, proptest::bool::ANY), 0..80),
+        ) {
+            let mut dense = Flows::new(3);
+            let mut sparse = Flows::new(REORDER_DENSE_NODES_MAX + 1);
+            let mut in_flight: Vec<(u32, u32, u64)> = Vec::new();
+            let mut next_id = 1;
+            for (from, to, action, delivered) in steps {
+                if action < 2 || in_flight.is_empty() {
+                    // A send, once or (action 1) duplicated.
+                    for _ in 0..=action.min(1) {
+                        dense.departed(from, to);
+                        sparse.departed(from, to);
+                        in_flight.push((from, to, next_id));
+                    }
+                    next_id += 1;
+                } else {
+                    // An arrival of some message in flight, in any order.
+                    let pick = (from as usize * 3 + to as usize) % in_flight.len();
+                    let (from, to, id) = in_flight.remove(pick);
+                    proptest::prop_assert_eq!(
+                        dense.arrived(from, to, id, delivered),
+                        sparse.arrived(from, to, id, delivered)
+                    );
+                }
+            }
+        }
     }
 }
