@@ -220,37 +220,43 @@ struct InFlight {
     epoch: u64,
 }
 
-/// What the queue holds. A message waits in [`Mail`] and the event names its slot; a
-/// command, rare and as large as its payload, is boxed. So every event is 32 bytes: the queue
-/// moves each one several times between its push and its handling, and an 80-byte event
-/// moved that way was a fifth of a gossip run's time.
+/// What the queue holds: 16 bytes, which move in registers. A message waits in [`Mail`] and
+/// the event names its slot; a command (as large as its payload) and the events that come
+/// once per fsync or fault ([`Rare`]) are boxed. The queue moves each event several times
+/// between its push and its handling: an 80-byte event was a fifth of a gossip run's time,
+/// and a 32-byte one, passed through memory, still stalled every push on reading back what
+/// had just been written.
 enum Event<C> {
     Deliver { to: u32, slot: u32 },
     Timer { node: u32, generation: u64 },
+    Command { node: u32, command: Box<C> },
+    Rare(Box<Rare>),
+}
+
+/// Events far fewer than messages and timers.
+enum Rare {
     Synced { node: u32, incarnation: u64, sync_id: u64, length_bytes: usize },
     Connect { from: u32, to: u32, from_incarnation: u64, to_incarnation: u64 },
-    Command { node: u32, command: Box<C> },
-    // Faults are rare and large: boxed, so that the common events stay small to move.
-    Fault { fault: Box<Fault>, until_ns: Option<u64> },
-    FaultEnd { layer: LayerId, fault: Box<Fault>, since_ns: u64 },
+    Fault { fault: Fault, until_ns: Option<u64> },
+    FaultEnd { layer: LayerId, fault: Fault, since_ns: u64 },
     SyncFailed { node: u32, incarnation: u64, sync_id: u64 },
     RestartFromDisk { node: u32, incarnation: u64 },
 }
 
-// The point of `Mail` and the boxed command: keep it so.
-const _: () = assert!(std::mem::size_of::<Event<[u8; 64]>>() <= 32);
+// The point of `Mail` and the boxes: keep it so.
+const _: () = assert!(std::mem::size_of::<Event<[u8; 64]>>() <= 16);
 
 impl<C> Event<C> {
     /// The node that handles this event, for pauses; `None` for faults.
     fn node(&self, paused: impl Fn(u32) -> bool) -> Option<u32> {
         match self {
             Event::Deliver { to, .. } => Some(*to),
-            Event::Timer { node, .. }
-            | Event::Synced { node, .. }
-            | Event::SyncFailed { node, .. }
-            | Event::Command { node, .. } => Some(*node),
-            Event::Connect { from, to, .. } => Some(if paused(*from) { *from } else { *to }),
-            Event::Fault { .. } | Event::FaultEnd { .. } | Event::RestartFromDisk { .. } => None,
+            Event::Timer { node, .. } | Event::Command { node, .. } => Some(*node),
+            Event::Rare(rare) => match **rare {
+                Rare::Synced { node, .. } | Rare::SyncFailed { node, .. } => Some(node),
+                Rare::Connect { from, to, .. } => Some(if paused(from) { from } else { to }),
+                Rare::Fault { .. } | Rare::FaultEnd { .. } | Rare::RestartFromDisk { .. } => None,
+            },
         }
     }
 }
@@ -750,7 +756,7 @@ impl<P: Process> Simulation<P> {
     /// Schedules `fault` at virtual time `at_ns`.
     pub fn schedule_fault(&mut self, at_ns: u64, fault: Fault) {
         self.replay_enabled |= matches!(fault, Fault::Replay { .. });
-        self.push(at_ns, Event::Fault { fault: Box::new(fault), until_ns: None });
+        self.push(at_ns, Event::Rare(Box::new(Rare::Fault { fault, until_ns: None })));
     }
 
     /// Schedules `fault` to be in force from `at_ns` until `until_ns`, when exactly what it
@@ -761,7 +767,7 @@ impl<P: Process> Simulation<P> {
     pub fn schedule_fault_until(&mut self, at_ns: u64, until_ns: u64, fault: Fault) {
         let until_ns = fault.is_undoable().then_some(until_ns.max(at_ns));
         self.replay_enabled |= matches!(fault, Fault::Replay { .. });
-        self.push(at_ns, Event::Fault { fault: Box::new(fault), until_ns });
+        self.push(at_ns, Event::Rare(Box::new(Rare::Fault { fault, until_ns })));
     }
 
     /// Messages sent between `first` and `second` (either way) while a `link` fault was in
@@ -883,21 +889,6 @@ impl<P: Process> Simulation<P> {
                 self.record(TAG_TIMER, node, &[], |names| format!("{} timer", names[node as usize]));
                 self.call(node, |process, context| process.on_timer(context));
             }
-            Event::Synced { node, incarnation, sync_id, length_bytes } => {
-                let slot = &mut self.slots[node as usize];
-                if slot.incarnation != incarnation || slot.process.is_none() {
-                    return false;
-                }
-                slot.disk.synced(length_bytes);
-                let durable = slot.disk.durable_bytes() as u64;
-                self.record(TAG_SYNCED, node, &[sync_id, durable], |names| {
-                    format!("{} disk synced #{sync_id} durable={durable}B", names[node as usize])
-                });
-                self.call(node, |process, context| process.on_disk_synced(context, sync_id));
-            }
-            Event::Connect { from, to, from_incarnation, to_incarnation } => {
-                self.finish_connect(from, to, from_incarnation, to_incarnation);
-            }
             Event::Command { node, command } => {
                 let hasher = self.trace.hasher();
                 hasher.word(self.now_ns);
@@ -926,9 +917,32 @@ impl<P: Process> Simulation<P> {
                 }
                 self.call(node, |process, context| process.on_command(context, *command));
             }
-            Event::Fault { fault, until_ns } => self.apply_fault(*fault, Origin::Scheduled, until_ns),
-            Event::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
-            Event::SyncFailed { node, incarnation, sync_id } => {
+            Event::Rare(rare) => return self.handle_rare(*rare),
+        }
+        true
+    }
+
+    /// [`handle`](Self::handle) for the rare events.
+    fn handle_rare(&mut self, event: Rare) -> bool {
+        match event {
+            Rare::Synced { node, incarnation, sync_id, length_bytes } => {
+                let slot = &mut self.slots[node as usize];
+                if slot.incarnation != incarnation || slot.process.is_none() {
+                    return false;
+                }
+                slot.disk.synced(length_bytes);
+                let durable = slot.disk.durable_bytes() as u64;
+                self.record(TAG_SYNCED, node, &[sync_id, durable], |names| {
+                    format!("{} disk synced #{sync_id} durable={durable}B", names[node as usize])
+                });
+                self.call(node, |process, context| process.on_disk_synced(context, sync_id));
+            }
+            Rare::Connect { from, to, from_incarnation, to_incarnation } => {
+                self.finish_connect(from, to, from_incarnation, to_incarnation);
+            }
+            Rare::Fault { fault, until_ns } => self.apply_fault(fault, Origin::Scheduled, until_ns),
+            Rare::FaultEnd { layer, fault, since_ns } => self.end_fault(layer, &fault, since_ns),
+            Rare::SyncFailed { node, incarnation, sync_id } => {
                 let slot = &self.slots[node as usize];
                 if slot.incarnation != incarnation || slot.process.is_none() {
                     return false;
@@ -942,7 +956,7 @@ impl<P: Process> Simulation<P> {
                 });
                 self.call(node, |process, context| process.on_disk_sync_failed(context, sync_id));
             }
-            Event::RestartFromDisk { node, incarnation } => {
+            Rare::RestartFromDisk { node, incarnation } => {
                 let slot = &self.slots[node as usize];
                 if slot.incarnation != incarnation || slot.process.is_none() {
                     return false;
@@ -1114,7 +1128,10 @@ impl<P: Process> Simulation<P> {
                 Action::RestartFromDisk => {
                     restarting = true;
                     let incarnation = self.slots[node as usize].incarnation;
-                    self.push(self.now_ns, Event::RestartFromDisk { node, incarnation });
+                    self.push(
+                        self.now_ns,
+                        Event::Rare(Box::new(Rare::RestartFromDisk { node, incarnation })),
+                    );
                 }
                 Action::Sync(sync_id) => {
                     let length_bytes = self.slots[node as usize].disk.length_bytes();
@@ -1131,9 +1148,9 @@ impl<P: Process> Simulation<P> {
                         format!("{} disk sync #{sync_id} ({latency}ns)", names[node as usize])
                     });
                     let event = if fails {
-                        Event::SyncFailed { node, incarnation, sync_id }
+                        Event::Rare(Box::new(Rare::SyncFailed { node, incarnation, sync_id }))
                     } else {
-                        Event::Synced { node, incarnation, sync_id, length_bytes }
+                        Event::Rare(Box::new(Rare::Synced { node, incarnation, sync_id, length_bytes }))
                     };
                     // A sync after a replace completes no earlier than the replace's own
                     // directory fsync: the disk executes requests in order.
@@ -1344,7 +1361,8 @@ impl<P: Process> Simulation<P> {
     /// duplicated one, which the trace records.
     fn send_copy(&mut self, message: InFlight, params: &LinkParams, sent_ns: u64, duplicate: bool) {
         let (from, to, message_id) = (message.from, message.to, message.message_id);
-        let mut latency = random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
+        let mut latency =
+            random::uniform(&mut self.network_rng, params.latency_ns_min, params.latency_ns_max);
         if random::chance(&mut self.network_rng, params.reorder) {
             latency += random::uniform(&mut self.network_rng, 0, params.latency_ns_max);
         }
@@ -1564,7 +1582,10 @@ impl<P: Process> Simulation<P> {
         });
         let (from_incarnation, to_incarnation) =
             (self.slots[from as usize].incarnation, self.slots[to as usize].incarnation);
-        self.push(self.now_ns + latency, Event::Connect { from, to, from_incarnation, to_incarnation });
+        self.push(
+            self.now_ns + latency,
+            Event::Rare(Box::new(Rare::Connect { from, to, from_incarnation, to_incarnation })),
+        );
     }
 
     fn finish_connect(&mut self, from: u32, to: u32, from_incarnation: u64, to_incarnation: u64) {
@@ -1730,7 +1751,10 @@ impl<P: Process> Simulation<P> {
         }
         self.settle_layers();
         if let Some(until_ns) = until_ns {
-            self.push(until_ns, Event::FaultEnd { layer, fault: Box::new(fault), since_ns: self.now_ns });
+            self.push(
+                until_ns,
+                Event::Rare(Box::new(Rare::FaultEnd { layer, fault, since_ns: self.now_ns })),
+            );
         }
     }
 

@@ -49,15 +49,15 @@ pub use event::{
 };
 pub use log::PENDING_ENTRIES_MAX;
 pub use peer::{
-    ACK_FULL_EVERY, RELAYABLE_SAMPLES_MAX, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS,
-    LAZY_PULL_INTERVALS_MAX, LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY,
+    ACK_FULL_EVERY, EAGER_LINKS_INITIAL, HELLO_BURST, HELLO_REFILL_NS, LAZY_PULL_INTERVALS_MAX,
+    LAZY_PULLS_PER_INTERVAL, LinkKind, PEER_INFLIGHT_ENTRIES_MAX, PULL_FULL_EVERY, RELAYABLE_SAMPLES_MAX,
     SESSION_INVALID_MIN, SESSION_VALID_PER_INVALID,
 };
 pub use routing::ROUTE_PINGS_MAX;
 pub use snapshot::{COMPACTION_GRACE_PULLS, SNAPSHOT_IMAGE_IDLE_PULLS, SNAPSHOT_STALL_PULLS};
 
 use self::log::{Log, Offer};
-use self::peer::{RelayableHistory, Peer};
+use self::peer::{Peer, RelayableHistory};
 use crate::clock::HybridClock;
 use crate::entry::{KEY_BYTES_MAX, NodeId, Operation, Timestamp, VALUE_BYTES_MAX, VersionVector, WalEntry};
 use crate::envelope::{Envelope, MessageType};
