@@ -1,10 +1,10 @@
 //! The event queue: events ordered by `(virtual time, insertion sequence)`.
 //!
 //! Every simulated event passes through here twice (pushed, popped), so this is the hottest
-//! structure of a run. A simulator's events are large (a message in flight with its
-//! incarnations, a fault, a process's command), so the queue orders only 24-byte keys,
-//! `(time, sequence, slot)`, and the events wait in a slab of slots that never move; a popped
-//! event's slot is reused by the next push.
+//! structure of a run. The simulator keeps its events small (16 bytes: a message waits in a
+//! slab of its own, rare events are boxed), so each key carries its event: `(time, sequence,
+//! event)`, 32 bytes, with no slab to look the event up in. (With 80-byte events, a slab and
+//! 24-byte keys were faster.)
 //!
 //! The keys wait in a calendar (a timing wheel): a ring of [`BUCKETS`] buckets, each
 //! [`BUCKET_NS`] of virtual time wide, that covers the next 67 ms. Almost every event
@@ -18,7 +18,7 @@
 //! heap.)
 //!
 //! The order is the keys' order, and sequences are unique, so it is a total order that
-//! depends neither on the slab nor on where a key waited: the same pushes pop in the same
+//! does not depend on where a key waited: the same pushes pop in the same
 //! order as from a `BinaryHeap` of whole events (a property test checks it).
 
 use std::cmp::Reverse;
@@ -36,39 +36,38 @@ const WORDS: usize = BUCKETS / 64;
 /// Keys a drained bucket's vector may keep room for; a larger one is freed.
 const BUCKET_CAPACITY_KEPT: usize = 16;
 
-/// A key: when, the push's sequence (unique, so no two keys tie) and the slot its event
-/// waits in.
-#[derive(Clone, Copy)]
-struct Key {
+/// A key: when, the push's sequence (unique, so no two keys tie), and its event, which takes
+/// no part in the order.
+struct Key<E> {
     at_ns: u64,
     sequence: u64,
-    slot: u32,
+    event: E,
 }
 
-impl Key {
+impl<E> Key<E> {
     /// `(at_ns, sequence)` as one integer: one 128-bit comparison orders two keys.
-    fn order(self) -> u128 {
+    fn order(&self) -> u128 {
         u128::from(self.at_ns) << 64 | u128::from(self.sequence)
     }
 
     /// The number of the bucket its time falls in.
-    fn bucket(self) -> u64 {
+    fn bucket(&self) -> u64 {
         self.at_ns / BUCKET_NS
     }
 }
 
-impl PartialEq for Key {
+impl<E> PartialEq for Key<E> {
     fn eq(&self, other: &Self) -> bool {
         self.order() == other.order()
     }
 }
-impl Eq for Key {}
-impl PartialOrd for Key {
+impl<E> Eq for Key<E> {}
+impl<E> PartialOrd for Key<E> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Key {
+impl<E> Ord for Key<E> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.order().cmp(&other.order())
     }
@@ -88,16 +87,14 @@ impl Ord for Key {
 /// ring the far keys it now reaches. Every key in `current` is therefore earlier than every
 /// key in the ring, and every key in the ring earlier than every far key.
 pub(crate) struct EventQueue<E> {
-    current: Vec<Key>,
-    ring: Vec<Vec<Key>>,
+    current: Vec<Key<E>>,
+    ring: Vec<Vec<Key<E>>>,
     /// Bit `i` set: `ring[i]` holds keys.
     occupied: [u64; WORDS],
     /// Keys in the ring.
     ringed: usize,
     next: u64,
-    far: BinaryHeap<Reverse<Key>>,
-    slots: Vec<Option<E>>,
-    free: Vec<u32>,
+    far: BinaryHeap<Reverse<Key<E>>>,
 }
 
 impl<E> EventQueue<E> {
@@ -109,28 +106,14 @@ impl<E> EventQueue<E> {
             ringed: 0,
             next: 0,
             far: BinaryHeap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
         }
     }
 
     pub(crate) fn push(&mut self, at_ns: u64, sequence: u64, event: E) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(event);
-                slot
-            }
-            None => {
-                // More than 2^32 events waiting at once cannot fit in memory anyway.
-                let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 events are queued");
-                self.slots.push(Some(event));
-                slot
-            }
-        };
-        self.place(Key { at_ns, sequence, slot });
+        self.place(Key { at_ns, sequence, event });
     }
 
-    fn place(&mut self, key: Key) {
+    fn place(&mut self, key: Key<E>) {
         let bucket = key.bucket();
         if bucket < self.next {
             let index = self.current.partition_point(|waiting| *waiting > key);
@@ -142,7 +125,7 @@ impl<E> EventQueue<E> {
         }
     }
 
-    fn ring_push(&mut self, key: Key) {
+    fn ring_push(&mut self, key: Key<E>) {
         let index = (key.bucket() % BUCKETS as u64) as usize;
         self.ring[index].push(key);
         self.occupied[index / 64] |= 1 << (index % 64);
@@ -232,8 +215,7 @@ impl<E> EventQueue<E> {
             if key.bucket() - self.next >= BUCKETS as u64 {
                 break;
             }
-            let key = *key;
-            self.far.pop();
+            let Some(Reverse(key)) = self.far.pop() else { break };
             self.ring_push(key);
         }
     }
@@ -254,10 +236,7 @@ impl<E> EventQueue<E> {
         }
         // `refill` succeeds only with keys in `current`.
         let Some(key) = self.current.pop() else { return Err(None) };
-        // A key is pushed with its event and popped once, so its slot is full.
-        let event = self.slots[key.slot as usize].take().expect("a queued key's slot holds its event");
-        self.free.push(key.slot);
-        Ok((key.at_ns, event))
+        Ok((key.at_ns, key.event))
     }
 
     #[cfg(test)]
@@ -391,15 +370,4 @@ mod tests {
         assert_eq!(queue.pop(), None);
     }
 
-    #[test]
-    fn slots_are_reused_so_the_slab_holds_only_what_waits() {
-        let mut queue = EventQueue::new();
-        for round in 0..1_000u64 {
-            queue.push(round, 2 * round, round);
-            queue.push(round, 2 * round + 1, round);
-            assert_eq!(queue.pop(), Some((round, round)));
-            assert_eq!(queue.pop(), Some((round, round)));
-        }
-        assert_eq!(queue.slots.len(), 2);
-    }
 }
