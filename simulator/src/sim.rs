@@ -1075,22 +1075,26 @@ impl<P: Process> Simulation<P> {
     fn call(&mut self, node: u32, callback: impl FnOnce(&mut P, &mut Context<'_, P::Event>)) {
         let slot = &mut self.slots[node as usize];
         let Some(process) = slot.process.as_mut() else { return };
-        let mut outputs = std::mem::take(&mut self.outputs);
         let mut context = Context {
             node,
             local_ns: slot.clock.local_ns(self.now_ns),
-            outputs: &mut outputs,
+            outputs: &mut self.outputs,
             rng: &mut slot.rng,
             describe: self.trace.wants_text(),
         };
         callback(process, &mut context);
-        self.apply_outputs(node, &mut outputs);
-        self.outputs = outputs;
+        self.apply_outputs(node);
     }
 
-    fn apply_outputs(&mut self, node: u32, outputs: &mut Outputs<P::Event>) {
+    /// Carries out what the callback that just ran on `node` asked for, in `self.outputs`.
+    /// An action may run another callback (a restart boots the process), which fills and
+    /// empties `self.outputs` on its own: so the actions are taken out first, and their
+    /// buffer goes back at the end unless a nested callback left one there.
+    fn apply_outputs(&mut self, node: u32) {
+        let mut actions = std::mem::take(&mut self.outputs.actions);
+        let timer = self.outputs.timer.take();
         let mut restarting = false;
-        for action in outputs.actions.drain(..) {
+        for action in actions.drain(..) {
             if restarting {
                 // Asked for after `restart_from_disk`: the process is going away.
                 continue;
@@ -1201,10 +1205,13 @@ impl<P: Process> Simulation<P> {
                 }
             }
         }
-        if let Some(deadline) = outputs.timer.take()
+        if let Some(deadline) = timer
             && !restarting
         {
             self.set_timer(node, deadline);
+        }
+        if self.outputs.actions.capacity() == 0 {
+            self.outputs.actions = actions;
         }
     }
 
@@ -1643,19 +1650,17 @@ impl<P: Process> Simulation<P> {
                 None => format!("{} boot from {disk_bytes}B of disk", names[node as usize]),
             },
         );
-        let mut outputs = std::mem::take(&mut self.outputs);
         let slot = &mut self.slots[node as usize];
         let mut context = Context {
             node,
             local_ns: slot.clock.local_ns(self.now_ns),
-            outputs: &mut outputs,
+            outputs: &mut self.outputs,
             rng: &mut slot.rng,
             describe: self.trace.wants_text(),
         };
         let process = P::boot(&self.process_config, &mut context, &disk);
         slot.process = Some(process);
-        self.apply_outputs(node, &mut outputs);
-        self.outputs = outputs;
+        self.apply_outputs(node);
         if self.network.transport() == Transport::Datagram || self.network.mixes_transports() {
             for peer in self.network.neighbours(node) {
                 if self.network.transport_between(node, peer) == Transport::Datagram {
