@@ -369,5 +369,4 @@ mod tests {
         assert_eq!(queue.pop(), Some((last_ns + BUCKET_NS, "beyond")));
         assert_eq!(queue.pop(), None);
     }
-
 }
