@@ -553,9 +553,7 @@ fn a_sender_whose_acks_were_lost_learns_them_from_the_answer_to_its_resend() {
     // Then its acks get through again, its pulls still do not.
     cluster.one_way_lost = Some((1, 0, Some(MessageType::OutboxPull)));
     let resent = total(&cluster, |stats| stats.retransmits);
-    eprintln!("DEBUG resent before {resent} sealed {}", total(&cluster, |stats| stats.seals_made));
     run(&mut cluster, 30);
-    eprintln!("DEBUG resent after {}", total(&cluster, |stats| stats.retransmits));
     assert!(
         total(&cluster, |stats| stats.retransmits) > resent,
         "nothing was resent: the test shows nothing"

@@ -91,7 +91,7 @@ pub(crate) struct Peer {
     /// the broadcast tree) or only once it has lacked them for a pull interval (a lazy link):
     /// PROTOCOL.md 8.6. Every session starts eager; a Prune makes it lazy, a repair eager.
     pub(crate) eager: bool,
-    /// Our durable vector a pull interval before the peer's latest pull arrived
+    /// What we could relay a pull interval before the peer's latest pull arrived
     /// ([`RelayableHistory`]): a lazy outbox pushes only entries within it, which the peer has
     /// lacked for at least a pull interval.
     pub(crate) lazy_limit: VersionVector,
@@ -137,7 +137,8 @@ pub(crate) fn lazy_pull_intervals(lazy_links: usize) -> u64 {
 }
 
 /// What this node could relay over the last pull interval (its durable vector, lowered for
-/// other origins to what is proven, PROTOCOL.md 8.13), sampled at most every eighth of one: a
+/// other origins to what is proven and for its own to what is sealed, PROTOCOL.md 8.13),
+/// sampled at most every eighth of one: a
 /// lazy outbox pushes what the node could have pushed for a pull interval (PROTOCOL.md 8.6),
 /// whenever the neighbour's pull arrives. A sample stands for a time at or after its own, so
 /// the vector it gives is never more than what was relayable then. (Sampling the durable
@@ -400,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn relayable_history_answers_with_what_was_durable_at_least_an_interval_ago() {
+    fn relayable_history_answers_with_what_was_relayable_at_least_an_interval_ago() {
         const SECOND: u64 = 1_000_000_000;
         let mut history = RelayableHistory::default();
         assert_eq!(history.as_of(5 * SECOND), None);
