@@ -835,6 +835,7 @@ impl<P: Process> Simulation<P> {
         self.push(at_ns, Event::Deliver { to, slot });
     }
 
+    #[inline(always)]
     fn push(&mut self, at_ns: u64, event: Event<P::Command>) {
         let sequence = self.sequence;
         self.sequence += 1;
