@@ -272,6 +272,7 @@ struct Mail {
 
 impl Mail {
     /// Keeps `message`; returns its slot.
+    #[inline(always)]
     fn post(&mut self, message: InFlight) -> u32 {
         if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = Some(message);
@@ -285,6 +286,7 @@ impl Mail {
 
     /// Takes the message in `slot` out, freeing it. Every event names a slot that holds its
     /// message, taken once: a slot without one is a simulator bug.
+    #[inline(always)]
     fn collect(&mut self, slot: u32) -> InFlight {
         let message = self.slots[slot as usize].take().expect("a delivery's slot holds its message");
         self.free.push(slot);
