@@ -184,9 +184,8 @@ impl<E> EventQueue<E> {
         unreachable!("the ring holds {} keys but no bucket is marked", self.ringed)
     }
 
-    /// The ring's first occupied bucket and the earliest time in it. The ring must hold a key.
-    fn first_bucket(&self) -> (usize, u64) {
-        let index = self.first_occupied();
+    /// The earliest time in the ring's bucket `index`, which holds keys.
+    fn earliest_in(&self, index: usize) -> u64 {
         let mut earliest = u64::MAX;
         let mut link = self.heads[index];
         debug_assert_ne!(link, NONE, "a bucket marked occupied holds keys");
@@ -195,7 +194,7 @@ impl<E> EventQueue<E> {
             earliest = earliest.min(key.as_ref().map_or(u64::MAX, |key| key.at_ns));
             link = *next;
         }
-        (index, earliest)
+        earliest
     }
 
     /// The time of the earliest event.
@@ -207,7 +206,7 @@ impl<E> EventQueue<E> {
         if self.ringed > 0 {
             // Peeking moves nothing: a key pushed after it, earlier than this bucket, must
             // still find its place in the ring rather than in front of `current`.
-            return Some(self.first_bucket().1);
+            return Some(self.earliest_in(self.first_occupied()));
         }
         self.far.peek().map(|Reverse(key)| key.at_ns)
     }
@@ -224,10 +223,17 @@ impl<E> EventQueue<E> {
             self.next = first.bucket();
             self.reach_far();
         }
-        let (index, earliest) = self.first_bucket();
-        if earliest > end_ns {
-            // Not due: nothing moves, so a key pushed before it still finds its bucket.
-            return Err(Some(earliest));
+        let index = self.first_occupied();
+        let start = (self.next % BUCKETS as u64) as usize;
+        let bucket = self.next + ((index + BUCKETS - start) % BUCKETS) as u64;
+        // A bucket that ends by `end_ns` is due whatever its earliest key (a run's end is
+        // usually far ahead): only a bucket across `end_ns` needs its keys read first.
+        if bucket.saturating_mul(BUCKET_NS).saturating_add(BUCKET_NS - 1) > end_ns {
+            let earliest = self.earliest_in(index);
+            if earliest > end_ns {
+                // Not due: nothing moves, so a key pushed before it still finds its bucket.
+                return Err(Some(earliest));
+            }
         }
         // The list holds the bucket's keys last pushed first: keys arrive mostly in ascending
         // order (timers set in turn), so they come out mostly as one descending run, which the
@@ -247,8 +253,7 @@ impl<E> EventQueue<E> {
         self.occupied[index / 64] &= !(1 << (index % 64));
         self.ringed -= self.current.len();
         self.current.sort_by(|left, right| right.cmp(left));
-        let start = (self.next % BUCKETS as u64) as usize;
-        self.next += ((index + BUCKETS - start) % BUCKETS) as u64 + 1;
+        self.next = bucket + 1;
         self.reach_far();
         Ok(())
     }
