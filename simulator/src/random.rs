@@ -73,6 +73,7 @@ pub fn stream(seed: u64, stream: Stream) -> ChaCha8Rng {
 }
 
 /// A uniform integer in `min..=max` (Lemire's multiply-and-reject, unbiased).
+#[inline(always)]
 pub fn uniform(rng: &mut impl RngCore, min: u64, max: u64) -> u64 {
     if min >= max {
         return min;
