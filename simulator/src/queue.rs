@@ -104,7 +104,8 @@ pub(crate) struct EventQueue<E> {
     /// The first link of each bucket's list, `NONE` when it is empty.
     heads: Box<[u32; BUCKETS]>,
     /// The ring's keys, each linked to the next of its bucket (the last pushed first); free
-    /// links hold no key and are linked from `free`.
+    /// links hold no key and are linked from `free`. It never shrinks: it is as large as the
+    /// most keys ever in the ring at once (40 bytes each for a 16-byte event).
     links: Vec<Link<E>>,
     /// The first free link, `NONE` when every link holds a key.
     free: u32,
@@ -114,6 +115,9 @@ pub(crate) struct EventQueue<E> {
     ringed: usize,
     next: u64,
     far: BinaryHeap<Reverse<Key<E>>>,
+    /// The most keys the ring has held at once, for `check_slab`.
+    #[cfg(test)]
+    most_ringed: usize,
 }
 
 impl<E> EventQueue<E> {
@@ -127,6 +131,8 @@ impl<E> EventQueue<E> {
             ringed: 0,
             next: 0,
             far: BinaryHeap::new(),
+            #[cfg(test)]
+            most_ringed: 0,
         }
     }
 
@@ -153,9 +159,14 @@ impl<E> EventQueue<E> {
         let index = (key.bucket() % BUCKETS as u64) as usize;
         let head = self.heads[index];
         let link = if self.free == NONE {
-            // More keys in the ring than a u32 counts would not fit in memory.
+            // `NONE` ends a list, so it can name no link: 2^32 - 1 keys in the ring at once
+            // (160 GiB of links) is where the ring stops rather than lose a key.
+            let link = u32::try_from(self.links.len())
+                .ok()
+                .filter(|&link| link != NONE)
+                .expect("fewer than 2^32 - 1 keys wait in the ring at once");
             self.links.push(Link { key: Some(key), next: head });
-            (self.links.len() - 1) as u32
+            link
         } else {
             let link = self.free;
             let free = &mut self.links[link as usize];
@@ -166,6 +177,10 @@ impl<E> EventQueue<E> {
         self.heads[index] = link;
         self.occupied[index / 64] |= 1 << (index % 64);
         self.ringed += 1;
+        #[cfg(test)]
+        {
+            self.most_ringed = self.most_ringed.max(self.ringed);
+        }
     }
 
     /// The ring's first occupied bucket: its index. The ring must hold a key.
@@ -191,6 +206,7 @@ impl<E> EventQueue<E> {
         debug_assert_ne!(link, NONE, "a bucket marked occupied holds keys");
         while link != NONE {
             let Link { key, next } = &self.links[link as usize];
+            debug_assert!(key.is_some(), "a link in a bucket's list holds a key");
             earliest = earliest.min(key.as_ref().map_or(u64::MAX, |key| key.at_ns));
             link = *next;
         }
@@ -250,6 +266,7 @@ impl<E> EventQueue<E> {
             self.free = link;
             link = next;
         }
+        debug_assert!(!self.current.is_empty(), "a bucket marked occupied holds keys");
         self.occupied[index / 64] &= !(1 << (index % 64));
         self.ringed -= self.current.len();
         self.current.sort_by(|left, right| right.cmp(left));
@@ -292,6 +309,43 @@ impl<E> EventQueue<E> {
     fn len(&self) -> usize {
         self.current.len() + self.ringed + self.far.len()
     }
+
+    /// Panics unless the slab is whole: every link is in exactly one list (a bucket's or the
+    /// free one), a bucket's links hold keys of that bucket and free ones none, the bitmap
+    /// marks the buckets with keys, `ringed` counts them, and a freed link is reused before
+    /// the slab grows (so it holds no more links than keys ever waited at once).
+    #[cfg(test)]
+    fn check_slab(&self) {
+        let mut seen = vec![false; self.links.len()];
+        let mut visit = |link: u32| {
+            let index = link as usize;
+            assert!(!std::mem::replace(&mut seen[index], true), "link {index} is in two lists");
+        };
+        let mut keys = 0;
+        for (index, &head) in self.heads.iter().enumerate() {
+            let marked = self.occupied[index / 64] & (1 << (index % 64)) != 0;
+            assert_eq!(marked, head != NONE, "bucket {index}'s bit and its list disagree");
+            let mut link = head;
+            while link != NONE {
+                visit(link);
+                let Link { key, next } = &self.links[link as usize];
+                let key = key.as_ref().expect("a linked key");
+                assert_eq!((key.bucket() % BUCKETS as u64) as usize, index, "a key in another bucket");
+                assert!(key.bucket() >= self.next && key.bucket() - self.next < BUCKETS as u64);
+                keys += 1;
+                link = *next;
+            }
+        }
+        let mut link = self.free;
+        while link != NONE {
+            visit(link);
+            assert!(self.links[link as usize].key.is_none(), "a free link holds a key");
+            link = self.links[link as usize].next;
+        }
+        assert_eq!(keys, self.ringed);
+        assert!(seen.iter().all(|&seen| seen), "a link is in no list");
+        assert!(self.links.len() <= self.most_ringed, "the slab grew while a link was free");
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +365,9 @@ mod tests {
         PushAfter(u64),
         Pop,
         PopDue(u64),
+        /// A pop of what is due by this long after the last time popped: ends on and around
+        /// the edges of the bucket being reached, wherever the ring has turned to.
+        PopDueAfter(u64),
     }
 
     fn operation() -> impl Strategy<Value = Operation> {
@@ -319,6 +376,7 @@ mod tests {
             2 => after_ns().prop_map(Operation::PushAfter),
             1 => Just(Operation::Pop),
             1 => at_ns().prop_map(Operation::PopDue),
+            1 => after_ns().prop_map(Operation::PopDueAfter),
         ]
     }
 
@@ -381,7 +439,12 @@ mod tests {
                         popped_ns = popped.as_ref().map_or(popped_ns, |(at_ns, _)| *at_ns);
                         prop_assert_eq!(popped, expected);
                     }
-                    Operation::PopDue(end_ns) => {
+                    Operation::PopDue(_) | Operation::PopDueAfter(_) => {
+                        let end_ns = match operation {
+                            Operation::PopDueAfter(after_ns) => popped_ns.saturating_add(after_ns),
+                            Operation::PopDue(end_ns) => end_ns,
+                            _ => unreachable!(),
+                        };
                         let expected = match reference.peek() {
                             Some(Reverse((at_ns, _, _))) if *at_ns <= end_ns => {
                                 reference.pop().map(|Reverse((at_ns, _, event))| (at_ns, event)).ok_or(None)
@@ -393,6 +456,7 @@ mod tests {
                         prop_assert_eq!(popped, expected);
                     }
                 }
+                queue.check_slab();
                 prop_assert_eq!(queue.len(), reference.len());
                 prop_assert_eq!(queue.peek_ns(), reference.peek().map(|Reverse((at_ns, _, _))| *at_ns));
             }
