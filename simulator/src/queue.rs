@@ -439,11 +439,11 @@ mod tests {
                         popped_ns = popped.as_ref().map_or(popped_ns, |(at_ns, _)| *at_ns);
                         prop_assert_eq!(popped, expected);
                     }
-                    Operation::PopDue(_) | Operation::PopDueAfter(_) => {
-                        let end_ns = match operation {
-                            Operation::PopDueAfter(after_ns) => popped_ns.saturating_add(after_ns),
-                            Operation::PopDue(end_ns) => end_ns,
-                            _ => unreachable!(),
+                    Operation::PopDue(end_ns) | Operation::PopDueAfter(end_ns) => {
+                        let end_ns = if matches!(operation, Operation::PopDueAfter(_)) {
+                            popped_ns.saturating_add(end_ns)
+                        } else {
+                            end_ns
                         };
                         let expected = match reference.peek() {
                             Some(Reverse((at_ns, _, _))) if *at_ns <= end_ns => {
